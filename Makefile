@@ -1,0 +1,39 @@
+# The front door. Every target runs `setup` first, which is a no-op once done.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+TAP := node_modules/.bin/tap
+TSX := node_modules/.bin/tsx
+
+.PHONY: help setup typecheck build test e2e bench demo clean
+
+help:
+	@echo "make demo   - set up, build, create a local cluster in a file:// state store and show what it boots from"
+	@echo "make test   - set up, type-check and run every test"
+	@echo "make setup  - install apt packages (etcd, shellcheck, ...) and npm dependencies"
+	@echo "make build  - build the single binaries into dist/bin"
+	@echo "make e2e    - end-to-end tests against the built binaries"
+	@echo "make bench  - benchmarks (each prints a ratio against a reference measured in the same run)"
+
+setup:
+	@bash scripts/setup.sh
+
+typecheck: setup
+	node_modules/.bin/tsc -p tsconfig.json
+
+build: setup
+	node scripts/build-binaries.mjs
+
+test: typecheck
+	$(TAP) $(TAP_ARGS)
+
+e2e: build
+	$(TAP) test/e2e
+
+bench: build
+	$(TSX) bench/startup.ts
+
+demo: build
+	bash scripts/demo.sh
+
+clean:
+	rm -rf dist .tap

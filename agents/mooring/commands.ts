@@ -1,0 +1,268 @@
+// The operations behind each `mooring` command. Every one validates everything
+// before it writes anything, so bad input leaves the store exactly as it was.
+import { readFile } from 'node:fs/promises';
+import { newClusterObjects } from '../../shared/api/complete.js';
+import { parseObjects, stringifyObjects, type ParsedObject } from '../../shared/api/parse.js';
+import { StorePaths, type Cluster, type InstanceGroup } from '../../shared/api/types.js';
+import { ExitCode, UserError } from '../../shared/errors.js';
+import type { StateStore } from '../../shared/store/types.js';
+import { resolveAgentBinary, type AgentBinaryOptions } from './agent-binary.js';
+import { ClusterRepository, type StoredCluster } from './cluster-repository.js';
+import type { CliIO } from './io.js';
+import { cloudName, formatInstanceGroups, parseOutputFormat, table, zonesOf } from './output.js';
+import { formatPlan, hasChanges } from './store-plan.js';
+import { updateCluster } from './update-cluster.js';
+import { requireValid } from './validation.js';
+
+export interface CreateClusterOptions {
+  zones?: string;
+  controlPlaneCount: string;
+  nodeCount: string;
+  cloud: string;
+  kubernetesVersion?: string;
+}
+
+export async function createCluster(store: StateStore, io: CliIO, name: string, o: CreateClusterOptions): Promise<void> {
+  if (o.cloud !== 'aws' && o.cloud !== 'local') {
+    throw new UserError(`--cloud: unknown cloud "${o.cloud}" (want aws or local)`, ExitCode.Usage);
+  }
+  const zones = (o.zones ?? (o.cloud === 'local' ? 'local-a' : '')).split(',').map((z) => z.trim()).filter(Boolean);
+  if (zones.length === 0) throw new UserError('--zones is required (e.g. --zones us-east-1a,us-east-1b)', ExitCode.Usage);
+  const objects = newClusterObjects({
+    name,
+    zones,
+    controlPlaneCount: parseCount('--control-plane-count', o.controlPlaneCount),
+    nodeCount: parseCount('--node-count', o.nodeCount),
+    cloud: o.cloud,
+    kubernetesVersion: o.kubernetesVersion,
+  });
+  await createObjects(store, io, [objects.cluster, ...objects.instanceGroups]);
+}
+
+function parseCount(flag: string, value: string): number {
+  if (!/^\d+$/.test(value)) throw new UserError(`${flag}: "${value}" is not a whole number`, ExitCode.Usage);
+  return Number(value);
+}
+
+async function readObjectsFile(file: string): Promise<ParsedObject[]> {
+  let text: string;
+  try {
+    text = file === '-' ? await readStdin() : await readFile(file, 'utf8');
+  } catch (err) {
+    throw new UserError(`cannot read ${file}: ${(err as Error).message}`, ExitCode.Usage, { cause: err });
+  }
+  const objects = parseObjects(text, file === '-' ? '<stdin>' : file);
+  if (objects.length === 0) throw new UserError(`${file}: no Cluster or InstanceGroup objects found`, ExitCode.InvalidSpec);
+  return objects;
+}
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/** Groups objects by the cluster they belong to (a group names its cluster by label, or the file's only cluster). */
+function byCluster(objects: ParsedObject[]): Map<string, { cluster?: ParsedObject; groups: ParsedObject[] }> {
+  const clusters = objects.filter((o) => o.object.kind === 'Cluster');
+  const fallback = clusters.length === 1 ? clusters[0]?.object.metadata.name : undefined;
+  const result = new Map<string, { cluster?: ParsedObject; groups: ParsedObject[] }>();
+  const entry = (name: string) => {
+    let e = result.get(name);
+    if (!e) result.set(name, (e = { groups: [] }));
+    return e;
+  };
+  for (const parsed of objects) {
+    if (parsed.object.kind === 'Cluster') {
+      const e = entry(parsed.object.metadata.name);
+      if (e.cluster) throw new UserError(`${parsed.source}: cluster "${parsed.object.metadata.name}" appears twice`, ExitCode.InvalidSpec);
+      e.cluster = parsed;
+    } else {
+      const name = parsed.object.metadata.labels?.['kops.k8s.io/cluster'] ?? fallback;
+      if (!name) {
+        throw new UserError(
+          `${parsed.source}: instance group "${parsed.object.metadata.name}" has no metadata.labels."kops.k8s.io/cluster" and the file holds no single cluster`,
+          ExitCode.InvalidSpec,
+        );
+      }
+      entry(name).groups.push(parsed);
+    }
+  }
+  return result;
+}
+
+export async function createFromFile(store: StateStore, io: CliIO, file: string): Promise<void> {
+  const objects = await readObjectsFile(file);
+  await createObjects(store, io, objects);
+}
+
+async function createObjects(store: StateStore, io: CliIO, input: Array<ParsedObject | Cluster | InstanceGroup>): Promise<void> {
+  const objects = input.map(asParsed);
+  const repo = new ClusterRepository(store);
+  const plans: Array<() => Promise<void>> = [];
+  for (const [name, part] of byCluster(objects)) {
+    const exists = await repo.exists(name);
+    if (part.cluster && exists) throw new UserError(`cluster "${name}" already exists in ${store.baseURL}; use replace -f to change it`, ExitCode.Conflict);
+    const current: StoredCluster | undefined = exists ? await repo.load(name) : undefined;
+    const cluster = (part.cluster ?? current?.cluster) as ParsedObject | undefined;
+    if (!cluster) throw new UserError(`cluster "${name}" not found in ${store.baseURL}; create the cluster first`, ExitCode.NotFound);
+    for (const g of part.groups) {
+      if (current?.instanceGroups.some((c) => c.object.metadata.name === g.object.metadata.name)) {
+        throw new UserError(`instance group "${g.object.metadata.name}" already exists in cluster "${name}"; use replace -f to change it`, ExitCode.Conflict);
+      }
+    }
+    requireValid(cluster, [...(current?.instanceGroups ?? []), ...part.groups]);
+    plans.push(async () => {
+      await repo.save(name, {
+        cluster: part.cluster?.object as Cluster | undefined,
+        instanceGroups: part.groups.map((g) => g.object as InstanceGroup),
+      });
+      io.out(describeWrite('created', name, part.cluster !== undefined, part.groups));
+    });
+  }
+  // Only once every cluster in the input is valid does anything get written.
+  for (const write of plans) await write();
+}
+
+export async function replaceFromFile(store: StateStore, io: CliIO, file: string, force: boolean): Promise<void> {
+  const objects = await readObjectsFile(file);
+  const repo = new ClusterRepository(store);
+  const plans: Array<() => Promise<void>> = [];
+  for (const [name, part] of byCluster(objects)) {
+    const exists = await repo.exists(name);
+    if (!exists && !(force && part.cluster)) {
+      throw new UserError(`cluster "${name}" not found in ${store.baseURL}; use create -f (or replace --force)`, ExitCode.NotFound);
+    }
+    const current = exists ? await repo.load(name) : undefined;
+    const groups = new Map<string, ParsedObject>((current?.instanceGroups ?? []).map((g) => [g.object.metadata.name, g]));
+    for (const g of part.groups) {
+      if (!groups.has(g.object.metadata.name) && !force) {
+        throw new UserError(`instance group "${g.object.metadata.name}" not found in cluster "${name}"; use create -f (or replace --force)`, ExitCode.NotFound);
+      }
+    }
+    const cluster = (part.cluster ?? current?.cluster) as ParsedObject;
+    const merged = [...groups.values()].filter((g) => !part.groups.some((p) => p.object.metadata.name === g.object.metadata.name));
+    requireValid(cluster, [...merged, ...part.groups]);
+    plans.push(async () => {
+      await repo.save(name, {
+        cluster: part.cluster?.object as Cluster | undefined,
+        instanceGroups: part.groups.map((g) => g.object as InstanceGroup),
+      });
+      io.out(describeWrite('replaced', name, part.cluster !== undefined, part.groups));
+    });
+  }
+  for (const write of plans) await write();
+}
+
+function describeWrite(verb: string, cluster: string, wroteCluster: boolean, groups: ParsedObject[]): string {
+  const parts: string[] = [];
+  if (wroteCluster) parts.push(`cluster "${cluster}"`);
+  for (const g of groups) parts.push(`instance group "${g.object.metadata.name}"`);
+  return `${verb} ${parts.join(', ')}${wroteCluster ? '' : ` in cluster "${cluster}"`}\n`;
+}
+
+function asParsed(o: ParsedObject | Cluster | InstanceGroup): ParsedObject {
+  if ('object' in o && 'source' in o) return o as ParsedObject;
+  const object = o as Cluster | InstanceGroup;
+  return { object, source: `generated ${object.kind} "${object.metadata.name}"`, lineOf: () => undefined };
+}
+
+export async function getClusters(store: StateStore, io: CliIO, output?: string): Promise<void> {
+  const format = parseOutputFormat(output, 'table');
+  const repo = new ClusterRepository(store);
+  const clusters: Cluster[] = [];
+  for (const name of await repo.listClusters()) clusters.push((await repo.load(name)).cluster.object);
+  if (format !== 'table') {
+    io.out(stringifyObjects(clusters, format));
+    return;
+  }
+  if (clusters.length === 0) {
+    io.err(`no clusters found in ${store.baseURL}\n`);
+    return;
+  }
+  io.out(table(['NAME', 'CLOUD', 'ZONES'], clusters.map((c) => [c.metadata.name, cloudName(c), zonesOf(c)])));
+}
+
+export async function getCluster(store: StateStore, io: CliIO, name: string, output: string | undefined, withGroups: boolean): Promise<void> {
+  const format = parseOutputFormat(output, 'table');
+  const stored = await new ClusterRepository(store).load(name);
+  const cluster = stored.cluster.object;
+  if (format === 'table') {
+    io.out(table(['NAME', 'CLOUD', 'ZONES'], [[cluster.metadata.name, cloudName(cluster), zonesOf(cluster)]]));
+    if (withGroups) io.out('\n' + formatInstanceGroups(stored.instanceGroups.map((g) => g.object), 'table'));
+    return;
+  }
+  const objects = withGroups ? [cluster, ...stored.instanceGroups.map((g) => g.object)] : [cluster];
+  io.out(stringifyObjects(objects, format));
+}
+
+export async function getInstanceGroups(store: StateStore, io: CliIO, name: string, output?: string): Promise<void> {
+  const format = parseOutputFormat(output, 'table');
+  const stored = await new ClusterRepository(store).load(name);
+  io.out(formatInstanceGroups(stored.instanceGroups.map((g) => g.object), format));
+}
+
+export async function getUserData(store: StateStore, io: CliIO, name: string, ig: string): Promise<void> {
+  await getRendered(store, io, name, ig, StorePaths.userData(ig), 'user-data');
+}
+
+async function getRendered(store: StateStore, io: CliIO, name: string, ig: string, path: string, what: string): Promise<void> {
+  const repo = new ClusterRepository(store);
+  const stored = await repo.load(name);
+  if (!stored.instanceGroups.some((g) => g.object.metadata.name === ig)) {
+    throw new UserError(`instance group "${ig}" not found in cluster "${name}"`, ExitCode.NotFound);
+  }
+  const content = await repo.clusterStore(name).readIfExists(path);
+  if (content === undefined) {
+    throw new UserError(`no ${what} for instance group "${ig}" yet: run "mooring update cluster ${name} --yes" first`, ExitCode.NotFound);
+  }
+  io.out(content.toString('utf8'));
+}
+
+export async function runUpdateCluster(
+  store: StateStore,
+  io: CliIO,
+  name: string,
+  options: AgentBinaryOptions & { yes: boolean },
+): Promise<void> {
+  const repo = new ClusterRepository(store);
+  const stored = await repo.load(name);
+  const agent = await resolveAgentBinary(options, io.env);
+  const clusterStore = repo.clusterStore(name);
+  const result = await updateCluster(clusterStore, stored, agent, options.yes);
+  io.out(formatPlan(clusterStore.baseURL, result.entries));
+  if (!hasChanges(result.entries)) {
+    io.out('No changes needed.\n');
+  } else if (!options.yes) {
+    io.out(`\nMust specify --yes to apply changes: mooring update cluster ${name} --yes\n`);
+  } else {
+    io.out(`\nCluster "${name}" updated in ${clusterStore.baseURL}.\n`);
+  }
+}
+
+/** The top-level paths of kOps' layout that `delete cluster` removes; anything else is left alone. */
+const CLUSTER_LAYOUT = ['config', 'cluster-completed.spec', 'instancegroup/', 'pki/', 'secrets/', 'igconfig/', 'addons/', 'manifests/', 'userdata/'];
+const BACKUPS = 'backups/';
+
+export async function deleteCluster(store: StateStore, io: CliIO, name: string, o: { yes: boolean; includeBackups: boolean }): Promise<void> {
+  const repo = new ClusterRepository(store);
+  if (!(await repo.exists(name))) throw new UserError(`cluster "${name}" not found in ${store.baseURL}`, ExitCode.NotFound);
+  const cs = repo.clusterStore(name);
+  const all = await cs.list('');
+  const inLayout = (p: string) => CLUSTER_LAYOUT.some((l) => (l.endsWith('/') ? p.startsWith(l) : p === l));
+  const doomed = all.filter((p) => inLayout(p) || (o.includeBackups && p.startsWith(BACKUPS)));
+  const kept = all.filter((p) => !doomed.includes(p));
+  // The cluster's config goes last, so an interrupted delete can be run again.
+  doomed.sort((a, b) => Number(a === 'config') - Number(b === 'config') || a.localeCompare(b));
+  if (!o.yes) {
+    io.out(`Will delete ${doomed.length} objects of cluster "${name}" from ${cs.baseURL}:\n`);
+    for (const p of doomed) io.out(`  ${p}\n`);
+    io.out(`\nMust specify --yes to delete: mooring delete cluster ${name} --yes\n`);
+  } else {
+    for (const p of doomed) await cs.delete(p);
+    io.out(`Deleted cluster "${name}" (${doomed.length} objects) from ${cs.baseURL}\n`);
+  }
+  const keptBackups = kept.filter((p) => p.startsWith(BACKUPS)).length;
+  if (keptBackups > 0) io.err(`kept ${keptBackups} objects under backups/ (etcd backups); pass --include-backups to delete them too\n`);
+  if (kept.length > keptBackups) io.err(`kept ${kept.length - keptBackups} objects that are not part of the cluster layout\n`);
+}

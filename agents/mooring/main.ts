@@ -1,0 +1,182 @@
+// `mooring`: the minimal provisioning CLI. It keeps the user's Cluster and
+// InstanceGroup objects in the state store and, on `update cluster`, derives
+// what instances boot from.
+import { Command, CommanderError, Option } from 'commander';
+import { openStore, storeURLFromEnv } from '../../shared/store/index.js';
+import { StoreError, type StateStore } from '../../shared/store/types.js';
+import { ExitCode, UserError } from '../../shared/errors.js';
+import { VERSION } from '../../shared/version.js';
+import * as cmd from './commands.js';
+import { processIO, type CliIO } from './io.js';
+
+const STORE_HELP = 'state store URL: file:///dir, s3://bucket/prefix or memfs://name (default $MOORING_STATE_STORE)';
+
+export async function main(argv: string[], io: CliIO = processIO): Promise<number> {
+  const program = buildProgram(io);
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return ExitCode.OK;
+  } catch (err) {
+    return reportError(err, io);
+  }
+}
+
+function reportError(err: unknown, io: CliIO): number {
+  if (err instanceof CommanderError) {
+    // Commander already printed its message (or the help/version text).
+    return err.exitCode === 0 ? ExitCode.OK : ExitCode.Usage;
+  }
+  if (err instanceof UserError) {
+    io.err(`error: ${err.message}\n`);
+    return err.exitCode;
+  }
+  if (err instanceof StoreError) {
+    io.err(`error: ${err.message}\n`);
+    return storeExitCode(err);
+  }
+  io.err(`error: ${(err as Error)?.message ?? String(err)}\n`);
+  if (io.env.MOORING_DEBUG) io.err(`${(err as Error)?.stack ?? ''}\n`);
+  return ExitCode.Failure;
+}
+
+function storeExitCode(err: StoreError): number {
+  switch (err.kind) {
+    case 'NotFound':
+      return ExitCode.NotFound;
+    case 'InvalidURL':
+      return ExitCode.Usage;
+    case 'AccessDenied':
+    case 'Unreachable':
+      return ExitCode.StoreUnavailable;
+    default:
+      return ExitCode.Failure;
+  }
+}
+
+function buildProgram(io: CliIO): Command {
+  const program = new Command('mooring')
+    .description('Keep a kOps-style cluster spec in a state store and render what its instances boot from.')
+    .version(VERSION, '--version', 'print the version')
+    .option('--state <url>', STORE_HELP)
+    .showSuggestionAfterError()
+    .exitOverride()
+    .configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) })
+    .addHelpText(
+      'after',
+      `
+Exit codes: 0 ok, 1 failure, 2 bad usage, 3 invalid spec, 4 not found, 5 state store unreachable or access denied, 6 already exists.
+
+Example:
+  export MOORING_STATE_STORE=file:///var/lib/mooring/state
+  mooring create cluster demo.example.com --cloud local --zones local-a --control-plane-count 1 --node-count 1
+  mooring update cluster demo.example.com --yes
+  mooring get userdata demo.example.com --instance-group control-plane-local-a`,
+    );
+
+  const store = (): StateStore => openStore(storeURLFromEnv(program.opts<{ state?: string }>().state, io.env), { env: io.env });
+  const inherit = (c: Command) => c.exitOverride().configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) });
+
+  // create
+  const create = inherit(new Command('create'))
+    .description('create a cluster, or create the objects in a file (create -f FILE)')
+    .option('-f, --filename <file>', 'YAML or JSON file of Cluster and InstanceGroup objects ("-" for stdin)')
+    .action(async (o: { filename?: string }, c: Command) => {
+      if (!o.filename) {
+        c.help({ error: true });
+      }
+      await cmd.createFromFile(store(), io, o.filename as string);
+    });
+  create.addCommand(
+    inherit(new Command('cluster'))
+      .description('write a new cluster spec (Cluster + InstanceGroups) to the state store; nothing else is created until "update cluster --yes"')
+      .argument('<name>', 'cluster name, a DNS name such as demo.example.com')
+      .option('--zones <zones>', 'comma-separated zones, e.g. us-east-1a,us-east-1b (cloud local: default local-a)')
+      .option('--control-plane-count <n>', 'number of control-plane instances', '1')
+      .option('--node-count <n>', 'number of worker nodes', '2')
+      .addOption(new Option('--cloud <cloud>', 'cloud provider').choices(['aws', 'local']).default('aws'))
+      .option('--kubernetes-version <version>', 'Kubernetes version (default: the completion default)')
+      .action(async (name: string, o: cmd.CreateClusterOptions) => cmd.createCluster(store(), io, name, o)),
+  );
+  program.addCommand(create);
+
+  program.addCommand(
+    inherit(new Command('replace'))
+      .description('replace existing objects with the ones in a file (the whole spec is validated first)')
+      .requiredOption('-f, --filename <file>', 'YAML or JSON file of Cluster and InstanceGroup objects ("-" for stdin)')
+      .option('--force', 'create objects that do not exist yet', false)
+      .action(async (o: { filename: string; force: boolean }) => cmd.replaceFromFile(store(), io, o.filename, o.force)),
+  );
+
+  // get
+  const get = inherit(new Command('get')).description('show clusters, instance groups and rendered user-data');
+  get.addCommand(
+    inherit(new Command('clusters'))
+      .description('list the clusters in the state store')
+      .option('-o, --output <format>', 'table, yaml or json', 'table')
+      .action(async (o: { output: string }) => cmd.getClusters(store(), io, o.output)),
+  );
+  get.addCommand(
+    inherit(new Command('cluster'))
+      .description("show one cluster's spec as the user wrote it (not the completed spec)")
+      .argument('<name>', 'cluster name')
+      .option('-o, --output <format>', 'table, yaml or json', 'table')
+      .action(async (name: string, o: { output: string }) => cmd.getCluster(store(), io, name, o.output, false)),
+  );
+  get.addCommand(
+    inherit(new Command('all'))
+      .description('show a cluster and all its instance groups (-o yaml output can be fed to replace -f)')
+      .argument('<name>', 'cluster name')
+      .option('-o, --output <format>', 'table, yaml or json', 'table')
+      .action(async (name: string, o: { output: string }) => cmd.getCluster(store(), io, name, o.output, true)),
+  );
+  get.addCommand(
+    inherit(new Command('instancegroups'))
+      .alias('ig')
+      .alias('instancegroup')
+      .description("list a cluster's instance groups")
+      .argument('<name>', 'cluster name')
+      .option('-o, --output <format>', 'table, yaml or json', 'table')
+      .action(async (name: string, o: { output: string }) => cmd.getInstanceGroups(store(), io, name, o.output)),
+  );
+  get.addCommand(
+    inherit(new Command('userdata'))
+      .description('print the user-data rendered for an instance group by "update cluster --yes"')
+      .argument('<name>', 'cluster name')
+      .requiredOption('--instance-group <ig>', 'instance group name')
+      .action(async (name: string, o: { instanceGroup: string }) => cmd.getUserData(store(), io, name, o.instanceGroup)),
+  );
+  program.addCommand(get);
+
+  // update
+  const update = inherit(new Command('update')).description('bring the state store in line with the spec');
+  update.addCommand(
+    inherit(new Command('cluster'))
+      .description(
+        'complete the spec and write the completed spec, PKI, per-group node configs, etcd control specs and user-data; ' +
+          'without --yes it only prints what would change and writes nothing',
+      )
+      .argument('<name>', 'cluster name')
+      .option('--yes', 'apply the changes', false)
+      .option('--agent-url <url...>', 'mirror URL(s) instances download the agent binary from (default $MOORING_AGENT_URLS, comma-separated; or this binary)')
+      .option('--agent-sha256 <hex>', 'sha256 of the agent binary (default $MOORING_AGENT_SHA256; or the hash of this binary)')
+      .action(async (name: string, o: { yes: boolean; agentUrl?: string[]; agentSha256?: string }) =>
+        cmd.runUpdateCluster(store(), io, name, { yes: o.yes, agentURL: o.agentUrl, agentSHA256: o.agentSha256 }),
+      ),
+  );
+  program.addCommand(update);
+
+  // delete
+  const del = inherit(new Command('delete')).description('delete a cluster from the state store');
+  del.addCommand(
+    inherit(new Command('cluster'))
+      .description("delete the cluster's objects of the kOps layout; without --yes it lists them. etcd backups are kept unless --include-backups")
+      .argument('<name>', 'cluster name')
+      .option('--yes', 'really delete', false)
+      .option('--include-backups', 'also delete backups/ (etcd backups and control files)', false)
+      .action(async (name: string, o: { yes: boolean; includeBackups: boolean }) => cmd.deleteCluster(store(), io, name, o)),
+  );
+  program.addCommand(del);
+
+  return program;
+}
+

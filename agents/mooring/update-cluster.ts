@@ -1,0 +1,104 @@
+// `mooring update cluster`: complete the user's spec and derive everything the
+// instances need (completed spec, PKI, node configs, etcd control specs, user-data).
+import YAML from 'yaml';
+import { completeCluster } from '../../shared/api/complete.js';
+import { buildBootConfig, buildNodeConfig, serializeNodeConfig } from '../../shared/api/nodeconfig.js';
+import { stringifyObjects } from '../../shared/api/parse.js';
+import { StorePaths, type Cluster, type InstanceGroup } from '../../shared/api/types.js';
+import { clusterKeysetNames, ensureClusterPKI, planClusterPKI } from '../../shared/pki/cluster-pki.js';
+import { loadKeyset, primaryKeypair } from '../../shared/pki/keyset.js';
+import type { StateStore } from '../../shared/store/types.js';
+import { renderUserData } from '../../bootstrap/render-userdata.js';
+import type { AgentBinary } from './agent-binary.js';
+import { requireValid } from './validation.js';
+import type { StoredCluster } from './cluster-repository.js';
+import { applyPlan, diffAgainstStore, type DesiredObject, type PlanEntry } from './store-plan.js';
+
+/** Keypair ids not yet known in a dry run (the CA is created only with --yes). */
+const PENDING_ID = 'pending-creation';
+
+export interface UpdateResult {
+  entries: PlanEntry[];
+  pkiToCreate: string[];
+  applied: boolean;
+}
+
+export async function updateCluster(
+  clusterStore: StateStore,
+  stored: StoredCluster,
+  agent: AgentBinary,
+  apply: boolean,
+): Promise<UpdateResult> {
+  requireValid(stored.cluster, stored.instanceGroups);
+  const completed = completeCluster(
+    stored.cluster.object,
+    stored.instanceGroups.map((p) => p.object),
+    { configBase: clusterStore.baseURL },
+  );
+  const etcdNames = (completed.cluster.spec.etcdClusters ?? []).map((e) => e.name);
+  const keysetNames = clusterKeysetNames(etcdNames);
+  const pki = await planClusterPKI(clusterStore, keysetNames);
+
+  // With --yes the CAs are made first: node configs carry their ids.
+  const keypairIDs = apply
+    ? await ensureClusterPKI(clusterStore, keysetNames)
+    : await existingKeypairIDs(clusterStore, pki.existing, pki.toCreate);
+
+  const desired = desiredObjects(completed.cluster, completed.instanceGroups, keypairIDs, clusterStore.baseURL, agent);
+  const obsolete = await obsoleteGroupObjects(clusterStore, desired);
+  const entries = await diffAgainstStore(clusterStore, desired, obsolete);
+  const pkiEntries: PlanEntry[] = pki.toCreate.flatMap((name) => [
+    { path: StorePaths.keyset(name), action: 'create' as const, secret: true },
+    { path: StorePaths.issued(name), action: 'create' as const, secret: false },
+  ]);
+  if (apply) await applyPlan(clusterStore, entries);
+  return { entries: [...pkiEntries, ...entries], pkiToCreate: pki.toCreate, applied: apply };
+}
+
+async function existingKeypairIDs(store: StateStore, existing: string[], pending: string[]): Promise<Record<string, string>> {
+  const ids: Record<string, string> = {};
+  for (const name of existing) {
+    const keyset = await loadKeyset(store, name);
+    if (keyset) ids[name] = primaryKeypair(keyset).id;
+  }
+  for (const name of pending) ids[name] = PENDING_ID;
+  return ids;
+}
+
+/**
+ * Ordered for crash safety: per-group configs and user-data before the completed
+ * spec, so the completed spec never points at node configs that are not there yet.
+ */
+function desiredObjects(
+  cluster: Cluster,
+  instanceGroups: InstanceGroup[],
+  keypairIDs: Record<string, string>,
+  configBase: string,
+  agent: AgentBinary,
+): DesiredObject[] {
+  const objects: DesiredObject[] = [];
+  for (const etcd of cluster.spec.etcdClusters ?? []) {
+    const spec = { memberCount: etcd.etcdMembers.length, etcdVersion: etcd.version ?? '' };
+    objects.push({ path: StorePaths.etcdClusterSpec(etcd.name), content: JSON.stringify(spec) });
+  }
+  for (const ig of instanceGroups) {
+    const nodeConfig = serializeNodeConfig(buildNodeConfig(cluster, ig, keypairIDs));
+    objects.push({ path: StorePaths.nodeupConfig(ig.spec.role, ig.metadata.name), content: nodeConfig });
+    const bootConfig = buildBootConfig(cluster, ig, nodeConfig, configBase);
+    const userData = renderUserData({
+      bootConfigYAML: YAML.stringify(bootConfig),
+      agentURLs: agent.urls,
+      agentSHA256: agent.sha256,
+    });
+    objects.push({ path: StorePaths.userData(ig.metadata.name), content: userData });
+  }
+  objects.push({ path: StorePaths.completedSpec, content: stringifyObjects([cluster], 'yaml') });
+  return objects;
+}
+
+/** Node configs and user-data of groups that no longer exist. */
+async function obsoleteGroupObjects(store: StateStore, desired: DesiredObject[]): Promise<string[]> {
+  const wanted = new Set(desired.map((d) => d.path));
+  const existing = [...(await store.list('igconfig/')), ...(await store.list('userdata/'))];
+  return existing.filter((path) => !wanted.has(path));
+}

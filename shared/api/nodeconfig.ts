@@ -1,0 +1,217 @@
+// The per-group node config (state store: igconfig/<role>/<ig>/nodeupconfig.yaml)
+// that nodeup turns into the machine. Built from the *completed* cluster and
+// group; serialised with a fixed key order so its hash only changes when its
+// content does.
+import { ExitCode, UserError } from '../errors.js';
+import { CheckedDocument } from './checked-doc.js';
+import { cloudOf } from './cloud.js';
+import { parseYamlDocuments, SpecError, toYAML } from './parse.js';
+import { nodeSysctls } from './sysctls.js';
+import { INSTANCE_GROUP_ROLES, isControlPlane, type Cluster, type InstanceGroup, type InstanceGroupRole } from './types.js';
+
+export { buildBootConfig, nodeConfigHash, parseBootConfig, verifyNodeConfigHash, type BootConfig } from './bootconfig.js';
+
+export const NODE_CONFIG_API_VERSION = 'mooring.dev/v1alpha1';
+
+export interface NodeEtcdCluster {
+  name: string;
+  version: string;
+  clientPort: number;
+  peerPort: number;
+  grpcPort: number;
+  quarantineClientPort: number;
+  backupStore: string;
+  backupRetentionDays: number;
+  memberNames: string[];
+  /** This group's member, when it hosts one. */
+  memberName?: string;
+}
+
+export interface NodeAssets {
+  /** `sha256@url1,url2` per file, per architecture. */
+  amd64: string[];
+  arm64: string[];
+}
+
+export interface NodeConfig {
+  apiVersion: typeof NODE_CONFIG_API_VERSION;
+  kind: 'NodeConfig';
+  clusterName: string;
+  instanceGroupName: string;
+  instanceGroupRole: InstanceGroupRole;
+  cloudProvider: string;
+  kubernetesVersion: string;
+  configBase: string;
+  containerdVersion: string;
+  serviceClusterIPRange: string;
+  podCIDR: string;
+  clusterDNS: string;
+  clusterDomain: string;
+  masterInternalName: string;
+  /** Keyset name → id of its primary keypair. */
+  keypairIDs: Record<string, string>;
+  /** Control plane only. */
+  etcdClusters?: NodeEtcdCluster[];
+  nodeLabels: Record<string, string>;
+  taints: string[];
+  assets: NodeAssets;
+  sysctls: Record<string, string>;
+}
+
+/** Keysets a group may know about: the control plane all, others only what they use. */
+const KEYSETS_BY_ROLE: Partial<Record<InstanceGroupRole, readonly string[]>> = {
+  Node: ['kubernetes-ca'],
+  Bastion: ['kubernetes-ca'],
+  APIServer: ['kubernetes-ca', 'service-account', 'etcd-clients-ca'],
+};
+
+const CONTROL_PLANE_LABELS: Record<string, string> = {
+  'node-role.kubernetes.io/control-plane': '',
+  'node.kubernetes.io/exclude-from-external-load-balancers': '',
+  'kops.k8s.io/kops-controller-pki': '',
+};
+/** kOps' role labels; the group's own nodeLabels win over them. */
+const ROLE_LABELS: Record<InstanceGroupRole, Record<string, string>> = {
+  ControlPlane: CONTROL_PLANE_LABELS,
+  Master: CONTROL_PLANE_LABELS,
+  Node: { 'node-role.kubernetes.io/node': '' },
+  APIServer: { 'node-role.kubernetes.io/api-server': '' },
+  Bastion: {},
+};
+
+function notCompleted(cluster: Cluster, what: string): UserError {
+  return new UserError(`cluster "${cluster.metadata.name}" is not completed: ${what} missing (complete it first)`, ExitCode.InvalidSpec);
+}
+
+function required<T>(cluster: Cluster, value: T | undefined, path: string): T {
+  if (value === undefined || value === null || value === '') throw notCompleted(cluster, path);
+  return value;
+}
+
+function sortedRecord(record: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(Object.entries(record).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+}
+
+/** `completed` and `ig` must be the output of completeCluster. */
+export function buildNodeConfig(completed: Cluster, ig: InstanceGroup, keypairIDs: Record<string, string>): NodeConfig {
+  const spec = completed.spec;
+  const need = <T>(value: T | undefined, path: string): T => required(completed, value, path);
+  const controlPlane = isControlPlane(ig);
+  const controlPlaneKubelet = controlPlane ? (spec.masterKubelet ?? spec.controlPlaneKubelet) : undefined;
+  const allowed = KEYSETS_BY_ROLE[ig.spec.role];
+  const keys = allowed ? Object.fromEntries(Object.entries(keypairIDs).filter(([name]) => allowed.includes(name))) : keypairIDs;
+  const config: NodeConfig = {
+    apiVersion: NODE_CONFIG_API_VERSION,
+    kind: 'NodeConfig',
+    clusterName: completed.metadata.name,
+    instanceGroupName: ig.metadata.name,
+    instanceGroupRole: ig.spec.role,
+    cloudProvider: cloudOf(completed),
+    kubernetesVersion: need(spec.kubernetesVersion, 'spec.kubernetesVersion'),
+    configBase: need(spec.configBase, 'spec.configBase'),
+    containerdVersion: need(spec.containerd?.version, 'spec.containerd.version'),
+    serviceClusterIPRange: need(spec.serviceClusterIPRange, 'spec.serviceClusterIPRange'),
+    podCIDR: need(spec.podCIDR, 'spec.podCIDR'),
+    clusterDNS: need(controlPlaneKubelet?.clusterDNS ?? spec.kubelet?.clusterDNS, 'spec.kubelet.clusterDNS'),
+    clusterDomain: need(controlPlaneKubelet?.clusterDomain ?? spec.kubelet?.clusterDomain, 'spec.kubelet.clusterDomain'),
+    masterInternalName: need(spec.masterInternalName, 'spec.masterInternalName'),
+    keypairIDs: sortedRecord(keys),
+    nodeLabels: sortedRecord({ ...ROLE_LABELS[ig.spec.role], ...ig.spec.nodeLabels, 'kops.k8s.io/instancegroup': ig.metadata.name }),
+    taints: [...(ig.spec.taints ?? [])],
+    assets: { amd64: [], arm64: [] },
+    sysctls: sortedRecord(nodeSysctls(cloudOf(completed), spec.sysctlParameters, ig.spec.sysctlParameters)),
+  };
+  if (controlPlane) config.etcdClusters = nodeEtcdClusters(completed, ig.metadata.name);
+  return config;
+}
+
+function nodeEtcdClusters(completed: Cluster, groupName: string): NodeEtcdCluster[] {
+  const etcdClusters = required(completed, completed.spec.etcdClusters, 'spec.etcdClusters');
+  return etcdClusters.map((etcd, i) => {
+    const need = <T>(value: T | undefined, field: string): T => required(completed, value, `spec.etcdClusters[${i}].${field}`);
+    const member = etcd.etcdMembers.find((m) => m.instanceGroup === groupName);
+    return {
+      name: etcd.name,
+      version: need(etcd.version, 'version'),
+      clientPort: need(etcd.clientPort, 'clientPort'),
+      peerPort: need(etcd.peerPort, 'peerPort'),
+      grpcPort: need(etcd.grpcPort, 'grpcPort'),
+      quarantineClientPort: need(etcd.quarantineClientPort, 'quarantineClientPort'),
+      backupStore: need(etcd.backups?.backupStore, 'backups.backupStore'),
+      backupRetentionDays: need(etcd.manager?.backupRetentionDays, 'manager.backupRetentionDays'),
+      memberNames: etcd.etcdMembers.map((m) => m.name),
+      ...(member ? { memberName: member.name } : {}),
+    };
+  });
+}
+
+const KEY_ORDER: readonly (keyof NodeConfig)[] = [
+  'apiVersion', 'kind', 'clusterName', 'instanceGroupName', 'instanceGroupRole', 'cloudProvider',
+  'kubernetesVersion', 'configBase', 'containerdVersion', 'serviceClusterIPRange', 'podCIDR',
+  'clusterDNS', 'clusterDomain', 'masterInternalName', 'keypairIDs', 'etcdClusters', 'nodeLabels',
+  'taints', 'assets', 'sysctls',
+];
+const ETCD_KEY_ORDER: readonly (keyof NodeEtcdCluster)[] = [
+  'name', 'version', 'clientPort', 'peerPort', 'grpcPort', 'quarantineClientPort', 'backupStore',
+  'backupRetentionDays', 'memberNames', 'memberName',
+];
+
+/** Known keys in their order, then any others sorted, so added fields are never dropped. */
+function ordered<T extends object>(value: T, order: readonly (keyof T)[]): Partial<T> {
+  const rest = (Object.keys(value) as (keyof T)[]).filter((key) => !order.includes(key)).sort();
+  const result: Partial<T> = {};
+  for (const key of [...order, ...rest]) if (value[key] !== undefined) result[key] = value[key];
+  return result;
+}
+
+/** YAML with a fixed key order and sorted maps: equal configs give equal bytes. */
+export function serializeNodeConfig(nc: NodeConfig): string {
+  return toYAML({
+    ...ordered(nc, KEY_ORDER),
+    keypairIDs: sortedRecord(nc.keypairIDs),
+    ...(nc.etcdClusters ? { etcdClusters: nc.etcdClusters.map((e) => ordered(e, ETCD_KEY_ORDER)) } : {}),
+    nodeLabels: sortedRecord(nc.nodeLabels),
+    assets: { amd64: nc.assets.amd64, arm64: nc.assets.arm64 },
+    sysctls: sortedRecord(nc.sysctls),
+  });
+}
+
+/** Reads a node config, checking every field nodeup relies on. */
+export function parseNodeConfig(text: string, source: string): NodeConfig {
+  const docs = parseYamlDocuments(text, source);
+  if (docs.length !== 1) throw new SpecError(`expected one NodeConfig document, found ${docs.length}`, { source });
+  const d = new CheckedDocument(docs[0]);
+  d.record('');
+  d.oneOf('apiVersion', [NODE_CONFIG_API_VERSION]);
+  d.oneOf('kind', ['NodeConfig']);
+  for (const key of [
+    'clusterName', 'instanceGroupName', 'cloudProvider', 'kubernetesVersion', 'configBase', 'containerdVersion',
+    'serviceClusterIPRange', 'podCIDR', 'clusterDNS', 'clusterDomain', 'masterInternalName',
+  ]) {
+    d.string(key);
+  }
+  d.oneOf('instanceGroupRole', INSTANCE_GROUP_ROLES);
+  d.stringRecord('keypairIDs');
+  d.stringRecord('nodeLabels');
+  d.stringList('taints');
+  d.record('assets');
+  d.stringList('assets.amd64');
+  d.stringList('assets.arm64');
+  d.stringRecord('sysctls');
+  checkEtcdSections(d);
+  return docs[0].value as NodeConfig;
+}
+
+function checkEtcdSections(d: CheckedDocument): void {
+  if (d.at('etcdClusters') === undefined) return;
+  d.list('etcdClusters').forEach((_, i) => {
+    const path = `etcdClusters[${i}]`;
+    d.record(path);
+    for (const key of ['name', 'version', 'backupStore']) d.string(`${path}.${key}`);
+    for (const key of ['clientPort', 'peerPort', 'grpcPort', 'quarantineClientPort', 'backupRetentionDays']) {
+      d.integer(`${path}.${key}`);
+    }
+    d.stringList(`${path}.memberNames`);
+    if (d.at(`${path}.memberName`) !== undefined) d.string(`${path}.memberName`);
+  });
+}

@@ -1,0 +1,147 @@
+// Validation of a cluster and its instance groups: every problem at once, each
+// naming the field path and, for parsed files, the source line.
+import { cloudOf, SUPPORTED_CLOUDS } from './cloud.js';
+import { DNS_NAME_RULE, isDNSName, KUBERNETES_VERSION } from './names.js';
+import { SpecError, type ParsedObject } from './parse.js';
+import { INSTANCE_GROUP_ROLES, type ApiObject, type Cluster, type InstanceGroup } from './types.js';
+import { checkEtcdClusters } from './validate-etcd.js';
+import { checkNetworks, checkSubnets } from './validate-network.js';
+import { checkSysctls, isNonNegativeInteger, isRecord, optionalList, show, type Report } from './validate-util.js';
+
+export const CLUSTER_LABEL = 'kops.k8s.io/cluster';
+const TAINT = /^[A-Za-z0-9]([-A-Za-z0-9_./]*[A-Za-z0-9])?(=[^:]*)?:(NoSchedule|PreferNoSchedule|NoExecute)$/;
+
+function isParsed(subject: ParsedObject | ApiObject): subject is ParsedObject {
+  return typeof (subject as { lineOf?: unknown }).lineOf === 'function' && 'object' in subject;
+}
+
+/** Plain objects have no file: messages name them `Kind/name`. */
+function locate(subject: ParsedObject | ApiObject): ParsedObject {
+  if (isParsed(subject)) return subject;
+  return { object: subject, source: `${String(subject.kind)}/${String(subject.metadata?.name)}`, lineOf: () => undefined };
+}
+
+function reporter(parsed: ParsedObject, problems: SpecError[]): Report {
+  return (path, reason) => problems.push(new SpecError(reason, { source: parsed.source, path, line: parsed.lineOf(path) }));
+}
+
+/**
+ * All problems of a user's (or completed) spec; [] when it is valid. Fields
+ * the spec leaves out are checked as completion will fill them.
+ */
+export function validateCluster(cluster: ParsedObject | Cluster, instanceGroups: Array<ParsedObject | InstanceGroup>): SpecError[] {
+  const problems: SpecError[] = [];
+  const parsedCluster = locate(cluster);
+  const report = reporter(parsedCluster, problems);
+  if (parsedCluster.object.kind !== 'Cluster') {
+    report('kind', `expected Cluster, found ${show(parsedCluster.object.kind)}`);
+    return problems;
+  }
+  const c = parsedCluster.object;
+  checkClusterFields(c, report);
+  const subnetZones = checkSubnets(c, checkNetworks(c, report), report);
+
+  const groupRoles = new Map<string, unknown>();
+  for (const parsedGroup of instanceGroups.map(locate)) {
+    const reportGroup = reporter(parsedGroup, problems);
+    const ig = parsedGroup.object;
+    if (ig.kind !== 'InstanceGroup') {
+      reportGroup('kind', `expected InstanceGroup, found ${show(ig.kind)}`);
+      continue;
+    }
+    const name: unknown = ig.metadata?.name;
+    if (typeof name === 'string' && groupRoles.has(name)) reportGroup('metadata.name', `duplicate instance group ${show(name)}`);
+    else if (typeof name === 'string') groupRoles.set(name, ig.spec?.role);
+    checkInstanceGroup(ig, c.metadata.name, subnetZones, reportGroup);
+  }
+  checkEtcdClusters(c, groupRoles, report);
+  if (![...groupRoles.values()].some((role) => role === 'ControlPlane' || role === 'Master')) {
+    report('', 'no control-plane instance group (want at least one with role ControlPlane)');
+  }
+  return problems;
+}
+
+function checkName(name: unknown, report: Report): void {
+  if (typeof name !== 'string' || name === '') report('metadata.name', 'missing');
+  else if (!isDNSName(name)) report('metadata.name', `invalid name ${show(name)} (want ${DNS_NAME_RULE})`);
+}
+
+function checkClusterFields(cluster: Cluster, report: Report): void {
+  const spec = cluster.spec;
+  checkName(cluster.metadata?.name, report);
+  const cloud = cloudOf(cluster);
+  if (spec.cloudProvider === undefined) report('spec.cloudProvider', `missing (want ${SUPPORTED_CLOUDS.join(' or ')})`);
+  else if (!(SUPPORTED_CLOUDS as readonly string[]).includes(cloud)) {
+    report('spec.cloudProvider', `unsupported cloud ${show(cloud || spec.cloudProvider)} (want ${SUPPORTED_CLOUDS.join(' or ')})`);
+  }
+  const version: unknown = spec.kubernetesVersion;
+  if (version !== undefined && (typeof version !== 'string' || !KUBERNETES_VERSION.test(version))) {
+    report('spec.kubernetesVersion', `invalid version ${show(version)} (want a string such as "1.30.5")`);
+  }
+  if (spec.configBase !== undefined && typeof spec.configBase !== 'string') {
+    report('spec.configBase', `must be a string (got ${show(spec.configBase)})`);
+  }
+  checkSysctls(spec.sysctlParameters, 'spec.sysctlParameters', report);
+}
+
+function checkInstanceGroup(
+  ig: InstanceGroup,
+  clusterName: string,
+  subnetZones: Map<string, string | undefined> | undefined,
+  report: Report,
+): void {
+  checkName(ig.metadata?.name, report);
+  const owner: unknown = ig.metadata?.labels?.[CLUSTER_LABEL];
+  if (owner !== undefined && owner !== clusterName) {
+    report(`metadata.labels["${CLUSTER_LABEL}"]`, `${show(owner)} does not match cluster name ${show(clusterName)}`);
+  }
+  const spec = ig.spec ?? {};
+  const role: unknown = spec.role;
+  const roles = INSTANCE_GROUP_ROLES.join(', ');
+  if (role === undefined) report('spec.role', `missing (want one of ${roles})`);
+  else if (!(INSTANCE_GROUP_ROLES as readonly unknown[]).includes(role)) report('spec.role', `unknown role ${show(role)} (want one of ${roles})`);
+  checkSizes(spec.minSize, spec.maxSize, report);
+  checkPlacement(ig, subnetZones, report);
+  if (spec.nodeLabels !== undefined) {
+    if (!isRecord(spec.nodeLabels)) report('spec.nodeLabels', 'must be an object of label: value');
+    else {
+      for (const [key, value] of Object.entries(spec.nodeLabels)) {
+        if (typeof value !== 'string') report(`spec.nodeLabels[${JSON.stringify(key)}]`, `must be a string (got ${show(value)})`);
+      }
+    }
+  }
+  optionalList(spec.taints, 'spec.taints', report).forEach((taint, i) => {
+    if (typeof taint !== 'string' || !TAINT.test(taint)) {
+      report(`spec.taints[${i}]`, `invalid taint ${show(taint)} (want key[=value]:NoSchedule|PreferNoSchedule|NoExecute)`);
+    }
+  });
+  checkSysctls(spec.sysctlParameters, 'spec.sysctlParameters', report);
+}
+
+function checkSizes(min: unknown, max: unknown, report: Report): void {
+  const minOK = min === undefined || isNonNegativeInteger(min);
+  const maxOK = max === undefined || isNonNegativeInteger(max);
+  if (!minOK) report('spec.minSize', `must be a whole number of at least 0 (got ${show(min)})`);
+  if (!maxOK) report('spec.maxSize', `must be a whole number of at least 0 (got ${show(max)})`);
+  if (minOK && maxOK && typeof min === 'number' && typeof max === 'number' && min > max) {
+    report('spec.minSize', `${min} is greater than spec.maxSize ${max}`);
+  }
+}
+
+/** The group's subnets and zones must name what the cluster has. */
+function checkPlacement(ig: InstanceGroup, subnetZones: Map<string, string | undefined> | undefined, report: Report): void {
+  const { subnets, zones } = ig.spec ?? {};
+  if (subnets === undefined && zones === undefined) {
+    report('spec.subnets', "missing (name the cluster's subnets this group runs in)");
+    return;
+  }
+  optionalList(subnets, 'spec.subnets', report).forEach((subnet, i) => {
+    if (typeof subnet !== 'string') report(`spec.subnets[${i}]`, `must be a subnet name (got ${show(subnet)})`);
+    else if (subnetZones && !subnetZones.has(subnet)) report(`spec.subnets[${i}]`, `no subnet ${show(subnet)} in the cluster`);
+  });
+  const clusterZones = new Set(subnetZones?.values());
+  optionalList(zones, 'spec.zones', report).forEach((zone, i) => {
+    if (typeof zone !== 'string') report(`spec.zones[${i}]`, `must be a zone name (got ${show(zone)})`);
+    else if (subnetZones && !clusterZones.has(zone)) report(`spec.zones[${i}]`, `no subnet in zone ${show(zone)} in the cluster`);
+  });
+}

@@ -1,0 +1,293 @@
+// file:// state store. A write goes to a temp file in the same directory,
+// is fsynced, renamed over the target and the directory fsynced: after a crash
+// the path holds the old content or the new, never a mix.
+import { randomBytes } from 'node:crypto';
+import type { Dirent } from 'node:fs';
+import { mkdir, open, readdir, rename, rmdir, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
+import { Readable } from 'node:stream';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { checkObjectPath, comparePaths, isTempName, joinPath, normalizePrefix, tempNameFor } from './paths.js';
+import { StoreError, type StateStore, type WriteOptions } from './types.js';
+
+const DEFAULT_FILE_MODE = 0o644;
+
+function errnoCode(err: unknown): string | undefined {
+  return err instanceof Error && 'code' in err && typeof err.code === 'string' ? err.code : undefined;
+}
+
+function toStoreError(err: unknown, url: string): StoreError {
+  if (err instanceof StoreError) return err;
+  const code = errnoCode(err);
+  const detail = err instanceof Error ? err.message : String(err);
+  switch (code) {
+    case 'ENOENT':
+    case 'ENOTDIR':
+    case 'EISDIR':
+      return new StoreError('NotFound', url, 'not found', { cause: err });
+    case 'EACCES':
+    case 'EPERM':
+      return new StoreError('AccessDenied', url, `permission denied (${detail})`, { cause: err });
+    default:
+      return new StoreError('Other', url, detail, { cause: err });
+  }
+}
+
+function isMissing(err: unknown): boolean {
+  const code = errnoCode(err);
+  return code === 'ENOENT' || code === 'ENOTDIR' || code === 'EISDIR';
+}
+
+/** Turns `file:///abs/dir` or `/abs/dir` into an absolute directory path. */
+export function fileStoreDir(url: string): string {
+  let dir: string;
+  if (url.startsWith('file:')) {
+    try {
+      dir = fileURLToPath(url);
+    } catch (err) {
+      throw new StoreError('InvalidURL', url, `not a local file URL (want file:///absolute/dir): ${(err as Error).message}`);
+    }
+  } else if (isAbsolute(url)) {
+    dir = url;
+  } else {
+    throw new StoreError('InvalidURL', url, 'a file state store needs an absolute path');
+  }
+  return resolve(dir);
+}
+
+async function syncDir(dir: string): Promise<void> {
+  const handle = await open(dir, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+export class FileStore implements StateStore {
+  readonly baseURL: string;
+  private readonly dir: string;
+  /** delete prunes empty folders up to here: the directory the user named, even in a sub store. */
+  private readonly pruneRoot: string;
+
+  constructor(url: string, pruneRoot?: string) {
+    this.dir = fileStoreDir(url);
+    this.pruneRoot = pruneRoot ?? this.dir;
+    this.baseURL = pathToFileURL(this.dir).href.replace(/\/$/, '');
+  }
+
+  urlOf(path: string): string {
+    return path === '' ? this.baseURL : `${this.baseURL}/${path.split('/').map(encodeURIComponent).join('/')}`;
+  }
+
+  sub(prefix: string): StateStore {
+    const folder = normalizePrefix(this.baseURL, prefix);
+    return new FileStore(join(this.dir, folder), this.pruneRoot);
+  }
+
+  private fileOf(path: string): string {
+    return join(this.dir, checkObjectPath(this.baseURL, path));
+  }
+
+  async read(path: string): Promise<Buffer> {
+    const file = this.fileOf(path);
+    try {
+      const handle = await open(file, 'r');
+      try {
+        return await handle.readFile();
+      } finally {
+        await handle.close();
+      }
+    } catch (err) {
+      throw toStoreError(err, this.urlOf(path));
+    }
+  }
+
+  async readIfExists(path: string): Promise<Buffer | undefined> {
+    try {
+      return await this.read(path);
+    } catch (err) {
+      if (err instanceof StoreError && err.kind === 'NotFound') return undefined;
+      throw err;
+    }
+  }
+
+  async exists(path: string): Promise<boolean> {
+    const file = this.fileOf(path);
+    try {
+      return (await stat(file)).isFile();
+    } catch (err) {
+      if (isMissing(err)) return false;
+      throw toStoreError(err, this.urlOf(path));
+    }
+  }
+
+  async write(path: string, data: Buffer | string, options?: WriteOptions): Promise<void> {
+    const bytes = typeof data === 'string' ? Buffer.from(data) : data;
+    await this.atomicWrite(path, options, async (handle) => {
+      await handle.writeFile(bytes);
+      return bytes.length;
+    });
+  }
+
+  async writeStream(path: string, source: Readable, options?: WriteOptions): Promise<number> {
+    return this.atomicWrite(path, options, async (handle) => {
+      let written = 0;
+      for await (const chunk of source) {
+        const bytes = typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Uint8Array);
+        await handle.writeFile(bytes); // unlike write(), loops until every byte is written
+        written += bytes.length;
+      }
+      return written;
+    });
+  }
+
+  /** Fills a fresh temp file via fill, then renames it over path. */
+  private async atomicWrite(
+    path: string,
+    options: WriteOptions | undefined,
+    fill: (handle: FileHandle) => Promise<number>,
+  ): Promise<number> {
+    const file = this.fileOf(path);
+    const url = this.urlOf(path);
+    const folder = dirname(file);
+    const temp = join(folder, tempNameFor(file.slice(folder.length + 1), randomBytes(8).toString('hex')));
+    try {
+      const mode = options?.mode ?? (await this.modeToKeep(file));
+      const handle = await this.createTemp(folder, temp, mode);
+      let written: number;
+      try {
+        // The umask may have narrowed the mode at open; set it exactly, still before any data is in the file.
+        await handle.chmod(mode);
+        written = await fill(handle);
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
+      await rename(temp, file);
+      await syncDir(folder);
+      return written;
+    } catch (err) {
+      await unlink(temp).catch(() => undefined);
+      throw toStoreError(err, url);
+    }
+  }
+
+  /** Replacing a file without a mode keeps its mode, so rewriting a private key never widens it. */
+  private async modeToKeep(file: string): Promise<number> {
+    try {
+      return (await stat(file)).mode & 0o7777;
+    } catch (err) {
+      if (isMissing(err)) return DEFAULT_FILE_MODE;
+      throw err;
+    }
+  }
+
+  private async createTemp(folder: string, temp: string, mode: number): Promise<FileHandle> {
+    // A concurrent delete may prune the folder between mkdir and open: retry a few times.
+    for (let attempt = 1; ; attempt++) {
+      await mkdir(folder, { recursive: true });
+      try {
+        return await open(temp, 'wx', mode);
+      } catch (err) {
+        if (errnoCode(err) !== 'ENOENT' || attempt >= 3) throw err;
+      }
+    }
+  }
+
+  async list(prefix?: string): Promise<string[]> {
+    const folder = normalizePrefix(this.baseURL, prefix);
+    const found: string[] = [];
+    try {
+      await this.walk(folder, found);
+    } catch (err) {
+      throw toStoreError(err, this.urlOf(folder));
+    }
+    return found.sort(comparePaths);
+  }
+
+  async listChildren(prefix?: string): Promise<string[]> {
+    const folder = normalizePrefix(this.baseURL, prefix);
+    const names: string[] = [];
+    try {
+      for (const entry of await this.entriesOf(folder)) {
+        if (isTempName(entry.name)) continue;
+        // Folders left with no objects (say, only a crashed writer's temp file) do not exist on S3 either.
+        if (entry.isFile() || (entry.isDirectory() && (await this.holdsObject(joinPath(folder, entry.name))))) {
+          names.push(entry.name);
+        }
+      }
+    } catch (err) {
+      throw toStoreError(err, this.urlOf(folder));
+    }
+    return names.sort(comparePaths);
+  }
+
+  private async holdsObject(folder: string): Promise<boolean> {
+    for (const entry of await this.entriesOf(folder)) {
+      if (isTempName(entry.name)) continue;
+      if (entry.isFile() || (entry.isDirectory() && (await this.holdsObject(joinPath(folder, entry.name))))) return true;
+    }
+    return false;
+  }
+
+  /** A folder's entries; none when it does not exist. */
+  private async entriesOf(folder: string): Promise<Dirent[]> {
+    try {
+      return await readdir(join(this.dir, folder), { withFileTypes: true });
+    } catch (err) {
+      if (isMissing(err)) return [];
+      throw err;
+    }
+  }
+
+  private async walk(folder: string, found: string[]): Promise<void> {
+    for (const entry of await this.entriesOf(folder)) {
+      if (isTempName(entry.name)) continue;
+      const path = joinPath(folder, entry.name);
+      if (entry.isDirectory()) await this.walk(path, found);
+      else if (entry.isFile()) found.push(path);
+    }
+  }
+
+  async delete(path: string): Promise<void> {
+    const file = this.fileOf(path);
+    try {
+      await unlink(file);
+    } catch (err) {
+      if (isMissing(err)) return;
+      throw toStoreError(err, this.urlOf(path));
+    }
+    await this.pruneEmptyFolders(dirname(file));
+  }
+
+  private async pruneEmptyFolders(folder: string): Promise<void> {
+    while (folder !== this.pruneRoot && isInside(this.pruneRoot, folder)) {
+      try {
+        await rmdir(folder);
+      } catch {
+        return; // not empty (or already gone): the folders above are not empty either
+      }
+      folder = dirname(folder);
+    }
+  }
+
+  async openReadStream(path: string): Promise<Readable> {
+    const file = this.fileOf(path);
+    let handle: FileHandle | undefined;
+    try {
+      handle = await open(file, 'r');
+      // Opening a folder succeeds on Linux; it is still not an object.
+      if (!(await handle.stat()).isFile()) throw new StoreError('NotFound', this.urlOf(path), 'not found');
+      return handle.createReadStream(); // closes the handle when done
+    } catch (err) {
+      await handle?.close();
+      throw toStoreError(err, this.urlOf(path));
+    }
+  }
+}
+
+function isInside(root: string, path: string): boolean {
+  const rel = relative(root, path);
+  return rel !== '' && rel !== '..' && !rel.startsWith(`..${sep}`) && !isAbsolute(rel);
+}

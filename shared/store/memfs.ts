@@ -1,0 +1,117 @@
+// memfs:// state store for tests: contents live in this process only, and
+// every store opened with the same name shares them (like one bucket).
+import { Readable } from 'node:stream';
+import { checkObjectPath, comparePaths, joinPath, normalizePrefix } from './paths.js';
+import { StoreError, type StateStore, type WriteOptions } from './types.js';
+
+const volumes = new Map<string, Map<string, Buffer>>();
+
+function volume(name: string): Map<string, Buffer> {
+  let objects = volumes.get(name);
+  if (!objects) {
+    objects = new Map();
+    volumes.set(name, objects);
+  }
+  return objects;
+}
+
+/** Forgets the contents of one memfs volume (or of all), for test isolation. */
+export function clearMemfs(name?: string): void {
+  if (name === undefined) volumes.clear();
+  else volumes.delete(name);
+}
+
+/** Splits `memfs://name/optional/prefix`. */
+function parseMemfsURL(url: string): { name: string; prefix: string } {
+  const rest = url.slice('memfs://'.length);
+  const slash = rest.indexOf('/');
+  const name = slash < 0 ? rest : rest.slice(0, slash);
+  if (!url.startsWith('memfs://') || !/^[A-Za-z0-9._-]+$/.test(name)) {
+    throw new StoreError('InvalidURL', url, 'want memfs://<name>[/prefix] with a name of letters, digits, ".", "_" or "-"');
+  }
+  const prefix = normalizePrefix(url, slash < 0 ? '' : rest.slice(slash + 1).replace(/^\/+/, ''));
+  return { name, prefix };
+}
+
+export class MemfsStore implements StateStore {
+  readonly baseURL: string;
+  private readonly name: string;
+  private readonly prefix: string;
+
+  constructor(url: string) {
+    ({ name: this.name, prefix: this.prefix } = parseMemfsURL(url));
+    this.baseURL = `memfs://${joinPath(this.name, this.prefix)}`;
+  }
+
+  urlOf(path: string): string {
+    return path === '' ? this.baseURL : `${this.baseURL}/${path}`;
+  }
+
+  sub(prefix: string): StateStore {
+    return new MemfsStore(`${this.baseURL}/${normalizePrefix(this.baseURL, prefix)}`);
+  }
+
+  private keyOf(path: string): string {
+    return joinPath(this.prefix, checkObjectPath(this.baseURL, path));
+  }
+
+  async read(path: string): Promise<Buffer> {
+    const data = volume(this.name).get(this.keyOf(path));
+    if (!data) throw new StoreError('NotFound', this.urlOf(path), 'not found');
+    return Buffer.from(data); // a copy: callers may scribble on what they get
+  }
+
+  async readIfExists(path: string): Promise<Buffer | undefined> {
+    const data = volume(this.name).get(this.keyOf(path));
+    return data && Buffer.from(data);
+  }
+
+  async exists(path: string): Promise<boolean> {
+    return volume(this.name).has(this.keyOf(path));
+  }
+
+  async write(path: string, data: Buffer | string, _options?: WriteOptions): Promise<void> {
+    const key = this.keyOf(path);
+    volume(this.name).set(key, Buffer.from(data)); // a copy: later changes to data must not show
+  }
+
+  async list(prefix?: string): Promise<string[]> {
+    const folder = joinPath(this.prefix, normalizePrefix(this.baseURL, prefix));
+    const start = folder === '' ? '' : `${folder}/`;
+    const strip = this.prefix === '' ? 0 : this.prefix.length + 1;
+    const found: string[] = [];
+    for (const key of volume(this.name).keys()) {
+      if (key.startsWith(start)) found.push(key.slice(strip));
+    }
+    return found.sort(comparePaths);
+  }
+
+  async listChildren(prefix?: string): Promise<string[]> {
+    const folder = normalizePrefix(this.baseURL, prefix);
+    const strip = folder === '' ? 0 : folder.length + 1;
+    const names = new Set<string>();
+    for (const path of await this.list(folder)) names.add(path.slice(strip).split('/')[0]);
+    return [...names].sort(comparePaths);
+  }
+
+  async delete(path: string): Promise<void> {
+    volume(this.name).delete(this.keyOf(path));
+  }
+
+  async openReadStream(path: string): Promise<Readable> {
+    return Readable.from([await this.read(path)]);
+  }
+
+  async writeStream(path: string, source: Readable, _options?: WriteOptions): Promise<number> {
+    const key = this.keyOf(path); // check the path before consuming the source
+    const chunks: Uint8Array[] = [];
+    try {
+      for await (const chunk of source) chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Uint8Array));
+    } catch (err) {
+      throw new StoreError('Other', this.urlOf(path), `reading the source: ${(err as Error).message}`, { cause: err });
+    }
+    const data = Buffer.concat(chunks); // a copy, and nothing is stored if the source fails
+    volume(this.name).set(key, data);
+    return data.length;
+  }
+}

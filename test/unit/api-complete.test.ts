@@ -1,0 +1,357 @@
+// Completion (every default filled, input untouched) and the spec that
+// `mooring create cluster` writes.
+import t from 'tap';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { ExitCode, UserError } from '../../shared/errors.js';
+import { cloudOf, completeCluster, newClusterObjects, type NewClusterOptions } from '../../shared/api/complete.js';
+import { parseObjects } from '../../shared/api/parse.js';
+import type { Cluster, InstanceGroup } from '../../shared/api/types.js';
+import { validateCluster } from '../../shared/api/validate.js';
+
+const STORE = 's3://state/demo.example.com';
+
+function minimal(): { cluster: Cluster; instanceGroups: InstanceGroup[] } {
+  const ig = (name: string, role: InstanceGroup['spec']['role'], zone: string): InstanceGroup => ({
+    apiVersion: 'kops.k8s.io/v1alpha2',
+    kind: 'InstanceGroup',
+    metadata: { name },
+    spec: { role, zones: [zone] },
+  });
+  return {
+    cluster: {
+      apiVersion: 'kops.k8s.io/v1alpha2',
+      kind: 'Cluster',
+      metadata: { name: 'demo.example.com' },
+      spec: {
+        cloudProvider: 'aws',
+        subnets: [
+          { name: 'us-east-1a', zone: 'us-east-1a', type: 'Private' },
+          { name: 'us-east-1b', zone: 'us-east-1b', type: 'Private', cidr: '172.20.32.0/19' },
+          { name: 'utility-us-east-1a', zone: 'us-east-1a', type: 'Utility' },
+        ],
+      },
+    },
+    instanceGroups: [ig('control-plane-us-east-1a', 'ControlPlane', 'us-east-1a'), ig('nodes', 'Node', 'us-east-1b'), ig('bastions', 'Bastion', 'us-east-1a')],
+  };
+}
+
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null) {
+    Object.values(value).forEach(deepFreeze);
+    Object.freeze(value);
+  }
+  return value;
+}
+
+t.test('every default is filled in', async (t) => {
+  const { cluster, instanceGroups } = minimal();
+  const done = completeCluster(cluster, instanceGroups, { configBase: `${STORE}/` });
+  const spec = done.cluster.spec;
+  t.equal(spec.configBase, STORE, 'configBase from the store, trailing slash dropped');
+  t.equal(spec.kubernetesVersion, '1.30.5');
+  t.equal(spec.cloudProvider, 'aws');
+  t.equal(spec.networkCIDR, '172.20.0.0/16');
+  t.equal(spec.nonMasqueradeCIDR, '100.64.0.0/10');
+  t.equal(spec.podCIDR, '100.96.0.0/11');
+  t.equal(spec.serviceClusterIPRange, '100.64.0.0/13');
+  t.equal(spec.clusterDNSDomain, 'cluster.local');
+  t.same(spec.kubeDNS, { provider: 'CoreDNS', serverIP: '100.64.0.10', domain: 'cluster.local' });
+  t.same(spec.kubelet, { clusterDNS: '100.64.0.10', clusterDomain: 'cluster.local' });
+  t.same(spec.subnets?.map((s) => s.cidr), ['172.20.64.0/19', '172.20.32.0/19', '172.20.0.0/22'], 'missing CIDRs carved around the taken one');
+  t.same(spec.etcdClusters, [
+    {
+      name: 'main',
+      etcdMembers: [{ name: 'a', instanceGroup: 'control-plane-us-east-1a' }],
+      version: '3.4.23',
+      backups: { backupStore: `${STORE}/backups/etcd/main` },
+      manager: { backupRetentionDays: 90 },
+      clientPort: 4001,
+      peerPort: 2380,
+      grpcPort: 3996,
+      quarantineClientPort: 3994,
+    },
+    {
+      name: 'events',
+      etcdMembers: [{ name: 'a', instanceGroup: 'control-plane-us-east-1a' }],
+      version: '3.4.23',
+      backups: { backupStore: `${STORE}/backups/etcd/events` },
+      manager: { backupRetentionDays: 90 },
+      clientPort: 4002,
+      peerPort: 2381,
+      grpcPort: 3997,
+      quarantineClientPort: 3995,
+    },
+  ]);
+  t.same(spec.kubeAPIServer, {
+    etcdServers: ['https://127.0.0.1:4001'],
+    etcdServersOverrides: ['/events#https://127.0.0.1:4002'],
+    serviceClusterIPRange: '100.64.0.0/13',
+    securePort: 443,
+    allowPrivileged: true,
+  });
+  t.equal(spec.masterInternalName, 'api.internal.demo.example.com');
+  t.equal(spec.masterPublicName, 'api.demo.example.com');
+  t.equal(spec.api?.publicName, 'api.demo.example.com');
+  t.same(spec.kubeProxy, { clusterCIDR: '100.96.0.0/11' });
+  t.same(spec.kubeControllerManager, { clusterCIDR: '100.96.0.0/11', clusterName: 'demo.example.com' });
+  t.same(spec.containerd, { version: '1.7.24' });
+
+  const [cp, nodes, bastions] = done.instanceGroups;
+  t.same(cp.spec, {
+    role: 'ControlPlane',
+    zones: ['us-east-1a'],
+    minSize: 1,
+    maxSize: 1,
+    machineType: 't3.medium',
+    image: 'debian-12',
+    subnets: ['us-east-1a'],
+    taints: ['node-role.kubernetes.io/control-plane=:NoSchedule'],
+  });
+  t.same(nodes.spec, { role: 'Node', zones: ['us-east-1b'], minSize: 2, maxSize: 2, machineType: 't3.medium', image: 'debian-12', subnets: ['us-east-1b'] });
+  t.same(bastions.spec.subnets, ['utility-us-east-1a'], 'bastions go to utility subnets');
+  t.equal(bastions.spec.minSize, 1);
+  t.same(validateCluster(done.cluster, done.instanceGroups).map((e) => e.message), [], 'the completed spec is valid');
+});
+
+t.test('completion never changes its input', async (t) => {
+  const { cluster, instanceGroups } = minimal();
+  const snapshot = structuredClone({ cluster, instanceGroups });
+  deepFreeze(cluster);
+  deepFreeze(instanceGroups);
+  const done = completeCluster(cluster, instanceGroups, { configBase: STORE });
+  t.same({ cluster, instanceGroups }, snapshot);
+  t.not(done.cluster, cluster);
+  t.not(done.cluster.spec.subnets, cluster.spec.subnets);
+  done.cluster.spec.subnets![0].name = 'changed';
+  t.equal(cluster.spec.subnets![0].name, 'us-east-1a');
+});
+
+t.test("the user's values win", async (t) => {
+  const text = readFileSync(fileURLToPath(new URL('../fixtures/kops-aws-cluster.yaml', import.meta.url)), 'utf8');
+  const [cluster, ...igs] = parseObjects(text, 'kops.yaml').map((o) => o.object);
+  const done = completeCluster(cluster as Cluster, igs as InstanceGroup[], { configBase: 's3://other/prod.k8s.example.com' });
+  const spec = done.cluster.spec;
+  t.equal(spec.configBase, 's3://example-kops-state/prod.k8s.example.com', 'spec.configBase beats the store path');
+  t.equal(spec.kubernetesVersion, '1.29.3');
+  t.equal(spec.masterPublicName, 'api.prod.k8s.example.com');
+  t.same(spec.networking, { cilium: { enableNodePort: true, hubble: { enabled: true } } }, 'unknown fields survive');
+  t.equal(spec.kubeDNS?.provider, 'CoreDNS');
+  t.same(spec.kubeDNS?.nodeLocalDNS, { enabled: true, memoryRequest: '5Mi' });
+  t.equal(spec.kubeAPIServer?.oidcClientID, 'kubernetes');
+  t.same(spec.kubeAPIServer?.etcdServers, ['https://127.0.0.1:4001']);
+  t.equal(spec.kubelet?.maxPods, 110);
+  t.equal(spec.kubelet?.clusterDNS, '100.64.0.10');
+  const main = spec.etcdClusters![0];
+  t.same(main.etcdMembers.map((m) => m.name), ['a', 'b', 'c']);
+  t.equal(main.backups?.backupStore, 's3://example-kops-state/prod.k8s.example.com/backups/etcd/main');
+  t.same(main.manager?.env?.length, 2, 'manager fields are merged, not replaced');
+  t.equal(main.cpuRequest, '200m');
+  const cp = done.instanceGroups[0];
+  t.equal(cp.spec.role, 'Master');
+  t.equal(cp.spec.image, '099720109477/ubuntu/images/hvm-ssd/ubuntu-jammy-22.04-amd64-server-20240301');
+  t.same(cp.spec.taints, ['node-role.kubernetes.io/control-plane=:NoSchedule']);
+  t.same(done.instanceGroups[3].spec.taints, ['dedicated=general:PreferNoSchedule']);
+  t.same(validateCluster(done.cluster, done.instanceGroups).map((e) => e.message), []);
+});
+
+t.test('explicit values are never replaced', async (t) => {
+  const { cluster, instanceGroups } = minimal();
+  Object.assign(cluster.spec, {
+    kubernetesVersion: 'v1.31.2',
+    nonMasqueradeCIDR: '10.0.0.0/8',
+    kubeDNS: { serverIP: '10.0.0.53' },
+    clusterDNSDomain: 'corp.internal',
+  });
+  instanceGroups[0].spec.taints = [];
+  instanceGroups[1].spec.minSize = 5;
+  instanceGroups[2].spec.maxSize = 0;
+  const done = completeCluster(cluster, instanceGroups, { configBase: STORE });
+  const spec = done.cluster.spec;
+  t.equal(spec.kubernetesVersion, '1.31.2', 'a leading v is dropped, as kOps does');
+  t.equal(spec.podCIDR, '10.128.0.0/9', 'pods get the upper half of nonMasqueradeCIDR');
+  t.equal(spec.serviceClusterIPRange, '10.0.0.0/11', 'services the first eighth');
+  t.equal(spec.kubeDNS?.serverIP, '10.0.0.53');
+  t.equal(spec.kubelet?.clusterDNS, '10.0.0.53');
+  t.equal(spec.kubelet?.clusterDomain, 'corp.internal');
+  t.same(done.instanceGroups[0].spec.taints, [], 'an explicit empty taint list stays empty');
+  t.same([done.instanceGroups[1].spec.minSize, done.instanceGroups[1].spec.maxSize], [5, 5], 'max never below min');
+  t.same([done.instanceGroups[2].spec.minSize, done.instanceGroups[2].spec.maxSize], [0, 0], 'min never above max');
+});
+
+t.test('etcd member names and ports', async (t) => {
+  const objects = newClusterObjects({ name: 'x.example.com', zones: ['eu-west-1a', 'eu-west-1b'], controlPlaneCount: 3, nodeCount: 0, cloud: 'aws' });
+  delete objects.cluster.spec.etcdClusters;
+  let done = completeCluster(objects.cluster, objects.instanceGroups, { configBase: STORE });
+  t.same(done.cluster.spec.etcdClusters![0].etcdMembers, [
+    { name: 'a-1', instanceGroup: 'control-plane-eu-west-1a-1' },
+    { name: 'b-1', instanceGroup: 'control-plane-eu-west-1b-1' },
+    { name: 'a-2', instanceGroup: 'control-plane-eu-west-1a-2' },
+  ]);
+
+  const local = newClusterObjects({ name: 'dev.local', zones: ['local'], controlPlaneCount: 1, nodeCount: 1, cloud: 'local' });
+  delete local.cluster.spec.etcdClusters;
+  done = completeCluster(local.cluster, local.instanceGroups, { configBase: 'file:///srv/state/dev.local' });
+  t.same(done.cluster.spec.etcdClusters![0].etcdMembers, [{ name: 'control-plane-local', instanceGroup: 'control-plane-local' }], 'no zone letter: the group name');
+  t.equal(done.instanceGroups[0].spec.machineType, 'local');
+
+  // Clusters other than main and events: next free port at or above 4003 / 2382 / 3998 / 3990.
+  const { cluster, instanceGroups } = minimal();
+  const member = [{ name: 'a', instanceGroup: 'control-plane-us-east-1a' }];
+  cluster.spec.etcdClusters = [
+    { name: 'cilium', etcdMembers: member },
+    { name: 'main', etcdMembers: member },
+    { name: 'extra', etcdMembers: member, clientPort: 4004 },
+    { name: 'events', etcdMembers: member },
+  ];
+  const ports = completeCluster(cluster, instanceGroups, { configBase: STORE }).cluster.spec.etcdClusters!.map((e) => [
+    e.name,
+    e.clientPort,
+    e.peerPort,
+    e.grpcPort,
+    e.quarantineClientPort,
+  ]);
+  t.same(ports, [
+    ['cilium', 4003, 2382, 3998, 3990],
+    ['main', 4001, 2380, 3996, 3994],
+    ['extra', 4004, 2383, 3999, 3991],
+    ['events', 4002, 2381, 3997, 3995],
+  ]);
+});
+
+t.test('what completion cannot do is a UserError', async (t) => {
+  const { cluster, instanceGroups } = minimal();
+  t.throws(() => completeCluster(cluster, instanceGroups), {
+    message: 'cannot complete cluster "demo.example.com": no configBase (set spec.configBase or give the state store)',
+    exitCode: ExitCode.InvalidSpec,
+  });
+  cluster.spec.networkCIDR = '172.20.0.0/24';
+  cluster.spec.subnets = Array.from({ length: 9 }, (_, i) => ({ name: `s${i}`, zone: 'us-east-1a' }));
+  t.throws(() => completeCluster(cluster, instanceGroups, { configBase: STORE }), {
+    message: 'Cluster/demo.example.com: spec.subnets[8].cidr: no free range left in networkCIDR 172.20.0.0/24',
+    exitCode: ExitCode.InvalidSpec,
+  });
+});
+
+t.test('cloudOf reads both forms', async (t) => {
+  const { cluster } = minimal();
+  t.equal(cloudOf(cluster), 'aws');
+  t.equal(cloudOf({ ...cluster, spec: { cloudProvider: { aws: {} } } }), 'aws');
+  t.equal(cloudOf({ ...cluster, spec: { cloudProvider: 'local' } }), 'local');
+  t.equal(cloudOf({ ...cluster, spec: {} }), '');
+  const done = completeCluster({ ...cluster, spec: { ...cluster.spec, cloudProvider: { aws: {} } } }, [], { configBase: STORE });
+  t.same(done.cluster.spec.cloudProvider, { aws: {} }, "the user's form is kept");
+});
+
+t.test('newClusterObjects writes what kops create cluster writes', async (t) => {
+  const { cluster, instanceGroups } = newClusterObjects({
+    name: 'demo.example.com',
+    zones: ['us-east-1a', 'us-east-1b', 'us-east-1c'],
+    controlPlaneCount: 3,
+    nodeCount: 5,
+    cloud: 'aws',
+    kubernetesVersion: '1.31.1',
+  });
+  t.same(cluster, {
+    apiVersion: 'kops.k8s.io/v1alpha2',
+    kind: 'Cluster',
+    metadata: { name: 'demo.example.com' },
+    spec: {
+      cloudProvider: 'aws',
+      kubernetesVersion: '1.31.1',
+      networkCIDR: '172.20.0.0/16',
+      nonMasqueradeCIDR: '100.64.0.0/10',
+      subnets: [
+        { name: 'us-east-1a', zone: 'us-east-1a', type: 'Public', cidr: '172.20.32.0/19' },
+        { name: 'us-east-1b', zone: 'us-east-1b', type: 'Public', cidr: '172.20.64.0/19' },
+        { name: 'us-east-1c', zone: 'us-east-1c', type: 'Public', cidr: '172.20.96.0/19' },
+      ],
+      etcdClusters: ['main', 'events'].map((name) => ({
+        name,
+        cpuRequest: name === 'main' ? '200m' : '100m',
+        memoryRequest: '100Mi',
+        manager: { backupRetentionDays: 90 },
+        etcdMembers: [
+          { name: 'a', instanceGroup: 'control-plane-us-east-1a' },
+          { name: 'b', instanceGroup: 'control-plane-us-east-1b' },
+          { name: 'c', instanceGroup: 'control-plane-us-east-1c' },
+        ],
+      })),
+    },
+  });
+  t.same(
+    instanceGroups.map((ig) => [ig.metadata.name, ig.spec.role, ig.spec.minSize, ig.spec.maxSize, ig.spec.subnets]),
+    [
+      ['control-plane-us-east-1a', 'ControlPlane', 1, 1, ['us-east-1a']],
+      ['control-plane-us-east-1b', 'ControlPlane', 1, 1, ['us-east-1b']],
+      ['control-plane-us-east-1c', 'ControlPlane', 1, 1, ['us-east-1c']],
+      ['nodes-us-east-1a', 'Node', 2, 2, ['us-east-1a']],
+      ['nodes-us-east-1b', 'Node', 2, 2, ['us-east-1b']],
+      ['nodes-us-east-1c', 'Node', 1, 1, ['us-east-1c']],
+    ],
+  );
+  t.same(instanceGroups[3], {
+    apiVersion: 'kops.k8s.io/v1alpha2',
+    kind: 'InstanceGroup',
+    metadata: { name: 'nodes-us-east-1a', labels: { 'kops.k8s.io/cluster': 'demo.example.com' } },
+    spec: {
+      role: 'Node',
+      image: 'debian-12',
+      machineType: 't3.medium',
+      minSize: 2,
+      maxSize: 2,
+      nodeLabels: { 'kops.k8s.io/instancegroup': 'nodes-us-east-1a' },
+      subnets: ['us-east-1a'],
+    },
+  });
+  t.not(cluster.spec.etcdClusters![0].etcdMembers, cluster.spec.etcdClusters![1].etcdMembers, 'member lists are not shared');
+  t.same(validateCluster(cluster, instanceGroups), []);
+});
+
+t.test('newClusterObjects: one control-plane group, rounds, few nodes, defaults', async (t) => {
+  const one = newClusterObjects({ name: 'a.example.com', zones: ['us-east-1a', 'us-east-1b'], controlPlaneCount: 1, nodeCount: 1, cloud: 'aws' });
+  t.same(one.instanceGroups.map((ig) => ig.metadata.name), ['control-plane-us-east-1a', 'nodes-us-east-1a'], 'zones left with no node get no group');
+  t.equal(one.cluster.spec.kubernetesVersion, '1.30.5');
+  t.same(one.cluster.spec.etcdClusters![0].etcdMembers, [{ name: 'a', instanceGroup: 'control-plane-us-east-1a' }]);
+
+  const five = newClusterObjects({ name: 'b.example.com', zones: ['us-east-1a', 'us-east-1b'], controlPlaneCount: 5, nodeCount: 0, cloud: 'aws' });
+  t.same(five.instanceGroups.map((ig) => ig.metadata.name), [
+    'control-plane-us-east-1a-1',
+    'control-plane-us-east-1b-1',
+    'control-plane-us-east-1a-2',
+    'control-plane-us-east-1b-2',
+    'control-plane-us-east-1a-3',
+  ]);
+  t.same(five.cluster.spec.etcdClusters![0].etcdMembers.map((m) => m.name), ['a-1', 'b-1', 'a-2', 'b-2', 'a-3']);
+  t.same(validateCluster(five.cluster, five.instanceGroups), []);
+
+  const local = newClusterObjects({ name: 'dev.local', zones: ['local-a'], controlPlaneCount: 1, nodeCount: 2, cloud: 'local', kubernetesVersion: 'v1.30.0' });
+  t.equal(local.cluster.spec.cloudProvider, 'local');
+  t.equal(local.cluster.spec.kubernetesVersion, '1.30.0');
+  t.same(local.instanceGroups.map((ig) => ig.spec.machineType), ['local', 'local']);
+  t.same(local.cluster.spec.etcdClusters![0].etcdMembers, [{ name: 'control-plane-local-a', instanceGroup: 'control-plane-local-a' }]);
+});
+
+t.test('newClusterObjects rejects bad options with a usage error', async (t) => {
+  const good: NewClusterOptions = { name: 'demo.example.com', zones: ['us-east-1a'], controlPlaneCount: 1, nodeCount: 1, cloud: 'aws' };
+  const cases: Array<[Partial<NewClusterOptions>, string]> = [
+    [{ name: 'Demo' }, `invalid cluster name "Demo" (want a lowercase DNS name: a-z, 0-9, '-' and '.')`],
+    [{ name: '' }, `invalid cluster name "" (want a lowercase DNS name: a-z, 0-9, '-' and '.')`],
+    [{ zones: [] }, 'at least one zone is required'],
+    [{ zones: ['us-east-1a', 'us-east-1a'] }, 'zone "us-east-1a" is listed twice'],
+    [{ zones: ['US East'] }, 'invalid zone "US East" (want a lowercase DNS label such as us-east-1a)'],
+    [{ controlPlaneCount: 0 }, 'control-plane count must be a whole number of at least 1 (got 0)'],
+    [{ controlPlaneCount: 1.5 }, 'control-plane count must be a whole number of at least 1 (got 1.5)'],
+    [{ nodeCount: -1 }, 'node count must be a whole number of at least 0 (got -1)'],
+    [{ kubernetesVersion: 'stable' }, 'invalid Kubernetes version "stable" (want e.g. 1.30.5)'],
+    [{ zones: ['a1a', 'a1b', 'a1c', 'a1d', 'a1e', 'a1f', 'a1g', 'a1h', 'a1i'] }, 'too many zones (9): networkCIDR 172.20.0.0/16 has room for 8 zone subnets'],
+  ];
+  for (const [change, message] of cases) {
+    t.throws(() => newClusterObjects({ ...good, ...change }), { message, exitCode: ExitCode.Usage }, message);
+  }
+  try {
+    newClusterObjects({ ...good, zones: [] });
+  } catch (err) {
+    t.ok(err instanceof UserError);
+  }
+});
