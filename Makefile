@@ -23,7 +23,7 @@ typecheck: setup
 build: setup
 	node scripts/build-binaries.mjs
 
-test: typecheck
+test: typecheck build
 	$(TAP) $(TAP_ARGS)
 
 e2e: build

@@ -11,7 +11,6 @@ import { ClusterRepository, type StoredCluster } from './cluster-repository.js';
 import type { CliIO } from './io.js';
 import { cloudName, formatInstanceGroups, parseOutputFormat, table, zonesOf } from './output.js';
 import { formatPlan, hasChanges } from './store-plan.js';
-import { updateCluster } from './update-cluster.js';
 import { requireValid } from './validation.js';
 
 export interface CreateClusterOptions {
@@ -229,8 +228,10 @@ export async function runUpdateCluster(
   const stored = await repo.load(name);
   const agent = await resolveAgentBinary(options, io.env);
   const clusterStore = repo.clusterStore(name);
+  // Loaded on demand: the PKI and X.509 stack costs start-up time every other command would pay.
+  const { updateCluster } = await import('./update-cluster.js');
   const result = await updateCluster(clusterStore, stored, agent, options.yes);
-  io.out(formatPlan(clusterStore.baseURL, result.entries));
+  io.out(formatPlan(clusterStore.baseURL, result.entries, result.applied));
   if (!hasChanges(result.entries)) {
     io.out('No changes needed.\n');
   } else if (!options.yes) {

@@ -50,12 +50,10 @@ export function hasChanges(entries: PlanEntry[]): boolean {
   return entries.some((e) => e.action !== 'unchanged');
 }
 
-export function formatPlan(baseURL: string, entries: PlanEntry[]): string {
-  const sections: Array<[PlanAction, string]> = [
-    ['create', 'Will create'],
-    ['modify', 'Will modify'],
-    ['delete', 'Will delete'],
-  ];
+export function formatPlan(baseURL: string, entries: PlanEntry[], applied: boolean): string {
+  const sections: Array<[PlanAction, string]> = applied
+    ? [['create', 'Created'], ['modify', 'Modified'], ['delete', 'Deleted']]
+    : [['create', 'Will create'], ['modify', 'Will modify'], ['delete', 'Will delete']];
   let text = '';
   for (const [action, title] of sections) {
     const chosen = entries.filter((e) => e.action === action);
@@ -66,7 +64,7 @@ export function formatPlan(baseURL: string, entries: PlanEntry[]): string {
     text += '\n';
   }
   const unchanged = entries.filter((e) => e.action === 'unchanged').length;
-  text += `${entries.length - unchanged} to change, ${unchanged} unchanged.\n`;
+  text += `${entries.length - unchanged} ${applied ? 'changed' : 'to change'}, ${unchanged} unchanged.\n`;
   return text;
 }
 
