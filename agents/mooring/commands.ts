@@ -62,10 +62,10 @@ async function readStdin(): Promise<string> {
 }
 
 /** Groups objects by the cluster they belong to (a group names its cluster by label, or the file's only cluster). */
-function byCluster(objects: ParsedObject[]): Map<string, { cluster?: ParsedObject; groups: ParsedObject[] }> {
+function byCluster(objects: ParsedObject[]): Map<string, ClusterPart> {
   const clusters = objects.filter((o) => o.object.kind === 'Cluster');
   const fallback = clusters.length === 1 ? clusters[0]?.object.metadata.name : undefined;
-  const result = new Map<string, { cluster?: ParsedObject; groups: ParsedObject[] }>();
+  const result = new Map<string, ClusterPart>();
   const entry = (name: string) => {
     let e = result.get(name);
     if (!e) result.set(name, (e = { groups: [] }));
@@ -96,61 +96,62 @@ export async function createFromFile(store: StateStore, io: CliIO, file: string)
 }
 
 async function createObjects(store: StateStore, io: CliIO, input: Array<ParsedObject | Cluster | InstanceGroup>): Promise<void> {
-  const objects = input.map(asParsed);
-  const repo = new ClusterRepository(store);
-  const plans: Array<() => Promise<void>> = [];
-  for (const [name, part] of byCluster(objects)) {
-    const exists = await repo.exists(name);
-    if (part.cluster && exists) throw new UserError(`cluster "${name}" already exists in ${store.baseURL}; use replace -f to change it`, ExitCode.Conflict);
-    const current: StoredCluster | undefined = exists ? await repo.load(name) : undefined;
-    const cluster = (part.cluster ?? current?.cluster) as ParsedObject | undefined;
-    if (!cluster) throw new UserError(`cluster "${name}" not found in ${store.baseURL}; create the cluster first`, ExitCode.NotFound);
+  await validateThenSave(store, io, input.map(asParsed), 'created', (name, part, current) => {
+    if (part.cluster && current) throw new UserError(`cluster "${name}" already exists in ${store.baseURL}; use replace -f to change it`, ExitCode.Conflict);
     for (const g of part.groups) {
       if (current?.instanceGroups.some((c) => c.object.metadata.name === g.object.metadata.name)) {
         throw new UserError(`instance group "${g.object.metadata.name}" already exists in cluster "${name}"; use replace -f to change it`, ExitCode.Conflict);
       }
     }
-    requireValid(cluster, [...(current?.instanceGroups ?? []), ...part.groups]);
-    plans.push(async () => {
-      await repo.save(name, {
-        cluster: part.cluster?.object as Cluster | undefined,
-        instanceGroups: part.groups.map((g) => g.object as InstanceGroup),
-      });
-      io.out(describeWrite('created', name, part.cluster !== undefined, part.groups));
-    });
-  }
-  // Only once every cluster in the input is valid does anything get written.
-  for (const write of plans) await write();
+  });
 }
 
 export async function replaceFromFile(store: StateStore, io: CliIO, file: string, force: boolean): Promise<void> {
   const objects = await readObjectsFile(file);
-  const repo = new ClusterRepository(store);
-  const plans: Array<() => Promise<void>> = [];
-  for (const [name, part] of byCluster(objects)) {
-    const exists = await repo.exists(name);
-    if (!exists && !(force && part.cluster)) {
+  await validateThenSave(store, io, objects, 'replaced', (name, part, current) => {
+    if (!current && !(force && part.cluster)) {
       throw new UserError(`cluster "${name}" not found in ${store.baseURL}; use create -f (or replace --force)`, ExitCode.NotFound);
     }
-    const current = exists ? await repo.load(name) : undefined;
-    const groups = new Map<string, ParsedObject>((current?.instanceGroups ?? []).map((g) => [g.object.metadata.name, g]));
     for (const g of part.groups) {
-      if (!groups.has(g.object.metadata.name) && !force) {
+      if (!force && !current?.instanceGroups.some((c) => c.object.metadata.name === g.object.metadata.name)) {
         throw new UserError(`instance group "${g.object.metadata.name}" not found in cluster "${name}"; use create -f (or replace --force)`, ExitCode.NotFound);
       }
     }
-    const cluster = (part.cluster ?? current?.cluster) as ParsedObject;
-    const merged = [...groups.values()].filter((g) => !part.groups.some((p) => p.object.metadata.name === g.object.metadata.name));
-    requireValid(cluster, [...merged, ...part.groups]);
-    plans.push(async () => {
+  });
+}
+
+type ClusterPart = { cluster?: ParsedObject; groups: ParsedObject[] };
+
+/**
+ * Checks and validates every cluster the input touches (the stored objects merged with
+ * the new ones) and only then writes anything, so bad input leaves the store as it was.
+ */
+async function validateThenSave(
+  store: StateStore,
+  io: CliIO,
+  objects: ParsedObject[],
+  verb: 'created' | 'replaced',
+  check: (name: string, part: ClusterPart, current: StoredCluster | undefined) => void,
+): Promise<void> {
+  const repo = new ClusterRepository(store);
+  const writes: Array<() => Promise<void>> = [];
+  for (const [name, part] of byCluster(objects)) {
+    const current = (await repo.exists(name)) ? await repo.load(name) : undefined;
+    check(name, part, current);
+    const cluster = part.cluster ?? current?.cluster;
+    if (!cluster) throw new UserError(`cluster "${name}" not found in ${store.baseURL}; create the cluster first`, ExitCode.NotFound);
+    const incoming = new Set(part.groups.map((g) => g.object.metadata.name));
+    const kept = (current?.instanceGroups ?? []).filter((g) => !incoming.has(g.object.metadata.name));
+    requireValid(cluster, [...kept, ...part.groups]);
+    writes.push(async () => {
       await repo.save(name, {
         cluster: part.cluster?.object as Cluster | undefined,
         instanceGroups: part.groups.map((g) => g.object as InstanceGroup),
       });
-      io.out(describeWrite('replaced', name, part.cluster !== undefined, part.groups));
+      io.out(describeWrite(verb, name, part.cluster !== undefined, part.groups));
     });
   }
-  for (const write of plans) await write();
+  for (const write of writes) await write();
 }
 
 function describeWrite(verb: string, cluster: string, wroteCluster: boolean, groups: ParsedObject[]): string {
@@ -228,6 +229,10 @@ export async function runUpdateCluster(
   const stored = await repo.load(name);
   const agent = await resolveAgentBinary(options, io.env);
   const clusterStore = repo.clusterStore(name);
+  const configBase = stored.cluster.object.spec.configBase;
+  if (configBase && configBase.replace(/\/+$/, '') !== clusterStore.baseURL) {
+    io.err(`warning: spec.configBase is ${configBase} but this cluster is stored at ${clusterStore.baseURL}; instances will read their configuration from ${configBase}\n`);
+  }
   // Loaded on demand: the PKI and X.509 stack costs start-up time every other command would pay.
   const { updateCluster } = await import('./update-cluster.js');
   const result = await updateCluster(clusterStore, stored, agent, options.yes);

@@ -2,7 +2,7 @@
 // update --yes on file:// and on s3:// (s3rver), and bad input that must leave the store untouched.
 import t, { type Test } from 'tap';
 import { execFileSync } from 'node:child_process';
-import { statSync, writeFileSync } from 'node:fs';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import YAML from 'yaml';
 import { mooring, TEST_AGENT_ARGS } from '../harness/cli.js';
@@ -238,4 +238,25 @@ t.test('--help is there for every command', async (t) => {
   for (const flag of ['--zones', '--control-plane-count', '--node-count', '--cloud']) t.match(createHelp.stdout, flag);
   const bad = await mooring(['frobnicate']);
   t.equal(bad.code, 2);
+});
+
+t.test('create -f loads what `kops get all -o yaml` writes, and update completes it', async (t) => {
+  const store = await fileStore(t);
+  const state = ['--state', store.url];
+  const fixture = new URL('../fixtures/kops-aws-cluster.yaml', import.meta.url).pathname;
+  const create = await mooring([...state, 'create', '-f', fixture]);
+  t.equal(create.code, 0, create.stderr);
+  const name = (YAML.parseAllDocuments(readFileSync(fixture, 'utf8'))[0]!.toJS() as { metadata: { name: string } }).metadata.name;
+  const update = await mooring([...state, 'update', 'cluster', name, '--yes', ...TEST_AGENT_ARGS]);
+  t.equal(update.code, 0, update.stderr);
+  const twice = await mooring([...state, 'create', '-f', fixture]);
+  t.equal(twice.code, 6, 'creating the same objects again is a conflict');
+
+  const work = tempDir(t, 'mooring-ig-');
+  const newGroup = join(work, 'ig.yaml');
+  writeFileSync(newGroup, ig('nodes-new', 'Node').replace(CLUSTER, name).replace('us-east-1a', 'nonexistent-subnet'));
+  const badSubnet = await mooring([...state, 'create', '-f', newGroup]);
+  t.not(badSubnet.code, 0, 'a group naming an unknown subnet is refused');
+  const replaceMissing = await mooring([...state, 'replace', '-f', newGroup]);
+  t.equal(replaceMissing.code, 4, 'replace of a group that does not exist is not found');
 });
