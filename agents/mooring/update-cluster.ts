@@ -8,7 +8,7 @@ import { StorePaths, type Cluster, type InstanceGroup } from '../../shared/api/t
 import { clusterKeysetNames, ensureClusterPKI, planClusterPKI } from '../../shared/pki/cluster-pki.js';
 import { loadKeyset, primaryKeypair } from '../../shared/pki/keyset.js';
 import type { StateStore } from '../../shared/store/types.js';
-import { renderUserData } from '../../bootstrap/render-userdata.js';
+import { encodeUserData, renderUserData } from '../../bootstrap/render-userdata.js';
 import type { AgentBinary } from './agent-binary.js';
 import { requireValid } from './validation.js';
 import type { StoredCluster } from './cluster-repository.js';
@@ -90,7 +90,8 @@ function desiredObjects(
       agentURLs: agent.urls,
       agentSHA256: agent.sha256,
     });
-    objects.push({ path: StorePaths.userData(ig.metadata.name), content: userData });
+    // What is stored is what a cloud accepts: gzip+base64 once past AWS's 16 KiB, an error past that.
+    objects.push({ path: StorePaths.userData(ig.metadata.name), content: encodeUserData(userData).body });
   }
   objects.push({ path: StorePaths.completedSpec, content: stringifyObjects([cluster], 'yaml') });
   return objects;
