@@ -1,6 +1,8 @@
 // The operations behind each `mooring` command. Every one validates everything
 // before it writes anything, so bad input leaves the store exactly as it was.
 import { readFile } from 'node:fs/promises';
+import YAML from 'yaml';
+import { buildBootConfig } from '../../shared/api/nodeconfig.js';
 import { newClusterObjects } from '../../shared/api/complete.js';
 import { parseObjects, stringifyObjects, type ParsedObject } from '../../shared/api/parse.js';
 import { StorePaths, type Cluster, type InstanceGroup } from '../../shared/api/types.js';
@@ -200,6 +202,26 @@ export async function getInstanceGroups(store: StateStore, io: CliIO, name: stri
   const format = parseOutputFormat(output, 'table');
   const stored = await new ClusterRepository(store).load(name);
   io.out(formatInstanceGroups(stored.instanceGroups.map((g) => g.object), format));
+}
+
+/**
+ * The boot config an instance group's user-data carries, derived from the stored
+ * node config (its hash covers exactly those bytes), for debugging and tests.
+ */
+export async function getBootConfig(store: StateStore, io: CliIO, name: string, ig: string): Promise<void> {
+  const repo = new ClusterRepository(store);
+  const stored = await repo.load(name);
+  const group = stored.instanceGroups.find((g) => g.object.metadata.name === ig)?.object;
+  if (!group) throw new UserError(`instance group "${ig}" not found in cluster "${name}"`, ExitCode.NotFound);
+  const cs = repo.clusterStore(name);
+  const nodeConfig = await cs.readIfExists(StorePaths.nodeupConfig(group.spec.role, ig));
+  const completedText = await cs.readIfExists(StorePaths.completedSpec);
+  if (nodeConfig === undefined || completedText === undefined) {
+    throw new UserError(`no node config for instance group "${ig}" yet: run "mooring update cluster ${name} --yes" first`, ExitCode.NotFound);
+  }
+  const completed = parseObjects(completedText.toString('utf8'), cs.urlOf(StorePaths.completedSpec)).find((o) => o.object.kind === 'Cluster');
+  if (!completed) throw new UserError(`${cs.urlOf(StorePaths.completedSpec)}: no Cluster object`, ExitCode.InvalidSpec);
+  io.out(YAML.stringify(buildBootConfig(completed.object as Cluster, group, nodeConfig, cs.baseURL)));
 }
 
 export async function getUserData(store: StateStore, io: CliIO, name: string, ig: string): Promise<void> {

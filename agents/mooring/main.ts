@@ -145,6 +145,13 @@ Example:
       .requiredOption('--instance-group <ig>', 'instance group name')
       .action(async (name: string, o: { instanceGroup: string }) => cmd.getUserData(store(), io, name, o.instanceGroup)),
   );
+  get.addCommand(
+    inherit(new Command('bootconfig'))
+      .description("print the boot config an instance group's user-data carries (derived from its stored node config)")
+      .argument('<name>', 'cluster name')
+      .requiredOption('--instance-group <ig>', 'instance group name')
+      .action(async (name: string, o: { instanceGroup: string }) => cmd.getBootConfig(store(), io, name, o.instanceGroup)),
+  );
   program.addCommand(get);
 
   // update

@@ -1,34 +1,96 @@
-// `nodeup`: makes this machine match its cluster spec, at every boot. This
-// build only identifies itself; the real work (--conf, --dry-run, --root,
-// --install-systemd-unit) comes in a later build, and until then every other
-// invocation fails plainly instead of pretending to work.
+// `nodeup`: makes this machine match its cluster spec, at every boot (started
+// by mooring-nodeup.service). `--dry-run` prints the plan and changes nothing.
+import { parseArgs } from 'node:util';
+import { ExitCode, UserError } from '../../shared/errors.js';
+import { StoreError } from '../../shared/store/types.js';
+import { SpecError } from '../../shared/api/parse.js';
 import { versionLine } from '../../shared/version.js';
+import { DEFAULT_CACHE, requireRoot, runNodeup, type NodeupIO } from './nodeup.js';
 
 const PROGRAM = 'nodeup';
 
-const HELP = `Usage: ${PROGRAM} [--help | --version]
+const HELP = `Usage: ${PROGRAM} --conf BOOTCONFIG [options]
 
-Makes this machine match its cluster spec (packages, hash-verified binaries,
-files, sysctls, containerd, kubelet, systemd units). Started at every boot by
-mooring-nodeup.service.
+Makes this machine match its cluster spec: packages, hash-verified binaries,
+files, sysctls, kernel modules, containerd, kubelet, control-plane static pods,
+certificates and systemd units. Reads the node config and the completed spec
+from the state store named in the boot config, and refuses a node config whose
+sha256 differs from the boot config's.
 
-Options implemented in this build:
-  --help      print this help and exit
-  --version   print the version and exit
+Options:
+  --conf FILE               boot config (user-data writes /opt/mooring/conf/boot.yaml)
+  --root DIR                apply under DIR instead of / (reads DIR/etc/os-release;
+                            systemd is driven with systemctl --root=DIR)
+  --dry-run                 print the plan; no side effect at all (nothing is
+                            downloaded, written, loaded, issued or started)
+  -o, --output text|json    plan/report format (default text)
+  --install-systemd-unit    install and start mooring-nodeup.service, which runs
+                            nodeup at every boot, then exit
+  --cache DIR               asset cache (default ${DEFAULT_CACHE}, under --root)
+  --retries N               retries per failed task, capped jittered backoff (default 3)
+  --help, --version
 
-Not implemented yet (planned): --conf=FILE, --dry-run, --root=DIR,
---install-systemd-unit. Any other invocation exits 1.
+Exit codes: 0 ok, 1 some task failed (the report names each), 2 bad usage,
+3 invalid input (e.g. node config hash mismatch), 5 state store unreachable.
 `;
 
-export async function main(argv: string[]): Promise<number> {
-  if (argv.includes('--help') || argv.includes('-h')) {
-    process.stdout.write(HELP);
+const processIO: NodeupIO = {
+  out: (s) => void process.stdout.write(s),
+  err: (s) => void process.stderr.write(s),
+};
+
+export async function main(argv: string[], io: NodeupIO = processIO): Promise<number> {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: {
+        conf: { type: 'string' },
+        root: { type: 'string', default: '/' },
+        'dry-run': { type: 'boolean', default: false },
+        dryrun: { type: 'boolean', default: false },
+        output: { type: 'string', short: 'o', default: 'text' },
+        'install-systemd-unit': { type: 'boolean', default: false },
+        cache: { type: 'string', default: DEFAULT_CACHE },
+        retries: { type: 'string', default: '3' },
+        help: { type: 'boolean', short: 'h', default: false },
+        version: { type: 'boolean', default: false },
+      },
+      strict: true,
+      allowPositionals: false,
+    }));
+  } catch (err) {
+    io.err(`${PROGRAM}: ${(err as Error).message}\n${HELP}`);
+    return ExitCode.Usage;
+  }
+  if (values.help) {
+    io.out(HELP);
     return 0;
   }
-  if (argv.includes('--version')) {
-    process.stdout.write(versionLine(PROGRAM));
+  if (values.version) {
+    io.out(versionLine(PROGRAM));
     return 0;
   }
-  process.stderr.write(`${PROGRAM}: not implemented yet in this build\n`);
-  return 1;
+  try {
+    if (!values.conf) throw new UserError('--conf BOOTCONFIG is required', ExitCode.Usage);
+    if (values.output !== 'text' && values.output !== 'json') throw new UserError(`-o: want text or json, got ${values.output}`, ExitCode.Usage);
+    if (!/^\d+$/.test(values.retries)) throw new UserError(`--retries: want a whole number, got ${values.retries}`, ExitCode.Usage);
+    const { code } = await runNodeup({
+      conf: values.conf,
+      root: requireRoot(values.root),
+      // kOps' --dryrun spelling is accepted too (and, unlike kOps, honoured).
+      dryRun: values['dry-run'] || values.dryrun,
+      output: values.output,
+      installSystemdUnit: values['install-systemd-unit'],
+      cache: values.cache,
+      retries: Number(values.retries),
+    }, io);
+    return code;
+  } catch (err) {
+    io.err(`${PROGRAM}: error: ${(err as Error).message}\n`);
+    if (err instanceof UserError) return err.exitCode;
+    if (err instanceof SpecError) return ExitCode.InvalidSpec;
+    if (err instanceof StoreError) return err.kind === 'NotFound' ? ExitCode.NotFound : ExitCode.StoreUnavailable;
+    return ExitCode.Failure;
+  }
 }

@@ -64,9 +64,10 @@ t.test('every program answers --version and --help as itself, with no node_modul
     t.match(help.stdout, new RegExp(`^Usage: ${name} `, 'm'), `${name} --help names ${name}`);
     for (const other of PROGRAMS.filter((p) => p !== name)) t.notMatch(help.stdout, `Usage: ${other} `, `${name} help is not ${other}'s`);
   }
-  const nodeup = await run('nodeup', ['--conf=/opt/mooring/conf/boot.yaml']);
-  t.equal(nodeup.exitCode, 1, 'unimplemented nodeup invocation fails');
-  t.equal(nodeup.stderr, 'nodeup: not implemented yet in this build');
+  // A missing boot config is a usage error that names the file.
+  const nodeup = await run('nodeup', ['--conf=/nonexistent/mooring/boot.yaml', '--dry-run']);
+  t.equal(nodeup.exitCode, 2, 'nodeup without a readable boot config exits 2');
+  t.match(nodeup.stderr, /^nodeup: error: read boot config \/nonexistent\/mooring\/boot\.yaml: ENOENT/);
 });
 
 t.test('the dispatcher name takes the program as first argument', { skip: skipReason }, async (t) => {

@@ -1,0 +1,61 @@
+// What every nodeup task is: find the actual state and diff it against the
+// wanted one (plan, no side effect), then make it so (apply, only the difference).
+import type { Logger } from '../../../shared/log.js';
+import type { HostInfo } from '../host/os-release.js';
+
+export type Action = 'create' | 'modify' | 'unchanged';
+
+export interface FieldChange {
+  field: string;
+  /** Absent when the thing does not exist yet. */
+  old?: string;
+  new: string;
+}
+
+export interface Plan {
+  action: Action;
+  changes: FieldChange[];
+  /** Unified diff of a file's content (never for secrets). */
+  diff?: string;
+}
+
+export interface TaskContext {
+  /** Absolute root prefix; '/' on a real machine. */
+  root: string;
+  dryRun: boolean;
+  host: HostInfo;
+  /** Absolute path (already under root) of the asset cache. */
+  cacheDir: string;
+  log: Logger;
+  /** Whether a dependency changed (or, in a dry run, would change) in this run. */
+  changed(taskId: string): boolean;
+  /** Aborted when the task's timeout fires. */
+  signal: AbortSignal;
+}
+
+export interface Task {
+  /** `Kind:name`, unique in a run, e.g. `File:/etc/hosts`. */
+  readonly id: string;
+  readonly deps: readonly string[];
+  /** Content is secret: never shown in a plan. */
+  readonly secret?: boolean;
+  plan(ctx: TaskContext): Promise<Plan>;
+  apply(ctx: TaskContext, plan: Plan): Promise<void>;
+}
+
+export const unchanged = (): Plan => ({ action: 'unchanged', changes: [] });
+
+/** A plan from field changes: create when `exists` is false, else modify when anything differs. */
+export function planFrom(exists: boolean, changes: FieldChange[], diff?: string): Plan {
+  if (!exists) return { action: 'create', changes, ...(diff ? { diff } : {}) };
+  if (changes.length === 0) return unchanged();
+  return { action: 'modify', changes, ...(diff ? { diff } : {}) };
+}
+
+/** A failure that names the task: every error reaching the report goes through this. */
+export class TaskError extends Error {
+  constructor(readonly taskId: string, message: string, options?: { cause?: unknown }) {
+    super(`${taskId}: ${message}`, options);
+    this.name = 'TaskError';
+  }
+}

@@ -1,0 +1,88 @@
+// One nodeup run: inputs → host detection → model → engine → report.
+import { resolve } from 'node:path';
+import { UserError } from '../../shared/errors.js';
+import { configureLogging, logger } from '../../shared/log.js';
+import { readEmbeddedText } from '../../bootstrap/embedded-text.js';
+import { detectHost, type HostInfo } from './host/os-release.js';
+import { under } from './host/fs.js';
+import { loadInputs, readBootConfig, storeCASource } from './inputs.js';
+import { buildTasks } from './model/index.js';
+import { formatFailures, formatPlan, progressLine, reportJSON, summaryLine } from './engine/report.js';
+import { runTasks, type RunReport } from './engine/run.js';
+import { DEFAULT_RETRY } from './engine/retry.js';
+import type { Task } from './engine/task.js';
+import { ServiceTask } from './tasks/service.js';
+
+export interface NodeupOptions {
+  conf: string;
+  root: string;
+  dryRun: boolean;
+  output: 'text' | 'json';
+  installSystemdUnit: boolean;
+  /** Node path of the asset cache (under root). */
+  cache: string;
+  retries: number;
+  retryBaseMs?: number;
+  concurrency?: number;
+  timeoutMs?: number;
+}
+
+export interface NodeupIO {
+  out(text: string): void;
+  err(text: string): void;
+}
+
+export const DEFAULT_CACHE = '/var/cache/nodeup';
+
+export interface PreparedRun {
+  tasks: Task[];
+  host: HostInfo;
+}
+
+/** Reads every input and builds the task list; no side effect. */
+export async function prepare(options: NodeupOptions): Promise<PreparedRun> {
+  const boot = await readBootConfig(options.conf);
+  const inputs = await loadInputs(boot);
+  const host = await detectHost(options.root);
+  if (options.installSystemdUnit) {
+    const unit = readEmbeddedText('systemd/mooring-nodeup.service');
+    return { host, tasks: [new ServiceTask({ name: 'mooring-nodeup.service', unit, noBlock: true })] };
+  }
+  const ca = storeCASource(inputs.store);
+  const caCerts: Record<string, string> = {};
+  for (const name of Object.keys(inputs.nodeConfig.keypairIDs)) caCerts[name] = (await ca(name)).certPEM;
+  const controlPlane = inputs.nodeConfig.instanceGroupRole === 'ControlPlane' || inputs.nodeConfig.instanceGroupRole === 'Master';
+  const serviceAccount = controlPlane ? await ca('service-account') : undefined;
+  const tasks = buildTasks({ ...inputs, host, ca, caCerts, ...(serviceAccount ? { serviceAccount } : {}) });
+  return { tasks, host };
+}
+
+export async function runNodeup(options: NodeupOptions, io: NodeupIO): Promise<{ code: number; report?: RunReport }> {
+  const root = resolve(options.root);
+  configureLogging({ write: (line) => io.err(line + '\n') });
+  const log = logger('nodeup');
+  const { tasks, host } = await prepare({ ...options, root });
+  const report = await runTasks(tasks, {
+    root,
+    dryRun: options.dryRun,
+    host,
+    cacheDir: under(root, options.cache),
+    log,
+    retry: { ...DEFAULT_RETRY, retries: options.retries, ...(options.retryBaseMs !== undefined ? { baseDelayMs: options.retryBaseMs } : {}) },
+    ...(options.concurrency !== undefined ? { concurrency: options.concurrency } : {}),
+    ...(options.timeoutMs !== undefined ? { timeoutMs: options.timeoutMs } : {}),
+    progress: options.dryRun ? undefined : (r, done, total) => io.err(`nodeup: ${progressLine(r, done, total, false)}\n`),
+  });
+  if (options.output === 'json') io.out(reportJSON(report, options.dryRun, !options.dryRun));
+  else if (options.dryRun) io.out(formatPlan(report));
+  else {
+    io.out(summaryLine(report) + '\n');
+    if (report.failed.length > 0) io.out(formatFailures(report) + '\n');
+  }
+  return { code: report.failed.length > 0 ? 1 : 0, report };
+}
+
+export function requireRoot(root: string): string {
+  if (!root.startsWith('/')) throw new UserError(`--root must be an absolute path, got ${root}`);
+  return root;
+}

@@ -1,0 +1,185 @@
+// Certificate and Kubeconfig: issued from the state-store CA and kept while
+// they are valid. Reissued only when close to expiry, when the wanted subject
+// or SANs differ, when the CA changed, or when the key no longer matches
+// (kOps' nodeup reissues on every run). Private keys are never shown in a plan.
+import { X509Certificate, createPrivateKey } from 'node:crypto';
+import YAML from 'yaml';
+import { needsRenewal } from '../../../shared/pki/renewal.js';
+import { issueCertificate, parseCertificate, verifyIssuedBy, type CertificateUsage } from '../../../shared/pki/x509.js';
+import type { Keypair } from '../../../shared/pki/keyset.js';
+import { readIfExists, under, writeFileAtomic } from '../host/fs.js';
+import { planFrom, TaskError, type FieldChange, type Plan, type Task, type TaskContext } from '../engine/task.js';
+
+/** Loads a CA keypair by keyset name (from the state store; cached per run). */
+export type CASource = (keyset: string) => Promise<Keypair>;
+
+export interface CertRequest {
+  ca: string;
+  commonName: string;
+  organization?: string[];
+  dnsNames?: string[];
+  ipAddresses?: string[];
+  usage: CertificateUsage;
+  validityDays?: number;
+}
+
+const DEFAULT_VALIDITY_DAYS = 365;
+
+/** Why the certificate must be (re)issued, or undefined when it can stay. */
+export async function certificateProblem(certPEM: string | undefined, keyPEM: string | undefined, caCertPEM: string, req: CertRequest): Promise<string | undefined> {
+  if (certPEM === undefined) return 'no certificate yet';
+  if (keyPEM === undefined) return 'no private key';
+  const renewal = needsRenewal(certPEM, { wantCN: req.commonName, wantDNS: req.dnsNames ?? [], wantIPs: req.ipAddresses ?? [] });
+  if (renewal.renew) return renewal.reason;
+  try {
+    if (!new X509Certificate(certPEM).checkPrivateKey(createPrivateKey(keyPEM))) return 'private key does not match the certificate';
+  } catch (err) {
+    return `private key unreadable: ${(err as Error).message}`;
+  }
+  if (!(await verifyIssuedBy(certPEM, caCertPEM))) return `not issued by the current ${req.ca}`;
+  return undefined;
+}
+
+function summary(certPEM: string): string {
+  const c = parseCertificate(certPEM);
+  return `CN=${c.subjectCN} SANs=[${[...c.dnsNames, ...c.ipAddresses].join(',')}] until ${c.notAfter.toISOString()}`;
+}
+
+function wanted(req: CertRequest): string {
+  return `CN=${req.commonName} SANs=[${[...(req.dnsNames ?? []), ...(req.ipAddresses ?? [])].join(',')}] by ${req.ca}`;
+}
+
+async function issue(ca: CASource, req: CertRequest): Promise<{ certPEM: string; keyPEM: string }> {
+  return issueCertificate(await ca(req.ca), {
+    commonName: req.commonName,
+    ...(req.organization ? { organization: req.organization } : {}),
+    dnsNames: req.dnsNames ?? [],
+    ipAddresses: req.ipAddresses ?? [],
+    usage: req.usage,
+    validityDays: req.validityDays ?? DEFAULT_VALIDITY_DAYS,
+  });
+}
+
+export class CertificateTask implements Task {
+  readonly id: string;
+  readonly deps: readonly string[] = [];
+  readonly secret = true;
+  constructor(readonly certPath: string, readonly keyPath: string, readonly req: CertRequest, private readonly ca: CASource) {
+    this.id = `Certificate:${certPath}`;
+  }
+
+  async plan(ctx: TaskContext): Promise<Plan> {
+    const cert = (await readIfExists(under(ctx.root, this.certPath)))?.toString('utf8');
+    const key = (await readIfExists(under(ctx.root, this.keyPath)))?.toString('utf8');
+    const caPair = await this.ca(this.req.ca);
+    const problem = await certificateProblem(cert, key, caPair.certPEM, this.req);
+    if (!problem) return planFrom(true, []);
+    const change: FieldChange = { field: 'certificate', ...(cert ? { old: safeSummary(cert) } : {}), new: `issue ${wanted(this.req)} (${problem})` };
+    return planFrom(cert !== undefined, [change]);
+  }
+
+  async apply(ctx: TaskContext): Promise<void> {
+    try {
+      const issued = await issue(this.ca, this.req);
+      // Key first: a crash in between leaves a mismatched pair, which the next run reissues.
+      await writeFileAtomic(under(ctx.root, this.keyPath), issued.keyPEM, { mode: 0o600, uid: 0, gid: 0 });
+      await writeFileAtomic(under(ctx.root, this.certPath), issued.certPEM, { mode: 0o644, uid: 0, gid: 0 });
+    } catch (err) {
+      throw new TaskError(this.id, (err as Error).message, { cause: err });
+    }
+  }
+}
+
+function safeSummary(certPEM: string): string {
+  try {
+    return summary(certPEM);
+  } catch {
+    return '(unparseable certificate)';
+  }
+}
+
+interface KubeconfigFields {
+  server?: string;
+  caData?: string;
+  certData?: string;
+  keyData?: string;
+}
+
+function b64(text: string): string {
+  return Buffer.from(text, 'utf8').toString('base64');
+}
+function unb64(text: string | undefined): string | undefined {
+  return text === undefined ? undefined : Buffer.from(text, 'base64').toString('utf8');
+}
+
+export function renderKubeconfig(name: string, server: string, caPEM: string, certPEM: string, keyPEM: string): string {
+  return YAML.stringify({
+    apiVersion: 'v1',
+    kind: 'Config',
+    clusters: [{ name: 'local', cluster: { server, 'certificate-authority-data': b64(caPEM) } }],
+    users: [{ name, user: { 'client-certificate-data': b64(certPEM), 'client-key-data': b64(keyPEM) } }],
+    contexts: [{ name: 'service-account-context', context: { cluster: 'local', user: name } }],
+    'current-context': 'service-account-context',
+  });
+}
+
+function readKubeconfig(text: string | undefined): KubeconfigFields | undefined {
+  if (text === undefined) return undefined;
+  try {
+    const doc = YAML.parse(text) as {
+      clusters?: Array<{ cluster?: Record<string, string> }>;
+      users?: Array<{ user?: Record<string, string> }>;
+    };
+    const cluster = doc.clusters?.[0]?.cluster ?? {};
+    const user = doc.users?.[0]?.user ?? {};
+    return {
+      server: cluster.server,
+      caData: unb64(cluster['certificate-authority-data']),
+      certData: unb64(user['client-certificate-data']),
+      keyData: unb64(user['client-key-data']),
+    };
+  } catch {
+    return {};
+  }
+}
+
+export interface KubeconfigSpec {
+  path: string;
+  server: string;
+  /** kubeconfig user name, e.g. kubelet. */
+  user: string;
+  cert: CertRequest;
+}
+
+export class KubeconfigTask implements Task {
+  readonly id: string;
+  readonly deps: readonly string[] = [];
+  readonly secret = true;
+  constructor(readonly spec: KubeconfigSpec, private readonly ca: CASource) {
+    this.id = `Kubeconfig:${spec.path}`;
+  }
+
+  async plan(ctx: TaskContext): Promise<Plan> {
+    const current = readKubeconfig((await readIfExists(under(ctx.root, this.spec.path)))?.toString('utf8'));
+    const caPair = await this.ca(this.spec.cert.ca);
+    const changes: FieldChange[] = [];
+    if (current?.server !== this.spec.server) changes.push({ field: 'server', ...(current?.server ? { old: current.server } : {}), new: this.spec.server });
+    if (current?.caData !== caPair.certPEM) changes.push({ field: 'certificate-authority', ...(current?.caData ? { old: '(other CA)' } : {}), new: this.spec.cert.ca });
+    const problem = await certificateProblem(current?.certData, current?.keyData, caPair.certPEM, this.spec.cert);
+    if (problem) changes.push({ field: 'client-certificate', ...(current?.certData ? { old: safeSummary(current.certData) } : {}), new: `issue ${wanted(this.spec.cert)} (${problem})` });
+    return planFrom(current !== undefined, changes);
+  }
+
+  async apply(ctx: TaskContext, plan: Plan): Promise<void> {
+    try {
+      const current = readKubeconfig((await readIfExists(under(ctx.root, this.spec.path)))?.toString('utf8'));
+      const caPair = await this.ca(this.spec.cert.ca);
+      const reissue = plan.changes.some((c) => c.field === 'client-certificate') || !current?.certData || !current.keyData;
+      const pair = reissue ? await issue(this.ca, this.spec.cert) : { certPEM: current.certData as string, keyPEM: current.keyData as string };
+      const text = renderKubeconfig(this.spec.user, this.spec.server, caPair.certPEM, pair.certPEM, pair.keyPEM);
+      await writeFileAtomic(under(ctx.root, this.spec.path), text, { mode: 0o600, uid: 0, gid: 0 });
+    } catch (err) {
+      throw new TaskError(this.id, (err as Error).message, { cause: err });
+    }
+  }
+}

@@ -1,0 +1,14 @@
+// A task whose input is missing (e.g. no asset for kubelet in the node config):
+// it fails with a clear message, and only the tasks that depend on it are skipped.
+import { TaskError, type Plan, type Task } from '../engine/task.js';
+
+export class UnsatisfiableTask implements Task {
+  readonly deps: readonly string[] = [];
+  constructor(readonly id: string, readonly reason: string) {}
+  async plan(): Promise<Plan> {
+    throw new TaskError(this.id, this.reason);
+  }
+  async apply(): Promise<void> {
+    throw new TaskError(this.id, this.reason);
+  }
+}
