@@ -1,32 +1,66 @@
-// `etcd-manager`: forms, heals and backs up one etcd cluster on the control
-// plane. This build only identifies itself; every other invocation fails
-// plainly until the manager is implemented.
+// `etcd-manager`: runs the manager of one etcd cluster on a control-plane
+// instance. `etcd-manager run [flags]` and plain `etcd-manager [flags]` (how
+// kOps starts it) are the same. SIGTERM/SIGINT stop etcd cleanly and exit 0.
+import { configureLogging, logger } from '../../shared/log.js';
+import { ExitCode, UserError } from '../../shared/errors.js';
 import { versionLine } from '../../shared/version.js';
+import { resolveConfig } from './config.js';
+import { helpText, parseFlags } from './flags.js';
+import { Manager } from './manager.js';
 
 const PROGRAM = 'etcd-manager';
 
-const HELP = `Usage: ${PROGRAM} [--help | --version]
-
-Manages one etcd cluster (main or events) on a control-plane instance: volume,
-peers, leader, membership, TLS, backups to the state store, restore, upgrades.
-
-Options implemented in this build:
-  --help      print this help and exit
-  --version   print the version and exit
-
-Not implemented yet (planned): running the manager, and the operator commands
-backup, list-backups, restore-backup. Any other invocation exits 1.
-`;
-
 export async function main(argv: string[]): Promise<number> {
-  if (argv.includes('--help') || argv.includes('-h')) {
-    process.stdout.write(HELP);
-    return 0;
+  let manager: Manager;
+  try {
+    const flags = parseFlags(argv);
+    if (flags.help) {
+      process.stdout.write(helpText(PROGRAM));
+      return ExitCode.OK;
+    }
+    if (flags.version) {
+      process.stdout.write(versionLine(PROGRAM));
+      return ExitCode.OK;
+    }
+    const [command, ...extra] = flags.positional;
+    if ((command !== undefined && command !== 'run') || extra.length > 0) {
+      throw new UserError(`unknown command ${JSON.stringify(flags.positional.join(' '))} (this build has: run)`, ExitCode.Usage);
+    }
+    const config = resolveConfig(flags);
+    const envFormat = process.env.MOORING_LOG_FORMAT === 'json' ? 'json' : undefined;
+    configureLogging({
+      format: flags.sources.get('log-format') === 'default' ? (envFormat ?? 'text') : config.logFormat,
+      level: config.verbosity >= 4 ? 'debug' : 'info',
+    });
+    const log = logger(PROGRAM);
+    log.info('starting', {
+      settings: Object.fromEntries([...flags.values].filter(([k]) => k !== 'env-file').map(([k, v]) => [k, `${Array.isArray(v) ? v.join(',') : v} (${flags.sources.get(k)})`])),
+    });
+    manager = new Manager(config, log);
+  } catch (err) {
+    process.stderr.write(`${PROGRAM}: ${(err as Error).message}\n`);
+    return err instanceof UserError ? err.exitCode : ExitCode.Failure;
   }
-  if (argv.includes('--version')) {
-    process.stdout.write(versionLine(PROGRAM));
-    return 0;
+
+  let signalled: (signal: string) => void = () => undefined;
+  const stopSignal = new Promise<string>((resolve) => (signalled = resolve));
+  const onSignal = (signal: NodeJS.Signals) => signalled(signal);
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  try {
+    const started = manager.start().then(() => 'started');
+    const first = await Promise.race([started, stopSignal]);
+    const signal = first === 'started' ? await stopSignal : first;
+    manager.log.info('stopping', { signal });
+    await started.catch(() => undefined);
+    await manager.stop();
+    return ExitCode.OK;
+  } catch (err) {
+    manager.log.error('fatal', { err });
+    await manager.stop().catch(() => undefined);
+    return ExitCode.Failure;
+  } finally {
+    process.off('SIGTERM', onSignal);
+    process.off('SIGINT', onSignal);
   }
-  process.stderr.write(`${PROGRAM}: not implemented yet in this build\n`);
-  return 1;
 }

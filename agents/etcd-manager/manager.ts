@@ -1,0 +1,449 @@
+// The manager daemon: volume → identity → TLS → /etc/hosts → status server →
+// etcd supervisor, then a reconcile pass every --reconcile-interval.
+//
+// Scope of this build: creating a cluster and growing/healing it. One member
+// (memberCount 1) needs no leader: only the holder of the member's volume can
+// start it (claims are atomic) and only while control/etcd-cluster-created is
+// absent. With memberCount > 1 the managers elect a leader over the
+// mutual-TLS peer API (majority leases + fenced terms, peer/voter.ts); the
+// leader forms the cluster once every member has registered, and afterwards
+// adds missing members as learners and replaces members whose volume came
+// back empty (membership.ts). Shrinking, backups and restore are not here yet.
+import { hostname } from 'node:os';
+import { logger, type Logger } from '../../shared/log.js';
+import { openStore } from '../../shared/store/index.js';
+import type { StateStore } from '../../shared/store/types.js';
+import { expandURLs, memberDNSName, splitBackupStore, type ManagerConfig } from './config.js';
+import { listPeers, registerPeer, type PeerRecord } from './discovery.js';
+import { resolveEtcdBinary } from './etcd/binary.js';
+import { checkEtcd } from './etcd/client.js';
+import { EtcdSupervisor, listenURL, type EtcdProcessSpec } from './etcd/process.js';
+import { updateHostsFile } from './hosts.js';
+import { reconcileMembership } from './membership.js';
+import { PeerClient, startPeerServer, type Command, type PeerInfo, type PeerServer } from './peer/api.js';
+import { Leadership } from './peer/leadership.js';
+import { Voter } from './peer/voter.js';
+import { join } from 'node:path';
+import { ManagerMetrics, startStatusServer, type StatusServer } from './metrics.js';
+import { ensureManagerTLS, type ManagerTLS } from './tls.js';
+import { etcdDataDir, newClusterToken, readVolumeState, writeVolumeState, type VolumeState } from './volume-state.js';
+import { AwsVolumeProvider } from './volumes/aws.js';
+import { LocalVolumeProvider } from './volumes/local.js';
+import { StaticVolumeProvider } from './volumes/static.js';
+import type { Volume, VolumeProvider } from './volumes/types.js';
+
+export interface EtcdClusterSpecFile {
+  memberCount: number;
+  etcdVersion: string;
+}
+
+export const CONTROL = {
+  spec: 'control/etcd-cluster-spec',
+  created: 'control/etcd-cluster-created',
+};
+
+export async function readClusterSpec(store: StateStore): Promise<EtcdClusterSpecFile | undefined> {
+  const data = await store.readIfExists(CONTROL.spec);
+  if (!data) return undefined;
+  const spec = JSON.parse(data.toString('utf8')) as Partial<EtcdClusterSpecFile>;
+  if (!Number.isInteger(spec.memberCount) || (spec.memberCount ?? 0) < 1 || typeof spec.etcdVersion !== 'string') {
+    throw new Error(`${store.urlOf(CONTROL.spec)}: want {"memberCount":N,"etcdVersion":"3.x.y"}, got ${data.toString('utf8').trim()}`);
+  }
+  return spec as EtcdClusterSpecFile;
+}
+
+export class Manager {
+  readonly log: Logger;
+  readonly metrics = new ManagerMetrics({ defaultMetrics: true });
+  private readonly backups: StateStore;
+  private readonly state: StateStore;
+  private readonly provider: VolumeProvider;
+  private readonly etcd: EtcdSupervisor;
+  private volume?: Volume;
+  private dnsName = '';
+  private tls?: ManagerTLS;
+  private status?: StatusServer;
+  private timer?: NodeJS.Timeout;
+  private stopped = false;
+  private lastDiscovery = 0;
+  private lastReconcileOK = 0;
+  private lastError = '';
+  private etcdHealthy = false;
+  private phase = 'starting';
+  private warnedMulti = false;
+  private etcdStarted = false;
+  private reconciling?: Promise<void>;
+  private starting?: Promise<void>;
+  private voter?: Voter;
+  private peerServer?: PeerServer;
+  private peerClient?: PeerClient;
+  private leadership?: Leadership;
+  private memberCount = 1;
+
+  constructor(readonly config: ManagerConfig, log: Logger = logger('etcd-manager')) {
+    this.log = log.child({ cluster: config.clusterName });
+    this.backups = openStore(config.backupStore);
+    this.state = openStore(config.stateStore);
+    this.provider =
+      config.volumeProvider === 'static'
+        ? new StaticVolumeProvider({ dataDir: config.dataDir ?? '', nameTag: config.volumeNameTag, defaultMember: config.instanceId, log: this.log })
+        : config.volumeProvider === 'aws'
+        ? new AwsVolumeProvider({
+            kubernetesClusterName: splitBackupStore(config.backupStore).cluster,
+            tagFilters: config.volumeTags,
+            nameTag: config.volumeNameTag,
+            mountRoot: config.mountRoot,
+            log: this.log,
+          })
+        : new LocalVolumeProvider({
+            volumeDir: config.localVolumeDir,
+            mountRoot: config.mountRoot,
+            holder: config.instanceId,
+            tagFilters: config.volumeTags,
+            nameTag: config.volumeNameTag,
+            log: this.log,
+          });
+    this.etcd = new EtcdSupervisor({
+      log: this.log.child({ component: 'etcd' }),
+      onExit: ({ unexpected }) => {
+        if (unexpected) this.metrics.etcdRestarts.inc();
+      },
+    });
+  }
+
+  get statusPort(): number | undefined {
+    return this.status?.port;
+  }
+
+  async start(): Promise<void> {
+    const cfg = this.config;
+    if (cfg.insecure) this.log.warn('--insecure: etcd runs without TLS and there is no peer API (one-member clusters only); for debugging only, never in production');
+    if (cfg.metricsPort > 0) {
+      this.status = await startStatusServer({ address: cfg.metricsAddress, port: cfg.metricsPort, metrics: this.metrics, health: () => this.health() });
+      this.log.info('status server listening', { address: cfg.metricsAddress, port: this.status.port });
+    }
+    this.phase = 'mounting volume';
+    this.volume = await this.provider.acquire();
+    this.dnsName = memberDNSName(this.volume.memberName, cfg.dnsSuffix);
+    this.log.info('member identity', { member: this.volume.memberName, dnsName: this.dnsName, volume: this.volume.id, mountPoint: this.volume.mountPoint });
+    // Read before the peer API answers: a restarted member must never look empty to the leader.
+    this.volumeStateCache = await readVolumeState(this.volume.mountPoint);
+    this.volumeStateLoaded = true;
+    if (!cfg.insecure) await this.startPeerAPI(this.volume);
+    await this.reconcileOnce();
+    this.schedule();
+  }
+
+  private schedule(): void {
+    if (this.stopped) return;
+    this.timer = setTimeout(() => {
+      this.reconciling = this.reconcileOnce().finally(() => {
+        this.reconciling = undefined;
+        this.schedule();
+      });
+    }, this.config.reconcileIntervalMs);
+  }
+
+  health(): { healthy: boolean; detail: string } {
+    const fresh = Date.now() - this.lastReconcileOK < Math.max(3 * this.config.reconcileIntervalMs, 30_000);
+    const detail = `${this.phase}${this.lastError ? `; last error: ${this.lastError}` : ''}`;
+    return { healthy: this.lastReconcileOK > 0 && fresh && this.lastError === '', detail };
+  }
+
+  private urls(template: string): string[] {
+    return expandURLs(template, this.dnsName, this.config.address);
+  }
+
+  /** Where the manager itself reaches its etcd: by IP, so it needs no DNS. */
+  private localClientEndpoints(): string[] {
+    const urls = this.etcd.isQuarantined ? this.config.quarantineClientURLs : this.config.clientURLs;
+    return this.urls(urls).map((u) => listenURL(u, this.config.address));
+  }
+
+  async reconcileOnce(): Promise<void> {
+    if (this.stopped || !this.volume) return;
+    try {
+      await this.reconcile(this.volume);
+      this.lastError = '';
+      this.lastReconcileOK = Date.now();
+      this.metrics.lastReconcile.set(this.lastReconcileOK / 1000);
+    } catch (err) {
+      this.lastError = (err as Error).message;
+      this.metrics.errors.inc({ step: 'reconcile' });
+      this.log.error('reconcile failed', { err });
+    }
+  }
+
+  private async reconcile(volume: Volume): Promise<void> {
+    const cfg = this.config;
+    const identity = { memberName: volume.memberName, dnsNames: [this.dnsName, hostname()], ipAddresses: [cfg.address] };
+    if (!cfg.insecure) {
+      this.tls = (await ensureManagerTLS({ store: this.state, etcdName: cfg.etcdName, identity, pkiDir: cfg.pkiDir, log: this.log })).files;
+    }
+    await this.discover(volume);
+
+    this.metrics.etcdRunning.set(this.etcd.running ? 1 : 0);
+    this.metrics.quarantined.set(this.etcd.isQuarantined ? 1 : 0);
+    // Started once; after that the supervisor restarts it whenever it exits.
+    if (!this.etcdStarted) await this.ensureEtcdStarted(volume);
+    const spec = await readClusterSpec(this.backups);
+    if (spec && spec.memberCount > 1 && this.peerClient) await this.lead(spec);
+    if (!this.etcdStarted) return;
+
+    const health = await checkEtcd(this.localClientEndpoints(), this.tls?.etcdClient);
+    this.etcdHealthy = health.healthy;
+    this.metrics.members.set(health.members?.length ?? 0);
+    if (this.memberCount === 1) this.metrics.isLeader.set(health.healthy && health.members?.length === 1 ? 1 : 0);
+    if (!health.healthy) {
+      this.phase = 'etcd not healthy yet';
+      this.log.info('etcd not healthy yet', { error: health.error });
+      return;
+    }
+    if (this.etcd.isQuarantined) {
+      // A new cluster is only announced once it answers: then the marker, then clients.
+      if (!(await this.backups.exists(CONTROL.created))) {
+        await this.backups.write(CONTROL.created, JSON.stringify({ createdAt: new Date().toISOString(), member: volume.memberName }) + '\n');
+        this.log.info('cluster created', { marker: this.backups.urlOf(CONTROL.created) });
+      }
+      await this.etcd.setQuarantined(false);
+    }
+    this.phase = 'etcd healthy';
+  }
+
+  private async discover(volume: Volume): Promise<void> {
+    const cfg = this.config;
+    const now = Date.now();
+    if (now - this.lastDiscovery < cfg.discoveryPollIntervalMs && this.lastDiscovery > 0) return;
+    const self: PeerRecord = {
+      member: volume.memberName,
+      instanceId: cfg.instanceId,
+      address: cfg.address,
+      dnsName: this.dnsName,
+      grpcEndpoint: `${cfg.address}:${cfg.grpcPort}`,
+      peerURLs: this.urls(cfg.peerURLs),
+      clientURLs: this.urls(cfg.clientURLs),
+      updatedAt: new Date(now).toISOString(),
+    };
+    await registerPeer(this.backups, self);
+    const peers = await listPeers(this.backups);
+    await updateHostsFile(cfg.hostsFile, cfg.clusterName, peers.map((p) => ({ address: p.address, names: [p.dnsName] })), this.log);
+    this.lastDiscovery = now;
+  }
+
+  /** One start at a time: the reconcile loop and a leader's command may both ask. */
+  private ensureEtcdStarted(volume: Volume): Promise<void> {
+    if (this.etcdStarted) return Promise.resolve();
+    return (this.starting ??= this.startEtcd(volume).finally(() => (this.starting = undefined)));
+  }
+
+  private async startPeerAPI(volume: Volume): Promise<void> {
+    const cfg = this.config;
+    const identity = { memberName: volume.memberName, dnsNames: [this.dnsName, hostname()], ipAddresses: [cfg.address] };
+    this.tls = (await ensureManagerTLS({ store: this.state, etcdName: cfg.etcdName, identity, pkiDir: cfg.pkiDir, log: this.log })).files;
+    // The lease outlives two missed renewals at the reconcile interval.
+    const leaseMs = Math.max(3 * cfg.reconcileIntervalMs, 1000);
+    this.voter = new Voter(join(volume.mountPoint, 'etcd-manager-vote.json'), leaseMs);
+    await this.voter.load();
+    this.peerServer = await startPeerServer({
+      address: cfg.address,
+      port: cfg.grpcPort,
+      tls: this.tls.manager,
+      voter: this.voter,
+      log: this.log.child({ component: 'peer-api' }),
+      handlers: { info: () => this.peerInfo(), command: (c) => this.onCommand(volume, c) },
+    });
+    this.peerClient = await PeerClient.open(this.tls.manager);
+    this.log.info('peer API listening (mutual TLS)', { address: cfg.address, port: this.peerServer.port });
+  }
+
+  private volumeStateCache?: VolumeState;
+  private volumeStateLoaded = false;
+
+  private peerInfo(): PeerInfo {
+    const v = this.voter?.current ?? { term: 0, leader: '' };
+    return {
+      member: this.volume?.memberName ?? '',
+      term: v.term,
+      leader: v.leader,
+      etcdRunning: this.etcd.running,
+      clusterToken: this.volumeStateCache?.clusterToken,
+      initialCluster: this.volumeStateCache?.initialCluster,
+      volumeEmpty: this.volumeStateLoaded && this.volumeStateCache === undefined,
+    };
+  }
+
+  /** Commands from the leader; the fence in the peer API already checked the term. */
+  private async onCommand(volume: Volume, command: Command): Promise<unknown> {
+    if (command.action !== 'form' && command.action !== 'join') throw new Error(`unknown command ${command.action}`);
+    const body = command.body as { clusterToken: string; initialCluster: Record<string, string[]>; etcdVersion: string };
+    const existing = await readVolumeState(volume.mountPoint);
+    if (existing && existing.clusterToken !== body.clusterToken) {
+      throw new Error(`member ${volume.memberName} already belongs to cluster ${existing.clusterToken}; refusing to form ${body.clusterToken}`);
+    }
+    if (!Object.hasOwn(body.initialCluster, volume.memberName)) throw new Error(`member ${volume.memberName} is not in the initial cluster`);
+    if (!existing) {
+      const state: VolumeState = {
+        clusterToken: body.clusterToken,
+        memberName: volume.memberName,
+        etcdVersion: body.etcdVersion,
+        createdAt: new Date().toISOString(),
+        initialCluster: body.initialCluster,
+        initialClusterState: command.action === 'join' ? 'existing' : 'new',
+      };
+      await writeVolumeState(volume.mountPoint, state);
+      this.volumeStateCache = state;
+      this.log.info(command.action === 'join' ? 'joining the running cluster on the leader\'s command' : 'joining a new cluster on the leader\'s command', { leader: command.leader, term: command.term, members: Object.keys(body.initialCluster) });
+    }
+    await this.ensureEtcdStarted(volume);
+    return command.action === 'join' ? 'joined' : 'formed';
+  }
+
+  /** The leader's part: keep the lease, and form the cluster once every member is there. */
+  private async lead(spec: EtcdClusterSpecFile): Promise<void> {
+    const client = this.peerClient!;
+    const self = this.volume!.memberName;
+    this.memberCount = spec.memberCount;
+    const leadership = (this.leadership ??= new Leadership({ self, client, memberCount: spec.memberCount, leaseMs: Math.max(3 * this.config.reconcileIntervalMs, 1000), log: this.log }));
+    leadership.setMemberCount(spec.memberCount);
+    const records = await listPeers(this.backups);
+    const answers = await Promise.all(records.map(async (p) => {
+      try {
+        const r = await client.info(p.grpcEndpoint);
+        return r.status === 200 ? { record: p, info: r.body } : undefined;
+      } catch {
+        return undefined;
+      }
+    }));
+    const alive = answers.filter((a): a is { record: PeerRecord; info: PeerInfo } => a !== undefined).sort((a, b) => a.info.member.localeCompare(b.info.member));
+    // Only the lowest-named live member campaigns (kOps' rule), which keeps split votes rare; the votes make it safe.
+    if (!leadership.isLeader() && alive[0]?.info.member !== self) {
+      this.metrics.isLeader.set(0);
+      return;
+    }
+    await leadership.round(alive.map((a) => ({ member: a.info.member, endpoint: a.record.grpcEndpoint })));
+    this.metrics.isLeader.set(leadership.isLeader() ? 1 : 0);
+    if (!leadership.isLeader()) return;
+    if (await this.backups.exists(CONTROL.created)) {
+      const token = alive.find((a) => a.info.clusterToken)?.info.clusterToken;
+      if (!token) return;
+      const did = await reconcileMembership({
+        alive,
+        memberCount: spec.memberCount,
+        clusterToken: token,
+        etcdTLS: this.tls?.etcdClient,
+        log: this.log,
+        isLeader: () => leadership.isLeader(),
+        join: async (peer, initialCluster) => {
+          const r = await client.command(peer.record.grpcEndpoint, { leader: self, term: leadership.currentTerm, action: 'join', body: { clusterToken: token, initialCluster, etcdVersion: spec.etcdVersion } });
+          if (r.status !== 200) throw new Error(`${peer.info.member} refused to join: ${r.body.error ?? r.status}`);
+        },
+      });
+      if (did) this.log.info('membership step', { did });
+      return;
+    }
+
+    const tokened = alive.filter((a) => a.info.clusterToken);
+    let clusterToken: string;
+    let initialCluster: Record<string, string[]>;
+    if (tokened.length > 0) {
+      // A formation was started (perhaps by a leader since deposed): finish that one, never a second.
+      const first = tokened[0].info;
+      if (tokened.some((a) => a.info.clusterToken !== first.clusterToken || JSON.stringify(a.info.initialCluster) !== JSON.stringify(first.initialCluster)) || !first.initialCluster) {
+        this.log.error('members disagree about the cluster they belong to; not forming', { tokens: tokened.map((a) => `${a.info.member}:${a.info.clusterToken}`) });
+        return;
+      }
+      clusterToken = first.clusterToken!;
+      initialCluster = first.initialCluster;
+    } else {
+      if (alive.length < spec.memberCount) {
+        this.phase = `leader: waiting for members (${alive.length}/${spec.memberCount})`;
+        return;
+      }
+      const chosen = alive.slice(0, spec.memberCount);
+      clusterToken = newClusterToken(this.config.clusterName);
+      initialCluster = Object.fromEntries(chosen.map((a) => [a.info.member, a.record.peerURLs]));
+      this.log.info('forming a new cluster', { term: leadership.currentTerm, members: Object.keys(initialCluster) });
+    }
+    for (const a of alive.filter((x) => Object.hasOwn(initialCluster, x.info.member) && x.info.clusterToken !== clusterToken)) {
+      if (!leadership.isLeader()) return; // checked before every action
+      const r = await client.command(a.record.grpcEndpoint, { leader: self, term: leadership.currentTerm, action: 'form', body: { clusterToken, initialCluster, etcdVersion: spec.etcdVersion } });
+      if (r.status !== 200) this.log.warn('member refused to form', { member: a.info.member, status: r.status, error: r.body.error });
+    }
+    // Announce the cluster once etcd itself reports every member, healthy.
+    const endpoints = alive.filter((a) => Object.hasOwn(initialCluster, a.info.member)).flatMap((a) => a.record.clientURLs.map((u) => listenURL(u, a.record.address)));
+    const health = await checkEtcd(endpoints, this.tls?.etcdClient);
+    if (health.healthy && health.members?.length === spec.memberCount && health.members.every((m) => m.name !== '')) {
+      await this.backups.write(CONTROL.created, JSON.stringify({ createdAt: new Date().toISOString(), leader: self, term: leadership.currentTerm, members: Object.keys(initialCluster) }) + '\n');
+      this.log.info('cluster created', { marker: this.backups.urlOf(CONTROL.created), members: Object.keys(initialCluster) });
+    }
+  }
+
+  private async startEtcd(volume: Volume): Promise<void> {
+    const cfg = this.config;
+    let state: VolumeState | undefined = await readVolumeState(volume.mountPoint);
+    this.volumeStateCache = state;
+    let quarantined = false;
+    if (!state) {
+      const spec = await readClusterSpec(this.backups);
+      if (!spec) {
+        this.phase = `waiting for ${CONTROL.spec}`;
+        this.log.info('no cluster spec yet; waiting', { path: this.backups.urlOf(CONTROL.spec) });
+        return;
+      }
+      if (spec.memberCount !== 1) {
+        this.phase = `waiting for the leader to form a ${spec.memberCount}-member cluster`;
+        if (!this.warnedMulti) this.log.info('waiting for the leader to form the cluster', { memberCount: spec.memberCount });
+        this.warnedMulti = true;
+        return;
+      }
+      if (await this.backups.exists(CONTROL.created)) {
+        // The cluster exists but this volume is empty: starting a fresh one would fork it.
+        throw new Error(`volume ${volume.id} is empty but ${this.backups.urlOf(CONTROL.created)} says the cluster exists; refusing to create a second cluster (restore or member replacement needed)`);
+      }
+      state = { clusterToken: newClusterToken(cfg.clusterName), memberName: volume.memberName, etcdVersion: spec.etcdVersion, createdAt: new Date().toISOString() };
+      await writeVolumeState(volume.mountPoint, state);
+      this.volumeStateCache = state;
+      quarantined = true; // new clusters start where the API server cannot see them
+      this.log.info('creating a new one-member cluster', { member: state.memberName, token: state.clusterToken });
+    }
+    const binary = await resolveEtcdBinary(state.etcdVersion, cfg.etcdBinaryDir);
+    const peerURLs = this.urls(cfg.peerURLs);
+    const spec: EtcdProcessSpec = {
+      binary,
+      name: state.memberName,
+      dataDir: etcdDataDir(volume.mountPoint, state.clusterToken),
+      clusterToken: state.clusterToken,
+      peerURLs,
+      clientURLs: this.urls(cfg.clientURLs),
+      quarantineClientURLs: this.urls(cfg.quarantineClientURLs),
+      initialCluster: state.initialCluster ?? { [state.memberName]: peerURLs },
+      initialClusterState: state.initialClusterState ?? 'new',
+      listenAddress: cfg.address,
+      peerTLS: this.tls?.peer,
+      clientTLS: this.tls?.server,
+    };
+    this.phase = 'etcd starting';
+    await this.etcd.start(spec, { quarantined });
+    this.etcdStarted = true;
+  }
+
+  /** Stops etcd and the loop; keeps the volume (a restarted manager takes it back). */
+  async stop(options: { releaseVolume?: boolean } = {}): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    await this.reconciling;
+    await this.peerServer?.close();
+    await this.etcd.stop();
+    if (options.releaseVolume) await this.provider.release();
+    await this.status?.close();
+    this.log.info('manager stopped');
+  }
+
+  get etcdPid(): number | undefined {
+    return this.etcd.pid;
+  }
+
+  get healthyEtcd(): boolean {
+    return this.etcdHealthy;
+  }
+}

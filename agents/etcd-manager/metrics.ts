@@ -1,0 +1,59 @@
+// /healthz and Prometheus /metrics on an optional port. The registry is the
+// manager's own (not prom-client's global one), so two managers in one process
+// (tests) never mix their figures.
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+
+export class ManagerMetrics {
+  readonly registry = new Registry();
+  readonly isLeader = new Gauge({ name: 'etcd_manager_is_leader', help: '1 when this manager leads the cluster', registers: [this.registry] });
+  readonly members = new Gauge({ name: 'etcd_manager_members', help: 'etcd members this manager knows of', registers: [this.registry] });
+  readonly etcdRunning = new Gauge({ name: 'etcd_manager_etcd_running', help: '1 while the local etcd process runs', registers: [this.registry] });
+  readonly quarantined = new Gauge({ name: 'etcd_manager_etcd_quarantined', help: '1 while etcd listens on its quarantine client URLs', registers: [this.registry] });
+  readonly etcdRestarts = new Counter({ name: 'etcd_manager_etcd_restarts_total', help: 'times the local etcd was restarted after exiting', registers: [this.registry] });
+  readonly lastReconcile = new Gauge({ name: 'etcd_manager_last_reconcile_timestamp_seconds', help: 'when the last reconcile finished (unix seconds)', registers: [this.registry] });
+  readonly errors = new Counter({ name: 'etcd_manager_errors_total', help: 'errors, by where they happened', labelNames: ['step'], registers: [this.registry] });
+
+  constructor(options: { defaultMetrics?: boolean } = {}) {
+    if (options.defaultMetrics) collectDefaultMetrics({ register: this.registry });
+  }
+}
+
+export type HealthCheck = () => { healthy: boolean; detail: string };
+
+export interface StatusServer {
+  port: number;
+  close(): Promise<void>;
+}
+
+export async function startStatusServer(options: { address: string; port: number; metrics: ManagerMetrics; health: HealthCheck }): Promise<StatusServer> {
+  const server: Server = createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0];
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.writeHead(405, { allow: 'GET, HEAD' }).end();
+      return;
+    }
+    if (path === '/healthz') {
+      const { healthy, detail } = options.health();
+      res.writeHead(healthy ? 200 : 503, { 'content-type': 'text/plain; charset=utf-8' }).end(`${healthy ? 'ok' : 'unhealthy'}: ${detail}\n`);
+      return;
+    }
+    if (path === '/metrics') {
+      options.metrics.registry.metrics().then(
+        (text) => res.writeHead(200, { 'content-type': options.metrics.registry.contentType }).end(text),
+        (err: unknown) => res.writeHead(500).end(String(err)),
+      );
+      return;
+    }
+    res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, options.address, () => resolve());
+  });
+  return {
+    port: (server.address() as AddressInfo).port,
+    close: () => new Promise((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }),
+  };
+}

@@ -1,0 +1,91 @@
+// One manager's side of leadership: its vote and its fence.
+//
+// A leader holds a term number granted by a majority of the members. Each
+// voter promises itself to at most one leader per term, writes the promise to
+// its volume before answering (so a restart cannot vote twice in one term),
+// and grants a lease: it will not promise a different leader until that lease
+// has run out on its own monotonic clock. After a restart it waits a full
+// lease before promising anyone new, since the old lease's start is lost.
+// Two majorities always share a voter, so two leaders can never hold leases
+// at once. A leader paused past its lease (SIGSTOP) can still send a late
+// command; every command carries its term, and a voter refuses any term lower
+// than the one it has promised: that is the fence.
+import { readFile, rename, writeFile } from 'node:fs/promises';
+import { performance } from 'node:perf_hooks';
+
+export interface Promised {
+  term: number;
+  leader: string;
+}
+
+export interface VoteResult {
+  granted: boolean;
+  /** The voter's promised term after this request. */
+  term: number;
+  leader?: string;
+  reason?: string;
+}
+
+export class Voter {
+  private promised: Promised = { term: 0, leader: '' };
+  private leaseUntil: number;
+
+  constructor(
+    private readonly path: string,
+    private readonly leaseMs: number,
+    private readonly now: () => number = () => performance.now(),
+  ) {
+    // Unknown past: behave as if a lease was just granted.
+    this.leaseUntil = now() + leaseMs;
+  }
+
+  async load(): Promise<void> {
+    try {
+      const saved = JSON.parse(await readFile(this.path, 'utf8')) as Promised;
+      if (Number.isInteger(saved.term) && typeof saved.leader === 'string') this.promised = saved;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+  }
+
+  get current(): Promised {
+    return { ...this.promised };
+  }
+
+  private async persist(next: Promised): Promise<void> {
+    await writeFile(`${this.path}.tmp`, JSON.stringify(next) + '\n', { mode: 0o600 });
+    await rename(`${this.path}.tmp`, this.path);
+    this.promised = next;
+  }
+
+  /** A candidate asks for (or renews) a lease in `term`. */
+  async requestVote(candidate: string, term: number): Promise<VoteResult> {
+    const { term: promisedTerm, leader } = this.promised;
+    const t = this.now();
+    if (term < promisedTerm) return { granted: false, term: promisedTerm, leader, reason: `term ${term} is older than promised term ${promisedTerm}` };
+    if (term === promisedTerm) {
+      if (leader !== candidate) return { granted: false, term, leader, reason: `term ${term} already promised to ${leader}` };
+      this.leaseUntil = t + this.leaseMs; // renewal by the same leader
+      return { granted: true, term, leader };
+    }
+    if (leader !== '' && leader !== candidate && t < this.leaseUntil) {
+      return { granted: false, term: promisedTerm, leader, reason: `lease for ${leader} still runs for ${Math.ceil(this.leaseUntil - t)} ms` };
+    }
+    await this.persist({ term, leader: candidate });
+    this.leaseUntil = t + this.leaseMs;
+    return { granted: true, term, leader: candidate };
+  }
+
+  /**
+   * The fence every command passes: accepted only from the leader of the
+   * promised term, or from a newer term (which is then promised, so older
+   * leaders are locked out from here on).
+   */
+  async admit(leader: string, term: number): Promise<{ ok: boolean; reason?: string }> {
+    const { term: promisedTerm, leader: promisedLeader } = this.promised;
+    if (term < promisedTerm) return { ok: false, reason: `stale term ${term} < ${promisedTerm}` };
+    if (term === promisedTerm && leader !== promisedLeader) return { ok: false, reason: `term ${term} belongs to ${promisedLeader}` };
+    if (term > promisedTerm) await this.persist({ term, leader });
+    return { ok: true };
+  }
+}

@@ -1,0 +1,128 @@
+// The member's certificates, issued from the CAs in the state store (kOps'
+// keysets) and kept under --pki-dir. A certificate on disk is reused while it
+// is valid, names what it should and was issued by the current CA; it is
+// renewed once a third of its lifetime is left (needsRenewal), well before
+// expiry: kOps' etcd-manager never renewed, and expired certs caused outages
+// (kops#8959). Files are replaced atomically and etcd reads them per
+// handshake, so renewal needs no restart.
+import { randomBytes } from 'node:crypto';
+import { chmod, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Logger } from '../../shared/log.js';
+import { loadKeyset, primaryKeypair } from '../../shared/pki/keyset.js';
+import { needsRenewal } from '../../shared/pki/renewal.js';
+import { issueCertificate, verifyIssuedBy, type CertificateUsage, type KeyAlgorithm } from '../../shared/pki/x509.js';
+import type { StateStore } from '../../shared/store/types.js';
+import type { EtcdTLSFiles } from './etcd/process.js';
+
+/** kOps' etcd certificate lifetime: 2 years. */
+export const CERT_VALIDITY_DAYS = 730;
+
+export interface MemberIdentity {
+  memberName: string;
+  dnsNames: string[];
+  ipAddresses: string[];
+}
+
+export interface ManagerTLS {
+  /** etcd's peer listener (etcd-peers-ca-<etcd>). */
+  peer: EtcdTLSFiles;
+  /** etcd's client listener (etcd-clients-ca). */
+  server: EtcdTLSFiles;
+  /** The manager's client certificate towards etcd (etcd-clients-ca). */
+  etcdClient: EtcdTLSFiles;
+  /** The managers' private API, both ways (etcd-manager-ca-<etcd>). */
+  manager: EtcdTLSFiles;
+}
+
+export interface EnsureTLSOptions {
+  store: StateStore;
+  etcdName: string;
+  identity: MemberIdentity;
+  pkiDir: string;
+  log: Logger;
+  validityDays?: number;
+  keyAlgorithm?: KeyAlgorithm;
+  now?: Date;
+}
+
+interface Want {
+  kind: keyof ManagerTLS;
+  ca: string;
+  usage: CertificateUsage;
+  commonName: string;
+  withSANs: boolean;
+}
+
+async function atomicWrite(path: string, data: string, mode: number): Promise<void> {
+  const temp = `${path}.${randomBytes(6).toString('hex')}.tmp`;
+  await writeFile(temp, data, { mode });
+  await chmod(temp, mode); // the umask must not widen or narrow it
+  await rename(temp, path);
+}
+
+async function readIfExists(path: string): Promise<string | undefined> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+}
+
+/** Makes every certificate the member needs present and current; returns their paths and which were (re)issued. */
+export async function ensureManagerTLS(options: EnsureTLSOptions): Promise<{ files: ManagerTLS; issued: string[] }> {
+  const { store, etcdName, identity, pkiDir, log } = options;
+  await mkdir(pkiDir, { recursive: true, mode: 0o700 });
+  await chmod(pkiDir, 0o700);
+  const wants: Want[] = [
+    { kind: 'peer', ca: `etcd-peers-ca-${etcdName}`, usage: 'peer', commonName: identity.memberName, withSANs: true },
+    { kind: 'server', ca: 'etcd-clients-ca', usage: 'server', commonName: identity.memberName, withSANs: true },
+    { kind: 'etcdClient', ca: 'etcd-clients-ca', usage: 'client', commonName: `etcd-manager-${identity.memberName}`, withSANs: false },
+    { kind: 'manager', ca: `etcd-manager-ca-${etcdName}`, usage: 'peer', commonName: identity.memberName, withSANs: true },
+  ];
+  const caCache = new Map<string, { certPEM: string; keyPEM: string }>();
+  const files = {} as ManagerTLS;
+  const issued: string[] = [];
+  for (const want of wants) {
+    let ca = caCache.get(want.ca);
+    if (!ca) {
+      const keyset = await loadKeyset(store, want.ca);
+      if (!keyset) throw new Error(`CA ${want.ca} is missing from ${store.urlOf(`pki/private/${want.ca}/keyset.yaml`)}; run \`mooring update cluster --yes\``);
+      ca = primaryKeypair(keyset);
+      caCache.set(want.ca, ca);
+    }
+    const caFile = join(pkiDir, `${want.ca}.crt`);
+    const certFile = join(pkiDir, `${want.kind}.crt`);
+    const keyFile = join(pkiDir, `${want.kind}.key`);
+    if ((await readIfExists(caFile)) !== ca.certPEM) await atomicWrite(caFile, ca.certPEM, 0o644);
+
+    const dnsNames = want.withSANs ? [...new Set([...identity.dnsNames, 'localhost'])] : [];
+    const ipAddresses = want.withSANs ? [...new Set([...identity.ipAddresses, '127.0.0.1'])] : [];
+    const current = await readIfExists(certFile);
+    const haveKey = (await readIfExists(keyFile)) !== undefined;
+    let reason: string | undefined = current === undefined || !haveKey ? 'missing' : undefined;
+    if (current !== undefined && !reason) {
+      const decision = needsRenewal(current, { now: options.now, wantCN: want.commonName, wantDNS: dnsNames, wantIPs: ipAddresses });
+      if (decision.renew) reason = decision.reason;
+      else if (!(await verifyIssuedBy(current, ca.certPEM))) reason = `not issued by the current ${want.ca}`;
+    }
+    if (reason) {
+      const leaf = await issueCertificate(ca, {
+        commonName: want.commonName,
+        dnsNames,
+        ipAddresses,
+        usage: want.usage,
+        validityDays: options.validityDays ?? CERT_VALIDITY_DAYS,
+        keyAlgorithm: options.keyAlgorithm,
+      });
+      // Key first: the window where the pair mismatches costs one handshake at most.
+      await atomicWrite(keyFile, leaf.keyPEM, 0o600);
+      await atomicWrite(certFile, leaf.certPEM, 0o644);
+      issued.push(want.kind);
+      log.info('certificate issued', { cert: certFile, ca: want.ca, cn: want.commonName, reason });
+    }
+    files[want.kind] = { certFile, keyFile, caFile };
+  }
+  return { files, issued };
+}

@@ -1,0 +1,93 @@
+// Membership changes driven by control/etcd-cluster-spec, with real managers
+// and etcd on loop-device volumes: a one-member cluster grows to three
+// (learners, promoted one at a time), then an instance is lost for good and
+// replaced by one with an EMPTY volume: back to three healthy members, data
+// intact, no restore.
+import t from 'tap';
+import { existsSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { ensureClusterPKI } from '../../shared/pki/cluster-pki.js';
+import { openStore } from '../../shared/store/index.js';
+import { checkEtcd, openEtcdClient } from '../../agents/etcd-manager/etcd/client.js';
+import { SYSTEM_ETCD } from '../../agents/etcd-manager/etcd/binary.js';
+import { createLocalVolume, localPaths } from '../../agents/etcd-manager/volumes/local.js';
+import { findLoopDevice, mountedAt } from '../../agents/etcd-manager/volumes/blockdev.js';
+import { loopArea, loopSkipReason } from '../harness/loop.js';
+import { startManager, type ManagerProcess } from '../harness/manager.js';
+import { freePort, loopbackNet, waitFor } from '../harness/net.js';
+
+const loopSkip = await loopSkipReason();
+if (loopSkip) console.log(`# skipping: ${loopSkip}`);
+const etcdSkip = existsSync(SYSTEM_ETCD) ? false : `${SYSTEM_ETCD} is not installed`;
+
+t.test('expansion 1→3, then an instance replaced with an empty volume', { skip: loopSkip || etcdSkip }, async (t) => {
+  const area = loopArea(t);
+  const net = loopbackNet();
+  const ips = [1, 2, 3, 4].map(net);
+  const [peer, client, quarantine, grpc] = [await freePort(ips[0]), await freePort(ips[0]), await freePort(ips[0]), await freePort(ips[0])];
+  const stateURL = `file://${area.root}/state/c.example.com`;
+  await ensureClusterPKI(openStore(stateURL), ['etcd-clients-ca', 'etcd-peers-ca-main', 'etcd-manager-ca-main'], { keyAlgorithm: 'ECDSA-P256' });
+  const backupURL = `${stateURL}/backups/etcd/main`;
+  const backups = openStore(backupURL);
+  const volume = (id: string, m: string) => createLocalVolume({ volumeDir: area.volumeDir, id, tags: { 'k8s.io/etcd/main': `${m}/a,b,c` }, kind: 'image' });
+  const start = (i: number) => startManager(t, [
+    '--cluster-name=etcd', `--backup-store=${backupURL}`, `--address=${ips[i]}`,
+    `--peer-urls=https://__address__:${peer}`, `--client-urls=https://__address__:${client}`, `--quarantine-client-urls=https://__address__:${quarantine}`,
+    `--grpc-port=${grpc}`, `--local-volume-dir=${area.volumeDir}`, `--mount-root=${area.mountRoot}`, `--instance-id=node-${i}`,
+    `--pki-dir=${join(area.root, `pki-${i}`)}`, `--hosts-file=${join(area.root, `hosts-${i}`)}`, '--reconcile-interval=300ms', '--discovery-poll-interval=300ms',
+  ]);
+  const tls = { certFile: join(area.root, 'pki-0/etcdClient.crt'), keyFile: join(area.root, 'pki-0/etcdClient.key'), caFile: join(area.root, 'pki-0/etcd-clients-ca.crt') };
+  const endpoint = (i: number) => `https://${ips[i]}:${client}`;
+  const healthy = (idx: number[], managers: ManagerProcess[], voting: number) => async () => {
+    for (const m of managers) if (m.child.exitCode !== null) throw new Error(`a manager exited: ${JSON.stringify(m.logs.slice(-5))}`);
+    if (!existsSync(tls.certFile)) return undefined;
+    const vs = await Promise.all(idx.map((i) => checkEtcd([endpoint(i)], tls)));
+    return vs.every((v) => v.healthy && v.members?.length === voting && v.members.every((m) => m.name !== '' && !m.isLearner)) ? vs : undefined;
+  };
+
+  await backups.write('control/etcd-cluster-spec', JSON.stringify({ memberCount: 1, etcdVersion: '3.4.23' }));
+  await volume('vol-a', 'a');
+  const a = start(0);
+  await waitFor('one member', healthy([0], [a], 1), 60_000, 300);
+  const w = await openEtcdClient([endpoint(0)], tls);
+  await w.put('/registry/grown').value('from-one');
+  w.close();
+
+  // Grow to three: new spec, two new instances with blank volumes.
+  await backups.write('control/etcd-cluster-spec', JSON.stringify({ memberCount: 3, etcdVersion: '3.4.23' }));
+  await volume('vol-b', 'b');
+  await volume('vol-c', 'c');
+  const b = start(1);
+  const c = start(2);
+  const views = await waitFor('three voting members', healthy([0, 1, 2], [a, b, c], 3), 120_000, 300);
+  t.same(views[0]!.members!.map((m) => m.name).sort(), ['a', 'b', 'c'], 'etcd lists a, b, c, none a learner');
+  const all = [a, b, c].flatMap((m) => m.logs);
+  t.equal(all.filter((l) => l.msg === 'member added as a learner').length, 2, 'two members added, as learners');
+  t.equal(all.filter((l) => l.msg === 'learner promoted to voting member').length, 2, 'and promoted');
+  t.equal(all.filter((l) => l.msg === 'forming a new cluster').length, 0, 'the existing cluster grew; none was formed');
+  const r = await openEtcdClient([endpoint(2)], tls);
+  t.equal(await r.get('/registry/grown').string(), 'from-one', 'data written on the single member reads back on c');
+  r.close();
+
+  // Instance c is gone for good: manager and etcd killed, its volume deleted.
+  const cMember = c.logs.find((l) => l.msg === 'member identity')!;
+  await c.kill();
+  const lost = String(cMember.volume);
+  const mp = join(area.mountRoot, `master-${lost}`);
+  if (await mountedAt(mp)) await execa('umount', [mp]);
+  const dev = await findLoopDevice(localPaths(area.volumeDir, lost).image);
+  if (dev) await execa('losetup', ['--detach', dev]);
+  for (const f of Object.values(localPaths(area.volumeDir, lost))) rmSync(f, { recursive: true, force: true });
+  // A replacement instance with a new, blank volume for the same member, on another address.
+  await volume('vol-c2', String(cMember.member));
+  const replacement = start(3);
+  const after = await waitFor('three healthy members again', healthy([0, 1, 3], [a, b, replacement], 3), 120_000, 300);
+  t.same(after[0]!.members!.map((m) => m.name).sort(), ['a', 'b', 'c']);
+  t.ok(after[0]!.members!.some((m) => m.peerURLs.some((u) => u.includes(ips[3]))), 'member c now lives on the replacement');
+  t.ok([a, b, replacement].flatMap((m) => m.logs).some((l) => l.msg === 'member is back with an empty volume: removing its old self so it can rejoin' || l.msg === 'member added as a learner'), 'replaced through remove/add');
+  const r2 = await openEtcdClient([endpoint(3)], tls);
+  t.equal(await r2.get('/registry/grown').string(), 'from-one', 'data on the replacement without any restore');
+  r2.close();
+  await Promise.all([a, b, replacement].map((m) => m.stop()));
+});
