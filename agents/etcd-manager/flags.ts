@@ -24,7 +24,7 @@ export const FLAGS = [
   { name: 'peer-urls', kind: 'string', default: 'https://__name__:2380', help: 'etcd peer URLs; __name__ becomes the member\'s DNS name, __address__ the --address' },
   { name: 'client-urls', kind: 'string', default: 'https://__name__:4001', help: 'etcd client URLs (same substitutions)' },
   { name: 'quarantine-client-urls', kind: 'string', default: 'https://__name__:3994', help: 'client URLs used while etcd is quarantined, so the API server cannot reach it' },
-  { name: 'grpc-port', kind: 'int', default: '3996', help: 'port of the managers\' private mutual-TLS API, published in discovery (the API itself is not in this build)' },
+  { name: 'grpc-port', kind: 'int', default: '3996', help: 'port of the managers\' private mutual-TLS API, published in discovery' },
   { name: 'dns-suffix', kind: 'string', default: '', help: 'member DNS names are etcd-<member>.internal.<dns-suffix> (default: the cluster name from --backup-store)' },
   { name: 'volume-provider', kind: 'string', default: 'local', help: 'where the member\'s volume comes from: local, static, aws' },
   { name: 'volume-tag', kind: 'list', help: 'key or key=value a volume must carry to be a candidate (repeatable; comma-separated in the environment)' },

@@ -258,6 +258,7 @@ export async function runUpdateCluster(
   // Loaded on demand: the PKI and X.509 stack costs start-up time every other command would pay.
   const { updateCluster } = await import('./update-cluster.js');
   const result = await updateCluster(clusterStore, stored, agent, options.yes);
+  for (const warning of result.warnings) io.err(`${warning}\n`);
   io.out(formatPlan(clusterStore.baseURL, result.entries, result.applied));
   if (!hasChanges(result.entries)) {
     io.out('No changes needed.\n');

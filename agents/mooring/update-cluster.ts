@@ -1,12 +1,14 @@
 // `mooring update cluster`: complete the user's spec and derive everything the
 // instances need (completed spec, PKI, node configs, etcd control specs, user-data).
 import YAML from 'yaml';
+import { NO_FILE_REPOSITORY_WARNING, resolveNodeAssets } from '../../shared/api/assets.js';
 import { completeCluster } from '../../shared/api/complete.js';
-import { buildBootConfig, buildNodeConfig, serializeNodeConfig } from '../../shared/api/nodeconfig.js';
+import { buildBootConfig, buildNodeConfig, serializeNodeConfig, type NodeAssets } from '../../shared/api/nodeconfig.js';
 import { stringifyObjects } from '../../shared/api/parse.js';
 import { StorePaths, type Cluster, type InstanceGroup } from '../../shared/api/types.js';
 import { clusterKeysetNames, ensureClusterPKI, planClusterPKI } from '../../shared/pki/cluster-pki.js';
 import { loadKeyset, primaryKeypair } from '../../shared/pki/keyset.js';
+import { ensureNodeCredentials, NODE_CREDENTIAL_NAMES, planNodeCredentials } from '../../shared/pki/node-credentials.js';
 import type { StateStore } from '../../shared/store/types.js';
 import { encodeUserData, renderUserData } from '../../bootstrap/render-userdata.js';
 import type { AgentBinary } from './agent-binary.js';
@@ -21,6 +23,8 @@ export interface UpdateResult {
   entries: PlanEntry[];
   pkiToCreate: string[];
   applied: boolean;
+  /** One line each, for stderr. */
+  warnings: string[];
 }
 
 export async function updateCluster(
@@ -35,24 +39,35 @@ export async function updateCluster(
     stored.instanceGroups.map((p) => p.object),
     { configBase: clusterStore.baseURL },
   );
+  // Asset hashes first: a mirror that cannot answer fails the update before anything is written.
+  const assets = await resolveNodeAssets(completed.cluster, completed.instanceGroups);
+  const warnings = assets ? [] : [NO_FILE_REPOSITORY_WARNING];
   const etcdNames = (completed.cluster.spec.etcdClusters ?? []).map((e) => e.name);
   const keysetNames = clusterKeysetNames(etcdNames);
   const pki = await planClusterPKI(clusterStore, keysetNames);
+  const credentials = await planNodeCredentials(clusterStore);
+  const credentialsToWrite = [...credentials.toCreate, ...credentials.toReissue.map((r) => r.name)];
 
-  // With --yes the CAs are made first: node configs carry their ids.
+  // With --yes the CAs, then the node credentials they sign, are made first: node configs carry their ids.
   const keypairIDs = apply
-    ? await ensureClusterPKI(clusterStore, keysetNames)
-    : await existingKeypairIDs(clusterStore, pki.existing, pki.toCreate);
+    ? { ...(await ensureClusterPKI(clusterStore, keysetNames)), ...(await ensureNodeCredentials(clusterStore)) }
+    : await existingKeypairIDs(clusterStore, [...pki.existing, ...NODE_CREDENTIAL_NAMES.filter((n) => !credentialsToWrite.includes(n))], [...pki.toCreate, ...credentialsToWrite]);
 
-  const desired = desiredObjects(completed.cluster, completed.instanceGroups, keypairIDs, clusterStore.baseURL, agent);
+  const desired = desiredObjects(completed.cluster, completed.instanceGroups, keypairIDs, clusterStore.baseURL, agent, assets);
   const obsolete = await obsoleteGroupObjects(clusterStore, desired);
   const entries = await diffAgainstStore(clusterStore, desired, obsolete);
-  const pkiEntries: PlanEntry[] = pki.toCreate.flatMap((name) => [
-    { path: StorePaths.keyset(name), action: 'create' as const, secret: true },
-    { path: StorePaths.issued(name), action: 'create' as const, secret: false },
-  ]);
+  const keysetEntry = (name: string, action: 'create' | 'modify'): PlanEntry[] => [
+    { path: StorePaths.keyset(name), action, secret: true },
+    { path: StorePaths.issued(name), action, secret: false },
+  ];
+  const pkiEntries: PlanEntry[] = [
+    ...pki.toCreate.flatMap((name) => keysetEntry(name, 'create')),
+    ...credentials.toCreate.flatMap((name) => keysetEntry(name, 'create')),
+    ...credentials.toReissue.flatMap((r) => keysetEntry(r.name, 'modify')),
+  ];
+  for (const r of credentials.toReissue) warnings.push(`keyset ${r.name} ${apply ? 'was' : 'will be'} re-issued from kubernetes-ca: ${r.reason}`);
   if (apply) await applyPlan(clusterStore, entries);
-  return { entries: [...pkiEntries, ...entries], pkiToCreate: pki.toCreate, applied: apply };
+  return { entries: [...pkiEntries, ...entries], pkiToCreate: [...pki.toCreate, ...credentials.toCreate], applied: apply, warnings };
 }
 
 async function existingKeypairIDs(store: StateStore, existing: string[], pending: string[]): Promise<Record<string, string>> {
@@ -75,6 +90,7 @@ function desiredObjects(
   keypairIDs: Record<string, string>,
   configBase: string,
   agent: AgentBinary,
+  assets: Map<string, NodeAssets> | undefined,
 ): DesiredObject[] {
   const objects: DesiredObject[] = [];
   for (const etcd of cluster.spec.etcdClusters ?? []) {
@@ -82,7 +98,7 @@ function desiredObjects(
     objects.push({ path: StorePaths.etcdClusterSpec(etcd.name), content: JSON.stringify(spec) });
   }
   for (const ig of instanceGroups) {
-    const nodeConfig = serializeNodeConfig(buildNodeConfig(cluster, ig, keypairIDs));
+    const nodeConfig = serializeNodeConfig(buildNodeConfig(cluster, ig, keypairIDs, assets?.get(ig.metadata.name)));
     objects.push({ path: StorePaths.nodeupConfig(ig.spec.role, ig.metadata.name), content: nodeConfig });
     const bootConfig = buildBootConfig(cluster, ig, nodeConfig, configBase);
     const userData = renderUserData({

@@ -5,7 +5,8 @@ import { configureLogging, logger } from '../../shared/log.js';
 import { readEmbeddedText } from '../../bootstrap/embedded-text.js';
 import { detectHost, type HostInfo } from './host/os-release.js';
 import { under } from './host/fs.js';
-import { loadInputs, readBootConfig, storeCASource } from './inputs.js';
+import { NODE_CREDENTIAL_NAMES } from '../../shared/pki/node-credentials.js';
+import { loadCACertificates, loadInputs, readBootConfig, refusingCASource, storeCASource, storeKeypairSource, type StoreOpener } from './inputs.js';
 import { buildTasks } from './model/index.js';
 import { formatFailures, formatPlan, progressLine, reportJSON, summaryLine } from './engine/report.js';
 import { runTasks, type RunReport } from './engine/run.js';
@@ -25,6 +26,8 @@ export interface NodeupOptions {
   retryBaseMs?: number;
   concurrency?: number;
   timeoutMs?: number;
+  /** Opens the boot config's state store (default: openStore); a test hook. */
+  openStore?: StoreOpener;
 }
 
 export interface NodeupIO {
@@ -42,18 +45,20 @@ export interface PreparedRun {
 /** Reads every input and builds the task list; no side effect. */
 export async function prepare(options: NodeupOptions): Promise<PreparedRun> {
   const boot = await readBootConfig(options.conf);
-  const inputs = await loadInputs(boot);
+  const inputs = await loadInputs(boot, options.openStore);
   const host = await detectHost(options.root);
   if (options.installSystemdUnit) {
     const unit = readEmbeddedText('systemd/mooring-nodeup.service');
     return { host, tasks: [new ServiceTask({ name: 'mooring-nodeup.service', unit, noBlock: true })] };
   }
-  const ca = storeCASource(inputs.store);
-  const caCerts: Record<string, string> = {};
-  for (const name of Object.keys(inputs.nodeConfig.keypairIDs)) caCerts[name] = (await ca(name)).certPEM;
-  const controlPlane = inputs.nodeConfig.instanceGroupRole === 'ControlPlane' || inputs.nodeConfig.instanceGroupRole === 'Master';
+  const nc = inputs.nodeConfig;
+  // CA certificates come from the public copies; only the control plane may read a CA's private key.
+  const caCerts = await loadCACertificates(inputs.store, Object.keys(nc.keypairIDs).filter((name) => !NODE_CREDENTIAL_NAMES.includes(name)));
+  const controlPlane = nc.instanceGroupRole === 'ControlPlane' || nc.instanceGroupRole === 'Master';
+  const ca = controlPlane ? storeCASource(inputs.store) : refusingCASource(nc.instanceGroupRole);
+  const keypairs = storeKeypairSource(inputs.store, nc.keypairIDs);
   const serviceAccount = controlPlane ? await ca('service-account') : undefined;
-  const tasks = buildTasks({ ...inputs, host, ca, caCerts, ...(serviceAccount ? { serviceAccount } : {}) });
+  const tasks = buildTasks({ ...inputs, host, ca, keypairs, caCerts, ...(serviceAccount ? { serviceAccount } : {}) });
   return { tasks, host };
 }
 

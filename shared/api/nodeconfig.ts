@@ -60,9 +60,10 @@ export interface NodeConfig {
 
 /** Keysets a group may know about: the control plane all, others only what they use. */
 const KEYSETS_BY_ROLE: Partial<Record<InstanceGroupRole, readonly string[]>> = {
-  Node: ['kubernetes-ca'],
-  Bastion: ['kubernetes-ca'],
-  APIServer: ['kubernetes-ca', 'service-account', 'etcd-clients-ca'],
+  // kubelet and kube-proxy: client keypairs issued by `update cluster`, so these nodes never need a CA's key.
+  Node: ['kubernetes-ca', 'kubelet', 'kube-proxy'],
+  Bastion: ['kubernetes-ca', 'kubelet', 'kube-proxy'],
+  APIServer: ['kubernetes-ca', 'service-account', 'etcd-clients-ca', 'kubelet', 'kube-proxy'],
 };
 
 const CONTROL_PLANE_LABELS: Record<string, string> = {
@@ -93,7 +94,8 @@ function sortedRecord(record: Record<string, string>): Record<string, string> {
 }
 
 /** `completed` and `ig` must be the output of completeCluster. */
-export function buildNodeConfig(completed: Cluster, ig: InstanceGroup, keypairIDs: Record<string, string>): NodeConfig {
+/** `assets`: the group's `sha256@url` entries (shared/api/assets.ts); none when omitted. */
+export function buildNodeConfig(completed: Cluster, ig: InstanceGroup, keypairIDs: Record<string, string>, assets?: NodeAssets): NodeConfig {
   const spec = completed.spec;
   const need = <T>(value: T | undefined, path: string): T => required(completed, value, path);
   const controlPlane = isControlPlane(ig);
@@ -118,7 +120,7 @@ export function buildNodeConfig(completed: Cluster, ig: InstanceGroup, keypairID
     keypairIDs: sortedRecord(keys),
     nodeLabels: sortedRecord({ ...ROLE_LABELS[ig.spec.role], ...ig.spec.nodeLabels, 'kops.k8s.io/instancegroup': ig.metadata.name }),
     taints: [...(ig.spec.taints ?? [])],
-    assets: { amd64: [], arm64: [] },
+    assets: { amd64: [...(assets?.amd64 ?? [])], arm64: [...(assets?.arm64 ?? [])] },
     sysctls: sortedRecord(nodeSysctls(cloudOf(completed), spec.sysctlParameters, ig.spec.sysctlParameters)),
   };
   if (controlPlane) config.etcdClusters = nodeEtcdClusters(completed, ig.metadata.name);

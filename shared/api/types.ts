@@ -84,6 +84,8 @@ export interface ClusterSpec {
   kubeProxy?: { clusterCIDR?: string; [extra: string]: unknown };
   kubeControllerManager?: { clusterCIDR?: string; clusterName?: string; [extra: string]: unknown };
   containerd?: { version?: string; [extra: string]: unknown };
+  /** kOps' asset mirror: nodes download release files from `fileRepository` (shared/api/assets.ts). */
+  assets?: { fileRepository?: string; containerRegistry?: string; [extra: string]: unknown };
   api?: { dns?: Record<string, unknown>; loadBalancer?: Record<string, unknown>; publicName?: string; [extra: string]: unknown };
   masterPublicName?: string;
   masterInternalName?: string;

@@ -175,8 +175,13 @@ export function findPrimaryItem(ks: Keyset): KeysetItem | undefined {
 export function primaryKeypair(ks: Keyset): Keypair {
   const item = findPrimaryItem(ks);
   if (!item) throw new UserError(`keyset ${ks.name}: no trusted primary keypair`);
-  if (!item.publicMaterial) throw new UserError(`keyset ${ks.name}: primary keypair ${item.id} has no certificate`);
-  if (!item.privateMaterial) throw new UserError(`keyset ${ks.name}: primary keypair ${item.id} has no private key`);
+  return toKeypair(ks.name, item);
+}
+
+/** One item as a keypair; both halves must be there. */
+export function toKeypair(keysetName: string, item: KeysetItem): Keypair {
+  if (!item.publicMaterial) throw new UserError(`keyset ${keysetName}: keypair ${item.id} has no certificate`);
+  if (!item.privateMaterial) throw new UserError(`keyset ${keysetName}: keypair ${item.id} has no private key`);
   return { id: item.id, certPEM: item.publicMaterial, keyPEM: toPKCS8PEM(item.privateMaterial) };
 }
 
@@ -200,4 +205,20 @@ export async function writeKeyset(store: StateStore, ks: Keyset): Promise<void> 
 
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/**
+ * The primary certificate from the public copy (pki/issued/<name>/keyset.yaml),
+ * or undefined if the store has none. Never reads pki/private/: what nodes that
+ * must not hold a CA's key use to trust it.
+ */
+export async function loadIssuedCertificate(store: StateStore, name: string): Promise<{ id: string; certPEM: string } | undefined> {
+  requireKeysetName(name);
+  const path = StorePaths.issued(name);
+  const data = await store.readIfExists(path);
+  if (data === undefined) return undefined;
+  const ks = parseKeyset(data.toString('utf8'), store.urlOf(path));
+  const item = findPrimaryItem(ks);
+  if (!item?.publicMaterial) throw new UserError(`${store.urlOf(path)}: no trusted primary certificate`);
+  return { id: item.id, certPEM: item.publicMaterial };
 }

@@ -51,6 +51,8 @@ export interface IssueRequest {
 
 export interface CertificateInfo {
   subjectCN: string;
+  /** Subject O values, in order. */
+  subjectOrganization: string[];
   issuerCN: string;
   dnsNames: string[];
   ipAddresses: string[];
@@ -154,6 +156,7 @@ export function parseCertificate(pem: string): CertificateInfo {
   const names = cert.getExtension(x509.SubjectAlternativeNameExtension)?.names.items ?? [];
   return {
     subjectCN: cert.subjectName.getField('CN')[0] ?? '',
+    subjectOrganization: cert.subjectName.getField('O'),
     issuerCN: cert.issuerName.getField('CN')[0] ?? '',
     dnsNames: names.filter((n) => n.type === 'dns').map((n) => n.value),
     ipAddresses: names.filter((n) => n.type === 'ip').map((n) => n.value),

@@ -38,7 +38,8 @@ export async function makeCluster(t: Teardown): Promise<TestCluster> {
   const storeURL = `file://${storeDir}`;
   const state = ['--state', storeURL];
   await run([...state, 'create', '-f', join(FIXTURES, 'cluster.yaml')]);
-  // Fixed CAs: update cluster reuses existing keysets, so keypair ids and CA certs are stable.
+  // Fixed CAs and node client keypairs (kubelet, kube-proxy): update cluster reuses existing
+  // keysets, so keypair ids and certificates are stable.
   cpSync(join(FIXTURES, 'ca-store/pki'), join(storeDir, CLUSTER, 'pki'), { recursive: true });
   let assets: string[] = [];
   const update = async (): Promise<void> => {

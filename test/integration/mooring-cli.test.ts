@@ -2,6 +2,7 @@
 // update --yes on file:// and on s3:// (s3rver), and bad input that must leave the store untouched.
 import t, { type Test } from 'tap';
 import { execFileSync } from 'node:child_process';
+import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import YAML from 'yaml';
@@ -9,6 +10,8 @@ import { mooring, TEST_AGENT_ARGS } from '../harness/cli.js';
 import { startS3 } from '../harness/s3.js';
 import { snapshotStore, tempDir } from '../harness/tmp.js';
 import { openStore } from '../../shared/store/index.js';
+import { loadKeyset, primaryKeypair } from '../../shared/pki/keyset.js';
+import { parseCertificate, verifyIssuedBy } from '../../shared/pki/x509.js';
 
 const CLUSTER = 'dev.example.com';
 
@@ -62,6 +65,11 @@ async function fullFlow(t: Test, store: StoreUnderTest): Promise<Map<string, str
   t.equal(dry.code, 0, dry.stderr);
   t.match(dry.stdout, /Will create/);
   t.match(dry.stdout, /Must specify --yes/);
+  for (const name of ['kubelet', 'kube-proxy']) {
+    t.match(dry.stdout, `pki/private/${name}/keyset.yaml  (secret: contents not shown)`, `the plan shows the ${name} keyset like the CAs`);
+  }
+  t.match(dry.stderr, /warning: spec\.assets\.fileRepository is not set/, 'no file repository: a warning, and no network');
+  t.equal(dry.stderr.split('\n').filter((l) => l.includes('fileRepository')).length, 1, 'the warning is one line');
   t.same(await snapshotStore(openStore(store.url)), before, 'dry run leaves the store untouched');
 
   const apply = await mooring([...state, 'update', 'cluster', CLUSTER, '--yes', ...TEST_AGENT_ARGS]);
@@ -88,6 +96,10 @@ async function fullFlow(t: Test, store: StoreUnderTest): Promise<Map<string, str
     'pki/private/etcd-peers-ca-main/keyset.yaml',
     'pki/private/etcd-manager-ca-events/keyset.yaml',
     'pki/private/service-account/keyset.yaml',
+    'pki/private/kubelet/keyset.yaml',
+    'pki/issued/kubelet/keyset.yaml',
+    'pki/private/kube-proxy/keyset.yaml',
+    'pki/issued/kube-proxy/keyset.yaml',
     'igconfig/control-plane/control-plane-us-east-1b/nodeupconfig.yaml',
     'igconfig/node/nodes-us-east-1a/nodeupconfig.yaml',
     'backups/etcd/main/control/etcd-cluster-spec',
@@ -100,9 +112,27 @@ async function fullFlow(t: Test, store: StoreUnderTest): Promise<Map<string, str
   if (store.dir) {
     const mode = statSync(join(store.dir, CLUSTER, 'pki/private/kubernetes-ca/keyset.yaml')).mode & 0o777;
     t.equal(mode, 0o600, 'private keyset is 0600');
+    for (const name of ['kubelet', 'kube-proxy']) {
+      t.equal(statSync(join(store.dir, CLUSTER, `pki/private/${name}/keyset.yaml`)).mode & 0o777, 0o600, `${name} private keyset is 0600`);
+    }
   }
   const worker = (await cs.read('igconfig/node/nodes-us-east-1a/nodeupconfig.yaml')).toString();
   t.notMatch(worker, /etcd/i, 'worker node config carries no etcd material');
+  const workerIDs = (YAML.parse(worker) as { keypairIDs: Record<string, string> }).keypairIDs;
+  t.same(Object.keys(workerIDs).sort(), ['kube-proxy', 'kubelet', 'kubernetes-ca'], 'a worker knows the CA certificate and its own client keypairs only');
+  const caKeyset = await loadKeyset(cs, 'kubernetes-ca');
+  for (const [name, cn, org] of [['kubelet', 'kubelet', ['system:nodes']], ['kube-proxy', 'system:kube-proxy', []]] as const) {
+    const keyset = await loadKeyset(cs, name);
+    const pair = primaryKeypair(keyset!);
+    t.equal(workerIDs[name], pair.id, `the node config names ${name}'s keypair`);
+    const cert = parseCertificate(pair.certPEM);
+    t.equal(cert.subjectCN, cn, `${name}: CN`);
+    t.same(cert.subjectOrganization, org, `${name}: O`);
+    t.notOk(cert.isCA, `${name}: not a CA`);
+    t.ok(await verifyIssuedBy(pair.certPEM, primaryKeypair(caKeyset!).certPEM), `${name} is issued by kubernetes-ca`);
+    t.ok(new X509Certificate(pair.certPEM).checkPrivateKey(createPrivateKey(pair.keyPEM)), `${name}: key matches`);
+    t.notMatch((await cs.read(`pki/issued/${name}/keyset.yaml`)).toString(), /privateMaterial/, `pki/issued/${name} holds no key`);
+  }
 
   // Normalise what legitimately differs between stores: the base URL and random key ids.
   const ids = new Map<string, string>();

@@ -49,7 +49,7 @@ t.test('apply, rerun, change one field, dry run on a populated root', async (t) 
   // What is on disk is what was asked for.
   t.equal(sha256(readFileSync(join(root, 'usr/local/bin/kubelet'))), specs[0].split('@')[0], 'kubelet binary has the asset hash');
   t.equal(lstatSync(join(root, 'usr/local/bin/kubelet')).mode & 0o777, 0o755);
-  t.ok(lstatSync(join(root, 'opt/etcd-v3.4.23/etcd')).isFile(), 'etcd tarball extracted');
+  t.ok(lstatSync(join(root, 'opt/etcd/3.4.23/etcd')).isFile(), 'etcd tarball extracted where etcd-manager --etcd-binary-dir looks');
   t.ok(lstatSync(join(root, 'opt/containerd-1.7.24/bin/containerd')).isFile(), 'containerd tarball extracted');
   for (const unit of ['kubelet.service', 'containerd.service', 'protokube.service', 'etcd-manager@main.service', 'etcd-manager@events.service']) {
     t.match(readlinkSync(join(root, 'etc/systemd/system/multi-user.target.wants', unit)), /\/etc\/systemd\/system\//, `${unit} enabled by systemctl --root`);
@@ -112,7 +112,7 @@ t.test('a worker gets no control-plane material', async (t) => {
   t.equal(r.code, 0, 'worker apply succeeds');
   if (r.code !== 0) t.comment(r.stdout, r.stderr);
   const files = Object.keys(statTree(root));
-  for (const absent of ['srv/kubernetes/kube-apiserver', 'etc/kubernetes/manifests/kube-apiserver.manifest', 'opt/etcd-v3.4.23', 'etc/mooring/etcd-manager', 'etc/systemd/system/protokube.service']) {
+  for (const absent of ['srv/kubernetes/kube-apiserver', 'etc/kubernetes/manifests/kube-apiserver.manifest', 'opt/etcd', 'etc/mooring/etcd-manager', 'etc/systemd/system/protokube.service']) {
     t.notOk(files.includes(absent), `worker has no ${absent}`);
   }
   t.ok(files.includes('etc/kubernetes/manifests/kube-proxy.manifest'));

@@ -1,6 +1,7 @@
 // containerd: the binaries (a release tarball from the node config's assets,
 // else the distro package), config.toml and the unit. The unit restarts only
 // when config.toml, the binaries or the unit itself changed.
+import { containerdAssetName } from '../../../shared/api/assets.js';
 import { FileTask } from '../tasks/file.js';
 import { PackagesTask } from '../tasks/package.js';
 import { ServiceTask } from '../tasks/service.js';
@@ -65,7 +66,7 @@ WantedBy=multi-user.target
 
 export function containerdTasks(input: ModelInput): Task[] {
   const version = input.nodeConfig.containerdVersion;
-  const tarball = `containerd-${version}-linux-${input.host.arch}.tar.gz`;
+  const tarball = containerdAssetName(version, input.host.arch);
   const tasks: Task[] = [];
   let binary: string;
   let binaryTask: string;

@@ -1,18 +1,21 @@
 // What every model builder gets: the node config (this group), the completed
-// cluster spec, the host, and the state-store CAs.
+// cluster spec, the host, the CA certificates, and (control plane only) the CAs' keys.
 import type { BootConfig, NodeConfig } from '../../../shared/api/nodeconfig.js';
 import type { Cluster } from '../../../shared/api/types.js';
 import type { Keypair } from '../../../shared/pki/keyset.js';
 import { parseAssetSpec, type AssetRef } from '../host/assets.js';
 import type { HostInfo } from '../host/os-release.js';
-import type { CASource } from '../tasks/certificate.js';
+import type { CASource, KeypairSource } from '../tasks/certificate.js';
 
 export interface ModelInput {
   boot: BootConfig;
   nodeConfig: NodeConfig;
   cluster: Cluster;
   host: HostInfo;
+  /** CA keypairs; on nodes other than the control plane a source that refuses every read. */
   ca: CASource;
+  /** Pre-issued client keypairs (keysets kubelet, kube-proxy) by keyset name. */
+  keypairs: KeypairSource;
   /** Public CA certificates by keyset name (written to disk for clients). */
   caCerts: Record<string, string>;
   /** The service-account signing key pair (control plane only). */

@@ -5,7 +5,7 @@ import { X509Certificate } from 'node:crypto';
 import YAML from 'yaml';
 import { nthAddress } from '../../../shared/api/cidr.js';
 import { FileTask } from '../tasks/file.js';
-import { CertificateTask, KubeconfigTask } from '../tasks/certificate.js';
+import { CertificateTask, KubeconfigTask, issuedClientCredentials } from '../tasks/certificate.js';
 import type { Task } from '../engine/task.js';
 import { CA_CERT_PATH } from './base.js';
 import type { ModelInput } from './context.js';
@@ -112,7 +112,7 @@ export function controlPlaneTasks(input: ModelInput): Task[] {
   }));
 
   const kcmConfig = '/var/lib/kube-controller-manager/kubeconfig';
-  tasks.push(new KubeconfigTask({ path: kcmConfig, server: 'https://127.0.0.1', user: 'kube-controller-manager', cert: { ca: 'kubernetes-ca', commonName: 'system:kube-controller-manager', usage: 'client' } }, input.ca));
+  tasks.push(new KubeconfigTask({ path: kcmConfig, server: 'https://127.0.0.1', user: 'kube-controller-manager' }, issuedClientCredentials(input.ca, { ca: 'kubernetes-ca', commonName: 'system:kube-controller-manager', usage: 'client' })));
   tasks.push(new FileTask({
     path: `${MANIFESTS}/kube-controller-manager.manifest`,
     content: staticPod({
@@ -133,7 +133,7 @@ export function controlPlaneTasks(input: ModelInput): Task[] {
   }));
 
   const schedConfig = '/var/lib/kube-scheduler/kubeconfig';
-  tasks.push(new KubeconfigTask({ path: schedConfig, server: 'https://127.0.0.1', user: 'kube-scheduler', cert: { ca: 'kubernetes-ca', commonName: 'system:kube-scheduler', usage: 'client' } }, input.ca));
+  tasks.push(new KubeconfigTask({ path: schedConfig, server: 'https://127.0.0.1', user: 'kube-scheduler' }, issuedClientCredentials(input.ca, { ca: 'kubernetes-ca', commonName: 'system:kube-scheduler', usage: 'client' })));
   tasks.push(new FileTask({
     path: `${MANIFESTS}/kube-scheduler.manifest`,
     content: staticPod({

@@ -3,6 +3,7 @@
 // an instance per etcd cluster this group hosts a member of, each with its
 // environment file. An instance restarts only when its env file, the template
 // or its etcd binaries changed.
+import { etcdAssetName } from '../../../shared/api/assets.js';
 import { FileTask } from '../tasks/file.js';
 import { ServiceTask } from '../tasks/service.js';
 import type { Task } from '../engine/task.js';
@@ -11,6 +12,41 @@ import { MOORING_BIN, type ModelInput } from './context.js';
 
 export const ETCD_MANAGER_TEMPLATE = 'etcd-manager@.service';
 const ENV_DIR = '/etc/mooring/etcd-manager';
+/** etcd-manager's --etcd-binary-dir layout: <dir>/<version>/etcd. */
+const ETCD_BINARY_DIR = '/opt/etcd';
+
+type EtcdClusterConfig = NonNullable<ModelInput['nodeConfig']['etcdClusters']>[number];
+
+/** kOps names the main cluster `etcd` and the others `etcd-<name>` in etcd-manager's --cluster-name. */
+function etcdManagerClusterName(etcd: string): string {
+  return etcd === 'main' ? 'etcd' : `etcd-${etcd}`;
+}
+
+/**
+ * The instance's settings, as etcd-manager's own flags in their ETCD_MANAGER_<FLAG> form
+ * (the way kOps starts it: volumes found by tags, URLs on the member's DNS name).
+ * A test parses this with etcd-manager's flag parser, so a name it does not know fails there.
+ */
+export function etcdManagerEnv(input: ModelInput, etcd: EtcdClusterConfig): string {
+  const cluster = input.nodeConfig.clusterName;
+  const volumeTags = [`k8s.io/etcd/${etcd.name}`, 'k8s.io/role/control-plane=1', `kubernetes.io/cluster/${cluster}=owned`];
+  const settings: Record<string, string | number> = {
+    CLUSTER_NAME: etcdManagerClusterName(etcd.name),
+    BACKUP_STORE: etcd.backupStore,
+    CLIENT_URLS: `https://__name__:${etcd.clientPort}`,
+    PEER_URLS: `https://__name__:${etcd.peerPort}`,
+    QUARANTINE_CLIENT_URLS: `https://__name__:${etcd.quarantineClientPort}`,
+    GRPC_PORT: etcd.grpcPort,
+    DNS_SUFFIX: cluster,
+    VOLUME_PROVIDER: input.nodeConfig.cloudProvider === 'aws' ? 'aws' : 'local',
+    VOLUME_TAG: volumeTags.join(','),
+    VOLUME_NAME_TAG: `k8s.io/etcd/${etcd.name}`,
+    ETCD_BINARY_DIR,
+    // One directory per etcd cluster: main and events must not overwrite each other's keys.
+    PKI_DIR: `/etc/kubernetes/pki/etcd-manager-${etcd.name}`,
+  };
+  return Object.entries(settings).map(([k, v]) => `ETCD_MANAGER_${k}=${v}`).join('\n') + '\n';
+}
 
 const TEMPLATE_UNIT = `# Written by nodeup. One instance per etcd cluster: etcd-manager@main, etcd-manager@events.
 [Unit]
@@ -34,7 +70,7 @@ export function etcdTasks(input: ModelInput): Task[] {
   if (clusters.length === 0) return tasks;
   const binaries = new Map<string, string>();
   for (const version of new Set(clusters.map((e) => e.version))) {
-    const task = assetTask(input, `etcd-v${version}-linux-${input.host.arch}.tar.gz`, { kind: 'extract', dir: `/opt/etcd-v${version}`, stripComponents: 1 });
+    const task = assetTask(input, etcdAssetName(version, input.host.arch), { kind: 'extract', dir: `${ETCD_BINARY_DIR}/${version}`, stripComponents: 1 });
     tasks.push(task);
     binaries.set(version, task.id);
   }
@@ -42,24 +78,7 @@ export function etcdTasks(input: ModelInput): Task[] {
   // The template itself is never enabled or started; the service task only writes it.
   tasks.push(template);
   for (const etcd of clusters) {
-    const env = new FileTask({
-      path: `${ENV_DIR}/${etcd.name}.env`,
-      content: [
-        `ETCD_MANAGER_CLUSTER_NAME=${etcd.name}`,
-        `ETCD_MANAGER_MEMBER_NAME=${etcd.memberName ?? ''}`,
-        `ETCD_MANAGER_MEMBERS=${etcd.memberNames.join(',')}`,
-        `ETCD_MANAGER_ETCD_VERSION=${etcd.version}`,
-        `ETCD_MANAGER_ETCD_DIR=/opt/etcd-v${etcd.version}`,
-        `ETCD_MANAGER_CLIENT_PORT=${etcd.clientPort}`,
-        `ETCD_MANAGER_PEER_PORT=${etcd.peerPort}`,
-        `ETCD_MANAGER_GRPC_PORT=${etcd.grpcPort}`,
-        `ETCD_MANAGER_QUARANTINE_CLIENT_PORT=${etcd.quarantineClientPort}`,
-        `ETCD_MANAGER_BACKUP_STORE=${etcd.backupStore}`,
-        `ETCD_MANAGER_BACKUP_RETENTION_DAYS=${etcd.backupRetentionDays}`,
-        `ETCD_MANAGER_CLUSTER=${input.nodeConfig.clusterName}`,
-        '',
-      ].join('\n'),
-    });
+    const env = new FileTask({ path: `${ENV_DIR}/${etcd.name}.env`, content: etcdManagerEnv(input, etcd) });
     tasks.push(env);
     tasks.push(new ServiceTask({
       name: `etcd-manager@${etcd.name}.service`,

@@ -3,14 +3,14 @@ import { FileTask } from '../tasks/file.js';
 import { KubeconfigTask } from '../tasks/certificate.js';
 import type { Task } from '../engine/task.js';
 import { MANIFESTS, staticPod } from './control-plane.js';
-import { apiServerURL } from './kubelet.js';
+import { apiServerURL, clientCredentials } from './kubelet.js';
 import type { ModelInput } from './context.js';
 
 export function kubeProxyTasks(input: ModelInput): Task[] {
   const kubeconfig = '/var/lib/kube-proxy/kubeconfig';
   const clusterCIDR = input.cluster.spec.kubeProxy?.clusterCIDR ?? input.nodeConfig.podCIDR;
   return [
-    new KubeconfigTask({ path: kubeconfig, server: apiServerURL(input), user: 'kube-proxy', cert: { ca: 'kubernetes-ca', commonName: 'system:kube-proxy', usage: 'client' } }, input.ca),
+    new KubeconfigTask({ path: kubeconfig, server: apiServerURL(input), user: 'kube-proxy' }, clientCredentials(input, 'kube-proxy', { ca: 'kubernetes-ca', commonName: 'system:kube-proxy', usage: 'client' })),
     new FileTask({
       path: `${MANIFESTS}/kube-proxy.manifest`,
       content: staticPod({

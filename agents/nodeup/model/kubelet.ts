@@ -1,9 +1,10 @@
 // kubelet: binary asset, KubeletConfiguration, kubeconfig, environment file and unit.
 import YAML from 'yaml';
 import { FileTask } from '../tasks/file.js';
-import { KubeconfigTask } from '../tasks/certificate.js';
+import { issuedClientCredentials, KubeconfigTask, keypairClientCredentials, type CertRequest, type ClientCredentials } from '../tasks/certificate.js';
 import { ServiceTask } from '../tasks/service.js';
 import type { Task } from '../engine/task.js';
+import { KUBELET_ASSET } from '../../../shared/api/assets.js';
 import { assetTask } from './assets.js';
 import { CA_CERT_PATH } from './base.js';
 import { isControlPlaneRole, type ModelInput } from './context.js';
@@ -41,12 +42,22 @@ export function apiServerURL(input: ModelInput): string {
   return isControlPlaneRole(input.nodeConfig) ? 'https://127.0.0.1' : `https://${input.nodeConfig.masterInternalName}`;
 }
 
+/**
+ * A node client's credentials: the control plane issues them from the CA it
+ * holds; every other node uses the keypair `mooring update cluster` issued into
+ * keyset `keyset`, and never sees a CA's private key.
+ */
+export function clientCredentials(input: ModelInput, keyset: string, req: CertRequest): ClientCredentials {
+  if (isControlPlaneRole(input.nodeConfig)) return issuedClientCredentials(input.ca, req);
+  return keypairClientCredentials(keyset, input.keypairs, req.ca, input.caCerts[req.ca] ?? '');
+}
+
 export function kubeletTasks(input: ModelInput): Task[] {
-  const binary = assetTask(input, 'kubelet', { kind: 'file', path: KUBELET_BIN, mode: 0o755 });
+  const binary = assetTask(input, KUBELET_ASSET, { kind: 'file', path: KUBELET_BIN, mode: 0o755 });
   const config = new FileTask({ path: KUBELET_CONFIG, content: kubeletConfiguration(input), deps: ['Directory:/var/lib/kubelet'] });
   const kubeconfig = new KubeconfigTask(
-    { path: KUBELET_KUBECONFIG, server: apiServerURL(input), user: 'kubelet', cert: { ca: 'kubernetes-ca', commonName: 'kubelet', organization: ['system:nodes'], usage: 'client' } },
-    input.ca,
+    { path: KUBELET_KUBECONFIG, server: apiServerURL(input), user: 'kubelet' },
+    clientCredentials(input, 'kubelet', { ca: 'kubernetes-ca', commonName: 'kubelet', organization: ['system:nodes'], usage: 'client' }),
   );
   const labels = Object.entries(input.nodeConfig.nodeLabels).map(([k, v]) => `${k}=${v}`).join(',');
   const args = [`--config=${KUBELET_CONFIG}`, `--kubeconfig=${KUBELET_KUBECONFIG}`, ...(labels ? [`--node-labels=${labels}`] : [])];

@@ -148,35 +148,87 @@ export interface KubeconfigSpec {
   server: string;
   /** kubeconfig user name, e.g. kubelet. */
   user: string;
-  cert: CertRequest;
+}
+
+/** Where a kubeconfig's client certificate and key come from. */
+export interface ClientCredentials {
+  /** The CA keyset the kubeconfig trusts (certificate-authority-data). */
+  caName: string;
+  caCertPEM(): Promise<string>;
+  /** Why the pair on disk must be replaced, or undefined when it can stay. */
+  problem(certPEM: string | undefined, keyPEM: string | undefined): Promise<string | undefined>;
+  /** What replaces it, for the plan. */
+  wanted(): Promise<string>;
+  obtain(): Promise<{ certPEM: string; keyPEM: string }>;
+}
+
+/** Issues the client certificate on the node from the CA's private key (control plane only). */
+export function issuedClientCredentials(ca: CASource, req: CertRequest): ClientCredentials {
+  const caCertPEM = async (): Promise<string> => (await ca(req.ca)).certPEM;
+  return {
+    caName: req.ca,
+    caCertPEM,
+    problem: async (cert, key) => certificateProblem(cert, key, await caCertPEM(), req),
+    wanted: async () => `issue ${wanted(req)}`,
+    obtain: () => issue(ca, req),
+  };
+}
+
+/** Loads a pre-issued client keypair by keyset name (its private keyset only). */
+export type KeypairSource = (keyset: string) => Promise<Keypair>;
+
+/**
+ * Uses a keypair `mooring update cluster` issued into the state store (keysets
+ * kubelet, kube-proxy): the node needs the CA's certificate, never its key.
+ */
+export function keypairClientCredentials(keyset: string, keypairs: KeypairSource, caName: string, caCertPEM: string): ClientCredentials {
+  return {
+    caName,
+    caCertPEM: async () => caCertPEM,
+    async problem(cert, key) {
+      if (cert === undefined) return 'no certificate yet';
+      if (key === undefined) return 'no private key';
+      const pair = await keypairs(keyset);
+      if (cert !== pair.certPEM || key !== pair.keyPEM) return `not keypair ${pair.id} of keyset ${keyset}`;
+      return undefined;
+    },
+    async wanted() {
+      const pair = await keypairs(keyset);
+      return `keyset ${keyset} keypair ${pair.id} (${safeSummary(pair.certPEM)})`;
+    },
+    async obtain() {
+      const pair = await keypairs(keyset);
+      return { certPEM: pair.certPEM, keyPEM: pair.keyPEM };
+    },
+  };
 }
 
 export class KubeconfigTask implements Task {
   readonly id: string;
   readonly deps: readonly string[] = [];
   readonly secret = true;
-  constructor(readonly spec: KubeconfigSpec, private readonly ca: CASource) {
+  constructor(readonly spec: KubeconfigSpec, private readonly credentials: ClientCredentials) {
     this.id = `Kubeconfig:${spec.path}`;
   }
 
   async plan(ctx: TaskContext): Promise<Plan> {
     const current = readKubeconfig((await readIfExists(under(ctx.root, this.spec.path)))?.toString('utf8'));
-    const caPair = await this.ca(this.spec.cert.ca);
+    const caCertPEM = await this.credentials.caCertPEM();
     const changes: FieldChange[] = [];
     if (current?.server !== this.spec.server) changes.push({ field: 'server', ...(current?.server ? { old: current.server } : {}), new: this.spec.server });
-    if (current?.caData !== caPair.certPEM) changes.push({ field: 'certificate-authority', ...(current?.caData ? { old: '(other CA)' } : {}), new: this.spec.cert.ca });
-    const problem = await certificateProblem(current?.certData, current?.keyData, caPair.certPEM, this.spec.cert);
-    if (problem) changes.push({ field: 'client-certificate', ...(current?.certData ? { old: safeSummary(current.certData) } : {}), new: `issue ${wanted(this.spec.cert)} (${problem})` });
+    if (current?.caData !== caCertPEM) changes.push({ field: 'certificate-authority', ...(current?.caData ? { old: '(other CA)' } : {}), new: this.credentials.caName });
+    const problem = await this.credentials.problem(current?.certData, current?.keyData);
+    if (problem) changes.push({ field: 'client-certificate', ...(current?.certData ? { old: safeSummary(current.certData) } : {}), new: `${await this.credentials.wanted()} (${problem})` });
     return planFrom(current !== undefined, changes);
   }
 
   async apply(ctx: TaskContext, plan: Plan): Promise<void> {
     try {
       const current = readKubeconfig((await readIfExists(under(ctx.root, this.spec.path)))?.toString('utf8'));
-      const caPair = await this.ca(this.spec.cert.ca);
-      const reissue = plan.changes.some((c) => c.field === 'client-certificate') || !current?.certData || !current.keyData;
-      const pair = reissue ? await issue(this.ca, this.spec.cert) : { certPEM: current.certData as string, keyPEM: current.keyData as string };
-      const text = renderKubeconfig(this.spec.user, this.spec.server, caPair.certPEM, pair.certPEM, pair.keyPEM);
+      const caCertPEM = await this.credentials.caCertPEM();
+      const replace = plan.changes.some((c) => c.field === 'client-certificate') || !current?.certData || !current.keyData;
+      const pair = replace ? await this.credentials.obtain() : { certPEM: current.certData as string, keyPEM: current.keyData as string };
+      const text = renderKubeconfig(this.spec.user, this.spec.server, caCertPEM, pair.certPEM, pair.keyPEM);
       await writeFileAtomic(under(ctx.root, this.spec.path), text, { mode: 0o600, uid: 0, gid: 0 });
     } catch (err) {
       throw new TaskError(this.id, (err as Error).message, { cause: err });
