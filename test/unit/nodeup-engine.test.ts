@@ -5,7 +5,7 @@ import t from 'tap';
 import { logger, configureLogging } from '../../shared/log.js';
 import { backoffDelay } from '../../agents/nodeup/engine/retry.js';
 import { checkGraph, runTasks, type RunOptions } from '../../agents/nodeup/engine/run.js';
-import type { Plan, Task } from '../../agents/nodeup/engine/task.js';
+import { TaskError, type Plan, type Task } from '../../agents/nodeup/engine/task.js';
 
 configureLogging({ write: () => undefined });
 
@@ -111,4 +111,22 @@ t.test('backoff is exponential, capped, and jittered between half and all of the
   t.equal(backoffDelay(policy, 3, () => 1), 4000);
   t.equal(backoffDelay(policy, 20, () => 1), 30_000, 'never above the cap');
   t.equal(backoffDelay(policy, 20, () => 0), 15_000);
+});
+
+t.test('an error no retry can fix (permanent) fails at once; others are still retried', async (t) => {
+  let permanentAttempts = 0;
+  const permanent: Task = {
+    id: 'bad-input',
+    deps: [],
+    async plan() {
+      permanentAttempts++;
+      throw new TaskError('bad-input', 'unknown distro', { permanent: true });
+    },
+    async apply() {},
+  };
+  const p: Probe = { events: [] };
+  const report = await runTasks([permanent, task(p, 'flaky', [], { failTimes: 1 })], options());
+  t.equal(permanentAttempts, 1, 'permanent failure is not retried');
+  t.same(report.failed.map((f) => f.id), ['bad-input']);
+  t.same(p.events, ['start flaky', 'fail flaky', 'start flaky', 'end flaky'], 'a transient failure is still retried');
 });

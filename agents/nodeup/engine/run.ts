@@ -5,7 +5,7 @@
 import type { Logger } from '../../../shared/log.js';
 import type { HostInfo } from '../host/os-release.js';
 import { backoffDelay, DEFAULT_RETRY, sleep, type RetryPolicy } from './retry.js';
-import type { Plan, Task, TaskContext } from './task.js';
+import { TaskError, type Plan, type Task, type TaskContext } from './task.js';
 
 export type TaskStatus = 'unchanged' | 'changed' | 'failed' | 'skipped';
 
@@ -139,7 +139,7 @@ export async function runTasks(tasks: readonly Task[], options: RunOptions): Pro
           const raw = err instanceof Error ? err.message : String(err);
           // The report names the task once: drop a TaskError's own "<id>: " prefix.
           const message = raw.startsWith(`${task.id}: `) ? raw.slice(task.id.length + 2) : raw;
-          if (attempts >= maxAttempts) {
+          if (attempts >= maxAttempts || (err instanceof TaskError && err.permanent)) {
             return { id: task.id, status: 'failed', ...(lastPlan ? { plan: lastPlan } : {}), error: message, attempts, ms: Date.now() - t0 };
           }
           const delay = backoffDelay(retry, attempts);

@@ -54,8 +54,11 @@ export function planFrom(exists: boolean, changes: FieldChange[], diff?: string)
 
 /** A failure that names the task: every error reaching the report goes through this. */
 export class TaskError extends Error {
-  constructor(readonly taskId: string, message: string, options?: { cause?: unknown }) {
+  /** True when retrying cannot help (bad input, unknown distro): the engine fails it at once. */
+  readonly permanent: boolean;
+  constructor(readonly taskId: string, message: string, options?: { cause?: unknown; permanent?: boolean }) {
     super(`${taskId}: ${message}`, options);
     this.name = 'TaskError';
+    this.permanent = options?.permanent ?? false;
   }
 }

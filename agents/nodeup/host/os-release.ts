@@ -5,6 +5,7 @@ import { arch as cpuArch } from 'node:os';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ExitCode, UserError } from '../../../shared/errors.js';
+import { TaskError } from '../engine/task.js';
 
 export type DistroFamily = 'debian' | 'rhel';
 export type Arch = 'amd64' | 'arm64';
@@ -23,8 +24,10 @@ export interface HostInfo {
 /** The package family, or an error naming the task that needed it. */
 export function requireFamily(host: HostInfo, taskId: string): DistroFamily {
   if (host.family) return host.family;
-  throw new Error(
-    `${taskId}: unknown distro ID=${JSON.stringify(host.id)} in ${host.source}; cannot choose a package manager (known: ${Object.keys(FAMILIES).join(', ')})`,
+  throw new TaskError(
+    taskId,
+    `unknown distro ID=${JSON.stringify(host.id)} in ${host.source}; cannot choose a package manager (known: ${Object.keys(FAMILIES).join(', ')})`,
+    { permanent: true },
   );
 }
 

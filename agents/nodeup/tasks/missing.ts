@@ -6,9 +6,9 @@ export class UnsatisfiableTask implements Task {
   readonly deps: readonly string[] = [];
   constructor(readonly id: string, readonly reason: string) {}
   async plan(): Promise<Plan> {
-    throw new TaskError(this.id, this.reason);
+    throw new TaskError(this.id, this.reason, { permanent: true });
   }
   async apply(): Promise<void> {
-    throw new TaskError(this.id, this.reason);
+    throw new TaskError(this.id, this.reason, { permanent: true });
   }
 }
