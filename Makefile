@@ -40,6 +40,7 @@ test-image:
 bench: build
 	$(TSX) bench/startup.ts
 	$(TSX) bench/nodeup.ts
+	$(TSX) bench/etcd-manager.ts
 
 demo: build
 	bash scripts/demo.sh

@@ -30,6 +30,7 @@ export interface ManagerConfig {
   backupIntervalMs: number;
   discoveryPollIntervalMs: number;
   reconcileIntervalMs: number;
+  unhealthyMemberTimeoutMs: number;
   etcdBinaryDir?: string;
   hostsFile: string;
   insecure: boolean;
@@ -101,6 +102,7 @@ export function resolveConfig(flags: ParsedFlags): ManagerConfig {
     backupIntervalMs: parseDuration(str('backup-interval')) ?? 0,
     discoveryPollIntervalMs: parseDuration(str('discovery-poll-interval')) ?? 0,
     reconcileIntervalMs: Math.max(parseDuration(str('reconcile-interval')) ?? 0, 100),
+    unhealthyMemberTimeoutMs: parseDuration(str('unhealthy-member-timeout')) ?? 60_000,
     etcdBinaryDir: str('etcd-binary-dir') || undefined,
     hostsFile: str('hosts-file'),
     insecure: /^(true|1)$/i.test(str('insecure')),

@@ -35,6 +35,7 @@ export const FLAGS = [
   { name: 'pki-dir', kind: 'string', default: '/etc/kubernetes/pki/etcd-manager', help: 'where issued certificates and keys (0600) are kept' },
   { name: 'backup-interval', kind: 'duration', default: '15m', help: 'interval between periodic backups (accepted and checked; backups are not in this build)' },
   { name: 'reconcile-interval', kind: 'duration', default: '10s', help: 'interval between reconcile passes (kOps: 10s)' },
+  { name: 'unhealthy-member-timeout', kind: 'duration', default: '1m', help: 'the leader removes a member from etcd once it has been unhealthy this long with its manager gone (never below quorum), so a replacement can join (kOps: 1m)' },
   { name: 'discovery-poll-interval', kind: 'duration', default: '60s', help: 'interval between re-registering this member in <backup-store>/discovery/ and re-reading its peers' },
   { name: 'etcd-binary-dir', kind: 'string', default: '', help: 'directory of versioned etcd binaries, <dir>/<version>/etcd (default: /usr/bin/etcd whatever its version)' },
   { name: 'hosts-file', kind: 'string', default: '/etc/hosts', help: 'file holding this cluster\'s guarded block of member names' },
@@ -185,8 +186,11 @@ export function helpText(program: string): string {
 Runs the manager of one etcd cluster (main or events) on a control-plane
 instance: claims and mounts its volume, issues its TLS certificates from the
 state store's CAs, keeps its /etc/hosts block, supervises the etcd process and
-serves /healthz and /metrics. \`${program} run\` and plain \`${program}\` with
-flags do the same, as kOps starts it.
+serves /healthz and /metrics. With several members the managers elect a
+leader, which forms the cluster and changes its membership as
+control/etcd-cluster-spec says (grow, shrink, replace, remove members unhealthy
+past --unhealthy-member-timeout), every change fenced in etcd itself.
+\`${program} run\` and plain \`${program}\` with flags do the same, as kOps starts it.
 
 Flags (also settable as ETCD_MANAGER_<NAME>, e.g. --cluster-name as
 ETCD_MANAGER_CLUSTER_NAME, from the environment or --env-file; the command

@@ -7,19 +7,25 @@
 // absent. With memberCount > 1 the managers elect a leader over the
 // mutual-TLS peer API (majority leases + fenced terms, peer/voter.ts); the
 // leader forms the cluster once every member has registered, and afterwards
-// adds missing members as learners and replaces members whose volume came
-// back empty (membership.ts). Shrinking, backups and restore are not here yet.
+// adds missing members as learners, replaces members whose volume came back
+// empty, removes members unhealthy past --unhealthy-member-timeout and extra
+// members (shrink), every etcd membership change fenced in etcd itself
+// (membership.ts). A removed member's manager stops its etcd, moves its data
+// aside and stands by. Backups and restore are not here yet.
+import { rename, rm, writeFile, readFile, mkdir } from 'node:fs/promises';
 import { hostname } from 'node:os';
+import { performance } from 'node:perf_hooks';
 import { logger, type Logger } from '../../shared/log.js';
 import { openStore } from '../../shared/store/index.js';
 import type { StateStore } from '../../shared/store/types.js';
 import { expandURLs, memberDNSName, splitBackupStore, type ManagerConfig } from './config.js';
 import { listPeers, registerPeer, type PeerRecord } from './discovery.js';
 import { resolveEtcdBinary } from './etcd/binary.js';
-import { checkEtcd } from './etcd/client.js';
+import { checkEtcd, openEtcdClient } from './etcd/client.js';
 import { EtcdSupervisor, listenURL, type EtcdProcessSpec } from './etcd/process.js';
 import { updateHostsFile } from './hosts.js';
-import { reconcileMembership } from './membership.js';
+import { claimFence, reconcileMembership, type LivePeer } from './membership.js';
+import { parseDuration } from './flags.js';
 import { PeerClient, startPeerServer, type Command, type PeerInfo, type PeerServer } from './peer/api.js';
 import { Leadership } from './peer/leadership.js';
 import { Voter } from './peer/voter.js';
@@ -79,6 +85,12 @@ export class Manager {
   private peerClient?: PeerClient;
   private leadership?: Leadership;
   private memberCount = 1;
+  /** etcd's member count at the last health check: more than the spec means a shrink is due. */
+  private lastMembers = 0;
+  private readonly unhealthySince = new Map<string, number>();
+  private fencedTerm = 0;
+  private standby = false;
+  private testStoppedBeforeFence = false;
 
   constructor(readonly config: ManagerConfig, log: Logger = logger('etcd-manager')) {
     this.log = log.child({ cluster: config.clusterName });
@@ -178,7 +190,10 @@ export class Manager {
     const cfg = this.config;
     const identity = { memberName: volume.memberName, dnsNames: [this.dnsName, hostname()], ipAddresses: [cfg.address] };
     if (!cfg.insecure) {
-      this.tls = (await ensureManagerTLS({ store: this.state, etcdName: cfg.etcdName, identity, pkiDir: cfg.pkiDir, log: this.log })).files;
+      const result = await ensureManagerTLS({ store: this.state, etcdName: cfg.etcdName, identity, pkiDir: cfg.pkiDir, log: this.log, ...testCertLifetime() });
+      this.tls = result.files;
+      // etcd reads its files per handshake; the peer API holds its certificate in memory.
+      if (result.issued.includes('manager')) await this.reloadPeerTLS();
     }
     await this.discover(volume);
 
@@ -187,11 +202,13 @@ export class Manager {
     // Started once; after that the supervisor restarts it whenever it exits.
     if (!this.etcdStarted) await this.ensureEtcdStarted(volume);
     const spec = await readClusterSpec(this.backups);
-    if (spec && spec.memberCount > 1 && this.peerClient) await this.lead(spec);
+    const multiMember = Object.keys(this.volumeStateCache?.initialCluster ?? {}).length > 1 || this.lastMembers > 1;
+    if (spec && (spec.memberCount > 1 || multiMember) && this.peerClient && !this.standby) await this.lead(spec);
     if (!this.etcdStarted) return;
 
     const health = await checkEtcd(this.localClientEndpoints(), this.tls?.etcdClient);
     this.etcdHealthy = health.healthy;
+    if (health.members) this.lastMembers = health.members.length;
     this.metrics.members.set(health.members?.length ?? 0);
     if (this.memberCount === 1) this.metrics.isLeader.set(health.healthy && health.members?.length === 1 ? 1 : 0);
     if (!health.healthy) {
@@ -199,8 +216,10 @@ export class Manager {
       this.log.info('etcd not healthy yet', { error: health.error });
       return;
     }
-    if (this.etcd.isQuarantined) {
+    const me = health.members?.find((m) => m.name === volume.memberName);
+    if (this.etcd.isQuarantined && me && !me.isLearner) {
       // A new cluster is only announced once it answers: then the marker, then clients.
+      // A joining member stays quarantined until it is a voting member.
       if (!(await this.backups.exists(CONTROL.created))) {
         await this.backups.write(CONTROL.created, JSON.stringify({ createdAt: new Date().toISOString(), member: volume.memberName }) + '\n');
         this.log.info('cluster created', { marker: this.backups.urlOf(CONTROL.created) });
@@ -239,7 +258,7 @@ export class Manager {
   private async startPeerAPI(volume: Volume): Promise<void> {
     const cfg = this.config;
     const identity = { memberName: volume.memberName, dnsNames: [this.dnsName, hostname()], ipAddresses: [cfg.address] };
-    this.tls = (await ensureManagerTLS({ store: this.state, etcdName: cfg.etcdName, identity, pkiDir: cfg.pkiDir, log: this.log })).files;
+    this.tls = (await ensureManagerTLS({ store: this.state, etcdName: cfg.etcdName, identity, pkiDir: cfg.pkiDir, log: this.log, ...testCertLifetime() })).files;
     // The lease outlives two missed renewals at the reconcile interval.
     const leaseMs = Math.max(3 * cfg.reconcileIntervalMs, 1000);
     this.voter = new Voter(join(volume.mountPoint, 'etcd-manager-vote.json'), leaseMs);
@@ -274,6 +293,12 @@ export class Manager {
 
   /** Commands from the leader; the fence in the peer API already checked the term. */
   private async onCommand(volume: Volume, command: Command): Promise<unknown> {
+    if (command.action === 'quarantine') {
+      this.log.info('quarantining etcd on the leader\'s command (a membership change is under way)', { leader: command.leader, term: command.term });
+      await this.etcd.setQuarantined(true);
+      return 'quarantined';
+    }
+    if (command.action === 'leave') return this.leave(volume, command);
     if (command.action !== 'form' && command.action !== 'join') throw new Error(`unknown command ${command.action}`);
     const body = command.body as { clusterToken: string; initialCluster: Record<string, string[]>; etcdVersion: string };
     const existing = await readVolumeState(volume.mountPoint);
@@ -291,7 +316,10 @@ export class Manager {
         initialClusterState: command.action === 'join' ? 'existing' : 'new',
       };
       await writeVolumeState(volume.mountPoint, state);
+      await rm(join(volume.mountPoint, STANDBY_FILE), { force: true });
+      this.standby = false;
       this.volumeStateCache = state;
+      this.joinQuarantined = command.action === 'join';
       this.log.info(command.action === 'join' ? 'joining the running cluster on the leader\'s command' : 'joining a new cluster on the leader\'s command', { leader: command.leader, term: command.term, members: Object.keys(body.initialCluster) });
     }
     await this.ensureEtcdStarted(volume);
@@ -303,8 +331,10 @@ export class Manager {
     const client = this.peerClient!;
     const self = this.volume!.memberName;
     this.memberCount = spec.memberCount;
-    const leadership = (this.leadership ??= new Leadership({ self, client, memberCount: spec.memberCount, leaseMs: Math.max(3 * this.config.reconcileIntervalMs, 1000), log: this.log }));
-    leadership.setMemberCount(spec.memberCount);
+    // While etcd has more members than the spec (a shrink under way), votes are counted against the larger number.
+    const voters = Math.max(spec.memberCount, this.lastMembers);
+    const leadership = (this.leadership ??= new Leadership({ self, client, memberCount: voters, leaseMs: Math.max(3 * this.config.reconcileIntervalMs, 1000), log: this.log }));
+    leadership.setMemberCount(voters);
     const records = await listPeers(this.backups);
     const answers = await Promise.all(records.map(async (p) => {
       try {
@@ -322,20 +352,35 @@ export class Manager {
     }
     await leadership.round(alive.map((a) => ({ member: a.info.member, endpoint: a.record.grpcEndpoint })));
     this.metrics.isLeader.set(leadership.isLeader() ? 1 : 0);
-    if (!leadership.isLeader()) return;
+    if (!leadership.isLeader()) {
+      this.unhealthySince.clear(); // a leader starts its own clock
+      return;
+    }
     if (await this.backups.exists(CONTROL.created)) {
-      const token = alive.find((a) => a.info.clusterToken)?.info.clusterToken;
+      const token = this.volumeStateCache?.clusterToken ?? alive.find((a) => a.info.clusterToken)?.info.clusterToken;
       if (!token) return;
+      const term = leadership.currentTerm;
+      if (this.fencedTerm !== term) await this.claimFenceOnElection(alive, token, term);
       const did = await reconcileMembership({
+        self,
         alive,
         memberCount: spec.memberCount,
         clusterToken: token,
+        term,
         etcdTLS: this.tls?.etcdClient,
         log: this.log,
+        unhealthySince: this.unhealthySince,
+        unhealthyTimeoutMs: this.config.unhealthyMemberTimeoutMs,
+        now: () => performance.now(),
         isLeader: () => leadership.isLeader(),
+        beforeFence: (what) => this.testStopBeforeFence(what),
         join: async (peer, initialCluster) => {
-          const r = await client.command(peer.record.grpcEndpoint, { leader: self, term: leadership.currentTerm, action: 'join', body: { clusterToken: token, initialCluster, etcdVersion: spec.etcdVersion } });
+          const r = await client.command(peer.record.grpcEndpoint, { leader: self, term, action: 'join', body: { clusterToken: token, initialCluster, etcdVersion: spec.etcdVersion } });
           if (r.status !== 200) throw new Error(`${peer.info.member} refused to join: ${r.body.error ?? r.status}`);
+        },
+        command: async (peer, action) => {
+          const r = await client.command(peer.record.grpcEndpoint, { leader: self, term, action });
+          if (r.status !== 200) throw new Error(`${peer.info.member} refused ${action}: ${r.body.error ?? r.status}`);
         },
       });
       if (did) this.log.info('membership step', { did });
@@ -382,7 +427,14 @@ export class Manager {
     const cfg = this.config;
     let state: VolumeState | undefined = await readVolumeState(volume.mountPoint);
     this.volumeStateCache = state;
-    let quarantined = false;
+    let quarantined = this.joinQuarantined;
+    this.joinQuarantined = false;
+    if (!state && (await readStandby(volume.mountPoint))) {
+      this.phase = 'standby: removed from the etcd cluster';
+      if (!this.standby) this.log.info('standing by: this member was removed from the etcd cluster; etcd stays stopped until the leader adds it again', { marker: join(volume.mountPoint, STANDBY_FILE) });
+      this.standby = true;
+      return;
+    }
     if (!state) {
       const spec = await readClusterSpec(this.backups);
       if (!spec) {
@@ -427,6 +479,66 @@ export class Manager {
     this.etcdStarted = true;
   }
 
+  private joinQuarantined = false;
+
+  /** The leader's command after removing this member from etcd: stop etcd, move its data aside, stand by. */
+  private async leave(volume: Volume, command: Command): Promise<string> {
+    const state = await readVolumeState(volume.mountPoint);
+    await this.etcd.stop();
+    this.etcdStarted = false;
+    let movedTo: string | undefined;
+    if (state) {
+      const from = etcdDataDir(volume.mountPoint, state.clusterToken);
+      movedTo = join(volume.mountPoint, 'data-removed', `${state.clusterToken}-${new Date().toISOString().replace(/[:.]/g, '')}`);
+      await mkdir(join(volume.mountPoint, 'data-removed'), { recursive: true, mode: 0o700 });
+      await rename(from, movedTo).catch((err: unknown) => {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+        movedTo = undefined;
+      });
+    }
+    await writeFile(join(volume.mountPoint, STANDBY_FILE), JSON.stringify({ removedFrom: state?.clusterToken, removedAt: new Date().toISOString(), leader: command.leader, term: command.term, dataMovedTo: movedTo }) + '\n', { mode: 0o600 });
+    await rm(join(volume.mountPoint, 'etcd-manager-state.json'), { force: true });
+    this.volumeStateCache = undefined;
+    this.lastMembers = 0;
+    this.standby = true;
+    this.phase = 'standby: removed from the etcd cluster';
+    this.log.info('removed from the etcd cluster: etcd stopped, data moved aside (not deleted); standing by', { leader: command.leader, term: command.term, dataMovedTo: movedTo });
+    return 'standing by';
+  }
+
+  /** A new leader writes its term into etcd's fence key before anything else, locking out older leaders' late changes. */
+  private async claimFenceOnElection(alive: LivePeer[], token: string, term: number): Promise<void> {
+    const endpoints = alive.filter((a) => a.info.clusterToken === token).flatMap((a) => a.record.clientURLs.map((u) => listenURL(u, a.record.address)));
+    if (endpoints.length === 0) return;
+    const etcd = await openEtcdClient(endpoints, this.tls?.etcdClient);
+    try {
+      const f = await claimFence(etcd, term);
+      if (f.ok) {
+        this.fencedTerm = term;
+        this.log.info('etcd fence claimed for this term', { term });
+      } else {
+        this.log.warn('etcd fence holds a newer term: not acting', { term, fenceTerm: f.held });
+      }
+    } finally {
+      etcd.close();
+    }
+  }
+
+  /** Test hook (MOORING_TEST_ETCD_MANAGER_STOP_BEFORE_FENCE=1): SIGSTOP itself once, between the leadership check and the fence. */
+  private testStopBeforeFence(what: string): void {
+    if (process.env.MOORING_TEST_ETCD_MANAGER_STOP_BEFORE_FENCE !== '1' || this.testStoppedBeforeFence) return;
+    this.testStoppedBeforeFence = true;
+    this.log.warn('test hook: stopping before the etcd fence', { change: what, term: this.leadership?.currentTerm });
+    process.kill(process.pid, 'SIGSTOP');
+  }
+
+  private async reloadPeerTLS(): Promise<void> {
+    if (!this.tls || !this.peerServer) return;
+    await this.peerServer.reload(this.tls.manager);
+    this.peerClient = await PeerClient.open(this.tls.manager);
+    this.log.info('peer API certificate reloaded');
+  }
+
   /** Stops etcd and the loop; keeps the volume (a restarted manager takes it back). */
   async stop(options: { releaseVolume?: boolean } = {}): Promise<void> {
     this.stopped = true;
@@ -446,4 +558,24 @@ export class Manager {
   get healthyEtcd(): boolean {
     return this.etcdHealthy;
   }
+}
+
+const STANDBY_FILE = 'etcd-manager-standby.json';
+
+async function readStandby(mountPoint: string): Promise<boolean> {
+  try {
+    await readFile(join(mountPoint, STANDBY_FILE));
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw err;
+  }
+}
+
+/** Test-only: MOORING_TEST_ETCD_MANAGER_CERT_LIFETIME=<duration> issues certificates that short-lived, renewed with a third left. */
+function testCertLifetime(): { validityDays?: number; renewBeforeMs?: number } {
+  const raw = process.env.MOORING_TEST_ETCD_MANAGER_CERT_LIFETIME;
+  const ms = raw ? parseDuration(raw) : undefined;
+  if (!ms) return {};
+  return { validityDays: ms / 86_400_000, renewBeforeMs: ms / 3 };
 }

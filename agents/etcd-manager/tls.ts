@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import type { Logger } from '../../shared/log.js';
 import { loadKeyset, primaryKeypair } from '../../shared/pki/keyset.js';
 import { needsRenewal } from '../../shared/pki/renewal.js';
-import { issueCertificate, verifyIssuedBy, type CertificateUsage, type KeyAlgorithm } from '../../shared/pki/x509.js';
+import { issueCertificate, parseCertificate, verifyIssuedBy, type CertificateUsage, type KeyAlgorithm } from '../../shared/pki/x509.js';
 import type { StateStore } from '../../shared/store/types.js';
 import type { EtcdTLSFiles } from './etcd/process.js';
 
@@ -42,6 +42,8 @@ export interface EnsureTLSOptions {
   pkiDir: string;
   log: Logger;
   validityDays?: number;
+  /** Renew once less than this is left (default: a third of the lifetime). */
+  renewBeforeMs?: number;
   keyAlgorithm?: KeyAlgorithm;
   now?: Date;
 }
@@ -103,8 +105,17 @@ export async function ensureManagerTLS(options: EnsureTLSOptions): Promise<{ fil
     const haveKey = (await readIfExists(keyFile)) !== undefined;
     let reason: string | undefined = current === undefined || !haveKey ? 'missing' : undefined;
     if (current !== undefined && !reason) {
-      const decision = needsRenewal(current, { now: options.now, wantCN: want.commonName, wantDNS: dnsNames, wantIPs: ipAddresses });
+      const decision = needsRenewal(current, {
+        now: options.now,
+        wantCN: want.commonName,
+        wantDNS: dnsNames,
+        wantIPs: ipAddresses,
+        ...(options.renewBeforeMs !== undefined ? { renewBeforeFraction: 0 } : {}),
+      });
       if (decision.renew) reason = decision.reason;
+      else if (options.renewBeforeMs !== undefined && parseCertificate(current).notAfter.getTime() - (options.now ?? new Date()).getTime() < options.renewBeforeMs) {
+        reason = `less than ${Math.round(options.renewBeforeMs / 1000)} s left`;
+      }
       else if (!(await verifyIssuedBy(current, ca.certPEM))) reason = `not issued by the current ${want.ca}`;
     }
     if (reason) {

@@ -5,12 +5,12 @@ import { readFile } from 'node:fs/promises';
 import type { Etcd3, IMember } from 'etcd3';
 import type { EtcdTLSFiles } from './process.js';
 
-export async function openEtcdClient(endpoints: string[], tls?: EtcdTLSFiles): Promise<Etcd3> {
+export async function openEtcdClient(endpoints: string[], tls?: EtcdTLSFiles, dialTimeoutMs = 3_000): Promise<Etcd3> {
   const { Etcd3: Client } = await import('etcd3');
   const credentials = tls
     ? { rootCertificate: await readFile(tls.caFile), privateKey: await readFile(tls.keyFile), certChain: await readFile(tls.certFile) }
     : undefined;
-  return new Client({ hosts: endpoints, credentials, dialTimeout: 3_000 });
+  return new Client({ hosts: endpoints, credentials, dialTimeout: dialTimeoutMs });
 }
 
 export interface EtcdHealth {
@@ -22,8 +22,8 @@ export interface EtcdHealth {
 }
 
 /** One status call and one member list; healthy when both answer. */
-export async function checkEtcd(endpoints: string[], tls?: EtcdTLSFiles): Promise<EtcdHealth> {
-  const client = await openEtcdClient(endpoints, tls);
+export async function checkEtcd(endpoints: string[], tls?: EtcdTLSFiles, dialTimeoutMs?: number): Promise<EtcdHealth> {
+  const client = await openEtcdClient(endpoints, tls, dialTimeoutMs);
   try {
     const status = await client.maintenance.status();
     const list = await client.cluster.memberList({ linearizable: true });

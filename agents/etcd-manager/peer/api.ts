@@ -36,6 +36,8 @@ export interface PeerHandlers {
 
 export interface PeerServer {
   port: number;
+  /** Takes a renewed certificate for new connections. */
+  reload(tls: EtcdTLSFiles): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -95,6 +97,7 @@ export async function startPeerServer(options: {
   });
   return {
     port: (server.address() as AddressInfo).port,
+    reload: async (tls) => server.setSecureContext({ ...(await tlsOptions(tls)) }),
     close: () => new Promise((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }),
   };
 }

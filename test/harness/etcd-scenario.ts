@@ -1,0 +1,139 @@
+// Shared set-up for the etcd-manager scenario tests and the benchmark: a state
+// store (file:// or s3rver) with the etcd CAs and a cluster spec, local volumes
+// (loop-device images or directories), manager arguments on 127.0.x.y, and
+// etcd's own view of the result (member list on every endpoint, endpoint
+// health, one cluster ID). Everything it starts hangs its cleanup on `t`.
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { ensureClusterPKI } from '../../shared/pki/cluster-pki.js';
+import { openStore, type StateStore } from '../../shared/store/index.js';
+import { checkEtcd, openEtcdClient, type EtcdHealth } from '../../agents/etcd-manager/etcd/client.js';
+import { createLocalVolume } from '../../agents/etcd-manager/volumes/local.js';
+import { loopArea, type LoopArea } from './loop.js';
+import { startManager, type ManagerProcess } from './manager.js';
+import { freePort, loopbackNet } from './net.js';
+import { startS3, type S3Server } from './s3.js';
+import type { Teardown } from './tmp.js';
+
+export interface ScenarioOptions {
+  /** Addresses 127.0.x.1..hosts. */
+  hosts: number;
+  memberCount: number;
+  volumeKind: 'image' | 'directory';
+  store?: 'file' | 's3';
+  reconcileInterval?: string;
+  discoveryInterval?: string;
+  /** Extra manager flags (every manager). */
+  extraArgs?: string[];
+}
+
+export interface Scenario {
+  area: LoopArea;
+  ips: string[];
+  client: number;
+  backupURL: string;
+  backups: StateStore;
+  s3?: S3Server;
+  env: Record<string, string>;
+  volume(id: string, member: string): Promise<void>;
+  args(i: number): string[];
+  start(i: number): ManagerProcess;
+  /** start with extra flags for this one manager. */
+  startWith(i: number, extra: string[]): ManagerProcess;
+  endpoint(i: number): string;
+  tls: { certFile: string; keyFile: string; caFile: string };
+  setSpec(memberCount: number): Promise<void>;
+  /** Each listed endpoint healthy, listing `voting` named voting members with the same member IDs (one cluster); undefined otherwise. */
+  view(hosts: number[], voting: number, managers?: ManagerProcess[]): Promise<EtcdHealth[] | undefined>;
+  put(host: number, key: string, value: string): Promise<void>;
+  get(host: number, key: string): Promise<string | null>;
+}
+
+export async function scenario(t: Teardown, o: ScenarioOptions): Promise<Scenario> {
+  const area = loopArea(t);
+  const net = loopbackNet();
+  const ips = Array.from({ length: o.hosts }, (_, i) => net(i + 1));
+  const [peer, client, quarantine, grpc] = [await freePort(ips[0]), await freePort(ips[0]), await freePort(ips[0]), await freePort(ips[0])];
+  let s3: S3Server | undefined;
+  let stateURL = `file://${area.root}/state/c.example.com`;
+  let env: Record<string, string> = {};
+  if (o.store === 's3') {
+    s3 = await startS3(t);
+    stateURL = `${s3.url}/state/c.example.com`;
+    env = s3.env;
+  }
+  const state = openStore(stateURL, { env });
+  await ensureClusterPKI(state, ['etcd-clients-ca', 'etcd-peers-ca-main', 'etcd-manager-ca-main'], { keyAlgorithm: 'ECDSA-P256' });
+  const backupURL = `${stateURL}/backups/etcd/main`;
+  const backups = openStore(backupURL, { env });
+  const setSpec = (memberCount: number) => backups.write('control/etcd-cluster-spec', JSON.stringify({ memberCount, etcdVersion: '3.4.23' }));
+  await setSpec(o.memberCount);
+  const args = (i: number) => [
+    '--cluster-name=etcd', `--backup-store=${backupURL}`, `--address=${ips[i]}`,
+    `--peer-urls=https://__address__:${peer}`, `--client-urls=https://__address__:${client}`, `--quarantine-client-urls=https://__address__:${quarantine}`,
+    `--grpc-port=${grpc}`, '--volume-provider=local', `--local-volume-dir=${area.volumeDir}`, `--mount-root=${area.mountRoot}`, `--instance-id=node-${i}`,
+    `--pki-dir=${join(area.root, `pki-${i}`)}`, `--hosts-file=${join(area.root, `hosts-${i}`)}`,
+    `--reconcile-interval=${o.reconcileInterval ?? '300ms'}`, `--discovery-poll-interval=${o.discoveryInterval ?? '300ms'}`,
+    ...(o.extraArgs ?? []),
+  ];
+  // Any manager's client certificate will do: they come from the same CA.
+  const tls = { certFile: join(area.root, 'pki-0/etcdClient.crt'), keyFile: join(area.root, 'pki-0/etcdClient.key'), caFile: join(area.root, 'pki-0/etcd-clients-ca.crt') };
+  const endpoint = (i: number) => `https://${ips[i]}:${client}`;
+  const clientFor = () => {
+    if (existsSync(tls.certFile)) return tls;
+    for (let i = 0; i < ips.length; i++) {
+      const alt = { certFile: join(area.root, `pki-${i}/etcdClient.crt`), keyFile: join(area.root, `pki-${i}/etcdClient.key`), caFile: join(area.root, `pki-${i}/etcd-clients-ca.crt`) };
+      if (existsSync(alt.certFile)) return alt;
+    }
+    return undefined;
+  };
+  return {
+    area, ips, client, backupURL, backups, s3, env, tls, endpoint, setSpec, args,
+    volume: async (id, member) => {
+      await createLocalVolume({ volumeDir: area.volumeDir, id, tags: { 'k8s.io/etcd/main': `${member}/a,b,c` }, kind: o.volumeKind });
+    },
+    start: (i) => startManager(t, args(i), env),
+    startWith: (i, extra) => startManager(t, [...args(i), ...extra], env),
+    view: async (hosts, voting, managers = []) => {
+      for (const m of managers) if (m.child.exitCode !== null) throw new Error(`a manager exited: ${JSON.stringify(m.logs.slice(-5))}`);
+      const creds = clientFor();
+      if (!creds) return undefined;
+      const vs = await Promise.all(hosts.map((i) => withTimeout(`etcd on ${endpoint(i)}`, checkEtcd([endpoint(i)], creds)).catch((err: unknown): EtcdHealth => ({ healthy: false, error: (err as Error).message }))));
+      const ok = vs.every((v) => v.healthy && v.members?.length === voting && v.members.every((m) => m.name !== '' && !m.isLearner));
+      if (!ok) return undefined;
+      // One cluster: every endpoint lists the very same member IDs.
+      return new Set(vs.map((v) => v.members!.map((m) => m.ID).sort().join(','))).size === 1 ? vs : undefined;
+    },
+    put: async (host, key, value) => {
+      const c = await openEtcdClient([endpoint(host)], clientFor());
+      try { await withTimeout(`put ${key}`, c.put(key).value(value).exec(), 15_000); } finally { c.close(); }
+    },
+    get: async (host, key) => {
+      const c = await openEtcdClient([endpoint(host)], clientFor());
+      try { return await withTimeout(`get ${key}`, c.get(key).string(), 15_000); } finally { c.close(); }
+    },
+  };
+}
+
+/**
+ * A bound on one etcd call: etcd3 calls carry no deadline, and a linearizable
+ * member list on a member without quorum never returns, which would hang a poll.
+ */
+export function withTimeout<T>(what: string, p: Promise<T>, ms = 5_000): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms); });
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
+}
+
+/** Log lines of these managers with this msg. */
+export const logged = (managers: ManagerProcess[], msg: string) => managers.flatMap((m) => m.logs.filter((l) => l.msg === msg));
+
+/**
+ * Leadership as the managers' logs tell it: every `became leader` with its term.
+ * Two managers never won the same term, and terms only grow in time order.
+ */
+export function leadershipHistory(managers: ManagerProcess[]): Array<{ manager: number; term: number; time: string }> {
+  return managers
+    .flatMap((m, manager) => m.logs.filter((l) => l.msg === 'became leader').map((l) => ({ manager, term: Number(l.term), time: String(l.time) })))
+    .sort((a, b) => a.time.localeCompare(b.time) || a.term - b.term);
+}

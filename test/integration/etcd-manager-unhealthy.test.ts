@@ -1,0 +1,55 @@
+// A member whose instance is gone (manager and etcd killed) is removed from etcd
+// by the leader once it has been unhealthy past --unhealthy-member-timeout; its
+// manager coming back with its old data is told to stand by and is then added
+// again as a new member: three healthy members, data intact.
+import t from 'tap';
+import { existsSync } from 'node:fs';
+import { openEtcdClient } from '../../agents/etcd-manager/etcd/client.js';
+import { SYSTEM_ETCD } from '../../agents/etcd-manager/etcd/binary.js';
+import { loopSkipReason } from '../harness/loop.js';
+import { waitFor } from '../harness/net.js';
+import { threeManagers, votingMembers } from '../harness/three-managers.js';
+
+const loopSkip = await loopSkipReason();
+if (loopSkip) console.log(`# skipping: ${loopSkip}`);
+const etcdSkip = existsSync(SYSTEM_ETCD) ? false : `${SYSTEM_ETCD} is not installed`;
+
+t.test('a member unhealthy past the threshold, its manager gone, is removed; never below quorum', { skip: loopSkip || etcdSkip }, async (t) => {
+  const h = await threeManagers(t, { memberCount: 3 });
+  const flags = ['--unhealthy-member-timeout=3s'];
+  const started = [0, 1, 2].map((i) => h.start(i, flags));
+  const [a, b] = await h.byMember(started);
+  let c = (await h.byMember(started))[2];
+  const cIndex = started.indexOf(c);
+  await waitFor('three voting members', () => votingMembers(h, [a, b, c], ['a', 'b', 'c'], [a, b, c]), 90_000, 300);
+  const w = await openEtcdClient([h.endpointOf(a)], h.tls);
+  await w.put('/registry/k').value('v');
+
+  const killedAt = Date.now();
+  await c.kill(); // manager and its etcd, SIGKILL
+  await waitFor('c removed from etcd', () => votingMembers(h, [a, b], ['a', 'b'], [a, b]), 60_000, 300);
+  const removedAfter = Date.now() - killedAt;
+  const logs = h.logsOf([a, b]);
+  const removal = logs.find((l) => l.msg === 'removing a member unhealthy past the threshold, its manager gone');
+  t.equal(removal?.member, 'c', 'the leader logs removing c');
+  t.ok(Number(removal?.unhealthyForMs) >= 3_000, `only after the threshold (unhealthy for ${String(removal?.unhealthyForMs)} ms)`);
+  t.ok(removedAfter >= 3_000, `removed ${removedAfter} ms after the kill`);
+
+  // c's instance comes back with its old volume: etcd no longer lists it, so it stands by, then is added again.
+  c = h.start(cIndex, flags);
+  const back = await waitFor('three voting members again', () => votingMembers(h, [a, b, c], ['a', 'b', 'c'], [a, b, c]), 90_000, 300);
+  t.same(back[0]!.members!.map((m) => m.name).sort(), ['a', 'b', 'c']);
+  t.ok(c.logs.some((l) => l.msg === 'removed from the etcd cluster: etcd stopped, data moved aside (not deleted); standing by'), 'c was told it had been removed');
+  t.ok(h.logsOf([a, b]).some((l) => l.msg === 'member added as a learner' && l.member === 'c'), 'and added again as a new member');
+  const r = await openEtcdClient([h.endpointOf(c)], h.tls);
+  t.equal(await r.get('/registry/k').string(), 'v', 'data reads back on the re-added c');
+  r.close();
+
+  // Two of three gone: the survivor has no quorum and removes nobody.
+  const seen = a.logs.length;
+  await Promise.all([b.kill(), c.kill()]);
+  await new Promise((r) => setTimeout(r, 6_000));
+  t.notOk(a.logs.slice(seen).some((l) => l.msg === 'removing a member unhealthy past the threshold, its manager gone' || l.msg === 'extra member removed'), 'a alone (no quorum) removes nobody');
+  w.close();
+  await a.stop();
+});
