@@ -16,6 +16,7 @@ import { SYSTEM_ETCD } from '../../agents/etcd-manager/etcd/binary.js';
 import { startManager } from '../harness/manager.js';
 import { freePort, loopbackNet, processAlive, waitFor } from '../harness/net.js';
 import { tempDir } from '../harness/tmp.js';
+import { startWriter } from '../harness/writer.js';
 
 const etcdSkip = existsSync(SYSTEM_ETCD) ? false : `${SYSTEM_ETCD} is not installed`;
 const LIFETIME_MS = 24_000;
@@ -62,26 +63,12 @@ t.test('short-lived certificates are renewed while etcd keeps serving', { skip: 
   const etcdPid = etcdPids.at(-1)!;
 
   const w = await openEtcdClient([endpoint], tls);
-  let writes = 0;
-  const failures: string[] = [];
-  let writing = true;
-  const writer = (async () => {
-    while (writing) {
-      try {
-        await w.put(`/registry/r/${writes % 50}`).value(String(writes));
-        writes++;
-      } catch (err) {
-        failures.push((err as Error).message);
-      }
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  })();
+  const writer = startWriter(async (n) => w.put(`/registry/r/${n % 50}`).value(String(n)));
 
   // Past the first certificates' expiry: everything was renewed, and new handshakes work.
   await waitFor('past the first expiry', async () => Date.now() > firstNotAfter + 1_500, LIFETIME_MS + 10_000, 250);
   const served = await servedCert(ip, client, pki);
-  writing = false;
-  await writer;
+  const { writes, failures } = await writer.stop();
   w.close();
 
   const renewed = m.logs.filter((l) => l.msg === 'certificate issued' && /s left/.test(String(l.reason)));

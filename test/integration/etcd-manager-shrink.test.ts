@@ -10,6 +10,7 @@ import { SYSTEM_ETCD } from '../../agents/etcd-manager/etcd/binary.js';
 import { loopSkipReason } from '../harness/loop.js';
 import { processAlive, waitFor } from '../harness/net.js';
 import { threeManagers, votingMembers } from '../harness/three-managers.js';
+import { startWriter } from '../harness/writer.js';
 
 const loopSkip = await loopSkipReason();
 if (loopSkip) console.log(`# skipping: ${loopSkip}`);
@@ -23,25 +24,11 @@ t.test('shrink 3→1: one member at a time, removed managers stand by', { skip: 
   await w.put('/registry/before').value('three');
 
   // Keep writing through a (the survivor) while the cluster shrinks.
-  let writes = 0;
-  const failures: string[] = [];
-  let writing = true;
-  const writer = (async () => {
-    while (writing) {
-      try {
-        await w.put(`/registry/w/${writes}`).value('x');
-        writes++;
-      } catch (err) {
-        failures.push((err as Error).message);
-      }
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  })();
+  const writer = startWriter(async (n) => w.put(`/registry/w/${n}`).value('x'));
 
   await h.backups.write('control/etcd-cluster-spec', JSON.stringify({ memberCount: 1, etcdVersion: '3.4.23' }));
   const after = await waitFor('one member, a', () => votingMembers(h, [a], ['a'], [a, b, c]), 90_000, 300);
-  writing = false;
-  await writer;
+  const { writes, failures } = await writer.stop();
   t.same(after[0]!.members!.map((m) => m.name), ['a'], 'etcd lists only a');
   const all = h.logsOf([a, b, c]);
   const removed = all.filter((l) => l.msg === 'extra member removed');
