@@ -60,7 +60,8 @@ export async function readClusterSpec(store: StateStore): Promise<EtcdClusterSpe
 
 export class Manager {
   readonly log: Logger;
-  readonly metrics = new ManagerMetrics({ defaultMetrics: true });
+  // is_leader is read at scrape time, so a manager resumed after a pause never reports a lapsed lease.
+  readonly metrics = new ManagerMetrics({ defaultMetrics: true, isLeader: () => this.leaderNow() });
   private readonly backups: StateStore;
   private readonly state: StateStore;
   private readonly provider: VolumeProvider;
@@ -91,6 +92,12 @@ export class Manager {
   private fencedTerm = 0;
   private standby = false;
   private testStoppedBeforeFence = false;
+  /** When the running reconcile pass started (monotonic ms), 0 between passes; and when the last one ended. */
+  private passStartedAt = 0;
+  private passEndedAt = 0;
+  private step = 'starting';
+  private watchdog?: NodeJS.Timeout;
+  private warnedStuck = false;
 
   constructor(readonly config: ManagerConfig, log: Logger = logger('etcd-manager')) {
     this.log = log.child({ cluster: config.clusterName });
@@ -142,9 +149,42 @@ export class Manager {
     this.volumeStateCache = await readVolumeState(this.volume.mountPoint);
     this.volumeStateLoaded = true;
     if (!cfg.insecure) await this.startPeerAPI(this.volume);
+    this.watchdog = setInterval(() => this.checkLoop(), Math.max(1_000, cfg.reconcileIntervalMs)).unref();
     await this.reconcileOnce();
     this.schedule();
   }
+
+  /**
+   * How long a pass may run, or the loop stay idle, before the manager counts
+   * as stuck: its peers then stop waiting for it to lead (see peerInfo). Every
+   * etcd, store and peer call has its own deadline, so this is a backstop.
+   */
+  private get stuckAfterMs(): number {
+    return Math.max(20 * this.config.reconcileIntervalMs, 20_000);
+  }
+
+  /** False when a pass has run, or no pass has ended, for longer than stuckAfterMs. */
+  private loopAlive(): boolean {
+    const now = performance.now();
+    if (this.passStartedAt > 0) return now - this.passStartedAt < this.stuckAfterMs;
+    return this.passEndedAt === 0 || now - this.passEndedAt < this.stuckAfterMs + this.config.reconcileIntervalMs;
+  }
+
+  private checkLoop(): void {
+    if (this.stopped || this.passStartedAt === 0) return;
+    const ranMs = Math.round(performance.now() - this.passStartedAt);
+    if (ranMs < this.stuckAfterMs || this.warnedStuck) return;
+    this.warnedStuck = true;
+    this.metrics.errors.inc({ step: 'stuck' });
+    this.log.error('reconcile pass is stuck; peers no longer wait for this manager to lead', { step: this.step, ranMs });
+  }
+
+  private leaderNow(): number {
+    if (this.memberCount === 1) return this.singleMemberLeader ? 1 : 0;
+    return this.leadership?.isLeader() ? 1 : 0;
+  }
+
+  private singleMemberLeader = false;
 
   private schedule(): void {
     if (this.stopped) return;
@@ -174,6 +214,7 @@ export class Manager {
 
   async reconcileOnce(): Promise<void> {
     if (this.stopped || !this.volume) return;
+    this.passStartedAt = performance.now();
     try {
       await this.reconcile(this.volume);
       this.lastError = '';
@@ -182,7 +223,13 @@ export class Manager {
     } catch (err) {
       this.lastError = (err as Error).message;
       this.metrics.errors.inc({ step: 'reconcile' });
-      this.log.error('reconcile failed', { err });
+      this.log.error('reconcile failed', { step: this.step, err });
+    } finally {
+      if (this.warnedStuck) this.log.info('reconcile pass ended after being stuck', { step: this.step, ranMs: Math.round(performance.now() - this.passStartedAt) });
+      this.warnedStuck = false;
+      this.passStartedAt = 0;
+      this.passEndedAt = performance.now();
+      this.step = 'idle';
     }
   }
 
@@ -190,27 +237,32 @@ export class Manager {
     const cfg = this.config;
     const identity = { memberName: volume.memberName, dnsNames: [this.dnsName, hostname()], ipAddresses: [cfg.address] };
     if (!cfg.insecure) {
+      this.step = 'certificates';
       const result = await ensureManagerTLS({ store: this.state, etcdName: cfg.etcdName, identity, pkiDir: cfg.pkiDir, log: this.log, ...testCertLifetime() });
       this.tls = result.files;
       // etcd reads its files per handshake; the peer API holds its certificate in memory.
       if (result.issued.includes('manager')) await this.reloadPeerTLS();
     }
+    this.step = 'discovery';
     await this.discover(volume);
 
     this.metrics.etcdRunning.set(this.etcd.running ? 1 : 0);
     this.metrics.quarantined.set(this.etcd.isQuarantined ? 1 : 0);
     // Started once; after that the supervisor restarts it whenever it exits.
+    this.step = 'starting etcd';
     if (!this.etcdStarted) await this.ensureEtcdStarted(volume);
+    this.step = 'reading the cluster spec';
     const spec = await readClusterSpec(this.backups);
     const multiMember = Object.keys(this.volumeStateCache?.initialCluster ?? {}).length > 1 || this.lastMembers > 1;
     if (spec && (spec.memberCount > 1 || multiMember) && this.peerClient && !this.standby) await this.lead(spec);
     if (!this.etcdStarted) return;
 
+    this.step = 'checking local etcd';
     const health = await checkEtcd(this.localClientEndpoints(), this.tls?.etcdClient);
     this.etcdHealthy = health.healthy;
     if (health.members) this.lastMembers = health.members.length;
     this.metrics.members.set(health.members?.length ?? 0);
-    if (this.memberCount === 1) this.metrics.isLeader.set(health.healthy && health.members?.length === 1 ? 1 : 0);
+    this.singleMemberLeader = health.healthy && health.members?.length === 1;
     if (!health.healthy) {
       this.phase = 'etcd not healthy yet';
       this.log.info('etcd not healthy yet', { error: health.error });
@@ -223,6 +275,11 @@ export class Manager {
       if (!(await this.backups.exists(CONTROL.created))) {
         await this.backups.write(CONTROL.created, JSON.stringify({ createdAt: new Date().toISOString(), member: volume.memberName }) + '\n');
         this.log.info('cluster created', { marker: this.backups.urlOf(CONTROL.created) });
+      }
+      const state = this.volumeStateCache;
+      if (state?.initialClusterState === 'existing' && !state.votingSince) {
+        this.volumeStateCache = { ...state, votingSince: new Date().toISOString() };
+        await writeVolumeState(volume.mountPoint, this.volumeStateCache);
       }
       await this.etcd.setQuarantined(false);
     }
@@ -288,6 +345,7 @@ export class Manager {
       clusterToken: this.volumeStateCache?.clusterToken,
       initialCluster: this.volumeStateCache?.initialCluster,
       volumeEmpty: this.volumeStateLoaded && this.volumeStateCache === undefined,
+      canLead: this.loopAlive() && !this.standby && !this.stopped,
     };
   }
 
@@ -335,6 +393,7 @@ export class Manager {
     const voters = Math.max(spec.memberCount, this.lastMembers);
     const leadership = (this.leadership ??= new Leadership({ self, client, memberCount: voters, leaseMs: Math.max(3 * this.config.reconcileIntervalMs, 1000), log: this.log }));
     leadership.setMemberCount(voters);
+    this.step = 'lead: asking peers';
     const records = await listPeers(this.backups);
     const answers = await Promise.all(records.map(async (p) => {
       try {
@@ -345,21 +404,23 @@ export class Manager {
       }
     }));
     const alive = answers.filter((a): a is { record: PeerRecord; info: PeerInfo } => a !== undefined).sort((a, b) => a.info.member.localeCompare(b.info.member));
-    // Only the lowest-named live member campaigns (kOps' rule), which keeps split votes rare; the votes make it safe.
-    if (!leadership.isLeader() && alive[0]?.info.member !== self) {
-      this.metrics.isLeader.set(0);
-      return;
-    }
+    // Only the lowest-named live member that can lead campaigns (kOps' rule), which keeps split votes
+    // rare; the votes make it safe. A manager whose loop is stuck, or that stands by, still answers
+    // its API but cannot lead, so it must not hold the others back.
+    const firstCandidate = alive.find((a) => a.info.canLead !== false);
+    if (!leadership.isLeader() && firstCandidate?.info.member !== self) return;
+    this.step = 'lead: leadership round';
     await leadership.round(alive.map((a) => ({ member: a.info.member, endpoint: a.record.grpcEndpoint })));
-    this.metrics.isLeader.set(leadership.isLeader() ? 1 : 0);
     if (!leadership.isLeader()) {
       this.unhealthySince.clear(); // a leader starts its own clock
       return;
     }
     if (await this.backups.exists(CONTROL.created)) {
+      await this.testHangWhileLeading();
       const token = this.volumeStateCache?.clusterToken ?? alive.find((a) => a.info.clusterToken)?.info.clusterToken;
       if (!token) return;
       const term = leadership.currentTerm;
+      this.step = 'lead: membership';
       if (this.fencedTerm !== term) await this.claimFenceOnElection(alive, token, term);
       const did = await reconcileMembership({
         self,
@@ -409,6 +470,7 @@ export class Manager {
       initialCluster = Object.fromEntries(chosen.map((a) => [a.info.member, a.record.peerURLs]));
       this.log.info('forming a new cluster', { term: leadership.currentTerm, members: Object.keys(initialCluster) });
     }
+    this.step = 'lead: forming';
     for (const a of alive.filter((x) => Object.hasOwn(initialCluster, x.info.member) && x.info.clusterToken !== clusterToken)) {
       if (!leadership.isLeader()) return; // checked before every action
       const r = await client.command(a.record.grpcEndpoint, { leader: self, term: leadership.currentTerm, action: 'form', body: { clusterToken, initialCluster, etcdVersion: spec.etcdVersion } });
@@ -427,7 +489,8 @@ export class Manager {
     const cfg = this.config;
     let state: VolumeState | undefined = await readVolumeState(volume.mountPoint);
     this.volumeStateCache = state;
-    let quarantined = this.joinQuarantined;
+    // A joined member stays quarantined until it is a voting member, across manager restarts too.
+    let quarantined = this.joinQuarantined || (state?.initialClusterState === 'existing' && !state.votingSince);
     this.joinQuarantined = false;
     if (!state && (await readStandby(volume.mountPoint))) {
       this.phase = 'standby: removed from the etcd cluster';
@@ -532,6 +595,15 @@ export class Manager {
     process.kill(process.pid, 'SIGSTOP');
   }
 
+  /** Test hook (MOORING_TEST_ETCD_MANAGER_HANG_WHILE_LEADING=1): the leader's pass hangs until stop, its peer API still answering. */
+  private async testHangWhileLeading(): Promise<void> {
+    if (process.env.MOORING_TEST_ETCD_MANAGER_HANG_WHILE_LEADING !== '1' || this.stopped) return;
+    this.log.warn('test hook: this reconcile pass hangs until the manager stops', { term: this.leadership?.currentTerm });
+    await new Promise<void>((resolve) => (this.releaseHang = resolve));
+  }
+
+  private releaseHang?: () => void;
+
   private async reloadPeerTLS(): Promise<void> {
     if (!this.tls || !this.peerServer) return;
     await this.peerServer.reload(this.tls.manager);
@@ -543,6 +615,8 @@ export class Manager {
   async stop(options: { releaseVolume?: boolean } = {}): Promise<void> {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
+    if (this.watchdog) clearInterval(this.watchdog);
+    this.releaseHang?.();
     await this.reconciling;
     await this.peerServer?.close();
     await this.etcd.stop();

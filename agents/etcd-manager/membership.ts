@@ -10,7 +10,8 @@
 //   5. remove a member unhealthy for longer than --unhealthy-member-timeout
 //      whose manager is gone, so a replacement can join;
 //   6. remove an extra member (more members than memberCount: shrink), after
-//      quarantining it, then tell its manager to stand by;
+//      quarantining it when the others keep quorum through its restart, then
+//      tell its manager to stand by;
 //   7. add a missing member as a learner, then tell its manager to join
 //      (it starts quarantined and lifts that once it is a voting member).
 // Every change to etcd's membership first passes the etcd fence; removals
@@ -186,10 +187,14 @@ export async function reconcileMembership(ctx: MembershipContext): Promise<strin
       }
       const peer = peerOf(victim);
       if (!(await fenced(`remove extra ${victim.name}`))) return undefined;
-      if (peer && health.get(victim.ID)) {
-        // Clients (the API server) must not use a member on its way out.
+      // Clients (the API server) should not use a member on its way out, but quarantine restarts its
+      // etcd: only when the other members hold a quorum of the CURRENT membership without it (not 2→1).
+      const othersHoldQuorum = healthyWithout(victim) >= quorum(members.filter((m) => !m.isLearner).length);
+      if (peer && health.get(victim.ID) && othersHoldQuorum) {
         await ctx.command(peer, 'quarantine');
         ctx.log.info('quarantined the member being removed', { member: victim.name });
+      } else if (peer && health.get(victim.ID)) {
+        ctx.log.info('not quarantining the member being removed: restarting its etcd would cost the quorum', { member: victim.name, members: members.length });
       }
       await etcd.cluster.memberRemove({ ID: victim.ID });
       ctx.log.info('extra member removed', { member: victim.name, members: members.length - 1, want: ctx.memberCount });

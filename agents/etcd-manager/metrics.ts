@@ -7,7 +7,7 @@ import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 
 export class ManagerMetrics {
   readonly registry = new Registry();
-  readonly isLeader = new Gauge({ name: 'etcd_manager_is_leader', help: '1 when this manager leads the cluster', registers: [this.registry] });
+  readonly isLeader: Gauge;
   readonly members = new Gauge({ name: 'etcd_manager_members', help: 'etcd members this manager knows of', registers: [this.registry] });
   readonly etcdRunning = new Gauge({ name: 'etcd_manager_etcd_running', help: '1 while the local etcd process runs', registers: [this.registry] });
   readonly quarantined = new Gauge({ name: 'etcd_manager_etcd_quarantined', help: '1 while etcd listens on its quarantine client URLs', registers: [this.registry] });
@@ -15,7 +15,15 @@ export class ManagerMetrics {
   readonly lastReconcile = new Gauge({ name: 'etcd_manager_last_reconcile_timestamp_seconds', help: 'when the last reconcile finished (unix seconds)', registers: [this.registry] });
   readonly errors = new Counter({ name: 'etcd_manager_errors_total', help: 'errors, by where they happened', labelNames: ['step'], registers: [this.registry] });
 
-  constructor(options: { defaultMetrics?: boolean } = {}) {
+  /** `isLeader` is asked at every scrape: a value stored once per pass would go stale while the lease lapses. */
+  constructor(options: { defaultMetrics?: boolean; isLeader?: () => number } = {}) {
+    const leader = options.isLeader;
+    this.isLeader = new Gauge({
+      name: 'etcd_manager_is_leader',
+      help: '1 while this manager holds the leader lease (one-member clusters: while its etcd is healthy)',
+      registers: [this.registry],
+      ...(leader ? { collect(this: Gauge) { this.set(leader()); } } : {}),
+    });
     if (options.defaultMetrics) collectDefaultMetrics({ register: this.registry });
   }
 }

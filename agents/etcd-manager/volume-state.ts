@@ -14,6 +14,8 @@ export interface VolumeState {
   initialCluster?: Record<string, string[]>;
   /** 'existing' when the member joined a running cluster. */
   initialClusterState?: 'new' | 'existing';
+  /** When a member that joined as a learner was first seen voting; until then it restarts quarantined. */
+  votingSince?: string;
 }
 
 const FILE = 'etcd-manager-state.json';

@@ -116,8 +116,8 @@ export async function scenario(t: Teardown, o: ScenarioOptions): Promise<Scenari
 }
 
 /**
- * A bound on one etcd call: etcd3 calls carry no deadline, and a linearizable
- * member list on a member without quorum never returns, which would hang a poll.
+ * A bound on one step of a test: openEtcdClient gives each etcd call a deadline,
+ * but a test should fail with a clear message rather than wait on a retrying client.
  */
 export function withTimeout<T>(what: string, p: Promise<T>, ms = 5_000): Promise<T> {
   let timer: NodeJS.Timeout | undefined;

@@ -2,10 +2,11 @@
 // Each round uses directory volumes (the race is about leadership and formation,
 // not mounting; the loop-device race is covered by etcd-manager-three-members)
 // and short intervals, and two rounds run side by side on separate
-// 127.0.x.0/24 nets and stores. About 7 s a round on an idle 2-core machine, but
-// several times that when other etcd work shares it, so the normal suite runs 6
-// rounds; the issue's 20 is MOORING_ETCD_RACE_ROUNDS=20 (about 2.5 min idle).
-// MOORING_ETCD_RACE_PARALLEL changes how many run at once.
+// 127.0.x.0/24 nets and stores. All 20 rounds the issue asks for run in the
+// normal suite: about 6 s a round on an idle 2-core machine with the built
+// binary (twice that from source), more when other etcd work shares the
+// machine, so this file raises its own tap timeout. MOORING_ETCD_RACE_ROUNDS
+// and MOORING_ETCD_RACE_PARALLEL change how many rounds run, and how many at once.
 // Each round checks etcd's own view: three named voting members with the same
 // member IDs on every endpoint (one cluster), each endpoint healthy, a key
 // written on one member read back on the others; and the managers' logs: one
@@ -15,10 +16,11 @@ import { existsSync } from 'node:fs';
 import { SYSTEM_ETCD } from '../../agents/etcd-manager/etcd/binary.js';
 import { leadershipHistory, logged, scenario } from '../harness/etcd-scenario.js';
 import { waitFor } from '../harness/net.js';
+import { managerCommand } from '../harness/manager.js';
 import type { Teardown } from '../harness/tmp.js';
 
 const etcdSkip = existsSync(SYSTEM_ETCD) ? false : `${SYSTEM_ETCD} is not installed`;
-const ROUNDS = Number(process.env.MOORING_ETCD_RACE_ROUNDS ?? 6);
+const ROUNDS = Number(process.env.MOORING_ETCD_RACE_ROUNDS ?? 20);
 const PARALLEL = Number(process.env.MOORING_ETCD_RACE_PARALLEL ?? 2);
 
 interface Outcome { round: number; clusters: number; formations: number; sameTermTwice: boolean; readBack: Array<string | null> }
@@ -52,7 +54,11 @@ async function round(t: Teardown & { teardown(fn: () => unknown): void }, n: num
   }
 }
 
-t.test(`three managers racing at start: exactly one cluster, ${ROUNDS} rounds (${PARALLEL} at a time, directory volumes)`, { skip: etcdSkip, timeout: 120_000 + ROUNDS * 30_000 }, async (t) => {
+// Every round is bounded (90 s to form); the file as a whole may take longer than tap's default.
+t.setTimeout(120_000 + ROUNDS * 45_000);
+t.comment(`managers run as: ${managerCommand().join(' ')}`);
+
+t.test(`three managers racing at start: exactly one cluster, ${ROUNDS} rounds (${PARALLEL} at a time, directory volumes)`, { skip: etcdSkip, timeout: 120_000 + ROUNDS * 40_000 }, async (t) => {
   const outcomes: Outcome[] = [];
   let next = 0;
   await Promise.all(Array.from({ length: PARALLEL }, async () => {

@@ -1,7 +1,9 @@
 // Shrink 3→1 driven by control/etcd-cluster-spec, with real managers and etcd
-// on loop-device volumes: extra members are quarantined, removed one at a time
-// (never below quorum), and their managers stop etcd, move the data aside and
-// stand by — no rejoin, no second cluster. Writes keep succeeding throughout.
+// on loop-device volumes: extra members are removed one at a time (never below
+// quorum), quarantined first when the others keep quorum through the restart
+// that costs (3→2, not 2→1), and their managers stop etcd, move the data aside
+// and stand by — no rejoin, no second cluster. Writes keep succeeding throughout
+// (each write has a 5 s deadline, so a stall shows up as a failure).
 import t from 'tap';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -36,6 +38,8 @@ t.test('shrink 3→1: one member at a time, removed managers stand by', { skip: 
   t.same(removed.map((l) => l.members), [2, 1]);
   t.ok(all.some((l) => l.msg === 'quarantined the member being removed' && l.member === 'c'), 'the leader quarantined c before removing it');
   t.ok(c.logs.some((l) => l.msg === 'quarantining etcd on the leader\'s command (a membership change is under way)'), 'c logs its quarantine');
+  t.ok(all.some((l) => l.msg === 'not quarantining the member being removed: restarting its etcd would cost the quorum' && l.member === 'b'), 'going 2→1, b is not quarantined: a restart of its etcd would lose the quorum');
+  t.notOk(b.logs.some((l) => l.msg === 'quarantining etcd on the leader\'s command (a membership change is under way)'), 'b never restarts into quarantine');
   for (const [name, m] of [['b', b], ['c', c]] as const) {
     await waitFor(`${name} stands by`, async () => m.logs.some((l) => l.msg === 'removed from the etcd cluster: etcd stopped, data moved aside (not deleted); standing by'), 20_000, 100);
     t.pass(`${name} says it stands by`);

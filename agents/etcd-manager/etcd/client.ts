@@ -1,16 +1,30 @@
 // A short-lived etcd3 client for the manager's own checks (health, member
 // list), with the manager's client certificate when TLS is on. etcd3 is
 // imported lazily: loading it parses its .proto files, which costs startup time.
+//
+// Every unary call carries a gRPC deadline. etcd3 1.x ignores its own
+// `dialTimeout`, and an etcd that has not joined its cluster yet accepts TCP
+// connections but never answers them, so without a deadline one call can stall
+// a reconcile pass for good.
 import { readFile } from 'node:fs/promises';
 import type { Etcd3, IMember } from 'etcd3';
 import type { EtcdTLSFiles } from './process.js';
 
-export async function openEtcdClient(endpoints: string[], tls?: EtcdTLSFiles, dialTimeoutMs = 3_000): Promise<Etcd3> {
+/** The default deadline of one etcd call (each of etcd3's retries gets its own). */
+export const ETCD_CALL_TIMEOUT_MS = 5_000;
+
+export async function openEtcdClient(endpoints: string[], tls?: EtcdTLSFiles, callTimeoutMs = ETCD_CALL_TIMEOUT_MS): Promise<Etcd3> {
   const { Etcd3: Client } = await import('etcd3');
   const credentials = tls
     ? { rootCertificate: await readFile(tls.caFile), privateKey: await readFile(tls.keyFile), certChain: await readFile(tls.certFile) }
     : undefined;
-  return new Client({ hosts: endpoints, credentials, dialTimeout: dialTimeoutMs });
+  return new Client({
+    hosts: endpoints,
+    credentials,
+    dialTimeout: callTimeoutMs,
+    // Watches and lease keep-alives are streams and must not time out.
+    defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + callTimeoutMs }),
+  });
 }
 
 export interface EtcdHealth {
@@ -21,9 +35,9 @@ export interface EtcdHealth {
   error?: string;
 }
 
-/** One status call and one member list; healthy when both answer. */
-export async function checkEtcd(endpoints: string[], tls?: EtcdTLSFiles, dialTimeoutMs?: number): Promise<EtcdHealth> {
-  const client = await openEtcdClient(endpoints, tls, dialTimeoutMs);
+/** One status call and one member list; healthy when both answer, each within `callTimeoutMs`. */
+export async function checkEtcd(endpoints: string[], tls?: EtcdTLSFiles, callTimeoutMs?: number): Promise<EtcdHealth> {
+  const client = await openEtcdClient(endpoints, tls, callTimeoutMs);
   try {
     const status = await client.maintenance.status();
     const list = await client.cluster.memberList({ linearizable: true });

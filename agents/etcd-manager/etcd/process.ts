@@ -5,6 +5,7 @@
 // the API server cannot reach an etcd in the middle of a risky step.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdir } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
 import { isIP } from 'node:net';
 import type { Logger } from '../../../shared/log.js';
 
@@ -90,6 +91,8 @@ export function etcdEnvironment(spec: EtcdProcessSpec, quarantined: boolean): Re
 }
 
 const TAIL_LINES = 30;
+/** util-linux, on every Debian and Fedora; it execs etcd in place, so the PID stays etcd's. */
+const SETPRIV = '/usr/bin/setpriv';
 
 export class EtcdSupervisor {
   private child?: ChildProcess;
@@ -150,7 +153,10 @@ export class EtcdSupervisor {
     // Stray ETCD_* variables from our own environment must not leak into etcd's configuration.
     const env: NodeJS.ProcessEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('ETCD_')));
     Object.assign(env, etcdEnvironment(spec, this.quarantined));
-    const child = spawn(spec.binary, [], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    // etcd dies with its manager (SIGTERM on the manager's death, via setpriv's parent-death signal):
+    // a manager restarted after a crash must not find an orphaned etcd holding its ports and data.
+    const [command, args] = existsSync(SETPRIV) ? [SETPRIV, ['--pdeathsig', 'TERM', '--', spec.binary]] : [spec.binary, []];
+    const child = spawn(command, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;
     this.startedAt = Date.now();
     const onData = (chunk: Buffer) => {

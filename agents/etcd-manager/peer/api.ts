@@ -19,6 +19,8 @@ export interface PeerInfo {
   initialCluster?: Record<string, string[]>;
   /** True only once the manager has READ its volume and found no member state: positive evidence, never a default. */
   volumeEmpty: boolean;
+  /** False while its reconcile loop is stuck or it stands by: it answers, but must not keep others from leading. Absent from older managers. */
+  canLead?: boolean;
 }
 
 export interface Command {
