@@ -1,7 +1,9 @@
 // Peer discovery through the backup store: each manager writes one JSON
 // record, discovery/<member>.json, with its endpoints, and re-writes it every
 // poll; reading the folder lists the peers. A record is a hint, not a vote:
-// nothing here decides leadership.
+// nothing here decides leadership. The leader prunes the records of managers
+// that neither answer nor re-register for a long time (instances gone for good),
+// so /etc/hosts and every peer's polling stop carrying them.
 import type { StateStore } from '../../shared/store/types.js';
 
 export interface PeerRecord {
@@ -40,4 +42,16 @@ export async function listPeers(store: StateStore): Promise<PeerRecord[]> {
     }
   }
   return records.sort((a, b) => a.member.localeCompare(b.member));
+}
+
+/** How long a silent manager's record is kept: long enough for any reboot or restore, yet not forever. */
+export function recordTTLms(discoveryPollIntervalMs: number): number {
+  return Math.max(10 * 60_000, 20 * discoveryPollIntervalMs);
+}
+
+/** Deletes the records not rewritten for ttlMs whose manager did not answer; returns their member names. */
+export async function pruneStaleRecords(store: StateStore, records: PeerRecord[], answered: ReadonlySet<string>, ttlMs: number, now = Date.now()): Promise<string[]> {
+  const stale = records.filter((r) => !answered.has(r.member) && !(now - Date.parse(r.updatedAt) < ttlMs));
+  for (const r of stale) await unregisterPeer(store, r.member);
+  return stale.map((r) => r.member);
 }

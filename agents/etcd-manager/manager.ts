@@ -19,7 +19,7 @@ import { logger, type Logger } from '../../shared/log.js';
 import { openStore } from '../../shared/store/index.js';
 import type { StateStore } from '../../shared/store/types.js';
 import { expandURLs, memberDNSName, splitBackupStore, type ManagerConfig } from './config.js';
-import { listPeers, registerPeer, type PeerRecord } from './discovery.js';
+import { listPeers, pruneStaleRecords, recordTTLms, registerPeer, type PeerRecord } from './discovery.js';
 import { resolveEtcdBinary } from './etcd/binary.js';
 import { checkEtcd, openEtcdClient } from './etcd/client.js';
 import { EtcdSupervisor, listenURL, type EtcdProcessSpec } from './etcd/process.js';
@@ -88,7 +88,6 @@ export class Manager {
   private memberCount = 1;
   /** etcd's member count at the last health check: more than the spec means a shrink is due. */
   private lastMembers = 0;
-  private readonly unhealthySince = new Map<string, number>();
   private fencedTerm = 0;
   private standby = false;
   private testStoppedBeforeFence = false;
@@ -411,10 +410,9 @@ export class Manager {
     if (!leadership.isLeader() && firstCandidate?.info.member !== self) return;
     this.step = 'lead: leadership round';
     await leadership.round(alive.map((a) => ({ member: a.info.member, endpoint: a.record.grpcEndpoint })));
-    if (!leadership.isLeader()) {
-      this.unhealthySince.clear(); // a leader starts its own clock
-      return;
-    }
+    if (!leadership.isLeader()) return;
+    const pruned = await pruneStaleRecords(this.backups, records, new Set(alive.map((a) => a.record.member)), recordTTLms(this.config.discoveryPollIntervalMs));
+    if (pruned.length > 0) this.log.info('pruned the discovery records of managers silent for too long', { members: pruned, ttlMs: recordTTLms(this.config.discoveryPollIntervalMs) });
     if (await this.backups.exists(CONTROL.created)) {
       await this.testHangWhileLeading();
       const token = this.volumeStateCache?.clusterToken ?? alive.find((a) => a.info.clusterToken)?.info.clusterToken;
@@ -430,9 +428,8 @@ export class Manager {
         term,
         etcdTLS: this.tls?.etcdClient,
         log: this.log,
-        unhealthySince: this.unhealthySince,
         unhealthyTimeoutMs: this.config.unhealthyMemberTimeoutMs,
-        now: () => performance.now(),
+        now: () => Date.now(),
         isLeader: () => leadership.isLeader(),
         beforeFence: (what) => this.testStopBeforeFence(what),
         join: async (peer, initialCluster) => {
@@ -478,7 +475,8 @@ export class Manager {
     }
     // Announce the cluster once etcd itself reports every member, healthy.
     const endpoints = alive.filter((a) => Object.hasOwn(initialCluster, a.info.member)).flatMap((a) => a.record.clientURLs.map((u) => listenURL(u, a.record.address)));
-    const health = await checkEtcd(endpoints, this.tls?.etcdClient);
+    // A short deadline: members still joining do not answer, and a long pass would cost the lease.
+    const health = await checkEtcd(endpoints, this.tls?.etcdClient, 1_000);
     if (health.healthy && health.members?.length === spec.memberCount && health.members.every((m) => m.name !== '')) {
       await this.backups.write(CONTROL.created, JSON.stringify({ createdAt: new Date().toISOString(), leader: self, term: leadership.currentTerm, members: Object.keys(initialCluster) }) + '\n');
       this.log.info('cluster created', { marker: this.backups.urlOf(CONTROL.created), members: Object.keys(initialCluster) });

@@ -8,7 +8,8 @@
 //   4. remove a member whose manager is back with an EMPTY volume (its data is
 //      gone; it will be added again as a new member — no restore needed);
 //   5. remove a member unhealthy for longer than --unhealthy-member-timeout
-//      whose manager is gone, so a replacement can join;
+//      whose manager is gone, so a replacement can join (the clock is kept in
+//      etcd, so a change of leader does not restart it);
 //   6. remove an extra member (more members than memberCount: shrink), after
 //      quarantining it when the others keep quorum through its restart, then
 //      tell its manager to stand by;
@@ -32,6 +33,14 @@ export interface LivePeer {
 /** The key every membership change is fenced on: it holds the highest leader term that changed membership. */
 export const FENCE_KEY = '/mooring/etcd-manager/leader-term';
 
+/** member ID (decimal) → when a leader first saw it unhealthy with its manager gone (wall-clock ms). */
+export const UNHEALTHY_PREFIX = '/mooring/etcd-manager/unhealthy-since/';
+
+async function readUnhealthyClock(etcd: Etcd3): Promise<Map<string, number>> {
+  const all = await etcd.getAll().prefix(UNHEALTHY_PREFIX).strings();
+  return new Map(Object.entries(all).map(([key, value]) => [key.slice(UNHEALTHY_PREFIX.length), Number(value)]));
+}
+
 /** Zero-padded, so etcd's byte-wise comparison orders terms numerically. */
 export const fenceValue = (term: number): string => String(term).padStart(20, '0');
 
@@ -44,9 +53,8 @@ export interface MembershipContext {
   term: number;
   etcdTLS?: EtcdTLSFiles;
   log: Logger;
-  /** Member name → when it was first seen unhealthy with its manager gone (the leader's monotonic ms clock). */
-  unhealthySince: Map<string, number>;
   unhealthyTimeoutMs: number;
+  /** Wall-clock ms: the unhealthy clock is shared by successive leaders, possibly on other hosts. */
   now(): number;
   /** Checked right before each change. */
   isLeader(): boolean;
@@ -154,26 +162,34 @@ export async function reconcileMembership(ctx: MembershipContext): Promise<strin
     const healthyWithout = (victim: IMember) => members.filter((m) => m.ID !== victim.ID && !m.isLearner && health.get(m.ID)).length;
     const keepsQuorum = (victim: IMember) => healthyWithout(victim) >= quorum(members.filter((m) => m.ID !== victim.ID && !m.isLearner).length);
 
+    // The unhealthy clock lives in etcd (wall-clock ms per member ID), so a new leader goes on counting.
     const now = ctx.now();
+    const since = await readUnhealthyClock(etcd);
     for (const m of members) {
       const gone = !health.get(m.ID) && !peerOf(m) && m.name !== ctx.self;
-      if (!gone) ctx.unhealthySince.delete(m.name || m.ID);
-      else if (!ctx.unhealthySince.has(m.name || m.ID)) {
-        ctx.unhealthySince.set(m.name || m.ID, now);
+      if (!gone && since.has(m.ID)) {
+        await etcd.delete().key(UNHEALTHY_PREFIX + m.ID).exec();
+        since.delete(m.ID);
+      } else if (gone && !since.has(m.ID)) {
+        // Only under our term: a deposed leader's late write must not start the clock early.
+        const w = await etcd.if(FENCE_KEY, 'Value', '>', fenceValue(ctx.term)).else(etcd.put(UNHEALTHY_PREFIX + m.ID).value(String(now))).commit();
+        if (w.succeeded) return undefined; // the fence holds a newer term
+        since.set(m.ID, now);
         ctx.log.warn('member unhealthy and its manager gone', { member: m.name, removeAfterMs: ctx.unhealthyTimeoutMs });
       }
     }
+    for (const [id] of since) if (!members.some((m) => m.ID === id)) await etcd.delete().key(UNHEALTHY_PREFIX + id).exec();
     for (const m of members) {
-      const since = ctx.unhealthySince.get(m.name || m.ID);
-      if (since === undefined || now - since < ctx.unhealthyTimeoutMs) continue;
+      const from = since.get(m.ID);
+      if (from === undefined || now - from < ctx.unhealthyTimeoutMs) continue;
       if (!keepsQuorum(m)) {
         ctx.log.warn('not removing an unhealthy member: the rest would not be a healthy quorum', { member: m.name });
         continue;
       }
       if (!(await fenced(`remove unhealthy ${m.name}`))) return undefined;
-      ctx.log.warn('removing a member unhealthy past the threshold, its manager gone', { member: m.name, id: m.ID, unhealthyForMs: Math.round(now - since) });
+      ctx.log.warn('removing a member unhealthy past the threshold, its manager gone', { member: m.name, id: m.ID, unhealthyForMs: Math.round(now - from) });
       await etcd.cluster.memberRemove({ ID: m.ID });
-      ctx.unhealthySince.delete(m.name || m.ID);
+      await etcd.delete().key(UNHEALTHY_PREFIX + m.ID).exec();
       return `removed unhealthy ${m.name}`;
     }
 

@@ -31,11 +31,13 @@ export interface Scenario {
   area: LoopArea;
   ips: string[];
   client: number;
+  quarantine: number;
   backupURL: string;
   backups: StateStore;
   s3?: S3Server;
   env: Record<string, string>;
-  volume(id: string, member: string): Promise<void>;
+  /** A local volume of member `member` (tagged k8s.io/etcd/main=<member>/a,b,c, plus `tags`). */
+  volume(id: string, member: string, tags?: Record<string, string>): Promise<void>;
   args(i: number): string[];
   start(i: number): ManagerProcess;
   /** start with extra flags for this one manager. */
@@ -88,9 +90,9 @@ export async function scenario(t: Teardown, o: ScenarioOptions): Promise<Scenari
     return undefined;
   };
   return {
-    area, ips, client, backupURL, backups, s3, env, tls, endpoint, setSpec, args,
-    volume: async (id, member) => {
-      await createLocalVolume({ volumeDir: area.volumeDir, id, tags: { 'k8s.io/etcd/main': `${member}/a,b,c` }, kind: o.volumeKind });
+    area, ips, client, quarantine, backupURL, backups, s3, env, tls, endpoint, setSpec, args,
+    volume: async (id, member, tags = {}) => {
+      await createLocalVolume({ volumeDir: area.volumeDir, id, tags: { 'k8s.io/etcd/main': `${member}/a,b,c`, ...tags }, kind: o.volumeKind });
     },
     start: (i) => startManager(t, args(i), env),
     startWith: (i, extra) => startManager(t, [...args(i), ...extra], env),

@@ -7,46 +7,25 @@ import t from 'tap';
 import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
-import { ensureClusterPKI } from '../../shared/pki/cluster-pki.js';
-import { openStore } from '../../shared/store/index.js';
-import { checkEtcd, openEtcdClient } from '../../agents/etcd-manager/etcd/client.js';
+import { openEtcdClient } from '../../agents/etcd-manager/etcd/client.js';
 import { SYSTEM_ETCD } from '../../agents/etcd-manager/etcd/binary.js';
-import { createLocalVolume, localPaths } from '../../agents/etcd-manager/volumes/local.js';
+import { localPaths } from '../../agents/etcd-manager/volumes/local.js';
 import { findLoopDevice, mountedAt } from '../../agents/etcd-manager/volumes/blockdev.js';
-import { loopArea, loopSkipReason } from '../harness/loop.js';
-import { startManager, type ManagerProcess } from '../harness/manager.js';
-import { freePort, loopbackNet, waitFor } from '../harness/net.js';
+import { scenario } from '../harness/etcd-scenario.js';
+import { loopSkipReason } from '../harness/loop.js';
+import { waitFor } from '../harness/net.js';
 
 const loopSkip = await loopSkipReason();
 if (loopSkip) console.log(`# skipping: ${loopSkip}`);
 const etcdSkip = existsSync(SYSTEM_ETCD) ? false : `${SYSTEM_ETCD} is not installed`;
 
 t.test('expansion 1→3, then an instance replaced with an empty volume', { skip: loopSkip || etcdSkip }, async (t) => {
-  const area = loopArea(t);
-  const net = loopbackNet();
-  const ips = [1, 2, 3, 4].map(net);
-  const [peer, client, quarantine, grpc] = [await freePort(ips[0]), await freePort(ips[0]), await freePort(ips[0]), await freePort(ips[0])];
-  const stateURL = `file://${area.root}/state/c.example.com`;
-  await ensureClusterPKI(openStore(stateURL), ['etcd-clients-ca', 'etcd-peers-ca-main', 'etcd-manager-ca-main'], { keyAlgorithm: 'ECDSA-P256' });
-  const backupURL = `${stateURL}/backups/etcd/main`;
-  const backups = openStore(backupURL);
-  const volume = (id: string, m: string) => createLocalVolume({ volumeDir: area.volumeDir, id, tags: { 'k8s.io/etcd/main': `${m}/a,b,c` }, kind: 'image' });
-  const start = (i: number) => startManager(t, [
-    '--cluster-name=etcd', `--backup-store=${backupURL}`, `--address=${ips[i]}`,
-    `--peer-urls=https://__address__:${peer}`, `--client-urls=https://__address__:${client}`, `--quarantine-client-urls=https://__address__:${quarantine}`,
-    `--grpc-port=${grpc}`, `--local-volume-dir=${area.volumeDir}`, `--mount-root=${area.mountRoot}`, `--instance-id=node-${i}`,
-    `--pki-dir=${join(area.root, `pki-${i}`)}`, `--hosts-file=${join(area.root, `hosts-${i}`)}`, '--reconcile-interval=300ms', '--discovery-poll-interval=300ms',
-  ]);
-  const tls = { certFile: join(area.root, 'pki-0/etcdClient.crt'), keyFile: join(area.root, 'pki-0/etcdClient.key'), caFile: join(area.root, 'pki-0/etcd-clients-ca.crt') };
-  const endpoint = (i: number) => `https://${ips[i]}:${client}`;
-  const healthy = (idx: number[], managers: ManagerProcess[], voting: number) => async () => {
-    for (const m of managers) if (m.child.exitCode !== null) throw new Error(`a manager exited: ${JSON.stringify(m.logs.slice(-5))}`);
-    if (!existsSync(tls.certFile)) return undefined;
-    const vs = await Promise.all(idx.map((i) => checkEtcd([endpoint(i)], tls)));
-    return vs.every((v) => v.healthy && v.members?.length === voting && v.members.every((m) => m.name !== '' && !m.isLearner)) ? vs : undefined;
-  };
+  const s = await scenario(t, { hosts: 4, memberCount: 1, volumeKind: 'image' });
+  const { area, ips, tls, endpoint } = s;
+  const volume = (id: string, m: string) => s.volume(id, m);
+  const start = (i: number) => s.start(i);
+  const healthy = (idx: number[], managers: ReturnType<typeof start>[], voting: number) => () => s.view(idx, voting, managers);
 
-  await backups.write('control/etcd-cluster-spec', JSON.stringify({ memberCount: 1, etcdVersion: '3.4.23' }));
   await volume('vol-a', 'a');
   const a = start(0);
   await waitFor('one member', healthy([0], [a], 1), 60_000, 300);
@@ -55,7 +34,7 @@ t.test('expansion 1→3, then an instance replaced with an empty volume', { skip
   w.close();
 
   // Grow to three: new spec, two new instances with blank volumes.
-  await backups.write('control/etcd-cluster-spec', JSON.stringify({ memberCount: 3, etcdVersion: '3.4.23' }));
+  await s.setSpec(3);
   await volume('vol-b', 'b');
   await volume('vol-c', 'c');
   const b = start(1);

@@ -1,11 +1,13 @@
 // A member whose instance is gone (manager and etcd killed) is removed from etcd
-// by the leader once it has been unhealthy past --unhealthy-member-timeout; its
+// by the leader once it has been unhealthy past --unhealthy-member-timeout, the
+// clock surviving a change of leader (it is kept in etcd); its
 // manager coming back with its old data is told to stand by and is then added
 // again as a new member: three healthy members, data intact.
 import t from 'tap';
 import { existsSync } from 'node:fs';
 import { openEtcdClient } from '../../agents/etcd-manager/etcd/client.js';
 import { SYSTEM_ETCD } from '../../agents/etcd-manager/etcd/binary.js';
+import { UNHEALTHY_PREFIX } from '../../agents/etcd-manager/membership.js';
 import { loopSkipReason } from '../harness/loop.js';
 import { waitFor } from '../harness/net.js';
 import { threeManagers, votingMembers } from '../harness/three-managers.js';
@@ -27,13 +29,24 @@ t.test('a member unhealthy past the threshold, its manager gone, is removed; nev
 
   const killedAt = Date.now();
   await c.kill(); // manager and its etcd, SIGKILL
+  // The leader that starts the unhealthy clock is paused at once (its etcd keeps serving) for longer
+  // than its lease: whoever leads after it, in a new term, must go on with that clock, kept in etcd.
+  const starter = await waitFor('a leader starts the unhealthy clock', async () => [a, b].find((m) => m.logs.some((l) => l.msg === 'member unhealthy and its manager gone')), 30_000, 50);
+  process.kill(starter.child.pid!, 'SIGSTOP');
+  t.teardown(() => { if (starter.child.exitCode === null && starter.child.signalCode === null) process.kill(starter.child.pid!, 'SIGCONT'); });
+  await new Promise((r) => setTimeout(r, 2_500));
+  const resumedAt = new Date().toISOString();
+  process.kill(starter.child.pid!, 'SIGCONT');
   await waitFor('c removed from etcd', () => votingMembers(h, [a, b], ['a', 'b'], [a, b]), 60_000, 300);
   const removedAfter = Date.now() - killedAt;
   const logs = h.logsOf([a, b]);
   const removal = logs.find((l) => l.msg === 'removing a member unhealthy past the threshold, its manager gone');
   t.equal(removal?.member, 'c', 'the leader logs removing c');
   t.ok(Number(removal?.unhealthyForMs) >= 3_000, `only after the threshold (unhealthy for ${String(removal?.unhealthyForMs)} ms)`);
+  t.ok(logs.some((l) => l.msg === 'became leader' && String(l.time) > resumedAt && String(l.time) < String(removal?.time)), 'a leader elected after the pause removed c');
+  t.equal(logs.filter((l) => l.msg === 'member unhealthy and its manager gone').length, 1, 'the unhealthy clock was started once and survived the change of leader');
   t.ok(removedAfter >= 3_000, `removed ${removedAfter} ms after the kill`);
+  t.same(await w.getAll().prefix(UNHEALTHY_PREFIX).keys(), [], 'the unhealthy clock of the removed member is cleared');
 
   // c's instance comes back with its old volume: etcd no longer lists it, so it stands by, then is added again.
   c = h.start(cIndex, flags);
