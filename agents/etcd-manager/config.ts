@@ -66,7 +66,7 @@ export function resolveConfig(flags: ParsedFlags): ManagerConfig {
   const backupStore = need('backup-store');
   const { stateStore, etcdName, cluster } = splitBackupStore(backupStore);
   const address = str('address');
-  if (isIP(address) === 0) throw usage(`--address ${JSON.stringify(address)} is not an IP address`);
+  if (address !== '' && isIP(address) === 0) throw usage(`--address ${JSON.stringify(address)} is not an IP address`);
   const provider = str('volume-provider');
   if (provider !== 'local' && provider !== 'static' && provider !== 'aws') {
     throw usage(`--volume-provider ${JSON.stringify(provider)}: want local, static or aws`);

@@ -20,7 +20,7 @@ export const FLAGS = [
   { name: 'cluster-name', kind: 'string', help: 'name of the etcd cluster as kOps passes it (etcd, etcd-events); names the cluster token and the /etc/hosts block' },
   { name: 'backup-store', kind: 'string', help: 'backup store URL, <state-store>/<cluster>/backups/etcd/<main|events> (file://, s3://, memfs://); the CAs are read from the state store above it' },
   { name: 'data-dir', kind: 'string', help: 'static provider: the directory used as this member\'s volume' },
-  { name: 'address', kind: 'string', default: '127.0.0.1', help: 'this node\'s IP: etcd listens here; it goes into certificates, discovery and /etc/hosts' },
+  { name: 'address', kind: 'string', default: '', help: 'this node\'s IP: etcd listens here; it goes into certificates, discovery and /etc/hosts (default: with --volume-provider=aws the instance\'s private IP from instance metadata, as kOps does; else 127.0.0.1)' },
   { name: 'peer-urls', kind: 'string', default: 'https://__name__:2380', help: 'etcd peer URLs; __name__ becomes the member\'s DNS name, __address__ the --address' },
   { name: 'client-urls', kind: 'string', default: 'https://__name__:4001', help: 'etcd client URLs (same substitutions)' },
   { name: 'quarantine-client-urls', kind: 'string', default: 'https://__name__:3994', help: 'client URLs used while etcd is quarantined, so the API server cannot reach it' },

@@ -68,6 +68,8 @@ export class Manager {
   private readonly etcd: EtcdSupervisor;
   private volume?: Volume;
   private dnsName = '';
+  /** --address, else the provider's idea of this instance's IP, else 127.0.0.1 (resolved in start). */
+  private address = '';
   private tls?: ManagerTLS;
   private status?: StatusServer;
   private timer?: NodeJS.Timeout;
@@ -142,6 +144,7 @@ export class Manager {
     }
     this.phase = 'mounting volume';
     this.volume = await this.provider.acquire();
+    await this.resolveAddress();
     this.dnsName = memberDNSName(this.volume.memberName, cfg.dnsSuffix);
     this.log.info('member identity', { member: this.volume.memberName, dnsName: this.dnsName, volume: this.volume.id, mountPoint: this.volume.mountPoint });
     // Read before the peer API answers: a restarted member must never look empty to the leader.
@@ -151,6 +154,16 @@ export class Manager {
     this.watchdog = setInterval(() => this.checkLoop(), Math.max(1_000, cfg.reconcileIntervalMs)).unref();
     await this.reconcileOnce();
     this.schedule();
+  }
+
+  private async resolveAddress(): Promise<void> {
+    if (this.config.address !== '') {
+      this.address = this.config.address;
+      return;
+    }
+    const fromProvider = await this.provider.localAddress?.();
+    this.address = fromProvider ?? '127.0.0.1';
+    this.log.info(fromProvider ? 'address from the volume provider (no --address given)' : 'no --address given: using 127.0.0.1 (one-node clusters only)', { address: this.address, provider: this.provider.name });
   }
 
   /**
@@ -202,13 +215,13 @@ export class Manager {
   }
 
   private urls(template: string): string[] {
-    return expandURLs(template, this.dnsName, this.config.address);
+    return expandURLs(template, this.dnsName, this.address);
   }
 
   /** Where the manager itself reaches its etcd: by IP, so it needs no DNS. */
   private localClientEndpoints(): string[] {
     const urls = this.etcd.isQuarantined ? this.config.quarantineClientURLs : this.config.clientURLs;
-    return this.urls(urls).map((u) => listenURL(u, this.config.address));
+    return this.urls(urls).map((u) => listenURL(u, this.address));
   }
 
   async reconcileOnce(): Promise<void> {
@@ -234,7 +247,7 @@ export class Manager {
 
   private async reconcile(volume: Volume): Promise<void> {
     const cfg = this.config;
-    const identity = { memberName: volume.memberName, dnsNames: [this.dnsName, hostname()], ipAddresses: [cfg.address] };
+    const identity = { memberName: volume.memberName, dnsNames: [this.dnsName, hostname()], ipAddresses: [this.address] };
     if (!cfg.insecure) {
       this.step = 'certificates';
       const result = await ensureManagerTLS({ store: this.state, etcdName: cfg.etcdName, identity, pkiDir: cfg.pkiDir, log: this.log, ...testCertLifetime() });
@@ -292,9 +305,9 @@ export class Manager {
     const self: PeerRecord = {
       member: volume.memberName,
       instanceId: cfg.instanceId,
-      address: cfg.address,
+      address: this.address,
       dnsName: this.dnsName,
-      grpcEndpoint: `${cfg.address}:${cfg.grpcPort}`,
+      grpcEndpoint: `${this.address}:${cfg.grpcPort}`,
       peerURLs: this.urls(cfg.peerURLs),
       clientURLs: this.urls(cfg.clientURLs),
       updatedAt: new Date(now).toISOString(),
@@ -313,14 +326,14 @@ export class Manager {
 
   private async startPeerAPI(volume: Volume): Promise<void> {
     const cfg = this.config;
-    const identity = { memberName: volume.memberName, dnsNames: [this.dnsName, hostname()], ipAddresses: [cfg.address] };
+    const identity = { memberName: volume.memberName, dnsNames: [this.dnsName, hostname()], ipAddresses: [this.address] };
     this.tls = (await ensureManagerTLS({ store: this.state, etcdName: cfg.etcdName, identity, pkiDir: cfg.pkiDir, log: this.log, ...testCertLifetime() })).files;
     // The lease outlives two missed renewals at the reconcile interval.
     const leaseMs = Math.max(3 * cfg.reconcileIntervalMs, 1000);
     this.voter = new Voter(join(volume.mountPoint, 'etcd-manager-vote.json'), leaseMs);
     await this.voter.load();
     this.peerServer = await startPeerServer({
-      address: cfg.address,
+      address: this.address,
       port: cfg.grpcPort,
       tls: this.tls.manager,
       voter: this.voter,
@@ -328,7 +341,7 @@ export class Manager {
       handlers: { info: () => this.peerInfo(), command: (c) => this.onCommand(volume, c) },
     });
     this.peerClient = await PeerClient.open(this.tls.manager);
-    this.log.info('peer API listening (mutual TLS)', { address: cfg.address, port: this.peerServer.port });
+    this.log.info('peer API listening (mutual TLS)', { address: this.address, port: this.peerServer.port });
   }
 
   private volumeStateCache?: VolumeState;
@@ -531,7 +544,7 @@ export class Manager {
       quarantineClientURLs: this.urls(cfg.quarantineClientURLs),
       initialCluster: state.initialCluster ?? { [state.memberName]: peerURLs },
       initialClusterState: state.initialClusterState ?? 'new',
-      listenAddress: cfg.address,
+      listenAddress: this.address,
       peerTLS: this.tls?.peer,
       clientTLS: this.tls?.server,
     };

@@ -43,6 +43,8 @@ export interface FakeInstance {
   /** Device names already used on the instance besides the EBS attachments (the root disk, …). */
   extraDevices: string[];
   imdsEndpoint: string;
+  /** Its private IPv4 (IMDS local-ipv4). */
+  privateIp: string;
 }
 
 export interface LoggedRequest {
@@ -161,7 +163,7 @@ export class EC2TestServer {
   }
 
   /** Adds an instance and starts its own IMDS listener. */
-  async addInstance(options: { id?: string; availabilityZone: string; extraDevices?: string[] }): Promise<FakeInstance> {
+  async addInstance(options: { id?: string; availabilityZone: string; extraDevices?: string[]; privateIp?: string }): Promise<FakeInstance> {
     const id = options.id ?? `i-${randomBytes(8).toString('hex').slice(0, 17)}`;
     const imds = createServer((req, res) => void this.handleIMDS(id, req, res));
     this.imdsServers.push(imds);
@@ -170,6 +172,7 @@ export class EC2TestServer {
       availabilityZone: options.availabilityZone,
       extraDevices: options.extraDevices ?? ['/dev/xvda'],
       imdsEndpoint: `http://127.0.0.1:${await listen(imds)}`,
+      privateIp: options.privateIp ?? '10.0.0.10',
     };
     this.instances.set(id, instance);
     return instance;
@@ -259,6 +262,7 @@ export class EC2TestServer {
       '/latest/meta-data/placement/availability-zone': instance.availabilityZone,
       '/latest/meta-data/placement/region': instance.availabilityZone.slice(0, -1),
       '/latest/meta-data/instance-type': 'm5.large',
+      '/latest/meta-data/local-ipv4': instance.privateIp,
     };
     const body = data[path];
     return body === undefined ? reply(404, 'Not Found') : reply(200, body);

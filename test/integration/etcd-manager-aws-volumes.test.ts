@@ -462,19 +462,20 @@ t.test('etcd-manager --volume-provider=aws: one member on the attached EBS volum
   const s = await server(t);
   const devices = new Devices(area, 'nvme');
   devices.wire(s);
-  const me = await s.addInstance({ availabilityZone: ZONE });
+  const ip = loopbackNet()(1);
+  const me = await s.addInstance({ availabilityZone: ZONE, privateIp: ip });
   const k8s = 'c.example.com';
   const volumeTags = { 'kubernetes.io/cluster/c.example.com': 'owned', [NAME_TAG]: 'a/a', 'k8s.io/role/control-plane': '1' };
   s.addVolume({ id: 'vol-0aaa', availabilityZone: ZONE, tags: volumeTags });
   s.addVolume({ id: 'vol-0bbb', availabilityZone: ZONE, tags: { ...volumeTags, 'kubernetes.io/cluster/c.example.com': 'shared', 'kubernetes.io/cluster/other': 'owned' } });
   await devices.add('vol-0aaa', 512); // sparse; etcd's WAL alone preallocates 64 MiB
-  const ip = loopbackNet()(1);
   const [peer, client, quarantine] = [await freePort(ip), await freePort(ip), await freePort(ip)];
   const backupURL = `file://${area.root}/state/${k8s}/backups/etcd/main`;
   await openStore(backupURL).write('control/etcd-cluster-spec', JSON.stringify({ memberCount: 1, etcdVersion: '3.4.23' }));
-  // kOps' flags for an AWS control plane (the cluster tag comes both from the backup store path and --volume-tag).
+  // kOps' flags for an AWS control plane (the cluster tag comes both from the backup store path and --volume-tag);
+  // no --address, as kOps gives none: the private IP comes from instance metadata (here, a loopback address).
   const args = [
-    'run', '--cluster-name=etcd', `--backup-store=${backupURL}`, `--address=${ip}`, '--insecure',
+    'run', '--cluster-name=etcd', `--backup-store=${backupURL}`, '--insecure',
     `--peer-urls=http://__address__:${peer}`, `--client-urls=http://__address__:${client}`, `--quarantine-client-urls=http://__address__:${quarantine}`,
     '--volume-provider=aws', `--volume-tag=kubernetes.io/cluster/${k8s}=owned`, `--volume-tag=${NAME_TAG}`, '--volume-tag=k8s.io/role/control-plane=1',
     `--volume-name-tag=${NAME_TAG}`, `--mount-root=${area.mountRoot}`, `--hosts-file=${join(area.root, 'hosts')}`,
@@ -499,6 +500,7 @@ t.test('etcd-manager --volume-provider=aws: one member on the attached EBS volum
   t.same(s.volumes.get('vol-0aaa')!.attachments.map((a) => [a.instanceId, a.device]), [[me.id, '/dev/xvdu']]);
   t.equal(s.volumes.get('vol-0bbb')!.attachments.length, 0, 'the other cluster\'s volume is left alone');
   t.ok(manager.logs.some((l) => l.msg === 'volume claimed' && l.volume === 'vol-0aaa' && typeof l.reason === 'string'), 'the log says which volume and why');
+  t.ok(manager.logs.some((l) => l.msg === 'address from the volume provider (no --address given)' && l.address === ip), `etcd listens on the instance's private IP from IMDS (${ip})`);
   t.same(await manager.stop(), { code: 0, signal: null });
 
   const second = startManager(t, args, env);

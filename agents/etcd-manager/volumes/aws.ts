@@ -17,6 +17,7 @@ import type { EC2Client, Filter, Volume as EC2Volume } from '@aws-sdk/client-ec2
 type EC2SDK = typeof import('@aws-sdk/client-ec2');
 import type { Logger } from '../../../shared/log.js';
 import { firstFreeDevice, waitForDevice } from './aws-devices.js';
+import { isIP } from 'node:net';
 import { InstanceMetadata, networkReason, type InstanceIdentity, type MetadataOptions } from './aws-imds.js';
 import { filesystemType, makeExt4, mount, mountedAt, unmount } from './blockdev.js';
 import { matchesTags, parseNameTag, type Volume, type VolumeProvider } from './types.js';
@@ -112,6 +113,13 @@ export class AwsVolumeProvider implements VolumeProvider {
   }
 
   /** This instance, from the IMDS (cached). */
+  /** The instance's private IPv4 from instance metadata (kOps' etcd-manager advertises this one too). */
+  async localAddress(): Promise<string> {
+    const ip = await this.metadata.get('local-ipv4');
+    if (isIP(ip) !== 4) throw new Error(`instance metadata: local-ipv4 ${JSON.stringify(ip)} is not an IPv4 address`);
+    return ip;
+  }
+
   async identity(): Promise<InstanceIdentity> {
     return (this.identityCache ??= await this.metadata.identity());
   }

@@ -24,6 +24,8 @@ export interface VolumeProvider {
   acquire(): Promise<Volume>;
   /** Unmounts and gives the claim up (what an instance going away does to its volume). */
   release(): Promise<void>;
+  /** This instance's private IP, where the provider knows it (aws: instance metadata); used when --address is not given. */
+  localAddress?(): Promise<string>;
 }
 
 /** `key` or `key=value` filters, as --volume-tag takes them. */
