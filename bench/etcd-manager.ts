@@ -22,7 +22,7 @@ import { findLoopDevice, mountedAt } from '../agents/etcd-manager/volumes/blockd
 import { localPaths } from '../agents/etcd-manager/volumes/local.js';
 import { scenario, type Scenario } from '../test/harness/etcd-scenario.js';
 import { loopSkipReason } from '../test/harness/loop.js';
-import type { ManagerProcess } from '../test/harness/manager.js';
+import { describeManagers, type ManagerProcess } from '../test/harness/manager.js';
 import { processAlive, waitFor } from '../test/harness/net.js';
 
 const REPS = Number(process.env.MOORING_BENCH_REPS ?? 3);
@@ -80,7 +80,9 @@ const median = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor(v.length
 
 /** The managers' cluster is healthy and a key written on the first host reads back on all. */
 async function healthyWithKey(s: Scenario, hosts: number[], key: string, managers: ManagerProcess[] = []): Promise<void> {
-  await waitFor('three healthy members', () => s.view(hosts, 3, managers), 120_000, 100);
+  await waitFor('three healthy members', () => s.view(hosts, 3, managers), 120_000, 100).catch((err: unknown) => {
+    throw new Error(`${(err as Error).message}\n${describeManagers(managers, hosts.map((h) => `on host ${h}`))}`);
+  });
   await s.put(hosts[0], key, 'v');
   for (const h of hosts) if ((await s.get(h, key)) !== 'v') throw new Error(`${key} not read back on host ${h}`);
 }

@@ -48,6 +48,14 @@ function newestMtimes(dir: string): number[] {
     .map((e) => statSync(join(e.parentPath, e.name)).mtimeMs);
 }
 
+/** What each manager was doing: its last warnings/errors and its last lines (for a stalled wait's error). */
+export function describeManagers(managers: ManagerProcess[], names: string[] = managers.map((_, i) => String(i))): string {
+  return managers.map((m, i) => {
+    const lines = m.logs.filter((l) => l.level === 'warn' || l.level === 'error').slice(-3).concat(m.logs.slice(-3));
+    return `manager ${names[i]}: ${lines.map((l) => `${String(l.time)} ${String(l.msg)}${l.err ? ` (${String(l.err)})` : ''}${l.step ? ` [${String(l.step)}]` : ''}`).join(' | ')}`;
+  }).join('\n');
+}
+
 export function startManager(t: Teardown, args: string[], env: Record<string, string> = {}): ManagerProcess {
   // The manager dies with this test process (parent-death signal), and its etcd with the manager, even
   // when tap kills a test file on its timeout and no teardown runs.

@@ -121,3 +121,26 @@ t.test('a paused leader is deposed after its lease, and its late commands are fe
   t.notOk((await reloaded.requestVote('a', b.currentTerm + 1)).granted, 'a restarted voter waits out one lease before promising someone new');
   t.ok(existsSync(join(dir, 'vote-c.json')));
 });
+
+t.test('a candidate that cannot win raises no term (pre-vote); a leader that hears of a newer term steps down', async (t) => {
+  const dir = tempDir(t);
+  const clock = { now: 0 };
+  const { nodes, members, leadership } = await cluster(t, dir, clock);
+  const a = leadership('a');
+  const c = leadership('c');
+  t.ok(await a.round(members), 'a leads');
+  const termA = a.currentTerm;
+  for (let i = 0; i < 5; i++) t.notOk(await c.round(members), `c cannot win while a's lease runs (try ${i + 1})`);
+  t.same(nodes.map((n) => n.voter.current), NAMES.map(() => ({ term: termA, leader: 'a' })), 'nobody promised c anything: every voter is still at a\'s term');
+  const cmd = await nodes[0].client.command(nodes[2].endpoint, { leader: 'a', term: termA, action: 'noop' });
+  t.equal(cmd.status, 200, 'so a\'s commands still pass at c');
+
+  // A voter that did promise a newer term (a race a pre-vote cannot exclude) would refuse a's commands:
+  // a steps down at its next renewal instead of leading on with a member it cannot command.
+  await nodes[2].voter.admit('c', termA + 3);
+  t.notOk(await a.round(members), 'a steps down');
+  t.notOk(a.isLeader());
+  clock.now += LEASE + 1;
+  t.ok(await c.round(members), 'once the leases lapse, c is elected');
+  t.ok(c.currentTerm > termA + 3, `in a term above the promised one (${c.currentTerm})`);
+});

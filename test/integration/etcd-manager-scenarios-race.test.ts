@@ -16,7 +16,7 @@ import { existsSync } from 'node:fs';
 import { SYSTEM_ETCD } from '../../agents/etcd-manager/etcd/binary.js';
 import { leadershipHistory, logged, scenario } from '../harness/etcd-scenario.js';
 import { waitFor } from '../harness/net.js';
-import { managerCommand } from '../harness/manager.js';
+import { describeManagers, managerCommand } from '../harness/manager.js';
 import type { Teardown } from '../harness/tmp.js';
 
 const etcdSkip = existsSync(SYSTEM_ETCD) ? false : `${SYSTEM_ETCD} is not installed`;
@@ -31,12 +31,7 @@ async function round(t: Teardown & { teardown(fn: () => unknown): void }, n: num
   const managers = [0, 1, 2].map((i) => s.start(i));
   try {
     const views = await waitFor(`round ${n}: three healthy members`, () => s.view([0, 1, 2], 3, managers), 90_000, 250).catch((err: unknown) => {
-      // What each manager was doing when the round stalled: its last warnings/errors and its last lines.
-      const tail = managers.map((m, i) => {
-        const lines = m.logs.filter((l) => l.level === 'warn' || l.level === 'error').slice(-3).concat(m.logs.slice(-3));
-        return `manager ${i}: ${lines.map((l) => `${String(l.time)} ${String(l.msg)}${l.err ? ` (${String(l.err)})` : ''}`).join(' | ')}`;
-      });
-      throw new Error(`${(err as Error).message}\n${tail.join('\n')}`);
+      throw new Error(`${(err as Error).message}\n${describeManagers(managers)}`);
     });
     await s.put(n % 3, `/race/${n}`, `round-${n}`);
     const readBack = await Promise.all([0, 1, 2].map((i) => s.get(i, `/race/${n}`)));

@@ -77,7 +77,7 @@ export async function startPeerServer(options: {
         if (req.method === 'POST' && req.url === '/v1/vote') {
           // A candidate may only ask for itself: the certificate's CN is the member name.
           if (body.candidate !== caller) return reply(403, { error: `certificate ${caller} cannot ask votes for ${String(body.candidate)}` });
-          return reply(200, await voter.requestVote(String(body.candidate), Number(body.term)));
+          return reply(200, await voter.requestVote(String(body.candidate), Number(body.term), { dryRun: body.dryRun === true }));
         }
         if (req.method === 'POST' && req.url === '/v1/command') {
           const command = body as unknown as Command;
@@ -136,8 +136,9 @@ export class PeerClient {
     return this.call<PeerInfo>(endpoint, 'GET', '/v1/info');
   }
 
-  vote(endpoint: string, candidate: string, term: number) {
-    return this.call<VoteResult>(endpoint, 'POST', '/v1/vote', { candidate, term });
+  /** A vote, or with dryRun a pre-vote (would you grant it? nothing is promised). */
+  vote(endpoint: string, candidate: string, term: number, dryRun = false) {
+    return this.call<VoteResult>(endpoint, 'POST', '/v1/vote', { candidate, term, ...(dryRun ? { dryRun } : {}) });
   }
 
   command(endpoint: string, command: Command) {

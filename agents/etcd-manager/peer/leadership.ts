@@ -4,6 +4,10 @@
 // safety margin before the voters' leases (counted from when they received
 // them), so the leader always believes itself deposed first. `isLeader()` is
 // checked before each action; the voters' fence stops what slips through.
+// As in Raft: a candidate first asks for a pre-vote (nothing promised) and only
+// campaigns when a majority would grant it, so a member that cannot win never
+// raises terms; and a leader that hears of a newer promised term steps down,
+// since the voter that promised it would refuse its commands.
 import { performance } from 'node:perf_hooks';
 import type { Logger } from '../../../shared/log.js';
 import type { PeerClient } from './api.js';
@@ -54,26 +58,52 @@ export class Leadership {
     this.leaseEnd = 0;
   }
 
-  /** One round: renew in the current term while leading, else campaign in a new one. */
-  async round(members: Member[]): Promise<boolean> {
-    const { self, client, log, leaseMs } = this.options;
-    const renewing = this.isLeader();
-    const term = renewing ? this.term : this.highestSeen + 1;
-    const sentAt = this.now();
+  /** Asks every member; returns the grants and the highest term any of them has promised. */
+  private async ask(members: Member[], term: number, dryRun: boolean): Promise<{ votes: number; newest: number }> {
+    const { self, client } = this.options;
+    let newest = 0;
     const answers = await Promise.all(
       members.map(async (m) => {
         try {
-          const r = await client.vote(m.endpoint, self, term);
+          const r = await client.vote(m.endpoint, self, term, dryRun);
           if (r.status !== 200) return false;
-          this.highestSeen = Math.max(this.highestSeen, r.body.term);
+          newest = Math.max(newest, r.body.term);
           return r.body.granted;
         } catch {
           return false;
         }
       }),
     );
-    const votes = answers.filter(Boolean).length;
+    this.highestSeen = Math.max(this.highestSeen, newest);
+    return { votes: answers.filter(Boolean).length, newest };
+  }
+
+  /** One round: renew in the current term while leading, else campaign in a new one (after a pre-vote). */
+  async round(members: Member[]): Promise<boolean> {
+    const { log, leaseMs } = this.options;
+    const renewing = this.isLeader();
+    let term = renewing ? this.term : this.highestSeen + 1;
+    if (!renewing) {
+      const pre = await this.ask(members, term, true);
+      if (pre.votes < this.quorum()) {
+        if (this.term > 0) log.warn('lost leadership', { term: this.term, votes: pre.votes, quorum: this.quorum() });
+        this.term = 0;
+        this.leaseEnd = 0;
+        return false;
+      }
+      // A voter that answered with a newer promised term would refuse this one: campaign above it (a higher
+      // term only makes a grant easier, so the pre-vote's answer still holds).
+      term = Math.max(term, this.highestSeen + 1);
+    }
+    const sentAt = this.now();
+    const { votes, newest } = await this.ask(members, term, false);
     this.highestSeen = Math.max(this.highestSeen, term);
+    if (renewing && newest > term) {
+      log.warn('stepping down: a member has promised a newer term', { term, newerTerm: newest });
+      this.term = 0;
+      this.leaseEnd = 0;
+      return false;
+    }
     if (votes >= this.quorum()) {
       if (!renewing) log.info('became leader', { term, votes, quorum: this.quorum() });
       this.term = term;

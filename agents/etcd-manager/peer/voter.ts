@@ -58,19 +58,25 @@ export class Voter {
     this.promised = next;
   }
 
-  /** A candidate asks for (or renews) a lease in `term`. */
-  async requestVote(candidate: string, term: number): Promise<VoteResult> {
+  /**
+   * A candidate asks for (or renews) a lease in `term`. With `dryRun` (a
+   * pre-vote) the answer is what a real request would get, and nothing is
+   * promised: a candidate that cannot win never raises anyone's term, so it
+   * cannot lock a working leader out of its own voters.
+   */
+  async requestVote(candidate: string, term: number, options: { dryRun?: boolean } = {}): Promise<VoteResult> {
     const { term: promisedTerm, leader } = this.promised;
     const t = this.now();
     if (term < promisedTerm) return { granted: false, term: promisedTerm, leader, reason: `term ${term} is older than promised term ${promisedTerm}` };
     if (term === promisedTerm) {
       if (leader !== candidate) return { granted: false, term, leader, reason: `term ${term} already promised to ${leader}` };
-      this.leaseUntil = t + this.leaseMs; // renewal by the same leader
+      if (!options.dryRun) this.leaseUntil = t + this.leaseMs; // renewal by the same leader
       return { granted: true, term, leader };
     }
     if (leader !== '' && leader !== candidate && t < this.leaseUntil) {
       return { granted: false, term: promisedTerm, leader, reason: `lease for ${leader} still runs for ${Math.ceil(this.leaseUntil - t)} ms` };
     }
+    if (options.dryRun) return { granted: true, term: promisedTerm, leader };
     await this.persist({ term, leader: candidate });
     this.leaseUntil = t + this.leaseMs;
     return { granted: true, term, leader: candidate };
