@@ -144,3 +144,15 @@ t.test('a candidate that cannot win raises no term (pre-vote); a leader that hea
   t.ok(await c.round(members), 'once the leases lapse, c is elected');
   t.ok(c.currentTerm > termA + 3, `in a term above the promised one (${c.currentTerm})`);
 });
+
+t.test('a voter answers concurrent requests one at a time: never two grants in one lease', async (t) => {
+  const dir = tempDir(t);
+  for (let round = 0; round < 20; round++) {
+    const voter = new Voter(join(dir, `vote-${round}.json`), LEASE, () => 0);
+    await voter.load();
+    // Two candidates at once, in different terms: whichever is decided first holds the lease.
+    const answers = await Promise.all([voter.requestVote('a', 1), voter.requestVote('c', 2), voter.requestVote('b', 3)]);
+    const granted = answers.filter((a) => a.granted).map((a) => a.leader);
+    t.equal(granted.length, 1, `round ${round}: exactly one candidate granted (${granted.join(',')})`);
+  }
+});

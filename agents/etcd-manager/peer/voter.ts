@@ -29,6 +29,8 @@ export interface VoteResult {
 export class Voter {
   private promised: Promised = { term: 0, leader: '' };
   private leaseUntil: number;
+  /** Requests are answered one at a time: two interleaved across the persist could both be granted. */
+  private queue: Promise<unknown> = Promise.resolve();
 
   constructor(
     private readonly path: string,
@@ -64,7 +66,17 @@ export class Voter {
    * promised: a candidate that cannot win never raises anyone's term, so it
    * cannot lock a working leader out of its own voters.
    */
-  async requestVote(candidate: string, term: number, options: { dryRun?: boolean } = {}): Promise<VoteResult> {
+  requestVote(candidate: string, term: number, options: { dryRun?: boolean } = {}): Promise<VoteResult> {
+    return this.serially(() => this.decideVote(candidate, term, options));
+  }
+
+  private serially<T>(fn: () => Promise<T>): Promise<T> {
+    const next = this.queue.then(fn, fn);
+    this.queue = next.catch(() => undefined);
+    return next;
+  }
+
+  private async decideVote(candidate: string, term: number, options: { dryRun?: boolean }): Promise<VoteResult> {
     const { term: promisedTerm, leader } = this.promised;
     const t = this.now();
     if (term < promisedTerm) return { granted: false, term: promisedTerm, leader, reason: `term ${term} is older than promised term ${promisedTerm}` };
@@ -87,7 +99,11 @@ export class Voter {
    * promised term, or from a newer term (which is then promised, so older
    * leaders are locked out from here on).
    */
-  async admit(leader: string, term: number): Promise<{ ok: boolean; reason?: string }> {
+  admit(leader: string, term: number): Promise<{ ok: boolean; reason?: string }> {
+    return this.serially(() => this.decideAdmit(leader, term));
+  }
+
+  private async decideAdmit(leader: string, term: number): Promise<{ ok: boolean; reason?: string }> {
     const { term: promisedTerm, leader: promisedLeader } = this.promised;
     if (term < promisedTerm) return { ok: false, reason: `stale term ${term} < ${promisedTerm}` };
     if (term === promisedTerm && leader !== promisedLeader) return { ok: false, reason: `term ${term} belongs to ${promisedLeader}` };
