@@ -74,3 +74,17 @@ export class Logger {
 export function logger(component: string): Logger {
   return new Logger(component);
 }
+
+/**
+ * Node's process warnings as log lines instead of bare stderr text. Library
+ * deprecations we cannot fix (grpc-js sets the TLS server name to an IP, which
+ * is how etcd is addressed: DEP0123) go to debug; everything else is a warning.
+ */
+export function routeProcessWarnings(log: Logger, quiet: readonly string[] = ['DEP0123']): void {
+  process.removeAllListeners('warning');
+  process.on('warning', (w: Error & { code?: string }) => {
+    const fields = { code: w.code, warning: w.name, detail: w.message };
+    if (w.code && quiet.includes(w.code)) log.debug('node warning from a library', fields);
+    else log.warn('node warning', fields);
+  });
+}

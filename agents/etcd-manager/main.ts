@@ -1,7 +1,7 @@
 // `etcd-manager`: runs the manager of one etcd cluster on a control-plane
 // instance. `etcd-manager run [flags]` and plain `etcd-manager [flags]` (how
 // kOps starts it) are the same. SIGTERM/SIGINT stop etcd cleanly and exit 0.
-import { configureLogging, logger } from '../../shared/log.js';
+import { configureLogging, logger, routeProcessWarnings } from '../../shared/log.js';
 import { ExitCode, UserError } from '../../shared/errors.js';
 import { versionLine } from '../../shared/version.js';
 import { resolveConfig } from './config.js';
@@ -33,6 +33,7 @@ export async function main(argv: string[]): Promise<number> {
       level: config.verbosity >= 4 ? 'debug' : 'info',
     });
     const log = logger(PROGRAM);
+    routeProcessWarnings(log);
     log.info('starting', {
       settings: Object.fromEntries([...flags.values].filter(([k]) => k !== 'env-file').map(([k, v]) => [k, `${Array.isArray(v) ? v.join(',') : v} (${flags.sources.get(k)})`])),
     });

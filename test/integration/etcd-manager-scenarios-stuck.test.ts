@@ -55,6 +55,7 @@ t.test('the leader\'s loop hangs with its API up: another manager takes over, on
   const history = leadershipHistory(managers).map((h) => h.term);
   t.equal(new Set(history).size, history.length, 'no term won twice');
 
+  t.same(managers.flatMap((m) => m.logs.filter((l) => !('level' in l))).map((l) => l.msg), [], 'every stderr line is a log line (node warnings included)');
   const exits = await Promise.all(managers.map((m) => m.stop()));
   t.same(exits.map((e) => e.code), [0, 0, 0], 'every manager, the hung one too, exits 0 on SIGTERM');
 });
