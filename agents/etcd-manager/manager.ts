@@ -91,6 +91,8 @@ export class Manager {
   /** etcd's member count at the last health check: more than the spec means a shrink is due. */
   private lastMembers = 0;
   private fencedTerm = 0;
+  /** Consecutive peer-info rounds each member did not answer (see lead). */
+  private readonly missedInfo = new Map<string, number>();
   private standby = false;
   private testStoppedBeforeFence = false;
   /** When the running reconcile pass started (monotonic ms), 0 between passes; and when the last one ended. */
@@ -418,9 +420,16 @@ export class Manager {
     const alive = answers.filter((a): a is { record: PeerRecord; info: PeerInfo } => a !== undefined).sort((a, b) => a.info.member.localeCompare(b.info.member));
     // Only the lowest-named live member that can lead campaigns (kOps' rule), which keeps split votes
     // rare; the votes make it safe. A manager whose loop is stuck, or that stands by, still answers
-    // its API but cannot lead, so it must not hold the others back.
-    const firstCandidate = alive.find((a) => a.info.canLead !== false);
-    if (!leadership.isLeader() && firstCandidate?.info.member !== self) return;
+    // its API but cannot lead, so it must not hold the others back. One missed answer is not enough to
+    // pass a peer over: after a pause (or a burst of load) every request in flight times out at once.
+    let firstCandidate: string | undefined;
+    for (const [i, p] of records.entries()) {
+      const answer = answers[i];
+      const missed = answer ? 0 : (this.missedInfo.get(p.member) ?? 0) + 1;
+      this.missedInfo.set(p.member, missed);
+      if (firstCandidate === undefined && (answer ? answer.info.canLead !== false : missed < 2)) firstCandidate = p.member;
+    }
+    if (!leadership.isLeader() && firstCandidate !== self) return;
     this.step = 'lead: leadership round';
     await leadership.round(alive.map((a) => ({ member: a.info.member, endpoint: a.record.grpcEndpoint })));
     if (!leadership.isLeader()) return;
