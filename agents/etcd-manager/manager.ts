@@ -249,10 +249,9 @@ export class Manager {
 
   private async reconcile(volume: Volume): Promise<void> {
     const cfg = this.config;
-    const identity = { memberName: volume.memberName, dnsNames: [this.dnsName, hostname()], ipAddresses: [this.address] };
     if (!cfg.insecure) {
       this.step = 'certificates';
-      const result = await ensureManagerTLS({ store: this.state, etcdName: cfg.etcdName, identity, pkiDir: cfg.pkiDir, log: this.log, ...testCertLifetime() });
+      const result = await this.ensureTLS(volume);
       this.tls = result.files;
       // etcd reads its files per handshake; the peer API holds its certificate in memory.
       if (result.issued.includes('manager')) await this.reloadPeerTLS();
@@ -326,10 +325,16 @@ export class Manager {
     return (this.starting ??= this.startEtcd(volume).finally(() => (this.starting = undefined)));
   }
 
-  private async startPeerAPI(volume: Volume): Promise<void> {
+  /** The member's certificates (CN = member name; SANs = DNS name, host name, address), issued or renewed as needed. */
+  private ensureTLS(volume: Volume): ReturnType<typeof ensureManagerTLS> {
     const cfg = this.config;
     const identity = { memberName: volume.memberName, dnsNames: [this.dnsName, hostname()], ipAddresses: [this.address] };
-    this.tls = (await ensureManagerTLS({ store: this.state, etcdName: cfg.etcdName, identity, pkiDir: cfg.pkiDir, log: this.log, ...testCertLifetime() })).files;
+    return ensureManagerTLS({ store: this.state, etcdName: cfg.etcdName, identity, pkiDir: cfg.pkiDir, log: this.log, ...testCertLifetime() });
+  }
+
+  private async startPeerAPI(volume: Volume): Promise<void> {
+    const cfg = this.config;
+    this.tls = (await this.ensureTLS(volume)).files;
     // The lease outlives two missed renewals at the reconcile interval.
     const leaseMs = Math.max(3 * cfg.reconcileIntervalMs, 1000);
     this.voter = new Voter(join(volume.mountPoint, 'etcd-manager-vote.json'), leaseMs);
@@ -433,8 +438,9 @@ export class Manager {
     this.step = 'lead: leadership round';
     await leadership.round(alive.map((a) => ({ member: a.info.member, endpoint: a.record.grpcEndpoint })));
     if (!leadership.isLeader()) return;
-    const pruned = await pruneStaleRecords(this.backups, records, new Set(alive.map((a) => a.record.member)), recordTTLms(this.config.discoveryPollIntervalMs));
-    if (pruned.length > 0) this.log.info('pruned the discovery records of managers silent for too long', { members: pruned, ttlMs: recordTTLms(this.config.discoveryPollIntervalMs) });
+    const ttlMs = recordTTLms(this.config.discoveryPollIntervalMs);
+    const pruned = await pruneStaleRecords(this.backups, records, new Set(alive.map((a) => a.record.member)), ttlMs);
+    if (pruned.length > 0) this.log.info('pruned the discovery records of managers silent for too long', { members: pruned, ttlMs });
     if (await this.backups.exists(CONTROL.created)) {
       await this.testHangWhileLeading();
       const token = this.volumeStateCache?.clusterToken ?? alive.find((a) => a.info.clusterToken)?.info.clusterToken;
