@@ -434,7 +434,9 @@ export class Manager {
       this.missedInfo.set(p.member, missed);
       if (firstCandidate === undefined && (answer ? answer.info.canLead !== false : missed < 2)) firstCandidate = p.member;
     }
-    if (!leadership.isLeader() && firstCandidate !== self) return;
+    // The incumbent whose lease lapsed (a slow pass) may campaign too: its voters grant it at once,
+    // where anyone else waits out the lease, so leadership does not move for nothing.
+    if (!leadership.isLeader() && !leadership.incumbent && firstCandidate !== self) return;
     this.step = 'lead: leadership round';
     await leadership.round(alive.map((a) => ({ member: a.info.member, endpoint: a.record.grpcEndpoint })));
     if (!leadership.isLeader()) return;

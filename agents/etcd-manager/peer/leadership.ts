@@ -58,24 +58,40 @@ export class Leadership {
     this.leaseEnd = 0;
   }
 
-  /** Asks every member; returns the grants and the highest term any of them has promised. */
-  private async ask(members: Member[], term: number, dryRun: boolean): Promise<{ votes: number; newest: number }> {
+  /**
+   * Asks every member and returns as soon as a quorum has granted, or everyone has answered: one
+   * stopped member must not hold a renewal up until its request times out, which would outlast the
+   * lease. A pre-vote also waits for the candidate's own voter, so the campaign starts above the term
+   * that one has promised. Every answer, even a late one, raises highestSeen to its voter's promise.
+   */
+  private ask(members: Member[], term: number, dryRun: boolean): Promise<{ votes: number }> {
     const { self, client } = this.options;
-    let newest = 0;
-    const answers = await Promise.all(
-      members.map(async (m) => {
-        try {
-          const r = await client.vote(m.endpoint, self, term, dryRun);
-          if (r.status !== 200) return false;
-          newest = Math.max(newest, r.body.term);
-          return r.body.granted;
-        } catch {
-          return false;
-        }
-      }),
-    );
-    this.highestSeen = Math.max(this.highestSeen, newest);
-    return { votes: answers.filter(Boolean).length, newest };
+    const quorum = this.quorum();
+    let votes = 0;
+    let pending = members.length;
+    let selfAnswered = !dryRun || !members.some((m) => m.member === self);
+    return new Promise((resolve) => {
+      if (pending === 0) resolve({ votes });
+      for (const m of members) {
+        client.vote(m.endpoint, self, term, dryRun).then(
+          (r) => {
+            if (r.status !== 200) return;
+            this.highestSeen = Math.max(this.highestSeen, r.body.term);
+            if (r.body.granted) votes++;
+          },
+          () => undefined, // no answer: no vote
+        ).finally(() => {
+          pending--;
+          if (m.member === self) selfAnswered = true;
+          if ((votes >= quorum && selfAnswered) || pending === 0) resolve({ votes });
+        });
+      }
+    });
+  }
+
+  /** True between a lapsed lease and the next round: this manager led the last term it knows of. */
+  get incumbent(): boolean {
+    return this.term > 0;
   }
 
   /** One round: renew in the current term while leading, else campaign in a new one (after a pre-vote). */
@@ -96,10 +112,11 @@ export class Leadership {
       term = Math.max(term, this.highestSeen + 1);
     }
     const sentAt = this.now();
-    const { votes, newest } = await this.ask(members, term, false);
+    const { votes } = await this.ask(members, term, false);
     this.highestSeen = Math.max(this.highestSeen, term);
-    if (renewing && newest > term) {
-      log.warn('stepping down: a member has promised a newer term', { term, newerTerm: newest });
+    // highestSeen also takes answers that came after the quorum, in this round or the last one.
+    if (renewing && this.highestSeen > term) {
+      log.warn('stepping down: a member has promised a newer term', { term, newerTerm: this.highestSeen });
       this.term = 0;
       this.leaseEnd = 0;
       return false;
