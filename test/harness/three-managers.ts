@@ -30,6 +30,11 @@ export interface ThreeManagers {
   memberOf(m: ManagerProcess): string | undefined;
   /** Managers ordered by the member they hold: [a, b, c] (waits until each has its volume). */
   byMember(ms: ManagerProcess[]): Promise<ManagerProcess[]>;
+  /**
+   * Starts managers 0, 1, 2 with member a's registered before the others start, so a (the lowest name)
+   * leads, as the scenarios that name their victims by leader assume; returns them as [a, b, c].
+   */
+  startAll(extraArgs?: string[], env?: Record<string, string>): Promise<ManagerProcess[]>;
   logsOf(ms: ManagerProcess[]): Array<Record<string, unknown>>;
 }
 
@@ -42,6 +47,11 @@ export async function threeManagers(t: Teardown, spec: { memberCount: number }, 
   };
   const endpointOf = (m: ManagerProcess) => `https://${String(m.child.spawnargs.find((a) => a.startsWith('--address='))?.slice('--address='.length))}:${s.client}`;
   const viewAt = async (endpoint: string): Promise<EtcdHealth> => (existsSync(s.tls.certFile) ? checkEtcd([endpoint], s.tls) : { healthy: false, error: 'no client certificate yet' });
+  const start = (i: number, extraArgs: string[] = [], env: Record<string, string> = {}) => startManager(t, ['run', ...s.args(i), ...extraArgs], { ...s.env, ...env });
+  const byMember = async (ms: ManagerProcess[]) => {
+    await waitFor('every manager has its volume', async () => ms.every((m) => memberOf(m) !== undefined), 60_000, 100);
+    return [...ms].sort((x, y) => memberOf(x)!.localeCompare(memberOf(y)!));
+  };
   return {
     area: s.area,
     ips: s.ips,
@@ -49,17 +59,19 @@ export async function threeManagers(t: Teardown, spec: { memberCount: number }, 
     endpoint: s.endpoint,
     quarantineEndpoint: (i) => `https://${s.ips[i]}:${s.quarantine}`,
     tls: s.tls,
-    start: (i, extraArgs = [], env = {}) => startManager(t, ['run', ...s.args(i), ...extraArgs], { ...s.env, ...env }),
+    start,
     viewOf: (m) => viewAt(endpointOf(m)),
     endpointOf,
     view: (i) => viewAt(s.endpoint(i)),
     mountPoint: (m) => String(m.logs.find((l) => l.msg === 'member identity')?.mountPoint),
     memberOf,
-    byMember: async (ms) => {
-      await waitFor('every manager has its volume', async () => ms.every((m) => memberOf(m) !== undefined), 60_000, 100);
-      return [...ms].sort((x, y) => memberOf(x)!.localeCompare(memberOf(y)!));
-    },
+    byMember,
     logsOf: (ms) => ms.flatMap((m) => m.logs),
+    startAll: async (extraArgs = [], env = {}) => {
+      const first = start(0, extraArgs, env);
+      await waitFor('member a registered', () => s.backups.exists('discovery/a.json'), 60_000, 100);
+      return byMember([first, start(1, extraArgs, env), start(2, extraArgs, env)]);
+    },
   };
 }
 

@@ -20,7 +20,7 @@ const etcdSkip = existsSync(SYSTEM_ETCD) ? false : `${SYSTEM_ETCD} is not instal
 t.test('a deposed leader paused between its check and its etcd call is refused by the etcd fence', { skip: loopSkip || etcdSkip }, async (t) => {
   const h = await threeManagers(t, { memberCount: 3 });
   const env = { MOORING_TEST_ETCD_MANAGER_STOP_BEFORE_FENCE: '1' };
-  const managers = await h.byMember([0, 1, 2].map((i) => h.start(i, [], env)));
+  const managers = await h.startAll([], env);
   const [a, b, c] = managers;
   t.teardown(() => {
     // a SIGSTOPped manager must not outlive a failed test

@@ -20,7 +20,7 @@ const etcdSkip = existsSync(SYSTEM_ETCD) ? false : `${SYSTEM_ETCD} is not instal
 
 t.test('shrink 3→1: one member at a time, removed managers stand by', { skip: loopSkip || etcdSkip }, async (t) => {
   const h = await threeManagers(t, { memberCount: 3 });
-  const [a, b, c] = await h.byMember([0, 1, 2].map((i) => h.start(i)));
+  const [a, b, c] = await h.startAll();
   await waitFor('three voting members', () => votingMembers(h, [a, b, c], ['a', 'b', 'c'], [a, b, c]), 90_000, 300);
   const w = await openEtcdClient([h.endpointOf(a)], h.tls);
   await w.put('/registry/before').value('three');

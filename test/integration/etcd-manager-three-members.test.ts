@@ -88,15 +88,16 @@ t.test('SIGSTOP the leader before formation: another takes over, the resumed one
   const first = [0, 1].map((i) => startManager(t, argsFor(i)));
   const memberOf = (m: ManagerProcess) => m.logs.find((l) => l.msg === 'member identity')?.member;
   await waitFor('both members known', async () => first.every((m) => memberOf(m) !== undefined), 30_000);
-  const a = first.find((m) => memberOf(m) === 'a')!;
-  const b = first.find((m) => memberOf(m) === 'b')!;
-  await waitFor('a leads (2 of 3 votes) while waiting for c', async () => a.logs.some((l) => l.msg === 'became leader'), 30_000);
+  // Whichever registered first leads (2 of 3 votes) while waiting for c; below, a is that one and b the other.
+  const a = await waitFor('one of them leads (2 of 3 votes) while waiting for c', async () => first.find((m) => m.logs.some((l) => l.msg === 'became leader')), 30_000);
+  const b = first.find((m) => m !== a)!;
+  t.comment(`the first leader holds member ${String(memberOf(a))}`);
 
   process.kill(a.child.pid!, 'SIGSTOP');
   t.teardown(() => { if (a.child.exitCode === null) process.kill(a.child.pid!, 'SIGCONT'); });
   await volume('c');
   const c = startManager(t, argsFor(2));
-  await waitFor('b takes over once a\'s lease lapsed', async () => b.logs.some((l) => l.msg === 'became leader'), 60_000);
+  await waitFor('the other takes over once the leader\'s lease lapsed', async () => b.logs.some((l) => l.msg === 'became leader'), 60_000);
   const bTerm = b.logs.find((l) => l.msg === 'became leader')!.term as number;
   const aTerm = a.logs.find((l) => l.msg === 'became leader')!.term as number;
   t.ok(bTerm > aTerm, `b's term ${bTerm} is newer than a's ${aTerm}`);
