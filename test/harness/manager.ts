@@ -7,7 +7,7 @@
 // from them so teardown can stop exactly those (never by name: other work on
 // this machine runs etcd too).
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
@@ -30,6 +30,14 @@ export interface ManagerProcess {
 }
 
 const BINARY = join(repo, 'dist/bin/etcd-manager');
+
+function isZombie(pid: number): boolean {
+  try {
+    return /^State:\s+Z/m.test(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  } catch {
+    return true; // gone
+  }
+}
 let chosen: string[] | undefined;
 
 /** The built binary if no source file is newer than it (checked once per test process), else tsx. */
@@ -86,6 +94,11 @@ export function startManager(t: Teardown, args: string[], env: Record<string, st
       await exited;
     }
     for (const pid of etcdPids()) if (processAlive(pid)) process.kill(pid, 'SIGKILL');
+    // etcd is not our child once its manager is gone: wait until it has really exited (or is a zombie),
+    // so the caller can unmount its volume.
+    for (const pid of etcdPids()) {
+      for (let i = 0; i < 200 && processAlive(pid) && !isZombie(pid); i++) await new Promise((r) => setTimeout(r, 50));
+    }
   };
   t.teardown(kill);
   return {
