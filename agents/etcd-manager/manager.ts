@@ -194,11 +194,9 @@ export class Manager {
   }
 
   private leaderNow(): number {
-    if (this.memberCount === 1) return this.singleMemberLeader ? 1 : 0;
+    if (this.memberCount === 1) return this.etcdHealthy && this.lastMembers === 1 ? 1 : 0;
     return this.leadership?.isLeader() ? 1 : 0;
   }
-
-  private singleMemberLeader = false;
 
   private schedule(): void {
     if (this.stopped) return;
@@ -275,7 +273,6 @@ export class Manager {
     this.etcdHealthy = health.healthy;
     if (health.members) this.lastMembers = health.members.length;
     this.metrics.members.set(health.members?.length ?? 0);
-    this.singleMemberLeader = health.healthy && health.members?.length === 1;
     if (!health.healthy) {
       this.phase = 'etcd not healthy yet';
       this.log.info('etcd not healthy yet', { error: health.error });

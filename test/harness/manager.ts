@@ -7,15 +7,15 @@
 // from them so teardown can stop exactly those (never by name: other work on
 // this machine runs etcd too).
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { SETPRIV } from '../../agents/etcd-manager/etcd/process.js';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
-import { processAlive } from './net.js';
+import { isZombie, processAlive } from './net.js';
 import type { Teardown } from './tmp.js';
 
 const repo = join(dirname(fileURLToPath(import.meta.url)), '../..');
-const SETPRIV = '/usr/bin/setpriv';
 
 export interface ManagerProcess {
   child: ChildProcess;
@@ -31,13 +31,7 @@ export interface ManagerProcess {
 
 const BINARY = join(repo, 'dist/bin/etcd-manager');
 
-function isZombie(pid: number): boolean {
-  try {
-    return /^State:\s+Z/m.test(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  } catch {
-    return true; // gone
-  }
-}
+
 let chosen: string[] | undefined;
 
 /** The built binary if no source file is newer than it (checked once per test process), else tsx. */

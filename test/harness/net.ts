@@ -1,6 +1,7 @@
 // Loopback addresses and ports for tests that run several etcd members, and a
 // bounded poll. Each test file gets its own 127.0.<n>.x range, so files running
 // in parallel (and other work on this machine) do not collide.
+import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 
 /** A 127.0.<n>.0/24 prefix chosen at random per call, avoiding 127.0.0.x. */
@@ -35,6 +36,15 @@ export async function waitFor<T>(what: string, check: () => Promise<T | undefine
     }
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
     await new Promise((resolve) => setTimeout(resolve, everyMs));
+  }
+}
+
+/** True for a process that has exited but is not reaped yet (or is gone). */
+export function isZombie(pid: number): boolean {
+  try {
+    return /^State:\s+Z/m.test(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  } catch {
+    return true; // gone
   }
 }
 

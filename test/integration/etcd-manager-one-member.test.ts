@@ -81,6 +81,7 @@ t.test('one member on a loop volume, TLS, hosts, metrics; kill -9 etcd; restart 
   const text = await (await fetch(`http://${ip}:${metrics}/metrics`)).text();
   t.match(text, /etcd_manager_etcd_running 1/);
   t.match(text, /etcd_manager_members 1/);
+  t.match(text, /etcd_manager_is_leader 1/, 'the holder of a healthy one-member cluster reports itself leader');
   t.match(text, /etcd_manager_etcd_restarts_total 0/, 'lifting the quarantine is not counted as a restart');
   t.match(text, /etcd_manager_last_reconcile_timestamp_seconds \d/);
   t.ok(manager.logs.some((l) => l.msg === 'volume claimed' && l.volume === 'vol-a' && typeof l.reason === 'string'), 'the log says which volume and why');

@@ -92,7 +92,7 @@ export function etcdEnvironment(spec: EtcdProcessSpec, quarantined: boolean): Re
 
 const TAIL_LINES = 30;
 /** util-linux, on every Debian and Fedora; it execs etcd in place, so the PID stays etcd's. */
-const SETPRIV = '/usr/bin/setpriv';
+export const SETPRIV = '/usr/bin/setpriv';
 
 export class EtcdSupervisor {
   private child?: ChildProcess;
