@@ -1,6 +1,7 @@
 // Golden plans: `nodeup --dry-run` for a control-plane group and a worker
 // group of the fixture cluster, against a fresh Debian-like root. A change
-// prints a unified diff; UPDATE_GOLDEN=1 rewrites the golden files.
+// prints a unified diff; UPDATE_GOLDEN=1 rewrites the golden files (refused
+// when CI is set), and nothing else ever writes them.
 import t, { type Test } from 'tap';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -17,21 +18,41 @@ const ASSETS = [
   `${'3'.repeat(64)}@http://127.0.0.1:9/containerd-1.7.24-linux-amd64.tar.gz`,
 ];
 
+const RECREATE = 'UPDATE_GOLDEN=1 npx tap test/integration/nodeup-plan.test.ts';
+const updating = process.env.UPDATE_GOLDEN === '1';
+// The same test as is-in-ci (execa's and ink's): CI set to anything but "0" or "false".
+const underCI = process.env.CI !== undefined && process.env.CI !== '0' && process.env.CI !== 'false';
+
+/**
+ * Compares a plan with its golden file. A golden file is written only on request
+ * (UPDATE_GOLDEN=1, refused under CI), and a rewrite is reported as a skipped
+ * comparison, not a pass. Without UPDATE_GOLDEN a missing golden file is a
+ * failure that says how to create it.
+ */
 function checkGolden(t: Test, name: string, actual: string): void {
   const path = `${GOLDEN}${name}`;
-  if (process.env.UPDATE_GOLDEN === '1' || !existsSync(path)) {
-    if (process.env.UPDATE_GOLDEN !== '1') t.fail(`golden file ${path} did not exist; written now (run with UPDATE_GOLDEN=1 to accept changes)`);
-    writeFileSync(path, actual);
+  const expected = existsSync(path) ? readFileSync(path, 'utf8') : undefined;
+  const diff = expected === undefined || expected === actual ? '' : createTwoFilesPatch(`golden/${name}`, 'actual', expected, actual, '', '', { context: 2 });
+  if (updating && underCI) {
+    t.fail(`UPDATE_GOLDEN=1 is refused when CI is set: golden files change only by a reviewed commit (${name} not written)`);
     return;
   }
-  const expected = readFileSync(path, 'utf8');
-  if (expected === actual) {
+  if (updating && (expected === undefined || diff)) {
+    if (diff) t.comment(diff);
+    writeFileSync(path, actual);
+    t.pass(`${name} compared with its golden file`, { skip: `UPDATE_GOLDEN=1 ${expected === undefined ? 'created' : 'rewrote'} ${path}: review it before committing` });
+    return;
+  }
+  if (expected === undefined) {
+    t.fail(`golden file ${path} is missing: create it with ${RECREATE}, review it and commit it`);
+    return;
+  }
+  if (!diff) {
     t.pass(`${name} matches its golden file`);
     return;
   }
-  const diff = createTwoFilesPatch(`golden/${name}`, 'actual', expected, actual, '', '', { context: 2 });
   t.comment(diff); // printed as is, one line per line, above the failure
-  t.fail(`${name} differs from its golden file (UPDATE_GOLDEN=1 to accept):\n${diff}`);
+  t.fail(`${name} differs from its golden file (after an intended change: ${RECREATE}, then review the diff):\n${diff}`);
 }
 
 t.test('golden plans for a control-plane and a worker group', async (t) => {
