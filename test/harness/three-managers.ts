@@ -1,11 +1,15 @@
-// Three etcd-manager processes on 127.0.x.1-3 with loop-device volumes a, b, c,
-// for the membership scenarios: the scenario harness (etcd-scenario.ts) plus
-// helpers that find managers by the member they hold.
+// Three etcd-manager processes on 127.0.x.1-3 with volumes a, b, c, for the
+// membership scenarios: the scenario harness (etcd-scenario.ts) plus helpers
+// that find managers by the member they hold. The volumes are loop-device
+// images where the kernel allows them, else directories: these scenarios are
+// about membership, leadership and the etcd fence, which a directory volume
+// proves the same way (the block-device path itself is proven by
+// etcd-manager-volumes, etcd-manager-aws-volumes and the one-member test).
 import type { StateStore } from '../../shared/store/types.js';
 import { checkEtcd, type EtcdHealth } from '../../agents/etcd-manager/etcd/client.js';
 import type { EtcdTLSFiles } from '../../agents/etcd-manager/etcd/process.js';
 import { scenario } from './etcd-scenario.js';
-import type { LoopArea } from './loop.js';
+import { loopSkipReason, type LoopArea } from './loop.js';
 import { startManager, type ManagerProcess } from './manager.js';
 import { waitFor } from './net.js';
 import type { Teardown } from './tmp.js';
@@ -13,6 +17,8 @@ import { existsSync } from 'node:fs';
 
 export interface ThreeManagers {
   area: LoopArea;
+  /** What the volumes are: loop-device images, or directories where loop devices are refused. */
+  volumeKind: 'image' | 'directory';
   ips: string[];
   backups: StateStore;
   endpoint(i: number): string;
@@ -38,8 +44,14 @@ export interface ThreeManagers {
   logsOf(ms: ManagerProcess[]): Array<Record<string, unknown>>;
 }
 
+/** Loop-device images when this machine allows them, else directories. */
+export async function membershipVolumeKind(): Promise<'image' | 'directory'> {
+  return (await loopSkipReason()) ? 'directory' : 'image';
+}
+
 export async function threeManagers(t: Teardown, spec: { memberCount: number }, hosts = 3): Promise<ThreeManagers> {
-  const s = await scenario(t, { hosts, memberCount: spec.memberCount, volumeKind: 'image' });
+  const volumeKind = await membershipVolumeKind();
+  const s = await scenario(t, { hosts, memberCount: spec.memberCount, volumeKind });
   for (const m of ['a', 'b', 'c']) await s.volume(`vol-${m}`, m);
   const memberOf = (m: ManagerProcess) => {
     const id = m.logs.find((l) => l.msg === 'member identity');
@@ -54,6 +66,7 @@ export async function threeManagers(t: Teardown, spec: { memberCount: number }, 
   };
   return {
     area: s.area,
+    volumeKind,
     ips: s.ips,
     backups: s.backups,
     endpoint: s.endpoint,

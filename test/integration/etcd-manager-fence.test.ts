@@ -9,15 +9,14 @@ import { existsSync } from 'node:fs';
 import { openEtcdClient } from '../../agents/etcd-manager/etcd/client.js';
 import { SYSTEM_ETCD } from '../../agents/etcd-manager/etcd/binary.js';
 import { FENCE_KEY, fenceValue } from '../../agents/etcd-manager/membership.js';
-import { loopSkipReason } from '../harness/loop.js';
 import { waitFor } from '../harness/net.js';
-import { threeManagers, votingMembers } from '../harness/three-managers.js';
+import { membershipVolumeKind, threeManagers, votingMembers } from '../harness/three-managers.js';
 
-const loopSkip = await loopSkipReason();
-if (loopSkip) console.log(`# skipping: ${loopSkip}`);
 const etcdSkip = existsSync(SYSTEM_ETCD) ? false : `${SYSTEM_ETCD} is not installed`;
+// The fence is about etcd and leadership, not block devices: directory volumes where loop devices are refused.
+const volumeKind = await membershipVolumeKind();
 
-t.test('a deposed leader paused between its check and its etcd call is refused by the etcd fence', { skip: loopSkip || etcdSkip }, async (t) => {
+t.test(`a deposed leader paused between its check and its etcd call is refused by the etcd fence (${volumeKind} volumes)`, { skip: etcdSkip }, async (t) => {
   const h = await threeManagers(t, { memberCount: 3 });
   const env = { MOORING_TEST_ETCD_MANAGER_STOP_BEFORE_FENCE: '1' };
   const managers = await h.startAll([], env);
