@@ -17,12 +17,13 @@ const builtBinary = join(repo, 'dist/bin/mooring');
 const PROGRAMS = ['mooring', 'nodeup', 'etcd-manager', 'protokube'] as const;
 const ETCD = '/usr/bin/etcd';
 
-async function ensureBuilt(): Promise<string | false> {
-  if (existsSync(builtBinary)) return false;
+/** Builds dist/bin/mooring when it is missing; the build's output when that fails. */
+async function buildFailure(): Promise<string | undefined> {
+  if (existsSync(builtBinary)) return undefined;
   console.log('# dist/bin/mooring is missing: running node scripts/build-binaries.mjs');
   const build = await execa(process.execPath, [join(repo, 'scripts/build-binaries.mjs')], { cwd: repo, reject: false, all: true });
-  if (build.exitCode === 0 && existsSync(builtBinary)) return false;
-  return `cannot build dist/bin/mooring:\n${build.all ?? ''}`;
+  if (build.exitCode === 0 && existsSync(builtBinary)) return undefined;
+  return `exit code ${String(build.exitCode)}${existsSync(builtBinary) ? '' : ', no dist/bin/mooring'}:\n${build.all ?? ''}`;
 }
 
 function hasNodeModulesAbove(dir: string): boolean {
@@ -32,8 +33,9 @@ function hasNodeModulesAbove(dir: string): boolean {
   }
 }
 
-const skipReason = await ensureBuilt();
-if (skipReason) console.log(`# skipping binary tests: ${skipReason}`);
+// A failed build is a failure of this file, never a skip: nothing below can run without the binary.
+const failedBuild = await buildFailure();
+if (failedBuild !== undefined) throw new Error(`cannot build dist/bin/mooring (node scripts/build-binaries.mjs), ${failedBuild}`);
 
 interface RunResult {
   exitCode?: number;
@@ -52,7 +54,7 @@ function isolatedBinary(t: Test): { dir: string; run: (name: string, args: strin
   return { dir, run };
 }
 
-t.test('every program answers --version and --help as itself, with no node_modules around', { skip: skipReason }, async (t) => {
+t.test('every program answers --version and --help as itself, with no node_modules around', async (t) => {
   const { dir, run } = isolatedBinary(t);
   t.notOk(hasNodeModulesAbove(dir), `no node_modules above ${dir}`);
   for (const name of PROGRAMS) {
@@ -70,7 +72,7 @@ t.test('every program answers --version and --help as itself, with no node_modul
   t.match(nodeup.stderr, /^nodeup: error: read boot config \/nonexistent\/mooring\/boot\.yaml: ENOENT/);
 });
 
-t.test('the dispatcher name takes the program as first argument', { skip: skipReason }, async (t) => {
+t.test('the dispatcher name takes the program as first argument', async (t) => {
   const { run } = isolatedBinary(t);
   const help = await run('mooring-agents', ['etcd-manager', '--help']);
   t.equal(help.exitCode, 0);
@@ -129,7 +131,7 @@ async function startEtcd(t: Test): Promise<string> {
   throw new Error(`etcd did not become healthy in 20 s:\n${log}`);
 }
 
-const skipEtcd = skipReason || (existsSync(ETCD) ? false : `${ETCD} is not installed (apt-get install etcd-server)`);
+const skipEtcd = existsSync(ETCD) ? false : `${ETCD} is not installed (apt-get install etcd-server)`;
 
 t.test('etcd3 inside the binary loads its embedded protos and round-trips a key', { skip: skipEtcd }, async (t) => {
   const { run } = isolatedBinary(t);
