@@ -69,7 +69,7 @@ async function main(): Promise<void> {
     const tasks = specs.map((s, i) => new AssetTask(parseAssetSpec(s), { kind: 'file', path: `/opt/bench/asset-${i}` }));
     return timed(async () => {
       const report = await runTasks(tasks, {
-        root: dir, dryRun: false, concurrency, log: logger('bench'), cacheDir: join(dir, 'cache'),
+        root: dir, dryRun: false, concurrency, log: logger('bench'), cache: '/cache',
         host: { id: 'debian', versionID: '12', family: 'debian', arch: 'amd64', source: 'bench' },
       });
       if (report.failed.length > 0) throw new Error(`download failed: ${report.failed.map((r) => r.error).join('; ')}`);

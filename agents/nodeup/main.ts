@@ -20,19 +20,27 @@ sha256 differs from the boot config's.
 Options:
   --conf FILE               boot config (user-data writes /opt/mooring/conf/boot.yaml)
   --root DIR                apply under DIR instead of / (reads DIR/etc/os-release;
-                            systemd is driven with systemctl --root=DIR)
+                            systemd is driven with systemctl --root=DIR); nodeup
+                            never leaves DIR: a symlink in DIR that is absolute or
+                            climbs out of it is refused (exit 3), naming it
   --dry-run                 print the plan; no side effect at all (nothing is
                             downloaded, written, loaded, issued or started)
   -o, --output text|json    plan/report format (default text)
   --install-systemd-unit    install and start mooring-nodeup.service, which runs
                             nodeup at every boot, then exit
-  --cache DIR               asset cache (default ${DEFAULT_CACHE}, under --root)
+  --cache DIR               asset cache, an absolute path on the node (default
+                            ${DEFAULT_CACHE}, under --root)
   --retries N               retries per failed task, capped jittered backoff (default 3)
   --help, --version
 
 Exit codes: 0 ok, 1 some task failed (the report names each), 2 bad usage,
 3 invalid input (e.g. node config hash mismatch), 5 state store unreachable.
 `;
+
+/** A node path nodeup can resolve under --root. */
+function isCleanAbsolute(path: string): boolean {
+  return path.startsWith('/') && path.split('/').every((part) => part !== '.' && part !== '..');
+}
 
 const processIO: NodeupIO = {
   out: (s) => void process.stdout.write(s),
@@ -75,6 +83,7 @@ export async function main(argv: string[], io: NodeupIO = processIO): Promise<nu
     if (!values.conf) throw new UserError('--conf BOOTCONFIG is required', ExitCode.Usage);
     if (values.output !== 'text' && values.output !== 'json') throw new UserError(`-o: want text or json, got ${values.output}`, ExitCode.Usage);
     if (!/^\d+$/.test(values.retries)) throw new UserError(`--retries: want a whole number, got ${values.retries}`, ExitCode.Usage);
+    if (!isCleanAbsolute(values.cache)) throw new UserError(`--cache must be an absolute path without . or .. components (a path on the node, under --root), got ${values.cache}`, ExitCode.Usage);
     const { code } = await runNodeup({
       conf: values.conf,
       root: requireRoot(values.root),

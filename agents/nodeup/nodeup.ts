@@ -4,9 +4,9 @@ import { UserError } from '../../shared/errors.js';
 import { configureLogging, logger } from '../../shared/log.js';
 import { readEmbeddedText } from '../../bootstrap/embedded-text.js';
 import { detectHost, type HostInfo } from './host/os-release.js';
-import { under } from './host/fs.js';
+import { NodeRoot } from './host/fs.js';
 import { NODE_CREDENTIAL_NAMES } from '../../shared/pki/node-credentials.js';
-import { loadCACertificates, loadInputs, readBootConfig, refusingCASource, storeCASource, storeKeypairSource, type StoreOpener } from './inputs.js';
+import { loadCACertificates, loadInputs, readBootConfig, refusingCASource, storeCASource, storeKeypairSource, type NodeInputs, type StoreOpener } from './inputs.js';
 import { buildTasks } from './model/index.js';
 import { formatFailures, formatPlan, progressLine, reportJSON, summaryLine } from './engine/report.js';
 import { runTasks, type RunReport } from './engine/run.js';
@@ -20,7 +20,7 @@ export interface NodeupOptions {
   dryRun: boolean;
   output: 'text' | 'json';
   installSystemdUnit: boolean;
-  /** Node path of the asset cache (under root). */
+  /** Node path of the asset cache (resolved under root). */
   cache: string;
   retries: number;
   retryBaseMs?: number;
@@ -46,11 +46,17 @@ export interface PreparedRun {
 export async function prepare(options: NodeupOptions): Promise<PreparedRun> {
   const boot = await readBootConfig(options.conf);
   const inputs = await loadInputs(boot, options.openStore);
-  const host = await detectHost(options.root);
-  if (options.installSystemdUnit) {
-    const unit = readEmbeddedText('systemd/mooring-nodeup.service');
-    return { host, tasks: [new ServiceTask({ name: 'mooring-nodeup.service', unit, noBlock: true })] };
-  }
+  const fs = new NodeRoot(options.root);
+  const host = await detectHost(fs);
+  const tasks = options.installSystemdUnit
+    ? [new ServiceTask({ name: 'mooring-nodeup.service', unit: readEmbeddedText('systemd/mooring-nodeup.service'), noBlock: true })]
+    : await modelTasks(inputs, host);
+  // A root whose links lead out of it is refused as a whole, before any task reads or writes through them.
+  await fs.check([`${options.cache}/`, ...tasks.flatMap((task) => task.paths ?? [])]);
+  return { tasks, host };
+}
+
+async function modelTasks(inputs: NodeInputs, host: HostInfo): Promise<Task[]> {
   const nc = inputs.nodeConfig;
   // CA certificates come from the public copies; only the control plane may read a CA's private key.
   const caCerts = await loadCACertificates(inputs.store, Object.keys(nc.keypairIDs).filter((name) => !NODE_CREDENTIAL_NAMES.includes(name)));
@@ -58,8 +64,7 @@ export async function prepare(options: NodeupOptions): Promise<PreparedRun> {
   const ca = controlPlane ? storeCASource(inputs.store) : refusingCASource(nc.instanceGroupRole);
   const keypairs = storeKeypairSource(inputs.store, nc.keypairIDs);
   const serviceAccount = controlPlane ? await ca('service-account') : undefined;
-  const tasks = buildTasks({ ...inputs, host, ca, keypairs, caCerts, ...(serviceAccount ? { serviceAccount } : {}) });
-  return { tasks, host };
+  return buildTasks({ ...inputs, host, ca, keypairs, caCerts, ...(serviceAccount ? { serviceAccount } : {}) });
 }
 
 export async function runNodeup(options: NodeupOptions, io: NodeupIO): Promise<{ code: number; report?: RunReport }> {
@@ -71,7 +76,7 @@ export async function runNodeup(options: NodeupOptions, io: NodeupIO): Promise<{
     root,
     dryRun: options.dryRun,
     host,
-    cacheDir: under(root, options.cache),
+    cache: options.cache,
     log,
     retry: { ...DEFAULT_RETRY, retries: options.retries, ...(options.retryBaseMs !== undefined ? { baseDelayMs: options.retryBaseMs } : {}) },
     ...(options.concurrency !== undefined ? { concurrency: options.concurrency } : {}),

@@ -5,6 +5,7 @@ import { createHash } from 'node:crypto';
 import { ExitCode, UserError } from '../errors.js';
 import { CheckedDocument } from './checked-doc.js';
 import { cloudOf } from './cloud.js';
+import { isDNSName } from './names.js';
 import { parseYamlDocuments, SpecError } from './parse.js';
 import { INSTANCE_GROUP_ROLES, type Cluster, type InstanceGroup, type InstanceGroupRole } from './types.js';
 
@@ -50,6 +51,11 @@ export function parseBootConfig(text: string, source: string): BootConfig {
   const d = new CheckedDocument(docs[0]);
   d.record('');
   for (const key of ['cloudProvider', 'clusterName', 'configBase', 'instanceGroupName']) d.string(key);
+  // Both name store paths nodeup reads.
+  for (const key of ['clusterName', 'instanceGroupName']) {
+    const value = d.string(key);
+    if (!isDNSName(value)) d.fail(key, `invalid value ${JSON.stringify(value)} (want a lowercase DNS name)`);
+  }
   d.oneOf('instanceGroupRole', INSTANCE_GROUP_ROLES);
   if (!HASH.test(d.string('nodeupConfigHash'))) d.fail('nodeupConfigHash', 'must be sha256:<64 lowercase hex digits>');
   if (d.at('apiServerIPs') !== undefined) d.stringList('apiServerIPs');

@@ -5,6 +5,7 @@
 import { ExitCode, UserError } from '../errors.js';
 import { CheckedDocument } from './checked-doc.js';
 import { cloudOf } from './cloud.js';
+import { nodeConfigNameProblems } from './node-names.js';
 import { parseYamlDocuments, SpecError, toYAML } from './parse.js';
 import { nodeSysctls } from './sysctls.js';
 import { INSTANCE_GROUP_ROLES, isControlPlane, type Cluster, type InstanceGroup, type InstanceGroupRole } from './types.js';
@@ -124,6 +125,11 @@ export function buildNodeConfig(completed: Cluster, ig: InstanceGroup, keypairID
     sysctls: sortedRecord(nodeSysctls(cloudOf(completed), spec.sysctlParameters, ig.spec.sysctlParameters)),
   };
   if (controlPlane) config.etcdClusters = nodeEtcdClusters(completed, ig.metadata.name);
+  // Never written with a name nodeup would refuse (or turn into a path out of its root).
+  const problem = nodeConfigNameProblems(config)[0];
+  if (problem) {
+    throw new UserError(`cluster "${completed.metadata.name}", node config of instance group "${ig.metadata.name}": ${problem.path}: ${problem.reason}`, ExitCode.InvalidSpec);
+  }
   return config;
 }
 
@@ -201,7 +207,11 @@ export function parseNodeConfig(text: string, source: string): NodeConfig {
   d.stringList('assets.arm64');
   d.stringRecord('sysctls');
   checkEtcdSections(d);
-  return docs[0].value as NodeConfig;
+  const nc = docs[0].value as NodeConfig;
+  // Names become paths, unit names and store keys on the node: checked as names before anything uses them.
+  const problem = nodeConfigNameProblems(nc)[0];
+  if (problem) d.fail(problem.path, problem.reason);
+  return nc;
 }
 
 function checkEtcdSections(d: CheckedDocument): void {

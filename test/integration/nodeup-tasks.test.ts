@@ -28,7 +28,7 @@ async function run(root: string, tasks: Task[], dryRun = false): Promise<RunRepo
     root,
     dryRun,
     host: { id: 'debian', versionID: '12', family: 'debian', arch: 'amd64', source: 'test' },
-    cacheDir: join(root, 'var/cache/nodeup'),
+    cache: '/var/cache/nodeup',
     log: logger('test'),
     retry: { retries: 0, baseDelayMs: 1, maxDelayMs: 1 },
   });

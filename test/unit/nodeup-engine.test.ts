@@ -39,7 +39,7 @@ const options = (over: Partial<RunOptions> = {}): RunOptions => ({
   root: '/nonexistent-root',
   dryRun: false,
   host: { id: 'debian', versionID: '12', family: 'debian', arch: 'amd64', source: 'test' },
-  cacheDir: '/nonexistent-cache',
+  cache: '/nonexistent-cache',
   log: logger('test'),
   retry: { retries: 2, baseDelayMs: 1, maxDelayMs: 5 },
   ...over,

@@ -3,6 +3,7 @@
 // timeout, failures are retried with capped jittered backoff, a failure only
 // stops the tasks that depend on it, and the report lists every outcome.
 import type { Logger } from '../../../shared/log.js';
+import { NodeRoot, RootPathError } from '../host/fs.js';
 import type { HostInfo } from '../host/os-release.js';
 import { backoffDelay, DEFAULT_RETRY, sleep, type RetryPolicy } from './retry.js';
 import { TaskError, type Plan, type Task, type TaskContext } from './task.js';
@@ -23,7 +24,8 @@ export interface RunOptions {
   root: string;
   dryRun: boolean;
   host: HostInfo;
-  cacheDir: string;
+  /** Node path of the asset cache. */
+  cache: string;
   log: Logger;
   retry?: RetryPolicy;
   /** Per attempt. Default 10 minutes (kOps' per-task limit). */
@@ -87,6 +89,7 @@ async function withTimeout<T>(ms: number, run: (signal: AbortSignal) => Promise<
 export async function runTasks(tasks: readonly Task[], options: RunOptions): Promise<RunReport> {
   const started = Date.now();
   const ordered = checkGraph(tasks);
+  const fs = new NodeRoot(options.root);
   const retry = options.retry ?? DEFAULT_RETRY;
   const timeoutMs = options.timeoutMs ?? 10 * 60_000;
   const concurrency = Math.max(1, options.concurrency ?? 8);
@@ -109,7 +112,7 @@ export async function runTasks(tasks: readonly Task[], options: RunOptions): Pro
   };
 
   const attemptOnce = async (task: Task, signal: AbortSignal): Promise<{ plan: Plan; acted: boolean }> => {
-    const ctx: TaskContext = { ...options, changed, signal };
+    const ctx: TaskContext = { ...options, fs, changed, signal };
     const plan = await task.plan(ctx);
     if (plan.action === 'unchanged') return { plan, acted: false };
     if (!options.dryRun) await task.apply(ctx, plan);
@@ -139,7 +142,9 @@ export async function runTasks(tasks: readonly Task[], options: RunOptions): Pro
           const raw = err instanceof Error ? err.message : String(err);
           // The report names the task once: drop a TaskError's own "<id>: " prefix.
           const message = raw.startsWith(`${task.id}: `) ? raw.slice(task.id.length + 2) : raw;
-          if (attempts >= maxAttempts || (err instanceof TaskError && err.permanent)) {
+          // A path out of the root stays out however often it is tried.
+          const permanent = (err instanceof TaskError && err.permanent) || err instanceof RootPathError || (err as { cause?: unknown }).cause instanceof RootPathError;
+          if (attempts >= maxAttempts || permanent) {
             return { id: task.id, status: 'failed', ...(lastPlan ? { plan: lastPlan } : {}), error: message, attempts, ms: Date.now() - t0 };
           }
           const delay = backoffDelay(retry, attempts);

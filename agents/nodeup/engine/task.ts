@@ -1,6 +1,7 @@
 // What every nodeup task is: find the actual state and diff it against the
 // wanted one (plan, no side effect), then make it so (apply, only the difference).
 import type { Logger } from '../../../shared/log.js';
+import type { NodeRoot } from '../host/fs.js';
 import type { HostInfo } from '../host/os-release.js';
 
 export type Action = 'create' | 'modify' | 'unchanged';
@@ -20,12 +21,14 @@ export interface Plan {
 }
 
 export interface TaskContext {
-  /** Absolute root prefix; '/' on a real machine. */
+  /** Absolute root prefix; '/' on a real machine. Only for tools that take a root of their own (systemctl --root, useradd --root). */
   root: string;
+  /** Every path a task touches goes through this: resolved inside the root. */
+  fs: NodeRoot;
   dryRun: boolean;
   host: HostInfo;
-  /** Absolute path (already under root) of the asset cache. */
-  cacheDir: string;
+  /** Node path of the asset cache (resolved under root when used). */
+  cache: string;
   log: Logger;
   /** Whether a dependency changed (or, in a dry run, would change) in this run. */
   changed(taskId: string): boolean;
@@ -39,6 +42,11 @@ export interface Task {
   readonly deps: readonly string[];
   /** Content is secret: never shown in a plan. */
   readonly secret?: boolean;
+  /**
+   * Node paths the task creates or replaces, checked inside the root before
+   * anything runs; a path ending in '/' is a folder (a final link is followed).
+   */
+  readonly paths?: readonly string[];
   plan(ctx: TaskContext): Promise<Plan>;
   apply(ctx: TaskContext, plan: Plan): Promise<void>;
 }

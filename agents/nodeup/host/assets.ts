@@ -73,8 +73,10 @@ async function download(url: string, temp: string, signal: AbortSignal): Promise
  */
 export async function fetchToCache(cacheDir: string, a: AssetRef, signal: AbortSignal): Promise<string> {
   const target = cachePath(cacheDir, a);
-  if (await lstatIfExists(target)) {
-    if ((await sha256File(target)) === a.sha256) return target;
+  const cached = await lstatIfExists(target);
+  if (cached) {
+    // Only a regular file is read: a link planted as an entry is never read through, just replaced.
+    if (cached.isFile() && (await sha256File(target)) === a.sha256) return target;
     await rm(target, { force: true }); // corrupted cache entry: fetch again
   }
   await mkdir(cacheDir, { recursive: true, mode: 0o755 });

@@ -2,10 +2,9 @@
 // <root>/etc/os-release (and the running CPU): they pick the package manager
 // and the asset of the right architecture.
 import { arch as cpuArch } from 'node:os';
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { ExitCode, UserError } from '../../../shared/errors.js';
 import { TaskError } from '../engine/task.js';
+import { RootPathError, type NodeRoot } from './fs.js';
 
 export type DistroFamily = 'debian' | 'rhel';
 export type Arch = 'amd64' | 'arm64';
@@ -36,6 +35,8 @@ const FAMILIES: Record<string, DistroFamily> = {
   rhel: 'rhel', centos: 'rhel', rocky: 'rhel', almalinux: 'rhel', fedora: 'rhel', amzn: 'rhel',
 };
 
+const OS_RELEASE = '/etc/os-release';
+
 export function parseOsRelease(text: string): Record<string, string> {
   const fields: Record<string, string> = {};
   for (const line of text.split('\n')) {
@@ -52,12 +53,15 @@ export function hostArch(nodeArch: string = cpuArch()): Arch {
 }
 
 /** Reads <root>/etc/os-release; a missing file is an error, an unknown distro is not (yet). */
-export async function detectHost(root: string, arch: Arch = hostArch()): Promise<HostInfo> {
-  const path = join(root, 'etc/os-release');
+export async function detectHost(fs: NodeRoot, arch: Arch = hostArch()): Promise<HostInfo> {
+  const path = await fs.resolve(OS_RELEASE); // a link out of the root is refused here, naming it
   let text: string;
   try {
-    text = await readFile(path, 'utf8');
+    const data = await fs.read(OS_RELEASE);
+    if (data === undefined) throw new Error('no such file');
+    text = data.toString('utf8');
   } catch (err) {
+    if (err instanceof RootPathError) throw err;
     throw new UserError(`detect distro: cannot read ${path}: ${(err as Error).message}`, ExitCode.Failure, { cause: err });
   }
   const fields = parseOsRelease(text);

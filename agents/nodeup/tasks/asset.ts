@@ -2,11 +2,12 @@
 // extracted into a folder. Planning only looks at what is installed; nothing
 // is downloaded until apply. Independent assets are separate tasks, so the
 // engine downloads them in parallel (kOps downloads one at a time).
+import { constants } from 'node:fs';
 import { copyFile, chmod, mkdir, rename, rm, writeFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { execa } from 'execa';
-import { cachePath, fetchToCache, sha256File, type AssetRef } from '../host/assets.js';
-import { formatMode, lstatIfExists, readIfExists, tempPathFor, under } from '../host/fs.js';
+import { fetchToCache, sha256File, type AssetRef } from '../host/assets.js';
+import { formatMode, lstatIfExists, tempPathFor } from '../host/fs.js';
 import { planFrom, TaskError, type FieldChange, type Plan, type Task, type TaskContext } from '../engine/task.js';
 
 export type AssetInstall =
@@ -19,8 +20,11 @@ const MARKER = '.nodeup-asset-sha256';
 export class AssetTask implements Task {
   readonly id: string;
   readonly deps: readonly string[] = [];
+  readonly paths: readonly string[];
   constructor(readonly asset: AssetRef, readonly install: AssetInstall) {
     this.id = `Asset:${install.kind === 'file' ? install.path : install.dir}`;
+    // An extracted folder is swapped in whole by a rename, like a file.
+    this.paths = [this.installedPath];
   }
 
   /** Where the installed asset lives on the node. */
@@ -31,7 +35,7 @@ export class AssetTask implements Task {
   async plan(ctx: TaskContext): Promise<Plan> {
     const want = this.asset.sha256;
     if (this.install.kind === 'file') {
-      const path = under(ctx.root, this.install.path);
+      const path = await ctx.fs.entry(this.install.path);
       const st = await lstatIfExists(path);
       const mode = this.install.mode ?? 0o755;
       if (!st) return planFrom(false, [{ field: 'sha256', new: want }, { field: 'source', new: this.asset.urls[0] }]);
@@ -41,20 +45,21 @@ export class AssetTask implements Task {
       else if ((st.mode & 0o7777) !== mode) changes.push({ field: 'mode', old: formatMode(st.mode), new: formatMode(mode) });
       return planFrom(true, changes);
     }
-    const dir = under(ctx.root, this.install.dir);
-    const marker = (await readIfExists(join(dir, MARKER)))?.toString('utf8').trim();
+    // Anything but a folder there (a link too) is not an installed asset: the swap below replaces it.
+    const installed = (await ctx.fs.lstat(this.install.dir))?.isDirectory() ?? false;
+    const marker = installed ? (await ctx.fs.readCurrent(`${this.install.dir}/${MARKER}`))?.toString('utf8').trim() : undefined;
     if (marker === undefined) return planFrom(false, [{ field: 'sha256', new: want }, { field: 'source', new: this.asset.urls[0] }]);
     return planFrom(true, marker === want ? [] : [{ field: 'sha256', old: marker, new: want }]);
   }
 
   async apply(ctx: TaskContext, plan: Plan): Promise<void> {
     if (this.install.kind === 'file' && plan.changes.every((c) => c.field === 'mode')) {
-      await chmod(under(ctx.root, this.install.path), this.install.mode ?? 0o755);
+      await ctx.fs.setOwnership(this.install.path, this.install.mode ?? 0o755);
       return;
     }
     let cached: string;
     try {
-      cached = await fetchToCache(ctx.cacheDir, this.asset, ctx.signal);
+      cached = await fetchToCache(await ctx.fs.mkdirs(ctx.cache), this.asset, ctx.signal);
     } catch (err) {
       throw new TaskError(this.id, (err as Error).message, { cause: err });
     }
@@ -63,11 +68,10 @@ export class AssetTask implements Task {
   }
 
   private async installFile(ctx: TaskContext, cached: string, nodePath: string, mode: number): Promise<void> {
-    const path = under(ctx.root, nodePath);
-    await mkdir(dirname(path), { recursive: true, mode: 0o755 });
+    const path = await ctx.fs.placeFor(nodePath);
     const temp = tempPathFor(path);
     try {
-      await copyFile(cached, temp);
+      await copyFile(cached, temp, constants.COPYFILE_EXCL);
       await chmod(temp, mode);
       await rename(temp, path); // a running binary keeps its old inode
     } catch (err) {
@@ -78,8 +82,7 @@ export class AssetTask implements Task {
 
   /** Extracts into a sibling temp folder, then swaps it in: never a half-extracted folder at `dir`. */
   private async extract(ctx: TaskContext, cached: string, nodeDir: string, strip: number): Promise<void> {
-    const dir = under(ctx.root, nodeDir);
-    await mkdir(dirname(dir), { recursive: true, mode: 0o755 });
+    const dir = await ctx.fs.placeFor(nodeDir);
     const temp = tempPathFor(dir);
     const old = tempPathFor(dir);
     let movedAway = false;
@@ -98,7 +101,7 @@ export class AssetTask implements Task {
       // Put back what was installed: a failed upgrade leaves the old version working.
       if (movedAway) await rename(old, dir);
       await rm(temp, { recursive: true, force: true });
-      throw new TaskError(this.id, `extract ${cachePath(ctx.cacheDir, this.asset)}: ${(err as Error).message}`, { cause: err });
+      throw new TaskError(this.id, `extract ${cached}: ${(err as Error).message}`, { cause: err });
     }
   }
 }

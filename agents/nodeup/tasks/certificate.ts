@@ -7,7 +7,6 @@ import YAML from 'yaml';
 import { needsRenewal } from '../../../shared/pki/renewal.js';
 import { issueCertificate, parseCertificate, verifyIssuedBy, type CertificateUsage } from '../../../shared/pki/x509.js';
 import type { Keypair } from '../../../shared/pki/keyset.js';
-import { readIfExists, under, writeFileAtomic } from '../host/fs.js';
 import { planFrom, TaskError, type FieldChange, type Plan, type Task, type TaskContext } from '../engine/task.js';
 
 /** Loads a CA keypair by keyset name (from the state store; cached per run). */
@@ -64,13 +63,15 @@ export class CertificateTask implements Task {
   readonly id: string;
   readonly deps: readonly string[] = [];
   readonly secret = true;
+  readonly paths: readonly string[];
   constructor(readonly certPath: string, readonly keyPath: string, readonly req: CertRequest, private readonly ca: CASource) {
     this.id = `Certificate:${certPath}`;
+    this.paths = [certPath, keyPath];
   }
 
   async plan(ctx: TaskContext): Promise<Plan> {
-    const cert = (await readIfExists(under(ctx.root, this.certPath)))?.toString('utf8');
-    const key = (await readIfExists(under(ctx.root, this.keyPath)))?.toString('utf8');
+    const cert = (await ctx.fs.readCurrent(this.certPath))?.toString('utf8');
+    const key = (await ctx.fs.readCurrent(this.keyPath))?.toString('utf8');
     const caPair = await this.ca(this.req.ca);
     const problem = await certificateProblem(cert, key, caPair.certPEM, this.req);
     if (!problem) return planFrom(true, []);
@@ -82,8 +83,8 @@ export class CertificateTask implements Task {
     try {
       const issued = await issue(this.ca, this.req);
       // Key first: a crash in between leaves a mismatched pair, which the next run reissues.
-      await writeFileAtomic(under(ctx.root, this.keyPath), issued.keyPEM, { mode: 0o600, uid: 0, gid: 0 });
-      await writeFileAtomic(under(ctx.root, this.certPath), issued.certPEM, { mode: 0o644, uid: 0, gid: 0 });
+      await ctx.fs.writeFileAtomic(this.keyPath, issued.keyPEM, { mode: 0o600, uid: 0, gid: 0 });
+      await ctx.fs.writeFileAtomic(this.certPath, issued.certPEM, { mode: 0o644, uid: 0, gid: 0 });
     } catch (err) {
       throw new TaskError(this.id, (err as Error).message, { cause: err });
     }
@@ -207,12 +208,14 @@ export class KubeconfigTask implements Task {
   readonly id: string;
   readonly deps: readonly string[] = [];
   readonly secret = true;
+  readonly paths: readonly string[];
   constructor(readonly spec: KubeconfigSpec, private readonly credentials: ClientCredentials) {
     this.id = `Kubeconfig:${spec.path}`;
+    this.paths = [spec.path];
   }
 
   async plan(ctx: TaskContext): Promise<Plan> {
-    const current = readKubeconfig((await readIfExists(under(ctx.root, this.spec.path)))?.toString('utf8'));
+    const current = readKubeconfig((await ctx.fs.readCurrent(this.spec.path))?.toString('utf8'));
     const caCertPEM = await this.credentials.caCertPEM();
     const changes: FieldChange[] = [];
     if (current?.server !== this.spec.server) changes.push({ field: 'server', ...(current?.server ? { old: current.server } : {}), new: this.spec.server });
@@ -224,12 +227,12 @@ export class KubeconfigTask implements Task {
 
   async apply(ctx: TaskContext, plan: Plan): Promise<void> {
     try {
-      const current = readKubeconfig((await readIfExists(under(ctx.root, this.spec.path)))?.toString('utf8'));
+      const current = readKubeconfig((await ctx.fs.readCurrent(this.spec.path))?.toString('utf8'));
       const caCertPEM = await this.credentials.caCertPEM();
       const replace = plan.changes.some((c) => c.field === 'client-certificate') || !current?.certData || !current.keyData;
       const pair = replace ? await this.credentials.obtain() : { certPEM: current.certData as string, keyPEM: current.keyData as string };
       const text = renderKubeconfig(this.spec.user, this.spec.server, caCertPEM, pair.certPEM, pair.keyPEM);
-      await writeFileAtomic(under(ctx.root, this.spec.path), text, { mode: 0o600, uid: 0, gid: 0 });
+      await ctx.fs.writeFileAtomic(this.spec.path, text, { mode: 0o600, uid: 0, gid: 0 });
     } catch (err) {
       throw new TaskError(this.id, (err as Error).message, { cause: err });
     }

@@ -1,6 +1,5 @@
 // /etc/hosts: nodeup owns one marked block and leaves every other line alone
 // (the distro's localhost lines, protokube's etcd names, the operator's).
-import { readIfExists, under, writeFileAtomic } from '../host/fs.js';
 import { contentDiff } from './file.js';
 import { planFrom, type Plan, type Task, type TaskContext } from '../engine/task.js';
 
@@ -20,10 +19,11 @@ export function withManagedBlock(current: string, entries: Array<[ip: string, na
 export class HostsTask implements Task {
   readonly id = 'Hosts:/etc/hosts';
   readonly deps: readonly string[] = [];
+  readonly paths: readonly string[] = ['/etc/hosts'];
   constructor(readonly entries: Array<[ip: string, names: string[]]>) {}
 
   private async render(ctx: TaskContext): Promise<{ old: Buffer | undefined; want: Buffer }> {
-    const old = await readIfExists(under(ctx.root, '/etc/hosts'));
+    const old = await ctx.fs.readCurrent('/etc/hosts');
     return { old, want: Buffer.from(withManagedBlock(old?.toString('utf8') ?? '', this.entries)) };
   }
 
@@ -36,6 +36,6 @@ export class HostsTask implements Task {
   async apply(ctx: TaskContext): Promise<void> {
     // Rendered again from what is on disk now, so a line added since planning is kept.
     const { want } = await this.render(ctx);
-    await writeFileAtomic(under(ctx.root, '/etc/hosts'), want, { mode: 0o644, uid: 0, gid: 0 });
+    await ctx.fs.writeFileAtomic('/etc/hosts', want, { mode: 0o644, uid: 0, gid: 0 });
   }
 }

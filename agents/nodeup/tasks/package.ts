@@ -4,7 +4,6 @@
 // `.deb` can also come from a hash-verified asset.
 import { execa } from 'execa';
 import { fetchToCache, type AssetRef } from '../host/assets.js';
-import { under } from '../host/fs.js';
 import { requireFamily } from '../host/os-release.js';
 import { planFrom, TaskError, type Plan, type Task, type TaskContext } from '../engine/task.js';
 
@@ -12,11 +11,13 @@ interface Installed {
   version: string;
 }
 
+const DPKG_ADMINDIR = '/var/lib/dpkg';
+
 /** name → installed version, from the package database under root. */
 async function installedPackages(ctx: TaskContext, taskId: string, names: string[]): Promise<Map<string, Installed>> {
   const found = new Map<string, Installed>();
   if (requireFamily(ctx.host, taskId) === 'debian') {
-    const r = await execa('dpkg-query', ['--admindir', under(ctx.root, '/var/lib/dpkg'), '-W', '-f', '${Package}\t${db:Status-Abbrev}\t${Version}\n', ...names], { reject: false });
+    const r = await execa('dpkg-query', ['--admindir', await ctx.fs.resolve(DPKG_ADMINDIR), '-W', '-f', '${Package}\t${db:Status-Abbrev}\t${Version}\n', ...names], { reject: false });
     for (const line of String(r.stdout).split('\n')) {
       const [name, status, version] = line.split('\t');
       if (name && status?.trim() === 'ii') found.set(name, { version: version ?? '' });
@@ -45,6 +46,7 @@ async function repairDpkg(ctx: TaskContext): Promise<void> {
 export class PackagesTask implements Task {
   readonly id: string;
   readonly deps: readonly string[] = [];
+  readonly paths: readonly string[] = [`${DPKG_ADMINDIR}/`];
   constructor(label: string, readonly names: string[]) {
     this.id = `Packages:${label}`;
   }
@@ -94,6 +96,7 @@ export function debIdentity(fileName: string): { name: string; version: string }
 export class DebPackageTask implements Task {
   readonly id: string;
   readonly deps: readonly string[] = [];
+  readonly paths: readonly string[] = [`${DPKG_ADMINDIR}/`];
   constructor(readonly asset: AssetRef, readonly pkg: { name: string; version: string }) {
     this.id = `DebPackage:${pkg.name}`;
   }
@@ -107,7 +110,7 @@ export class DebPackageTask implements Task {
 
   async apply(ctx: TaskContext): Promise<void> {
     try {
-      const deb = await fetchToCache(ctx.cacheDir, this.asset, ctx.signal);
+      const deb = await fetchToCache(await ctx.fs.mkdirs(ctx.cache), this.asset, ctx.signal);
       await repairDpkg(ctx);
       await execa('dpkg', [...dpkgRoot(ctx.root), '-i', deb], { cancelSignal: ctx.signal, env: { DEBIAN_FRONTEND: 'noninteractive' } });
     } catch (err) {

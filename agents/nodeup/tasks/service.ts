@@ -3,7 +3,6 @@
 // (kops#11370: re-enable loops); it is restarted only when its unit, an
 // environment/config file or its binary changed in this run — those are the
 // tasks named in `restartOn` — or, on a live machine, started when not running.
-import { under, readIfExists, writeFileAtomic } from '../host/fs.js';
 import { systemctl, systemctlOrThrow, systemdIsLive, unitFileState } from '../host/systemd.js';
 import { contentDiff } from './file.js';
 import { planFrom, type FieldChange, type Plan, type Task, type TaskContext } from '../engine/task.js';
@@ -30,9 +29,11 @@ export function unitPath(name: string): string {
 export class ServiceTask implements Task {
   readonly id: string;
   readonly deps: readonly string[];
+  readonly paths: readonly string[];
   constructor(readonly spec: ServiceSpec) {
     this.id = `Service:${spec.name}`;
     this.deps = [...new Set([...(spec.deps ?? []), ...(spec.restartOn ?? [])])];
+    this.paths = spec.unit === undefined ? [] : [unitPath(spec.name)];
   }
 
   async plan(ctx: TaskContext): Promise<Plan> {
@@ -41,7 +42,7 @@ export class ServiceTask implements Task {
     let exists = true;
     if (this.spec.unit !== undefined) {
       const path = unitPath(this.spec.name);
-      const old = await readIfExists(under(ctx.root, path));
+      const old = await ctx.fs.readCurrent(path);
       exists = old !== undefined;
       const want = Buffer.from(this.spec.unit, 'utf8');
       if (!old || !old.equals(want)) {
@@ -73,7 +74,7 @@ export class ServiceTask implements Task {
   async apply(ctx: TaskContext, plan: Plan): Promise<void> {
     const has = (field: string): boolean => plan.changes.some((c) => c.field === field);
     if (has('unit') && this.spec.unit !== undefined) {
-      await writeFileAtomic(under(ctx.root, unitPath(this.spec.name)), this.spec.unit, { mode: 0o644, uid: 0, gid: 0 });
+      await ctx.fs.writeFileAtomic(unitPath(this.spec.name), this.spec.unit, { mode: 0o644, uid: 0, gid: 0 });
     }
     if (has('daemon-reload')) await systemctlOrThrow(ctx.root, ['daemon-reload'], ctx.signal);
     if (has('enabled')) await systemctlOrThrow(ctx.root, [(this.spec.enabled ?? true) ? 'enable' : 'disable', this.spec.name], ctx.signal);

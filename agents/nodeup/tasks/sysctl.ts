@@ -3,7 +3,6 @@
 // --root only the file is written: the kernel belongs to the host.
 import { readFile } from 'node:fs/promises';
 import { execa } from 'execa';
-import { readIfExists, under, writeFileAtomic } from '../host/fs.js';
 import { kernelIsOurs } from '../host/kernel.js';
 import { contentDiff } from './file.js';
 import { planFrom, type FieldChange, type Plan, type Task, type TaskContext } from '../engine/task.js';
@@ -24,13 +23,15 @@ async function liveValue(key: string): Promise<string | undefined> {
 export class SysctlTask implements Task {
   readonly id: string;
   readonly deps: readonly string[] = [];
+  readonly paths: readonly string[];
   constructor(readonly path: string, readonly values: Record<string, string>) {
     this.id = `Sysctl:${path}`;
+    this.paths = [path];
   }
 
   async plan(ctx: TaskContext): Promise<Plan> {
     const want = Buffer.from(renderSysctlConf(this.values));
-    const old = await readIfExists(under(ctx.root, this.path));
+    const old = await ctx.fs.readCurrent(this.path);
     const changes: FieldChange[] = [];
     let diff: string | undefined;
     if (!old || !old.equals(want)) {
@@ -48,7 +49,7 @@ export class SysctlTask implements Task {
 
   async apply(ctx: TaskContext, plan: Plan): Promise<void> {
     if (plan.changes.some((c) => c.field === 'file')) {
-      await writeFileAtomic(under(ctx.root, this.path), renderSysctlConf(this.values), { mode: 0o644, uid: 0, gid: 0 });
+      await ctx.fs.writeFileAtomic(this.path, renderSysctlConf(this.values), { mode: 0o644, uid: 0, gid: 0 });
     }
     if (kernelIsOurs(ctx.root)) await execa('sysctl', ['-p', this.path], { cancelSignal: ctx.signal });
   }

@@ -1,11 +1,11 @@
 // User and Group: system accounts, found in <root>/etc/passwd and
 // <root>/etc/group, created with shadow's useradd/groupadd (which take --root).
 import { execa } from 'execa';
-import { readIfExists, under } from '../host/fs.js';
+import type { NodeRoot } from '../host/fs.js';
 import { planFrom, type Plan, type Task, type TaskContext } from '../engine/task.js';
 
-async function entry(root: string, file: string, name: string): Promise<string[] | undefined> {
-  const text = (await readIfExists(under(root, file)))?.toString('utf8') ?? '';
+async function entry(fs: NodeRoot, file: string, name: string): Promise<string[] | undefined> {
+  const text = (await fs.read(file))?.toString('utf8') ?? '';
   return text.split('\n').map((line) => line.split(':')).find((fields) => fields[0] === name);
 }
 
@@ -18,7 +18,7 @@ export class GroupTask implements Task {
     this.id = `Group:${name}`;
   }
   async plan(ctx: TaskContext): Promise<Plan> {
-    const found = await entry(ctx.root, '/etc/group', this.name);
+    const found = await entry(ctx.fs, '/etc/group', this.name);
     return planFrom(found !== undefined, found ? [] : [{ field: 'group', new: this.name }]);
   }
   async apply(ctx: TaskContext): Promise<void> {
@@ -41,7 +41,7 @@ export class UserTask implements Task {
     this.deps = spec.group ? [`Group:${spec.group}`] : [];
   }
   async plan(ctx: TaskContext): Promise<Plan> {
-    const found = await entry(ctx.root, '/etc/passwd', this.spec.name);
+    const found = await entry(ctx.fs, '/etc/passwd', this.spec.name);
     const shell = this.spec.shell ?? '/usr/sbin/nologin';
     const home = this.spec.home ?? '/nonexistent';
     if (!found) return planFrom(false, [{ field: 'user', new: this.spec.name }, { field: 'shell', new: shell }, { field: 'home', new: home }]);
