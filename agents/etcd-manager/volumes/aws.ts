@@ -96,6 +96,8 @@ const LOST_RACE = new Set(['VolumeInUse', 'IncorrectState', 'InvalidVolume.NotFo
 function errorCode(err: unknown): string {
   if (!(err instanceof Error)) return 'Error';
   const code = (err as NodeJS.ErrnoException).code;
+  // The SDK names connect-phase failures TimeoutError too; a reset connection is not a timeout.
+  if (err.name === 'TimeoutError' && code && code !== 'ETIMEDOUT') return code;
   return err.name !== 'Error' ? err.name : code ?? 'Error';
 }
 
@@ -171,7 +173,7 @@ export class AwsVolumeProvider implements VolumeProvider {
       return await run(client, sdk);
     } catch (err) {
       const code = errorCode(err);
-      const detail = err instanceof Error && err.name === 'TimeoutError'
+      const detail = code === 'TimeoutError'
         ? `no reply within ${this.options.requestTimeoutMs ?? 10_000} ms (${this.options.maxAttempts ?? 3} attempts)`
         : err instanceof Error ? err.message || networkReason(err) : String(err);
       throw Object.assign(new Error(`aws volumes: EC2 ${action} at ${this.endpointText()}: ${code}: ${detail}`, { cause: err }), { ec2Code: code });
