@@ -672,9 +672,11 @@ export class EC2TestServer {
     const shown = this.page(selected, parsed, query, { min: 5, max: 500, idList: 'VolumeId', idSetName: 'volumeSet' }, notes);
     this.dryRun(parsed);
     notes.answered = [];
+    const now = Date.now();
     const items = shown.map((v) => {
-      const states = v.attachments.map((a) => this.attachmentState(a));
-      const volumeState = this.volumeState(v);
+      v.attachments = v.attachments.filter((a) => this.attachmentState(a, now) !== 'gone');
+      const states = v.attachments.map((a) => this.attachmentState(a, now));
+      const volumeState = v.attachments.length === 0 ? 'available' : 'in-use';
       notes.answered!.push({ id: v.id, state: volumeState, attachments: v.attachments.map((a, i) => ({ instanceId: a.instanceId, state: states[i] })) });
       const attachments = v.attachments.map((a, i) => `<item>${el('volumeId', v.id)}${el('instanceId', a.instanceId)}${el('device', a.device)}${el('status', states[i])}${el('attachTime', a.attachTime.toISOString())}${el('deleteOnTermination', false)}</item>`).join('');
       // This reply has shown the attachments: count it against their poll-counted delay.
