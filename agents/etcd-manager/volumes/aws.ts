@@ -17,6 +17,7 @@ import type { EC2Client, Filter, Volume as EC2Volume } from '@aws-sdk/client-ec2
 type EC2SDK = typeof import('@aws-sdk/client-ec2');
 import type { Logger } from '../../../shared/log.js';
 import { firstFreeDevice, waitForDevice } from './aws-devices.js';
+import { allPages } from './aws-pages.js';
 import { isIP } from 'node:net';
 import { InstanceMetadata, networkReason, type InstanceIdentity, type MetadataOptions } from './aws-imds.js';
 import { filesystemType, makeExt4, mount, mountedAt, unmount } from './blockdev.js';
@@ -82,11 +83,21 @@ interface Held {
   ec2Device: string;
 }
 
+/**
+ * MaxResults for the candidate search: EC2's largest for DescribeVolumes (it
+ * takes 5–500). Asking for pages at all is what EC2 recommends (unpaged
+ * describes are throttled and time out with many volumes); the replies may
+ * still be shorter, so every NextToken is followed.
+ */
+const DESCRIBE_VOLUMES_PAGE_SIZE = 500;
+
 const LOST_RACE = new Set(['VolumeInUse', 'IncorrectState', 'InvalidVolume.NotFound', 'InvalidVolume.ZoneMismatch']);
 
 function errorCode(err: unknown): string {
   if (!(err instanceof Error)) return 'Error';
   const code = (err as NodeJS.ErrnoException).code;
+  // The SDK names connect-phase failures TimeoutError too; a reset connection is not a timeout.
+  if (err.name === 'TimeoutError' && code && code !== 'ETIMEDOUT') return code;
   return err.name !== 'Error' ? err.name : code ?? 'Error';
 }
 
@@ -162,7 +173,7 @@ export class AwsVolumeProvider implements VolumeProvider {
       return await run(client, sdk);
     } catch (err) {
       const code = errorCode(err);
-      const detail = err instanceof Error && err.name === 'TimeoutError'
+      const detail = code === 'TimeoutError'
         ? `no reply within ${this.options.requestTimeoutMs ?? 10_000} ms (${this.options.maxAttempts ?? 3} attempts)`
         : err instanceof Error ? err.message || networkReason(err) : String(err);
       throw Object.assign(new Error(`aws volumes: EC2 ${action} at ${this.endpointText()}: ${code}: ${detail}`, { cause: err }), { ec2Code: code });
@@ -204,23 +215,25 @@ export class AwsVolumeProvider implements VolumeProvider {
     };
   }
 
-  /** Every volume of this cluster and etcd cluster in this zone, by id. */
+  /** Every volume of this cluster and etcd cluster in this zone, by id, from every page EC2 returns. */
   private async candidates(identity: InstanceIdentity): Promise<Candidate[]> {
-    const found: Candidate[] = [];
-    let nextToken: string | undefined;
-    do {
-      const page = await this.call('DescribeVolumes', (c, sdk) => c.send(new sdk.DescribeVolumesCommand({ Filters: this.filters(identity.availabilityZone), NextToken: nextToken })));
-      for (const volume of page.Volumes ?? []) {
-        // The filters do this already; checked again so a loose endpoint cannot hand us a stranger's disk.
-        if (volume.AvailabilityZone !== identity.availabilityZone) continue;
-        const candidate = this.toCandidate(volume);
-        if (candidate) found.push(candidate);
-      }
-      nextToken = page.NextToken || undefined;
-    } while (nextToken);
-    return found.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    const filters = this.filters(identity.availabilityZone);
+    const volumes = await allPages(`aws volumes: EC2 DescribeVolumes at ${this.endpointText()}`, async (nextToken) => {
+      const page = await this.call('DescribeVolumes', (c, sdk) => c.send(new sdk.DescribeVolumesCommand({ Filters: filters, MaxResults: DESCRIBE_VOLUMES_PAGE_SIZE, NextToken: nextToken })));
+      return { items: page.Volumes ?? [], nextToken: page.NextToken };
+    });
+    // Pages are not a snapshot: a volume can show up on two of them.
+    const found = new Map<string, Candidate>();
+    for (const volume of volumes) {
+      // The filters do this already; checked again so a loose endpoint cannot hand us a stranger's disk.
+      if (volume.AvailabilityZone !== identity.availabilityZone) continue;
+      const candidate = this.toCandidate(volume);
+      if (candidate) found.set(candidate.id, candidate);
+    }
+    return [...found.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   }
 
+  /** One volume by id (not paged: EC2 returns every named id at once and refuses MaxResults with ids). */
   private async describeVolume(id: string): Promise<EC2Volume | undefined> {
     try {
       const out = await this.call('DescribeVolumes', (c, sdk) => c.send(new sdk.DescribeVolumesCommand({ VolumeIds: [id] })));
@@ -231,7 +244,7 @@ export class AwsVolumeProvider implements VolumeProvider {
     }
   }
 
-  /** Device names in this instance's block device mappings. */
+  /** Device names in this instance's block device mappings (by id, so one reply: no paging). */
   private async usedDevices(instanceId: string): Promise<string[]> {
     const out = await this.call('DescribeInstances', (c, sdk) => c.send(new sdk.DescribeInstancesCommand({ InstanceIds: [instanceId] })));
     const instance = out.Reservations?.flatMap((r) => r.Instances ?? []).find((i) => i.InstanceId === instanceId);
