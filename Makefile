@@ -41,6 +41,7 @@ bench: build
 	$(TSX) bench/startup.ts
 	$(TSX) bench/nodeup.ts
 	$(TSX) bench/etcd-manager.ts
+	$(TSX) bench/aws-volumes.ts
 
 demo: build
 	bash scripts/demo.sh
