@@ -54,7 +54,7 @@ export class AssetTask implements Task {
     }
     let cached: string;
     try {
-      cached = await fetchToCache(ctx.cacheDir, this.asset, ctx.signal);
+      cached = await fetchToCache(ctx.cacheDir, this.asset, ctx.signal, ctx.assetStallTimeoutMs);
     } catch (err) {
       throw new TaskError(this.id, (err as Error).message, { cause: err });
     }
