@@ -104,8 +104,8 @@ export class Manager {
 
   constructor(readonly config: ManagerConfig, log: Logger = logger('etcd-manager')) {
     this.log = log.child({ cluster: config.clusterName });
-    this.backups = openStore(config.backupStore);
-    this.state = openStore(config.stateStore);
+    this.backups = openStore(config.backupStore, { timeoutMs: config.storeTimeoutMs });
+    this.state = openStore(config.stateStore, { timeoutMs: config.storeTimeoutMs });
     this.provider =
       config.volumeProvider === 'static'
         ? new StaticVolumeProvider({ dataDir: config.dataDir ?? '', nameTag: config.volumeNameTag, defaultMember: config.instanceId, log: this.log })

@@ -14,6 +14,7 @@ import type { CliIO } from './io.js';
 import { cloudName, formatInstanceGroups, parseOutputFormat, table, zonesOf } from './output.js';
 import { formatPlan, hasChanges } from './store-plan.js';
 import { requireValid } from './validation.js';
+import { checkReachableFromInstances } from './reachability.js';
 
 export interface CreateClusterOptions {
   zones?: string;
@@ -221,7 +222,9 @@ export async function getBootConfig(store: StateStore, io: CliIO, name: string, 
   }
   const completed = parseObjects(completedText.toString('utf8'), cs.urlOf(StorePaths.completedSpec)).find((o) => o.object.kind === 'Cluster');
   if (!completed) throw new UserError(`${cs.urlOf(StorePaths.completedSpec)}: no Cluster object`, ExitCode.InvalidSpec);
-  io.out(YAML.stringify(buildBootConfig(completed.object as Cluster, group, nodeConfig, cs.baseURL)));
+  // The configBase user-data names: the completed spec's (spec.configBase when set, else this store).
+  const completedCluster = completed.object as Cluster;
+  io.out(YAML.stringify(buildBootConfig(completedCluster, group, nodeConfig, completedCluster.spec.configBase ?? cs.baseURL)));
 }
 
 export async function getUserData(store: StateStore, io: CliIO, name: string, ig: string): Promise<void> {
@@ -251,6 +254,7 @@ export async function runUpdateCluster(
   const stored = await repo.load(name);
   const agent = await resolveAgentBinary(options, io.env);
   const clusterStore = repo.clusterStore(name);
+  checkReachableFromInstances(stored.cluster.object, clusterStore.baseURL, agent);
   const configBase = stored.cluster.object.spec.configBase;
   if (configBase && configBase.replace(/\/+$/, '') !== clusterStore.baseURL) {
     io.err(`warning: spec.configBase is ${configBase} but this cluster is stored at ${clusterStore.baseURL}; instances will read their configuration from ${configBase}\n`);

@@ -4,6 +4,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import { openStore, storeURLFromEnv } from '../../shared/store/index.js';
 import { StoreError, type StateStore } from '../../shared/store/types.js';
+import { storeTimeoutMs } from '../../shared/store/timeout.js';
 import { ExitCode, UserError } from '../../shared/errors.js';
 import { VERSION } from '../../shared/version.js';
 import * as cmd from './commands.js';
@@ -58,6 +59,7 @@ function buildProgram(io: CliIO): Command {
     .description('Keep a kOps-style cluster spec in a state store and render what its instances boot from.')
     .version(VERSION, '--version', 'print the version')
     .option('--state <url>', STORE_HELP)
+    .option('--store-timeout <seconds>', 'a state store request that gets no byte for this long fails, so an endpoint that never answers costs seconds, not minutes; 1 to 600 (default $MOORING_STORE_TIMEOUT, else 30)')
     .showSuggestionAfterError()
     .exitOverride()
     .configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) })
@@ -73,7 +75,11 @@ Example:
   mooring get userdata demo.example.com --instance-group control-plane-local-a`,
     );
 
-  const store = (): StateStore => openStore(storeURLFromEnv(program.opts<{ state?: string }>().state, io.env), { env: io.env });
+  const store = (): StateStore => {
+    const opts = program.opts<{ state?: string; storeTimeout?: string }>();
+    const timeoutMs = storeTimeoutMs(opts.storeTimeout, io.env);
+    return openStore(storeURLFromEnv(opts.state, io.env), { env: io.env, timeoutMs });
+  };
   const inherit = (c: Command) => c.exitOverride().configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) });
 
   // create
@@ -164,7 +170,7 @@ Example:
       )
       .argument('<name>', 'cluster name')
       .option('--yes', 'apply the changes', false)
-      .option('--agent-url <url...>', 'mirror URL(s) instances download the agent binary from (default $MOORING_AGENT_URLS, comma-separated; or this binary)')
+      .option('--agent-url <url...>', 'mirror URL(s) instances download the agent binary from (default $MOORING_AGENT_URLS, comma-separated; or this binary); http(s):// for a cloud (aws) cluster')
       .option('--agent-sha256 <hex>', 'sha256 of the agent binary (default $MOORING_AGENT_SHA256; or the hash of this binary)')
       .action(async (name: string, o: { yes: boolean; agentUrl?: string[]; agentSha256?: string }) =>
         cmd.runUpdateCluster(store(), io, name, { yes: o.yes, agentURL: o.agentUrl, agentSHA256: o.agentSha256 }),

@@ -53,7 +53,9 @@ export async function updateCluster(
     ? { ...(await ensureClusterPKI(clusterStore, keysetNames)), ...(await ensureNodeCredentials(clusterStore)) }
     : await existingKeypairIDs(clusterStore, [...pki.existing, ...NODE_CREDENTIAL_NAMES.filter((n) => !credentialsToWrite.includes(n))], [...pki.toCreate, ...credentialsToWrite]);
 
-  const desired = desiredObjects(completed.cluster, completed.instanceGroups, keypairIDs, clusterStore.baseURL, agent, assets);
+  // Instances read their configuration where the completed spec says: spec.configBase when the user set it.
+  const configBase = completed.cluster.spec.configBase ?? clusterStore.baseURL;
+  const desired = desiredObjects(completed.cluster, completed.instanceGroups, keypairIDs, configBase, agent, assets);
   const obsolete = await obsoleteGroupObjects(clusterStore, desired);
   const entries = await diffAgainstStore(clusterStore, desired, obsolete);
   const keysetEntry = (name: string, action: 'create' | 'modify'): PlanEntry[] => [

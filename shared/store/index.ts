@@ -13,6 +13,8 @@ export { MemfsStore, clearMemfs } from './memfs.js';
 export interface OpenStoreOptions {
   /** Environment the s3:// backend reads its AWS settings from; process.env by default. */
   env?: NodeJS.ProcessEnv;
+  /** s3://: a request that gets no byte for this long fails (default 30 s, see timeout.ts). */
+  timeoutMs?: number;
 }
 
 export function openStore(url: string, options: OpenStoreOptions = {}): StateStore {
@@ -25,7 +27,7 @@ export function openStore(url: string, options: OpenStoreOptions = {}): StateSto
     case 'file':
       return new FileStore(url);
     case 's3':
-      return LazyS3Store.open(url, options.env);
+      return LazyS3Store.open(url, options.env, options.timeoutMs);
     case 'memfs':
       return new MemfsStore(url);
     default:

@@ -18,9 +18,9 @@ export class LazyS3Store implements StateStore {
     this.baseURL = `s3://${joinPath(bucket, prefix)}`;
   }
 
-  static open(url: string, env: NodeJS.ProcessEnv | undefined): LazyS3Store {
+  static open(url: string, env: NodeJS.ProcessEnv | undefined, timeoutMs?: number): LazyS3Store {
     let connection: Promise<S3Connection> | undefined;
-    return new LazyS3Store(url, () => (connection ??= import('./s3.js').then((m) => m.connectS3(env))));
+    return new LazyS3Store(url, () => (connection ??= import('./s3.js').then((m) => m.connectS3(env, { timeoutMs }))));
   }
 
   private store(): Promise<StateStore> {

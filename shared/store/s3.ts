@@ -16,6 +16,7 @@ import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { checkObjectPath, comparePaths, joinPath, normalizePrefix } from './paths.js';
 import { parseS3URL } from './s3-url.js';
+import { DEFAULT_STORE_TIMEOUT_MS } from './timeout.js';
 import { StoreError, type StateStore, type WriteOptions } from './types.js';
 
 const PART_SIZE = 8 * 1024 * 1024;
@@ -30,7 +31,37 @@ export interface S3Connection {
   endpoint: string;
 }
 
-export function connectS3(env: NodeJS.ProcessEnv = process.env): S3Connection {
+type RetryStrategyV2 = Extract<NonNullable<S3ClientConfig['retryStrategy']>, { acquireInitialRetryToken: unknown }>;
+type RetryToken = Awaited<ReturnType<RetryStrategyV2['acquireInitialRetryToken']>>;
+
+const MAX_ATTEMPTS = 3;
+
+/**
+ * Retries what another attempt can cure (a refused or reset connection,
+ * throttling, a 5xx) after a short jittered pause, but never a request that
+ * timed out: an endpoint silent for the whole store timeout would be silent
+ * again, and retrying would multiply the wait by the attempts (3 × 30 s + backoff
+ * was the "100 s to fail" of issue 7).
+ */
+function storeRetryStrategy(): RetryStrategyV2 {
+  const token = (count: number, delayMs: number): RetryToken => ({ getRetryCount: () => count, getRetryDelay: () => delayMs });
+  return {
+    acquireInitialRetryToken: async () => token(0, 0),
+    refreshRetryTokenForRetry: async (previous, info) => {
+      const attempts = previous.getRetryCount() + 1;
+      const timedOut = (info.error as { name?: string } | undefined)?.name === 'TimeoutError';
+      if (timedOut || (info.errorType !== 'TRANSIENT' && info.errorType !== 'THROTTLING') || attempts >= MAX_ATTEMPTS) {
+        throw new Error('not retried'); // the SDK then throws the request's own error
+      }
+      const base = info.errorType === 'THROTTLING' ? 500 : 100;
+      return token(attempts, Math.random() * Math.min(20_000, base * 2 ** attempts));
+    },
+    recordSuccess: () => undefined,
+  };
+}
+
+export function connectS3(env: NodeJS.ProcessEnv = process.env, options: { timeoutMs?: number } = {}): S3Connection {
+  const timeoutMs = options.timeoutMs ?? DEFAULT_STORE_TIMEOUT_MS;
   // The SDK warns (multi-line, on stderr) that it will drop Node 20 in 2027; we ship a pinned SDK
   // for Node 20 on purpose, and the warning would break the CLI's one-line error output.
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
@@ -38,9 +69,13 @@ export function connectS3(env: NodeJS.ProcessEnv = process.env): S3Connection {
   const endpoint = env.AWS_ENDPOINT_URL_S3 || env.AWS_ENDPOINT_URL || undefined;
   const config: S3ClientConfig = {
     region,
-    maxAttempts: 3,
-    // Without timeouts an unanswered connect hangs for minutes; socketTimeout is per idle socket, so big uploads are fine.
-    requestHandler: { connectionTimeout: 3000, socketTimeout: 30_000 },
+    maxAttempts: MAX_ATTEMPTS,
+    retryStrategy: storeRetryStrategy(),
+    // The store timeout bounds every idle period of a request: connecting, waiting for the answer,
+    // and each gap between bytes of a body either way (socketTimeout is the socket's inactivity
+    // timer). It is not a limit on a whole call, so an 8 MiB part or a big download on a slow
+    // link still completes as long as bytes keep moving.
+    requestHandler: { connectionTimeout: Math.min(3000, timeoutMs), socketTimeout: timeoutMs },
     // Checksums only where S3 demands them: the SDK's newer default checksum headers and
     // trailers are not understood by every S3-compatible server.
     requestChecksumCalculation: 'WHEN_REQUIRED',
