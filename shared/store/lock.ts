@@ -19,8 +19,8 @@
 //   that margin.
 // - Release: delete exactly the holder's version (deleteIfVersion: If-Match on
 //   S3 DELETE). Anyone else's release is refused: the version is not theirs. On
-//   a store that ignores If-Match on DELETE, release rewrites the record as
-//   expired instead (a conditional PUT), and the object stays.
+//   a store that ignores If-Match on DELETE, release instead marks the record
+//   released (a conditional PUT), and the object stays, free for the next writer.
 // - A store whose server ignores conditional writes cannot give any of this;
 //   probeConditionalWrites finds out, and the caller decides what to do.
 import { randomBytes } from 'node:crypto';
@@ -42,6 +42,8 @@ export interface LockRecord {
   acquiredAt: string;
   renewedAt: string;
   expiresAt: string;
+  /** Set when the holder released it by expiring the record (stores without conditional deletes). */
+  releasedAt?: string;
 }
 
 /** Time as the lock sees it; tests inject one. */
@@ -103,6 +105,7 @@ export function parseLockRecord(data: Buffer): LockRecord | string {
     acquiredAt: doc.acquiredAt as string,
     renewedAt: doc.renewedAt as string,
     expiresAt: doc.expiresAt as string,
+    ...(typeof doc.releasedAt === 'string' ? { releasedAt: doc.releasedAt } : {}),
   };
 }
 
@@ -136,7 +139,7 @@ export class StoreLock {
     const current = await this.store.readVersioned(this.path);
     if (!current) return undefined;
     const parsed = parseLockRecord(current.data);
-    return typeof parsed === 'string' ? undefined : parsed;
+    return typeof parsed === 'string' || parsed.releasedAt !== undefined ? undefined : parsed;
   }
 
   /** One attempt: take the lock if it is free or expired; never waits. */
@@ -152,9 +155,12 @@ export class StoreLock {
       if (current === undefined) continue; // released between the two calls
       const held = parseLockRecord(current.data);
       if (typeof held === 'string') return { acquired: false, unreadable: held };
-      if (Date.parse(held.expiresAt) > now) return { acquired: false, holder: held };
+      if (held.releasedAt === undefined && Date.parse(held.expiresAt) > now) return { acquired: false, holder: held };
       const taken = await this.store.replaceIfVersion(this.path, text, current.version);
-      if (taken !== undefined) return { acquired: true, lock: new HeldLock(this, record, taken), tookOverFrom: held };
+      if (taken !== undefined) {
+        // A released record is free; only an expired one was left by a writer that crashed or hung.
+        return { acquired: true, lock: new HeldLock(this, record, taken), ...(held.releasedAt === undefined ? { tookOverFrom: held } : {}) };
+      }
     }
     throw new StoreError('Other', this.url, 'the lock object changed on every attempt to take it; try again');
   }
@@ -239,7 +245,7 @@ export class HeldLock {
       released = await this.lock.store.deleteIfVersion(this.lock.path, this.version);
     } else {
       const now = new Date(this.lock.clock.now()).toISOString();
-      const expired: LockRecord = { ...this.current, renewedAt: now, expiresAt: now };
+      const expired: LockRecord = { ...this.current, expiresAt: now, releasedAt: now };
       released = (await this.lock.store.replaceIfVersion(this.lock.path, serializeLockRecord(expired), this.version)) !== undefined;
     }
     if (!released) throw this.lose(`not released, it is no longer ours: ${await this.whoHoldsIt()}`);
