@@ -139,8 +139,6 @@ async function validateThenSave(
   check: (name: string, part: ClusterPart, current: StoredCluster | undefined) => void,
 ): Promise<void> {
   const parts = byCluster(objects);
-  // The names become the lock's folder: check them before anything is written there.
-  for (const name of parts.keys()) new ClusterRepository(root).clusterStore(name);
   await withWriterLock(root, [...parts.keys()], io, lock, (store) => validateThenSaveLocked(store, io, parts, verb, check));
 }
 

@@ -33,6 +33,8 @@ export interface WriterLockSettings {
   allowUnserialized: boolean;
   /** The command line, recorded in the lock for whoever finds it held. */
   command: string;
+  /** Lease length (default DEFAULT_LOCK_TTL_MS); renewed every third of it. */
+  ttlMs?: number;
 }
 
 /** The lock flags as commander hands them over. */
@@ -81,8 +83,10 @@ export async function withWriterLock<T>(
   write: (store: StateStore) => Promise<T>,
 ): Promise<T> {
   const names = [...new Set(clusters)].sort();
-  if (names.length === 0) return write(root);
-  const support = await probeConditionalWrites(root.sub(names[0]!), `${LOCK_PATH}.probe-${randomBytes(6).toString('hex')}`);
+  // Every name becomes a folder: all are checked (InvalidURL) before anything is written.
+  const clusterStores = names.map((name) => root.sub(name));
+  if (clusterStores[0] === undefined) return write(root);
+  const support = await probeConditionalWrites(clusterStores[0], `${LOCK_PATH}.probe-${randomBytes(6).toString('hex')}`);
   if (!support.createIfAbsent || !support.replaceIfVersion) {
     const what =
       `${root.baseURL} cannot serialize writers: its server ignores conditional writes (${support.evidence.join('; ')}), ` +
@@ -97,8 +101,8 @@ export async function withWriterLock<T>(
 
   const held: HeldLock[] = [];
   try {
-    for (const name of names) held.push(await takeLock(root.sub(name), name, io, settings, support.deleteIfVersion));
-    const stopRenewing = keepRenewed(held);
+    for (const [i, name] of names.entries()) held.push(await takeLock(clusterStores[i]!, name, io, settings, support.deleteIfVersion));
+    const stopRenewing = keepRenewed(held, settings.ttlMs ?? DEFAULT_LOCK_TTL_MS);
     try {
       return await write(fencedStore(root, () => held.forEach((lock) => lock.check())));
     } catch (err) {
@@ -121,6 +125,7 @@ async function takeLock(clusterStore: StateStore, cluster: string, io: CliIO, se
   const lock = new StoreLock(clusterStore, LOCK_PATH, {
     owner: { host: hostname(), pid: process.pid, command: settings.command },
     conditionalDelete,
+    ttlMs: settings.ttlMs ?? DEFAULT_LOCK_TTL_MS,
   });
   const timeout = formatDuration(settings.timeoutMs);
   const result = await acquireWithin(lock, {
@@ -153,13 +158,13 @@ async function takeLock(clusterStore: StateStore, cluster: string, io: CliIO, se
 }
 
 /** Renews every lock every ttl/3 until stopped; a lost lock makes the fence refuse the next write. */
-function keepRenewed(held: HeldLock[]): () => void {
+function keepRenewed(held: HeldLock[], ttlMs: number): () => void {
   let renewing = false;
   const timer = setInterval(() => {
     if (renewing) return; // a slow store: never two renewals of one version in flight
     renewing = true;
     void Promise.allSettled(held.map((lock) => lock.renew())).finally(() => (renewing = false));
-  }, DEFAULT_LOCK_TTL_MS / 3);
+  }, ttlMs / 3);
   timer.unref();
   return () => clearInterval(timer);
 }

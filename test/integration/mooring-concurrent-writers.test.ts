@@ -6,6 +6,7 @@
 // finds nothing to change.
 import t from 'tap';
 import { createPrivateKey, X509Certificate } from 'node:crypto';
+import { readdirSync } from 'node:fs';
 import YAML from 'yaml';
 import { TEST_AGENT_ARGS } from '../harness/cli.js';
 import { mooringCommand, runMooringProcess } from '../harness/mooring-process.js';
@@ -45,6 +46,14 @@ t.test(`${WRITERS} concurrent update --yes on a fresh file:// cluster leave a co
     if (r.code === LOCKED_EXIT) t.match(r.stderr, /lock/, `writer ${i} says it lost the lock`);
   }
   t.ok(results.some((r) => r.code === 0), 'at least one writer succeeded');
+  // Serialized, the first writer creates everything and every later one finds nothing left to do.
+  const ok = results.filter((r) => r.code === 0);
+  t.equal(ok.filter((r) => /Cluster "race\.example\.com" updated/.test(r.stdout)).length, 1, 'exactly one writer wrote the cluster');
+  t.equal(ok.filter((r) => /No changes needed/.test(r.stdout)).length, ok.length - 1, 'every other one found it done');
+  const leftovers = readdirSync(dir, { recursive: true, withFileTypes: true })
+    .filter((e) => e.isFile() && /mooring\.lock|\.cas-guard$|\.tmp-\d+-/.test(e.name))
+    .map((e) => e.name);
+  t.same(leftovers, [], 'no lock, guard or temp file left behind');
 
   const cs = openStore(url).sub(CLUSTER);
   const names = (await cs.listChildren('pki/private')).sort();

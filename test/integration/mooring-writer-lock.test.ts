@@ -14,6 +14,8 @@ import { snapshotStore, snapshotTree, tempDir } from '../harness/tmp.js';
 import { openStore } from '../../shared/store/index.js';
 import { findPrimaryItem, parseKeyset, serializeKeyset, type Keyset } from '../../shared/pki/keyset.js';
 import { createCA, parseCertificate, verifyIssuedBy } from '../../shared/pki/x509.js';
+import { UserError } from '../../shared/errors.js';
+import { withWriterLock } from '../../agents/mooring/writer-lock.js';
 
 const CLUSTER = 'lock.example.com';
 const LOCKED = 7;
@@ -206,4 +208,49 @@ t.test('a private keyset whose key does not belong to its certificate is refused
   t.match(r.stderr, /^error: file:\/\/\S+\/pki\/private\/kubernetes-ca\/keyset\.yaml: invalid keyset: spec\.keys\[0\] \(id \d+\): the private key does not belong to the certificate\n$/);
   t.notMatch(r.stderr, /PRIVATE KEY|BEGIN/, 'no key material in the message');
   t.same(await snapshotStore(openStore(url)), before, 'nothing written');
+});
+
+/** Sinks for withWriterLock's messages. */
+function captureIO() {
+  const err: string[] = [];
+  return { io: { out: () => undefined, err: (s: string) => void err.push(s), env: process.env }, err };
+}
+
+const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+t.test('a writer that runs longer than the lease keeps it by renewing', async (t) => {
+  const dir = tempDir(t, 'mooring-lock-renew-');
+  const root = openStore(`file://${dir}`);
+  const { io } = captureIO();
+  const ttlMs = 4000;
+  const seen: string[] = [];
+  await withWriterLock(root, ['c.example.com'], io, { timeoutMs: 0, allowUnserialized: false, command: 'test', ttlMs }, async (store) => {
+    // Well past two leases; without renewals the fence would refuse the later writes.
+    for (let i = 0; i < 5; i++) {
+      await pause(ttlMs / 2);
+      await store.write(`c.example.com/step-${i}`, String(i));
+      const record = JSON.parse((await root.read('c.example.com/mooring.lock')).toString()) as { renewedAt: string };
+      seen.push(record.renewedAt);
+    }
+  });
+  t.ok(new Set(seen).size >= 3, `the lease was renewed while the writer ran (${[...new Set(seen)].join(', ')})`);
+  t.same(await root.list(), [0, 1, 2, 3, 4].map((i) => `c.example.com/step-${i}`), 'every write went through, and the lock is released');
+});
+
+t.test('a writer whose lock was taken over stops writing at its next write', async (t) => {
+  const dir = tempDir(t, 'mooring-lock-fence-');
+  const root = openStore(`file://${dir}`);
+  const { io } = captureIO();
+  const ttlMs = 3000;
+  const err = await withWriterLock(root, ['c.example.com'], io, { timeoutMs: 0, allowUnserialized: false, command: 'test', ttlMs }, async (store) => {
+    await store.write('c.example.com/before', 'ok');
+    // Someone else now holds it (as if our lease had run out while we were stopped).
+    plantLock(dir, 'c.example.com', 3600_000);
+    await pause(ttlMs / 3 + ttlMs / 2); // at least one renewal attempt, which finds the lock gone
+    await store.write('c.example.com/after', 'must not be written');
+  }).then(() => undefined, (e: unknown) => e as Error);
+  t.ok(err instanceof UserError && err.exitCode === 1, `fails (${String(err)})`);
+  t.match(err?.message ?? '', /^lost the cluster lock while writing \(file:\/\/\S+\/c\.example\.com\/mooring\.lock: lost: now held by pid 4242 on other-host .*\); the cluster may be partly updated: run the command again$/);
+  t.same(await root.list(), ['c.example.com/before', 'c.example.com/mooring.lock'], 'the write after the loss never happened, and the new holder keeps its lock');
+  t.match((await root.read('c.example.com/mooring.lock')).toString(), /other-host/, "the other writer's lock is untouched");
 });
