@@ -154,7 +154,14 @@ export class StoreLock {
       const current = await this.store.readVersioned(this.path);
       if (current === undefined) continue; // released between the two calls
       const held = parseLockRecord(current.data);
-      if (typeof held === 'string') return { acquired: false, unreadable: held };
+      if (typeof held === 'string') {
+        // On a file system without hard links a lock is written in place: give a writer a moment to finish it.
+        if (round < 2) {
+          await this.clock.sleep(100);
+          continue;
+        }
+        return { acquired: false, unreadable: held };
+      }
       if (held.releasedAt === undefined && Date.parse(held.expiresAt) > now) return { acquired: false, holder: held };
       const taken = await this.store.replaceIfVersion(this.path, text, current.version);
       if (taken !== undefined) {
