@@ -8,13 +8,14 @@ import { parseObjects, stringifyObjects, type ParsedObject } from '../../shared/
 import { StorePaths, type Cluster, type InstanceGroup } from '../../shared/api/types.js';
 import { ExitCode, UserError } from '../../shared/errors.js';
 import type { StateStore } from '../../shared/store/types.js';
-import { resolveAgentBinary, type AgentBinaryOptions } from './agent-binary.js';
+import { resolveAgentBinary, type AgentBinary, type AgentBinaryOptions } from './agent-binary.js';
 import { ClusterRepository, type StoredCluster } from './cluster-repository.js';
 import type { CliIO } from './io.js';
 import { cloudName, formatInstanceGroups, parseOutputFormat, table, zonesOf } from './output.js';
 import { formatPlan, hasChanges } from './store-plan.js';
 import { requireValid } from './validation.js';
 import { checkReachableFromInstances } from './reachability.js';
+import { LOCK_PATH, withWriterLock, type WriterLockSettings } from './writer-lock.js';
 
 export interface CreateClusterOptions {
   zones?: string;
@@ -24,7 +25,7 @@ export interface CreateClusterOptions {
   kubernetesVersion?: string;
 }
 
-export async function createCluster(store: StateStore, io: CliIO, name: string, o: CreateClusterOptions): Promise<void> {
+export async function createCluster(store: StateStore, io: CliIO, name: string, o: CreateClusterOptions, lock: WriterLockSettings): Promise<void> {
   if (o.cloud !== 'aws' && o.cloud !== 'local') {
     throw new UserError(`--cloud: unknown cloud "${o.cloud}" (want aws or local)`, ExitCode.Usage);
   }
@@ -38,7 +39,7 @@ export async function createCluster(store: StateStore, io: CliIO, name: string, 
     cloud: o.cloud,
     kubernetesVersion: o.kubernetesVersion,
   });
-  await createObjects(store, io, [objects.cluster, ...objects.instanceGroups]);
+  await createObjects(store, io, [objects.cluster, ...objects.instanceGroups], lock);
 }
 
 function parseCount(flag: string, value: string): number {
@@ -93,13 +94,13 @@ function byCluster(objects: ParsedObject[]): Map<string, ClusterPart> {
   return result;
 }
 
-export async function createFromFile(store: StateStore, io: CliIO, file: string): Promise<void> {
+export async function createFromFile(store: StateStore, io: CliIO, file: string, lock: WriterLockSettings): Promise<void> {
   const objects = await readObjectsFile(file);
-  await createObjects(store, io, objects);
+  await createObjects(store, io, objects, lock);
 }
 
-async function createObjects(store: StateStore, io: CliIO, input: Array<ParsedObject | Cluster | InstanceGroup>): Promise<void> {
-  await validateThenSave(store, io, input.map(asParsed), 'created', (name, part, current) => {
+async function createObjects(store: StateStore, io: CliIO, input: Array<ParsedObject | Cluster | InstanceGroup>, lock: WriterLockSettings): Promise<void> {
+  await validateThenSave(store, io, input.map(asParsed), 'created', lock, (name, part, current) => {
     if (part.cluster && current) throw new UserError(`cluster "${name}" already exists in ${store.baseURL}; use replace -f to change it`, ExitCode.Conflict);
     for (const g of part.groups) {
       if (current?.instanceGroups.some((c) => c.object.metadata.name === g.object.metadata.name)) {
@@ -109,9 +110,9 @@ async function createObjects(store: StateStore, io: CliIO, input: Array<ParsedOb
   });
 }
 
-export async function replaceFromFile(store: StateStore, io: CliIO, file: string, force: boolean): Promise<void> {
+export async function replaceFromFile(store: StateStore, io: CliIO, file: string, force: boolean, lock: WriterLockSettings): Promise<void> {
   const objects = await readObjectsFile(file);
-  await validateThenSave(store, io, objects, 'replaced', (name, part, current) => {
+  await validateThenSave(store, io, objects, 'replaced', lock, (name, part, current) => {
     if (!current && !(force && part.cluster)) {
       throw new UserError(`cluster "${name}" not found in ${store.baseURL}; use create -f (or replace --force)`, ExitCode.NotFound);
     }
@@ -128,17 +129,30 @@ type ClusterPart = { cluster?: ParsedObject; groups: ParsedObject[] };
 /**
  * Checks and validates every cluster the input touches (the stored objects merged with
  * the new ones) and only then writes anything, so bad input leaves the store as it was.
+ * Reads and writes happen under the writer lock of every cluster touched.
  */
 async function validateThenSave(
-  store: StateStore,
+  root: StateStore,
   io: CliIO,
   objects: ParsedObject[],
+  verb: 'created' | 'replaced',
+  lock: WriterLockSettings,
+  check: (name: string, part: ClusterPart, current: StoredCluster | undefined) => void,
+): Promise<void> {
+  const parts = byCluster(objects);
+  await withWriterLock(root, [...parts.keys()], io, lock, (store) => validateThenSaveLocked(store, io, parts, verb, check));
+}
+
+async function validateThenSaveLocked(
+  store: StateStore,
+  io: CliIO,
+  parts: Map<string, ClusterPart>,
   verb: 'created' | 'replaced',
   check: (name: string, part: ClusterPart, current: StoredCluster | undefined) => void,
 ): Promise<void> {
   const repo = new ClusterRepository(store);
   const writes: Array<() => Promise<void>> = [];
-  for (const [name, part] of byCluster(objects)) {
+  for (const [name, part] of parts) {
     const current = (await repo.exists(name)) ? await repo.load(name) : undefined;
     check(name, part, current);
     const cluster = part.cluster ?? current?.cluster;
@@ -249,10 +263,21 @@ export async function runUpdateCluster(
   io: CliIO,
   name: string,
   options: AgentBinaryOptions & { yes: boolean },
+  lock: WriterLockSettings,
 ): Promise<void> {
+  // A cluster that does not exist is reported before anything (even a lock) is written for it.
+  if (!(await new ClusterRepository(store).exists(name))) throw new UserError(`cluster "${name}" not found in ${store.baseURL}`, ExitCode.NotFound);
+  const agent = await resolveAgentBinary(options, io.env);
+  if (!options.yes) {
+    await updateClusterIn(store, io, name, agent, false); // a dry run writes nothing and takes no lock
+    return;
+  }
+  await withWriterLock(store, [name], io, lock, (locked) => updateClusterIn(locked, io, name, agent, true));
+}
+
+async function updateClusterIn(store: StateStore, io: CliIO, name: string, agent: AgentBinary, yes: boolean): Promise<void> {
   const repo = new ClusterRepository(store);
   const stored = await repo.load(name);
-  const agent = await resolveAgentBinary(options, io.env);
   const clusterStore = repo.clusterStore(name);
   checkReachableFromInstances(stored.cluster.object, clusterStore.baseURL, agent);
   const configBase = stored.cluster.object.spec.configBase;
@@ -261,12 +286,12 @@ export async function runUpdateCluster(
   }
   // Loaded on demand: the PKI and X.509 stack costs start-up time every other command would pay.
   const { updateCluster } = await import('./update-cluster.js');
-  const result = await updateCluster(clusterStore, stored, agent, options.yes);
+  const result = await updateCluster(clusterStore, stored, agent, yes);
   for (const warning of result.warnings) io.err(`${warning}\n`);
   io.out(formatPlan(clusterStore.baseURL, result.entries, result.applied));
   if (!hasChanges(result.entries)) {
     io.out('No changes needed.\n');
-  } else if (!options.yes) {
+  } else if (!yes) {
     io.out(`\nMust specify --yes to apply changes: mooring update cluster ${name} --yes\n`);
   } else {
     io.out(`\nCluster "${name}" updated in ${clusterStore.baseURL}.\n`);
@@ -277,11 +302,27 @@ export async function runUpdateCluster(
 const CLUSTER_LAYOUT = ['config', 'cluster-completed.spec', 'instancegroup/', 'pki/', 'secrets/', 'igconfig/', 'addons/', 'manifests/', 'userdata/'];
 const BACKUPS = 'backups/';
 
-export async function deleteCluster(store: StateStore, io: CliIO, name: string, o: { yes: boolean; includeBackups: boolean }): Promise<void> {
+export async function deleteCluster(
+  store: StateStore,
+  io: CliIO,
+  name: string,
+  o: { yes: boolean; includeBackups: boolean },
+  lock: WriterLockSettings,
+): Promise<void> {
   const repo = new ClusterRepository(store);
   if (!(await repo.exists(name))) throw new UserError(`cluster "${name}" not found in ${store.baseURL}`, ExitCode.NotFound);
+  if (!o.yes) {
+    await deleteClusterIn(store, io, name, o);
+    return;
+  }
+  await withWriterLock(store, [name], io, lock, (locked) => deleteClusterIn(locked, io, name, o));
+}
+
+async function deleteClusterIn(store: StateStore, io: CliIO, name: string, o: { yes: boolean; includeBackups: boolean }): Promise<void> {
+  const repo = new ClusterRepository(store);
   const cs = repo.clusterStore(name);
-  const all = await cs.list('');
+  // The lock is the writers' own (released, and so removed, when this command ends), not the cluster's.
+  const all = (await cs.list('')).filter((p) => p !== LOCK_PATH);
   const inLayout = (p: string) => CLUSTER_LAYOUT.some((l) => (l.endsWith('/') ? p.startsWith(l) : p === l));
   const doomed = all.filter((p) => inLayout(p) || (o.includeBackups && p.startsWith(BACKUPS)));
   const kept = all.filter((p) => !doomed.includes(p));

@@ -9,11 +9,12 @@ import { ExitCode, UserError } from '../../shared/errors.js';
 import { VERSION } from '../../shared/version.js';
 import * as cmd from './commands.js';
 import { processIO, type CliIO } from './io.js';
+import { ALLOW_UNSERIALIZED_HELP, DEFAULT_LOCK_TIMEOUT, LOCK_TIMEOUT_HELP, lockSettings, type WriterLockFlags } from './writer-lock.js';
 
 const STORE_HELP = 'state store URL: file:///dir, s3://bucket/prefix or memfs://name (default $MOORING_STATE_STORE)';
 
 export async function main(argv: string[], io: CliIO = processIO): Promise<number> {
-  const program = buildProgram(io);
+  const program = buildProgram(io, argv);
   try {
     await program.parseAsync(argv, { from: 'user' });
     return ExitCode.OK;
@@ -54,7 +55,17 @@ function storeExitCode(err: StoreError): number {
   }
 }
 
-function buildProgram(io: CliIO): Command {
+/** The options every writing command takes: how long to wait for the cluster lock, and the unsafe-store escape. */
+function withLockOptions(command: Command): Command {
+  return command
+    .option('--lock-timeout <duration>', LOCK_TIMEOUT_HELP, DEFAULT_LOCK_TIMEOUT)
+    .option('--allow-unserialized-writes', ALLOW_UNSERIALIZED_HELP, false);
+}
+
+function buildProgram(io: CliIO, argv: string[]): Command {
+  // Recorded in the cluster lock, so that whoever finds it held knows what holds it.
+  const commandLine = ['mooring', ...argv].join(' ').slice(0, 300);
+  const locking = (o: WriterLockFlags) => lockSettings(o, commandLine);
   const program = new Command('mooring')
     .description('Keep a kOps-style cluster spec in a state store and render what its instances boot from.')
     .version(VERSION, '--version', 'print the version')
@@ -66,7 +77,12 @@ function buildProgram(io: CliIO): Command {
     .addHelpText(
       'after',
       `
-Exit codes: 0 ok, 1 failure, 2 bad usage, 3 invalid spec, 4 not found, 5 state store unreachable or access denied, 6 already exists.
+Exit codes: 0 ok, 1 failure, 2 bad usage, 3 invalid spec, 4 not found, 5 state store unreachable or access denied, 6 already exists,
+7 the cluster is locked by another writer (nothing was written).
+
+Commands that write a cluster (create, replace, update cluster --yes, delete cluster --yes) hold its lock
+(<cluster>/mooring.lock in the state store) while they run; another writer waits up to --lock-timeout.
+On a store whose server ignores conditional writes they refuse to write unless --allow-unserialized-writes.
 
 Example:
   export MOORING_STATE_STORE=file:///var/lib/mooring/state
@@ -83,17 +99,20 @@ Example:
   const inherit = (c: Command) => c.exitOverride().configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) });
 
   // create
-  const create = inherit(new Command('create'))
+  // The lock flags belong to `create` (commander hands a parent's flags to the parent wherever they
+  // appear), and `create cluster` reads them from there and shows them as global options in its help.
+  const create = withLockOptions(inherit(new Command('create'))
     .description('create a cluster, or create the objects in a file (create -f FILE)')
-    .option('-f, --filename <file>', 'YAML or JSON file of Cluster and InstanceGroup objects ("-" for stdin)')
-    .action(async (o: { filename?: string }, c: Command) => {
+    .option('-f, --filename <file>', 'YAML or JSON file of Cluster and InstanceGroup objects ("-" for stdin)'))
+    .action(async (o: { filename?: string } & WriterLockFlags, c: Command) => {
       if (!o.filename) {
         c.help({ error: true });
       }
-      await cmd.createFromFile(store(), io, o.filename as string);
+      await cmd.createFromFile(store(), io, o.filename as string, locking(o));
     });
   create.addCommand(
     inherit(new Command('cluster'))
+      .configureHelp({ showGlobalOptions: true })
       .description('write a new cluster spec (Cluster + InstanceGroups) to the state store; nothing else is created until "update cluster --yes"')
       .argument('<name>', 'cluster name, a DNS name such as demo.example.com')
       .option('--zones <zones>', 'comma-separated zones, e.g. us-east-1a,us-east-1b (cloud local: default local-a)')
@@ -101,16 +120,16 @@ Example:
       .option('--node-count <n>', 'number of worker nodes', '2')
       .addOption(new Option('--cloud <cloud>', 'cloud provider').choices(['aws', 'local']).default('aws'))
       .option('--kubernetes-version <version>', 'Kubernetes version (default: the completion default)')
-      .action(async (name: string, o: cmd.CreateClusterOptions) => cmd.createCluster(store(), io, name, o)),
+      .action(async (name: string, o: cmd.CreateClusterOptions) => cmd.createCluster(store(), io, name, o, locking(create.opts<WriterLockFlags>()))),
   );
   program.addCommand(create);
 
   program.addCommand(
-    inherit(new Command('replace'))
+    withLockOptions(inherit(new Command('replace'))
       .description('replace existing objects with the ones in a file (the whole spec is validated first)')
       .requiredOption('-f, --filename <file>', 'YAML or JSON file of Cluster and InstanceGroup objects ("-" for stdin)')
-      .option('--force', 'create objects that do not exist yet', false)
-      .action(async (o: { filename: string; force: boolean }) => cmd.replaceFromFile(store(), io, o.filename, o.force)),
+      .option('--force', 'create objects that do not exist yet', false))
+      .action(async (o: { filename: string; force: boolean } & WriterLockFlags) => cmd.replaceFromFile(store(), io, o.filename, o.force, locking(o))),
   );
 
   // get
@@ -163,17 +182,17 @@ Example:
   // update
   const update = inherit(new Command('update')).description('bring the state store in line with the spec');
   update.addCommand(
-    inherit(new Command('cluster'))
+    withLockOptions(inherit(new Command('cluster'))
       .description(
         'complete the spec and write the completed spec, PKI, per-group node configs, etcd control specs and user-data; ' +
-          'without --yes it only prints what would change and writes nothing',
+          'without --yes it only prints what would change and writes nothing (and takes no lock)',
       )
       .argument('<name>', 'cluster name')
       .option('--yes', 'apply the changes', false)
       .option('--agent-url <url...>', 'mirror URL(s) instances download the agent binary from (default $MOORING_AGENT_URLS, comma-separated; or this binary); http(s):// for a cloud (aws) cluster')
-      .option('--agent-sha256 <hex>', 'sha256 of the agent binary (default $MOORING_AGENT_SHA256; or the hash of this binary)')
-      .action(async (name: string, o: { yes: boolean; agentUrl?: string[]; agentSha256?: string }) =>
-        cmd.runUpdateCluster(store(), io, name, { yes: o.yes, agentURL: o.agentUrl, agentSHA256: o.agentSha256 }),
+      .option('--agent-sha256 <hex>', 'sha256 of the agent binary (default $MOORING_AGENT_SHA256; or the hash of this binary)'))
+      .action(async (name: string, o: { yes: boolean; agentUrl?: string[]; agentSha256?: string } & WriterLockFlags) =>
+        cmd.runUpdateCluster(store(), io, name, { yes: o.yes, agentURL: o.agentUrl, agentSHA256: o.agentSha256 }, locking(o)),
       ),
   );
   program.addCommand(update);
@@ -181,12 +200,12 @@ Example:
   // delete
   const del = inherit(new Command('delete')).description('delete a cluster from the state store');
   del.addCommand(
-    inherit(new Command('cluster'))
+    withLockOptions(inherit(new Command('cluster'))
       .description("delete the cluster's objects of the kOps layout; without --yes it lists them. etcd backups are kept unless --include-backups")
       .argument('<name>', 'cluster name')
       .option('--yes', 'really delete', false)
-      .option('--include-backups', 'also delete backups/ (etcd backups and control files)', false)
-      .action(async (name: string, o: { yes: boolean; includeBackups: boolean }) => cmd.deleteCluster(store(), io, name, o)),
+      .option('--include-backups', 'also delete backups/ (etcd backups and control files)', false))
+      .action(async (name: string, o: { yes: boolean; includeBackups: boolean } & WriterLockFlags) => cmd.deleteCluster(store(), io, name, o, locking(o))),
   );
   program.addCommand(del);
 

@@ -291,4 +291,71 @@ export class S3Store implements StateStore {
     if (Body instanceof Readable) return Body;
     return Readable.from(Body ? [await Body.transformToByteArray()] : []);
   }
+
+  // Conditional operations (types.ts): AWS S3 honours If-None-Match/If-Match on
+  // PUT (2024) and If-Match on DELETE (2025); a server that ignores them is caught
+  // by the lock's probe (lock.ts), not here.
+  readonly conditionalWrites = 'server';
+
+  async readVersioned(path: string): Promise<{ data: Buffer; version: string } | undefined> {
+    let object;
+    try {
+      object = await this.getObject(path);
+    } catch (err) {
+      if (err instanceof StoreError && err.kind === 'NotFound' && errorShape(err.cause).name !== 'NoSuchBucket') return undefined;
+      throw err;
+    }
+    try {
+      const bytes = object.Body ? await object.Body.transformToByteArray() : new Uint8Array();
+      if (!object.ETag) throw new StoreError('Other', this.urlOf(path), 'the server sent no ETag, which conditional writes need');
+      return { data: Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), version: object.ETag };
+    } catch (err) {
+      throw this.toStoreError(err, path);
+    }
+  }
+
+  async createIfAbsent(path: string, data: Buffer | string, _options?: WriteOptions): Promise<string | undefined> {
+    return this.conditionalPut(path, data, { IfNoneMatch: '*' });
+  }
+
+  async replaceIfVersion(path: string, data: Buffer | string, version: string, _options?: WriteOptions): Promise<string | undefined> {
+    return this.conditionalPut(path, data, { IfMatch: version });
+  }
+
+  async deleteIfVersion(path: string, version: string): Promise<boolean> {
+    const Key = this.keyOf(path);
+    try {
+      await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key, IfMatch: version }));
+      return true;
+    } catch (err) {
+      if (conditionFailed(err)) return false;
+      throw this.toStoreError(err, path);
+    }
+  }
+
+  /** A PUT with a precondition: the new ETag, or undefined when the precondition failed. */
+  private async conditionalPut(path: string, data: Buffer | string, condition: { IfNoneMatch: string } | { IfMatch: string }): Promise<string | undefined> {
+    const Key = this.keyOf(path);
+    const Body = typeof data === 'string' ? Buffer.from(data) : data;
+    try {
+      const { ETag } = await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key, Body, ContentLength: Body.length, ...condition }));
+      if (!ETag) throw new StoreError('Other', this.urlOf(path), 'the server sent no ETag, which conditional writes need');
+      return ETag;
+    } catch (err) {
+      if (conditionFailed(err)) return undefined;
+      throw this.toStoreError(err, path);
+    }
+  }
+}
+
+/**
+ * A precondition that did not hold: 412 (the object exists, or has another ETag),
+ * 409 (another conditional write to the key was in flight: S3 asks to retry, and
+ * for a lock that means someone else got there first), 404 (If-Match on a key that is gone).
+ */
+function conditionFailed(err: unknown): boolean {
+  const { name, $metadata } = errorShape(err);
+  const status = $metadata?.httpStatusCode;
+  if (name === 'NoSuchBucket') return false;
+  return status === 412 || status === 409 || status === 404 || name === 'PreconditionFailed' || name === 'ConditionalRequestConflict' || name === 'NoSuchKey';
 }

@@ -18,23 +18,25 @@ const CLUSTER = 'dev.example.com';
 interface StoreUnderTest {
   url: string;
   dir?: string;
+  /** Flags every writing command needs on this store (s3rver ignores conditional writes, so no lock). */
+  writeFlags: string[];
 }
 
 async function fileStore(t: Test): Promise<StoreUnderTest> {
   const dir = tempDir(t, 'mooring-cli-');
-  return { url: `file://${dir}`, dir };
+  return { url: `file://${dir}`, dir, writeFlags: [] };
 }
 
 async function s3Store(t: Test): Promise<StoreUnderTest> {
   const s3 = await startS3(t);
   Object.assign(process.env, s3.env);
-  return { url: `${s3.url}/state` };
+  return { url: `${s3.url}/state`, writeFlags: ['--allow-unserialized-writes'] };
 }
 
 /** The full operator flow; returns the store's objects with store-specific values masked. */
 async function fullFlow(t: Test, store: StoreUnderTest): Promise<Map<string, string>> {
   const state = ['--state', store.url];
-  const create = await mooring([...state, 'create', 'cluster', CLUSTER, '--zones', 'us-east-1a,us-east-1b,us-east-1c', '--control-plane-count', '3', '--node-count', '3', '--cloud', 'aws']);
+  const create = await mooring([...state, 'create', 'cluster', CLUSTER, '--zones', 'us-east-1a,us-east-1b,us-east-1c', '--control-plane-count', '3', '--node-count', '3', '--cloud', 'aws', ...store.writeFlags]);
   t.equal(create.code, 0, `create: ${create.stderr}`);
 
   const list = await mooring([...state, 'get', 'clusters']);
@@ -54,7 +56,7 @@ async function fullFlow(t: Test, store: StoreUnderTest): Promise<Map<string, str
   clusterDoc.spec.configBase = `s3://example-state/${CLUSTER}`;
   const edited = join(tempDir(t, 'mooring-edit-'), 'all.yaml');
   writeFileSync(edited, docs.map((d) => YAML.stringify(d)).join('---\n'));
-  const replace = await mooring([...state, 'replace', '-f', edited]);
+  const replace = await mooring([...state, 'replace', '-f', edited, ...store.writeFlags]);
   t.equal(replace.code, 0, `replace: ${replace.stderr}`);
   const got = await mooring([...state, 'get', 'cluster', CLUSTER, '-o', 'json']);
   const gotCluster = JSON.parse(got.stdout) as { spec: { kubernetesVersion: string; someFutureField: unknown } };
@@ -74,11 +76,11 @@ async function fullFlow(t: Test, store: StoreUnderTest): Promise<Map<string, str
   t.equal(dry.stderr.split('\n').filter((l) => l.includes('fileRepository')).length, 1, 'the warning is one line');
   t.same(await snapshotStore(openStore(store.url)), before, 'dry run leaves the store untouched');
 
-  const apply = await mooring([...state, 'update', 'cluster', CLUSTER, '--yes', ...TEST_CLOUD_AGENT_ARGS]);
+  const apply = await mooring([...state, 'update', 'cluster', CLUSTER, '--yes', ...TEST_CLOUD_AGENT_ARGS, ...store.writeFlags]);
   t.equal(apply.code, 0, apply.stderr);
   t.notMatch(apply.stdout, /PRIVATE KEY/, 'no key material printed');
 
-  const again = await mooring([...state, 'update', 'cluster', CLUSTER, '--yes', ...TEST_CLOUD_AGENT_ARGS]);
+  const again = await mooring([...state, 'update', 'cluster', CLUSTER, '--yes', ...TEST_CLOUD_AGENT_ARGS, ...store.writeFlags]);
   t.match(again.stdout, /No changes needed/, 'a second update changes nothing');
 
   const ud = await mooring([...state, 'get', 'userdata', CLUSTER, '--instance-group', 'control-plane-us-east-1a']);
