@@ -1,5 +1,6 @@
 // `nodeup`: makes this machine match its cluster spec, at every boot (started
 // by mooring-nodeup.service). `--dry-run` prints the plan and changes nothing.
+import { isAbsolute } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ExitCode, UserError } from '../../shared/errors.js';
 import { StoreError } from '../../shared/store/types.js';
@@ -75,6 +76,7 @@ export async function main(argv: string[], io: NodeupIO = processIO): Promise<nu
     if (!values.conf) throw new UserError('--conf BOOTCONFIG is required', ExitCode.Usage);
     if (values.output !== 'text' && values.output !== 'json') throw new UserError(`-o: want text or json, got ${values.output}`, ExitCode.Usage);
     if (!/^\d+$/.test(values.retries)) throw new UserError(`--retries: want a whole number, got ${values.retries}`, ExitCode.Usage);
+    if (!isAbsolute(values.root)) throw new UserError(`--root must be an absolute path, got ${values.root}`, ExitCode.Usage);
     const { code } = await runNodeup({
       conf: values.conf,
       root: requireRoot(values.root),
