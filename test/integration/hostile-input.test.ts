@@ -88,6 +88,8 @@ function run(program: string, args: string[], env: Record<string, string>, stdin
       clearTimeout(timer);
       resolve({ code, signal, stdout, stderr, timedOut });
     });
+    // A program may refuse its input before reading all of it (a spec too large): EPIPE is its right.
+    child.stdin.on('error', () => undefined);
     child.stdin.end(stdin ?? '');
   });
 }
