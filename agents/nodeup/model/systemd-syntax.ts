@@ -37,18 +37,31 @@ function checkEnvName(name: string): void {
 const PLAIN = /^[A-Za-z0-9_@+=:,./-]+$/;
 
 /**
- * A command line for ExecStart= and friends. argv[0] must be an absolute path
- * (systemd would read a leading '-', '@', '+', '!' or ':' as a flag of its own).
- * Words that need it are double-quoted; inside, '\' and '"' are escaped, '$'
- * and '%' doubled (no expansion, no specifier), and control characters written
- * as C escapes, which systemd unescapes.
+ * A command line for ExecStart= and friends. Words that need it are
+ * double-quoted; inside, '\' and '"' are escaped, '$' and '%' doubled (no
+ * expansion, no specifier), and control characters written as C escapes,
+ * which systemd unescapes.
+ *
+ * argv[0] follows systemd's rules for the program: an absolute path (a leading
+ * '-', '@', '+', '!' or ':' would be a flag of systemd's own), never expanded
+ * (a '$' stays as it is; only '%' is doubled), and without quotes, backslashes
+ * or control characters, which systemd refuses there.
  */
 export function execCommand(words: readonly ExecWord[]): string {
-  const [program] = words;
+  const [program, ...args] = words;
   if (typeof program !== 'string' || !program.startsWith('/')) {
     throw new SystemdSyntaxError(`a command must start with an absolute path, not ${JSON.stringify(program)}`);
   }
-  return words.map(execWord).join(' ');
+  return [execProgram(program), ...args.map(execWord)].join(' ');
+}
+
+function execProgram(path: string): string {
+  if (/["'\\\p{Cc}]/u.test(path)) {
+    throw new SystemdSyntaxError(`${JSON.stringify(path)}: systemd refuses a program path with quotes, backslashes or control characters`);
+  }
+  if (PLAIN.test(path)) return path;
+  const escaped = path.replace(/%/g, '%%');
+  return /\s/.test(path) ? `"${escaped}"` : escaped;
 }
 
 function execWord(word: ExecWord): string {
