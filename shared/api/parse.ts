@@ -92,8 +92,8 @@ export const MAX_SPEC_BYTES = 4 * 1024 * 1024;
 export const MAX_SPEC_SIZE_TEXT = '4 MiB';
 
 export function tooLarge(source: string, bytes: number | undefined): SpecError {
-  const size = bytes === undefined ? 'more than that' : `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
-  return new SpecError(`larger than ${MAX_SPEC_SIZE_TEXT} (${size}); refused before parsing`, { source });
+  const size = bytes === undefined ? '' : ` (${(bytes / 1024 / 1024).toFixed(1)} MiB)`;
+  return new SpecError(`larger than ${MAX_SPEC_SIZE_TEXT}${size}; refused before parsing`, { source });
 }
 
 /**
