@@ -152,3 +152,20 @@ export function storeURLProblem(value: string): string | undefined {
   if (m[1] !== 'file' && !/^[A-Za-z0-9]/.test(m[2])) return want;
   return undefined;
 }
+
+/**
+ * An asset mirror (spec.assets.fileRepository): http(s)://host[:port][/path]. Node configs list
+ * assets as `sha256@url1,url2`, so a comma or blank would split one URL into several.
+ */
+export function mirrorURLProblem(value: string): string | undefined {
+  const want = 'want http(s)://host[/path], without spaces, commas or quotes';
+  if (SHELL_SENSITIVE.test(value) || !URL_CHARS.test(value) || /[?#]/.test(value)) return want;
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return want;
+  }
+  if ((url.protocol !== 'https:' && url.protocol !== 'http:') || url.username || url.password) return want;
+  return undefined;
+}

@@ -9,6 +9,7 @@ import {
   hostNameProblem,
   ipAddressProblem,
   isPort,
+  mirrorURLProblem,
   releaseVersionProblem,
   storeURLProblem,
 } from './k8s-syntax.js';
@@ -70,6 +71,9 @@ export function checkComponents(cluster: Cluster, report: Report): void {
   const kubeDNS = checkObject(spec.kubeDNS, 'spec.kubeDNS', report);
   checkSyntax(kubeDNS?.serverIP, 'spec.kubeDNS.serverIP', ipAddressProblem, 'IP address', report);
   checkSyntax(kubeDNS?.domain, 'spec.kubeDNS.domain', hostNameProblem, 'name', report);
+
+  const assets = checkObject(spec.assets, 'spec.assets', report);
+  checkSyntax(assets?.fileRepository === '' ? undefined : assets?.fileRepository, 'spec.assets.fileRepository', mirrorURLProblem, 'mirror URL', report);
 
   // The version is part of containerd's install folder, hence of its unit's ExecStart.
   const containerd = checkObject(spec.containerd, 'spec.containerd', report);

@@ -142,6 +142,8 @@ t.test('every cluster value nodeup renders is checked', async (t) => {
     ['backup store', (s) => (s.etcdClusters![0].backups = { backupStore: 's3://b/x ETCD_MANAGER_X=1' }), /spec\.etcdClusters\[0\]\.backups\.backupStore: invalid state store URL/],
     ['manager env name', (s) => (s.etcdClusters![0].manager = { env: [{ name: 'A B', value: '1' }] }), /manager\.env\[0\]\.name: invalid environment variable name "A B"/],
     ['manager env value', (s) => (s.etcdClusters![0].manager = { env: [{ name: 'A', value: 'x\ny' }] }), /manager\.env\[0\]\.value: must be a string on one line/],
+    ['mirror', (s) => (s.assets = { fileRepository: 'https://a.example.com/x,https://evil.example.com' }), /spec\.assets\.fileRepository: invalid mirror URL/],
+    ['mirror scheme', (s) => (s.assets = { fileRepository: 'ftp://mirror.example.com' }), /spec\.assets\.fileRepository: invalid mirror URL/],
     ['retention', (s) => (s.etcdClusters![0].manager = { backupRetentionDays: 1e20 }), /backupRetentionDays: must be a whole number of days, at most 36500 \(got 100000000000000000000\)/],
   ];
   for (const [what, change, want] of cases) {
@@ -154,6 +156,7 @@ t.test('every cluster value nodeup renders is checked', async (t) => {
     s.containerd = { version: '1.7.24' };
     s.configBase = 's3://state/demo.example.com';
     s.kubelet = { clusterDNS: '100.64.0.10', clusterDomain: 'cluster.local' };
+    s.assets = { fileRepository: 'https://mirror.example.com:8443/kops/' };
   }), [], 'the values completion writes are valid');
 });
 
