@@ -1,11 +1,14 @@
 // The operations behind each `mooring` command. Every one validates everything
 // before it writes anything, so bad input leaves the store exactly as it was.
-import { readFile } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
+import type { Readable } from 'node:stream';
 import YAML from 'yaml';
 import { buildBootConfig } from '../../shared/api/nodeconfig.js';
 import { newClusterObjects } from '../../shared/api/complete.js';
-import { parseObjects, stringifyObjects, type ParsedObject } from '../../shared/api/parse.js';
+import { unknownFields } from '../../shared/api/known-fields.js';
+import { MAX_SPEC_BYTES, parseObjects, SpecError, stringifyObjects, tooLarge, type ParsedObject } from '../../shared/api/parse.js';
 import { StorePaths, type Cluster, type InstanceGroup } from '../../shared/api/types.js';
+import { MAX_GROUP_SIZE } from '../../shared/api/validate-util.js';
 import { ExitCode, UserError } from '../../shared/errors.js';
 import type { StateStore } from '../../shared/store/types.js';
 import { resolveAgentBinary, type AgentBinary, type AgentBinaryOptions } from './agent-binary.js';
@@ -34,35 +37,83 @@ export async function createCluster(store: StateStore, io: CliIO, name: string, 
   const objects = newClusterObjects({
     name,
     zones,
-    controlPlaneCount: parseCount('--control-plane-count', o.controlPlaneCount),
-    nodeCount: parseCount('--node-count', o.nodeCount),
+    controlPlaneCount: parseCount('--control-plane-count', o.controlPlaneCount, MAX_CONTROL_PLANE_COUNT),
+    nodeCount: parseCount('--node-count', o.nodeCount, MAX_GROUP_SIZE),
     cloud: o.cloud,
     kubernetesVersion: o.kubernetesVersion,
   });
   await createObjects(store, io, [objects.cluster, ...objects.instanceGroups], lock);
 }
 
-function parseCount(flag: string, value: string): number {
+/** One etcd member per control-plane instance: etcd advises at most 7. */
+const MAX_CONTROL_PLANE_COUNT = 7;
+
+function parseCount(flag: string, value: string, max: number): number {
   if (!/^\d+$/.test(value)) throw new UserError(`${flag}: "${value}" is not a whole number`, ExitCode.Usage);
+  // Compared as digits first: a long string of them is no number a count can be.
+  if (value.replace(/^0+(?=\d)/, '').length > String(max).length || Number(value) > max) {
+    throw new UserError(`${flag}: ${value} is too many (at most ${max})`, ExitCode.Usage);
+  }
   return Number(value);
 }
 
-async function readObjectsFile(file: string): Promise<ParsedObject[]> {
-  let text: string;
+export interface ObjectsFileOptions {
+  /** Refuse fields neither kOps nor Mooring knows, instead of warning. */
+  strict?: boolean;
+}
+
+async function readObjectsFile(io: CliIO, file: string, options: ObjectsFileOptions): Promise<ParsedObject[]> {
+  const source = file === '-' ? '<stdin>' : file;
+  let bytes: Buffer;
   try {
-    text = file === '-' ? await readStdin() : await readFile(file, 'utf8');
+    bytes = file === '-' ? await readCapped(process.stdin, source) : await readFileCapped(file);
   } catch (err) {
+    if (err instanceof SpecError) throw err;
     throw new UserError(`cannot read ${file}: ${(err as Error).message}`, ExitCode.Usage, { cause: err });
   }
-  const objects = parseObjects(text, file === '-' ? '<stdin>' : file);
+  const objects = parseObjects(bytes.toString('utf8'), source);
   if (objects.length === 0) throw new UserError(`${file}: no Cluster or InstanceGroup objects found`, ExitCode.InvalidSpec);
+  checkUnknownFields(io, objects, options.strict ?? false);
   return objects;
 }
 
-async function readStdin(): Promise<string> {
+/** A spec file, refused by its size before it is read (and, for a pipe or device, once too much has come). */
+async function readFileCapped(file: string): Promise<Buffer> {
+  const handle = await open(file, 'r');
+  try {
+    const { size, isFile } = await handle.stat().then((st) => ({ size: st.size, isFile: st.isFile() }));
+    if (isFile && size > MAX_SPEC_BYTES) throw tooLarge(file, size);
+    return await readCapped(handle.createReadStream({ autoClose: false }), file);
+  } finally {
+    await handle.close();
+  }
+}
+
+async function readCapped(stream: Readable, source: string): Promise<Buffer> {
   const chunks: Buffer[] = [];
-  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks).toString('utf8');
+  let total = 0;
+  for await (const chunk of stream) {
+    total += (chunk as Buffer).length;
+    if (total > MAX_SPEC_BYTES) {
+      stream.destroy();
+      throw tooLarge(source, undefined);
+    }
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks);
+}
+
+/** Every field kOps and Mooring do not know: a warning each (the field is kept), or with --strict an error each. */
+function checkUnknownFields(io: CliIO, objects: ParsedObject[], strict: boolean): void {
+  const found = objects.flatMap((parsed) =>
+    unknownFields(parsed.object).map((path) => new SpecError(strict ? 'unknown field (refused by --strict)' : 'unknown field (kept as written; --strict refuses it)', {
+      source: parsed.source,
+      path,
+      line: parsed.lineOf(path),
+    })),
+  );
+  if (strict && found.length > 0) throw new UserError(found.map((e) => e.message).join('\n'), ExitCode.InvalidSpec);
+  for (const warning of found) io.err(`warning: ${warning.message}\n`);
 }
 
 /** Groups objects by the cluster they belong to (a group names its cluster by label, or the file's only cluster). */
@@ -94,8 +145,8 @@ function byCluster(objects: ParsedObject[]): Map<string, ClusterPart> {
   return result;
 }
 
-export async function createFromFile(store: StateStore, io: CliIO, file: string, lock: WriterLockSettings): Promise<void> {
-  const objects = await readObjectsFile(file);
+export async function createFromFile(store: StateStore, io: CliIO, file: string, lock: WriterLockSettings, options: ObjectsFileOptions = {}): Promise<void> {
+  const objects = await readObjectsFile(io, file, options);
   await createObjects(store, io, objects, lock);
 }
 
@@ -110,8 +161,8 @@ async function createObjects(store: StateStore, io: CliIO, input: Array<ParsedOb
   });
 }
 
-export async function replaceFromFile(store: StateStore, io: CliIO, file: string, force: boolean, lock: WriterLockSettings): Promise<void> {
-  const objects = await readObjectsFile(file);
+export async function replaceFromFile(store: StateStore, io: CliIO, file: string, force: boolean, lock: WriterLockSettings, options: ObjectsFileOptions = {}): Promise<void> {
+  const objects = await readObjectsFile(io, file, options);
   await validateThenSave(store, io, objects, 'replaced', lock, (name, part, current) => {
     if (!current && !(force && part.cluster)) {
       throw new UserError(`cluster "${name}" not found in ${store.baseURL}; use create -f (or replace --force)`, ExitCode.NotFound);

@@ -6,12 +6,14 @@ import { openStore, storeURLFromEnv } from '../../shared/store/index.js';
 import { StoreError, type StateStore } from '../../shared/store/types.js';
 import { storeTimeoutMs } from '../../shared/store/timeout.js';
 import { ExitCode, UserError } from '../../shared/errors.js';
+import { MAX_SPEC_SIZE_TEXT } from '../../shared/api/parse.js';
 import { VERSION } from '../../shared/version.js';
 import * as cmd from './commands.js';
 import { processIO, type CliIO } from './io.js';
 import { ALLOW_UNSERIALIZED_HELP, DEFAULT_LOCK_TIMEOUT, LOCK_TIMEOUT_HELP, lockSettings, type WriterLockFlags } from './writer-lock.js';
 
 const STORE_HELP = 'state store URL: file:///dir, s3://bucket/prefix or memfs://name (default $MOORING_STATE_STORE)';
+const STRICT_HELP = 'refuse fields that kOps (v1alpha2) and Mooring do not know, instead of warning and keeping them';
 
 export async function main(argv: string[], io: CliIO = processIO): Promise<number> {
   const program = buildProgram(io, argv);
@@ -103,12 +105,13 @@ Example:
   // appear), and `create cluster` reads them from there and shows them as global options in its help.
   const create = withLockOptions(inherit(new Command('create'))
     .description('create a cluster, or create the objects in a file (create -f FILE)')
-    .option('-f, --filename <file>', 'YAML or JSON file of Cluster and InstanceGroup objects ("-" for stdin)'))
-    .action(async (o: { filename?: string } & WriterLockFlags, c: Command) => {
+    .option('-f, --filename <file>', `YAML or JSON file of Cluster and InstanceGroup objects ("-" for stdin; at most ${MAX_SPEC_SIZE_TEXT})`)
+    .option('--strict', STRICT_HELP, false))
+    .action(async (o: { filename?: string; strict: boolean } & WriterLockFlags, c: Command) => {
       if (!o.filename) {
         c.help({ error: true });
       }
-      await cmd.createFromFile(store(), io, o.filename as string, locking(o));
+      await cmd.createFromFile(store(), io, o.filename as string, locking(o), { strict: o.strict });
     });
   create.addCommand(
     inherit(new Command('cluster'))
@@ -116,8 +119,8 @@ Example:
       .description('write a new cluster spec (Cluster + InstanceGroups) to the state store; nothing else is created until "update cluster --yes"')
       .argument('<name>', 'cluster name, a DNS name such as demo.example.com')
       .option('--zones <zones>', 'comma-separated zones, e.g. us-east-1a,us-east-1b (cloud local: default local-a)')
-      .option('--control-plane-count <n>', 'number of control-plane instances', '1')
-      .option('--node-count <n>', 'number of worker nodes', '2')
+      .option('--control-plane-count <n>', 'number of control-plane instances (1-7)', '1')
+      .option('--node-count <n>', 'number of worker nodes (0-5000)', '2')
       .addOption(new Option('--cloud <cloud>', 'cloud provider').choices(['aws', 'local']).default('aws'))
       .option('--kubernetes-version <version>', 'Kubernetes version (default: the completion default)')
       .action(async (name: string, o: cmd.CreateClusterOptions) => cmd.createCluster(store(), io, name, o, locking(create.opts<WriterLockFlags>()))),
@@ -127,9 +130,10 @@ Example:
   program.addCommand(
     withLockOptions(inherit(new Command('replace'))
       .description('replace existing objects with the ones in a file (the whole spec is validated first)')
-      .requiredOption('-f, --filename <file>', 'YAML or JSON file of Cluster and InstanceGroup objects ("-" for stdin)')
-      .option('--force', 'create objects that do not exist yet', false))
-      .action(async (o: { filename: string; force: boolean } & WriterLockFlags) => cmd.replaceFromFile(store(), io, o.filename, o.force, locking(o))),
+      .requiredOption('-f, --filename <file>', `YAML or JSON file of Cluster and InstanceGroup objects ("-" for stdin; at most ${MAX_SPEC_SIZE_TEXT})`)
+      .option('--force', 'create objects that do not exist yet', false)
+      .option('--strict', STRICT_HELP, false))
+      .action(async (o: { filename: string; force: boolean; strict: boolean } & WriterLockFlags) => cmd.replaceFromFile(store(), io, o.filename, o.force, locking(o), { strict: o.strict })),
   );
 
   // get

@@ -1,5 +1,6 @@
 // `nodeup`: makes this machine match its cluster spec, at every boot (started
 // by mooring-nodeup.service). `--dry-run` prints the plan and changes nothing.
+import { isAbsolute } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ExitCode, UserError } from '../../shared/errors.js';
 import { StoreError } from '../../shared/store/types.js';
@@ -97,6 +98,7 @@ export async function main(argv: string[], io: NodeupIO = processIO): Promise<nu
     const storeTimeout = storeTimeoutMs(values['store-timeout'], process.env);
     const stall = values['asset-stall-timeout'];
     const assetStallTimeoutMs = stall === undefined ? DEFAULT_STALL_TIMEOUT_MS : parseSeconds('--asset-stall-timeout', stall, 1, 600) * 1000;
+    if (!isAbsolute(values.root)) throw new UserError(`--root must be an absolute path, got ${values.root}`, ExitCode.Usage);
     const { code } = await runNodeup({
       conf: values.conf,
       root: requireRoot(values.root),

@@ -10,7 +10,7 @@
 // never absent or half written while they run. A guard left by a crashed
 // process is broken once it is GUARD_STALE_MS old.
 import { randomBytes } from 'node:crypto';
-import type { Dirent } from 'node:fs';
+import { statSync, type Dirent } from 'node:fs';
 import { link, mkdir, open, readdir, rename, rmdir, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { Readable } from 'node:stream';
@@ -58,6 +58,10 @@ function isMissing(err: unknown): boolean {
 export function fileStoreDir(url: string): string {
   let dir: string;
   if (url.startsWith('file:')) {
+    // `file:s1` and `file:/s1` would quietly mean /s1: only the unambiguous form is taken.
+    if (!/^file:\/\/(localhost)?\//.test(url)) {
+      throw new StoreError('InvalidURL', url, 'not a file state store URL (want file:///absolute/dir, three slashes)');
+    }
     try {
       dir = fileURLToPath(url);
     } catch (err) {
@@ -69,6 +73,17 @@ export function fileStoreDir(url: string): string {
     throw new StoreError('InvalidURL', url, 'a file state store needs an absolute path');
   }
   return resolve(dir);
+}
+
+/** A store directory that is a regular file would list as empty ("no clusters"): refuse it by name. */
+export function checkFileStoreDir(url: string, dir: string): void {
+  let isDirectory: boolean;
+  try {
+    isDirectory = statSync(dir).isDirectory();
+  } catch {
+    return; // missing (created on first write) or unreadable (reported by the operation)
+  }
+  if (!isDirectory) throw new StoreError('InvalidURL', url, 'not a directory (a file:// state store names a directory)');
 }
 
 async function syncDir(dir: string): Promise<void> {

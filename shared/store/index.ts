@@ -1,7 +1,7 @@
 // Opens a state store by URL: file:// (or an absolute path), s3://, memfs://.
 import { isAbsolute } from 'node:path';
 import { ExitCode, UserError } from '../errors.js';
-import { FileStore } from './file.js';
+import { checkFileStoreDir, FileStore, fileStoreDir } from './file.js';
 import { MemfsStore } from './memfs.js';
 import { LazyS3Store } from './s3-lazy.js';
 import { StoreError, type StateStore } from './types.js';
@@ -20,12 +20,12 @@ export interface OpenStoreOptions {
 export function openStore(url: string, options: OpenStoreOptions = {}): StateStore {
   const scheme = /^([A-Za-z][A-Za-z0-9+.-]*):/.exec(url)?.[1]?.toLowerCase();
   if (scheme === undefined) {
-    if (isAbsolute(url)) return new FileStore(url);
+    if (isAbsolute(url)) return openFileStore(url);
     throw new StoreError('InvalidURL', url, 'not a state store URL (want file://, s3://, memfs:// or an absolute path)');
   }
   switch (scheme) {
     case 'file':
-      return new FileStore(url);
+      return openFileStore(url);
     case 's3':
       return LazyS3Store.open(url, options.env, options.timeoutMs);
     case 'memfs':
@@ -33,6 +33,12 @@ export function openStore(url: string, options: OpenStoreOptions = {}): StateSto
     default:
       throw new StoreError('InvalidURL', url, `unsupported state store scheme "${scheme}" (want file://, s3:// or memfs://)`);
   }
+}
+
+function openFileStore(url: string): FileStore {
+  const store = new FileStore(url);
+  checkFileStoreDir(url, fileStoreDir(url));
+  return store;
 }
 
 /** The state store URL an agent should use: its --state flag, else MOORING_STATE_STORE. */

@@ -145,6 +145,9 @@ export class S3Store implements StateStore {
     if (name === 'NoSuchKey' || name === 'NotFound' || status === 404) {
       return new StoreError('NotFound', url, 'not found', { cause: err });
     }
+    if (name === 'CredentialsProviderError') {
+      return new StoreError('AccessDenied', url, 'no AWS credentials (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY or AWS_PROFILE, or run with an instance role)', { cause: err });
+    }
     if (name === 'AccessDenied' || status === 403) {
       return new StoreError('AccessDenied', url, `access denied (${name}: ${detail})`, { cause: err });
     }
