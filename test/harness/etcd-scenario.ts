@@ -35,6 +35,9 @@ export interface Scenario {
   ips: string[];
   client: number;
   quarantine: number;
+  /** etcd's peer port and the managers' peer API port (the same on every host). */
+  peer: number;
+  grpc: number;
   backupURL: string;
   backups: StateStore;
   s3?: S3Server;
@@ -121,7 +124,7 @@ export async function scenario(t: Teardown, o: ScenarioOptions): Promise<Scenari
     return undefined;
   };
   return {
-    area, ips, client, quarantine, backupURL, backups, s3, env, tls, endpoint, setSpec, args,
+    area, ips, client, quarantine, peer, grpc, backupURL, backups, s3, env, tls, endpoint, setSpec, args,
     volume: async (id, member, tags = {}) => {
       await createLocalVolume({ volumeDir: area.volumeDir, id, tags: { 'k8s.io/etcd/main': `${member}/a,b,c`, ...tags }, kind: o.volumeKind });
     },
