@@ -407,7 +407,7 @@ export class Manager {
     this.memberCount = spec.memberCount;
     // While etcd has more members than the spec (a shrink under way), votes are counted against the larger number.
     const voters = Math.max(spec.memberCount, this.lastMembers);
-    const leadership = (this.leadership ??= new Leadership({ self, client, memberCount: voters, leaseMs: Math.max(3 * this.config.reconcileIntervalMs, 1000), log: this.log }));
+    const leadership = (this.leadership ??= new Leadership({ self, client: () => this.peerClient!, memberCount: voters, leaseMs: Math.max(3 * this.config.reconcileIntervalMs, 1000), log: this.log }));
     leadership.setMemberCount(voters);
     this.step = 'lead: asking peers';
     const records = await listPeers(this.backups);
