@@ -24,8 +24,8 @@ import { dirname, join } from 'node:path';
 import type { TLSSocket } from 'node:tls';
 import { parse as parseYAML, stringify as toYAML } from 'yaml';
 import { createCA, issueCertificate, type CertificateAndKey } from '../../shared/pki/x509.js';
-import { isObject, type Json, type JsonObject } from './kube/json.js';
-import { apiVersionOf, Registry, type KindInfo } from './kube/registry.js';
+import type { Json, JsonObject } from './kube/json.js';
+import { Registry, type KindInfo } from './kube/registry.js';
 import { genericServerResponse, invalid, KubeError, forbidden, serviceUnavailable, unauthorized, methodNotSupported } from './kube/status.js';
 import { ObjectStore, PATCH_TYPES, type PatchType } from './kube/store.js';
 import type { Teardown } from './tmp.js';
@@ -604,4 +604,3 @@ function notFoundPage(): Reply {
   return { status: 404, body: '404 page not found\n' };
 }
 
-export { apiVersionOf };

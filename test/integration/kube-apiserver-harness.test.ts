@@ -10,6 +10,7 @@ import { request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
 import { KubeAPIServer, type RecordedRequest } from '../harness/kube-apiserver.js';
 import type { JsonObject } from '../harness/kube/json.js';
+import { KubeError } from '../harness/kube/status.js';
 import { tempDir } from '../harness/tmp.js';
 import { createCA, issueCertificate, type CertificateAndKey } from '../../shared/pki/x509.js';
 
@@ -622,6 +623,34 @@ t.test('error shapes: 404 for objects, namespaces, resources and groups; 422 wit
   await t.rejects(raw(server, 'GET', '/api/v1/namespaces', { client: stranger }), 'a client certificate from another CA fails the handshake');
 });
 
+t.test('kubeconfig variants: files beside it, a bearer token, another user\'s certificate', async (t) => {
+  const server = await KubeAPIServer.start(t, {
+    tokens: { 'viewer-token': { name: 'viewer', groups: [] } },
+    authorize: (r) => r.user.name !== 'viewer' || r.verb === 'get' || r.verb === 'list',
+  });
+  const dir = tempDir(t, 'kube-harness-');
+  const load = (path: string) => {
+    const kc = new k8s.KubeConfig();
+    kc.loadFromFile(path);
+    return kc.makeApiClient(k8s.CoreV1Api);
+  };
+  const files = load(server.writeKubeconfig(join(dir, 'files', 'kubeconfig'), { files: true }));
+  await files.createNamespace({ body: { metadata: { name: 'apps' } } });
+  t.equal(lastRequest(server).user?.name, 'admin');
+  t.match(readFileSync(join(dir, 'files', 'kubeconfig'), 'utf8'), /client-key: .*client\.key/);
+
+  const viewer = load(server.writeKubeconfig(join(dir, 'token', 'kubeconfig'), { token: 'viewer-token' }));
+  t.equal((await viewer.readNamespace({ name: 'apps' })).metadata?.name, 'apps');
+  t.same(lastRequest(server).user, { name: 'viewer', groups: [] });
+  const denied = await apiError(viewer.deleteNamespace({ name: 'apps' }));
+  t.equal(denied.status.message, 'namespaces "apps" is forbidden: User "viewer" cannot delete resource "namespaces" in API group "" at the cluster scope');
+
+  const nodeCert = await server.issueClientCertificate('system:node:i-0123', ['system:nodes']);
+  const node = load(server.writeKubeconfig(join(dir, 'node', 'kubeconfig'), { client: nodeCert }));
+  await node.listNamespace();
+  t.same(lastRequest(server).user, { name: 'system:node:i-0123', groups: ['system:nodes'] });
+});
+
 t.test('node: read, label and taint with apply, labels re-applied after someone removes them', async (t) => {
   const { server, core, objects } = await cluster(t);
   server.seed(
@@ -636,7 +665,7 @@ t.test('node: read, label and taint with apply, labels re-applied after someone 
   );
   const node = await core.readNode({ name: 'i-0123' });
   t.equal(node.metadata?.labels?.['topology.kubernetes.io/zone'], 'us-test-1a');
-  t.notOk(node.status, 'status is not written through the main resource');
+  t.same(node.status?.addresses, [{ type: 'InternalIP', address: '172.20.1.10' }], 'seeded with its status');
 
   const desired = {
     apiVersion: 'v1',
@@ -644,7 +673,8 @@ t.test('node: read, label and taint with apply, labels re-applied after someone 
     metadata: { name: 'i-0123', labels: { 'node-role.kubernetes.io/control-plane': '', 'node.kubernetes.io/exclude-from-external-load-balancers': '' } },
     spec: { taints: [{ key: 'node-role.kubernetes.io/control-plane', effect: 'NoSchedule' }] },
   };
-  const labelled = await objects.patch(desired, undefined, undefined, 'protokube', true, SSA);
+  const labelled = await objects.patch({ ...desired, status: { addresses: [] } }, undefined, undefined, 'protokube', true, SSA);
+  t.same((labelled as JsonObject).status, { addresses: [{ type: 'InternalIP', address: '172.20.1.10' }] }, 'status in an applied configuration is ignored');
   t.same(labelled.metadata?.labels, {
     'kubernetes.io/hostname': 'i-0123',
     'topology.kubernetes.io/zone': 'us-test-1a',
@@ -720,6 +750,18 @@ t.test('down then up: connections refused, then 503 while starting, then served 
   }
   t.equal(read?.metadata?.name, 'kube-system', 'served again after the outage');
   t.ok(failures.length > 0 && failures.every((c) => c === 'ECONNREFUSED'), `refused while down (${failures.length} attempts)`);
+
+  // A failure injected for chosen requests only.
+  let injected = 0;
+  server.beforeRequest = (r) => {
+    if (r.method !== 'PATCH' || injected > 0) return undefined;
+    injected++;
+    return new KubeError(500, 'InternalError', 'Internal error occurred: etcdserver: request timed out');
+  };
+  const body = { metadata: { annotations: { a: 'b' } } };
+  const failed = await apiError(core.patchNamespace({ name: 'kube-system', body }, mergePatchOptions));
+  t.match(failed, { code: 500, status: { reason: 'InternalError', message: 'Internal error occurred: etcdserver: request timed out' } });
+  t.equal((await core.patchNamespace({ name: 'kube-system', body }, mergePatchOptions)).metadata?.annotations?.a, 'b', 'the next one goes through');
 });
 
 t.test('a CoreDNS-like addon manifest applied object by object, re-applied, changed and pruned', async (t) => {

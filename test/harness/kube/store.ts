@@ -19,7 +19,6 @@ import {
   conflict,
   genericServerResponse,
   invalid,
-  KubeError,
   notFound,
   OBJECT_MODIFIED,
   successStatus,
@@ -492,8 +491,9 @@ export class ObjectStore {
 
   /**
    * Stores an object as if a component (kubelet for a Node, say) had created it
-   * through the API as `manager`; `trackManagedFields: false` stores it without
-   * managedFields, like an object created before server-side apply existed.
+   * through the API as `manager`, and written its status if it has one;
+   * `trackManagedFields: false` stores it without managedFields, like an object
+   * created before server-side apply existed.
    */
   seed(obj: JsonObject, options: { manager?: string; trackManagedFields?: boolean } = {}): JsonObject {
     const apiVersion = typeof obj.apiVersion === 'string' ? obj.apiVersion : '';
@@ -503,12 +503,15 @@ export class ObjectStore {
     const meta = isObject(obj.metadata) ? obj.metadata : {};
     const namespace = info.namespaced ? (stringField(meta, 'namespace') ?? 'default') : undefined;
     const created = this.create(info, namespace, obj, { dryRun: false, fieldManager: options.manager ?? 'test-seed', userAgent: 'test-seed' }).body;
-    if (options.trackManagedFields === false) {
-      const stored = this.find(info, namespace, stringField(metadataOf(created), 'name') ?? '')!;
-      delete metadataOf(stored).managedFields;
-      return clone(stored);
+    const stored = this.find(info, namespace, stringField(metadataOf(created), 'name') ?? '')!;
+    if (info.statusSubresource && obj.status !== undefined) {
+      // As if the component had then written its status subresource (a write of its own).
+      stored.status = clone(obj.status);
+      this.revision++;
+      metadataOf(stored).resourceVersion = String(this.revision);
     }
-    return created;
+    if (options.trackManagedFields === false) delete metadataOf(stored).managedFields;
+    return clone(stored);
   }
 }
 
@@ -526,4 +529,3 @@ function randomSuffix(): string {
   return s;
 }
 
-export { KubeError };
