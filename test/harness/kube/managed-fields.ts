@@ -232,7 +232,7 @@ export function applyConfig(r: ApplyRequest): ApplyResult {
     const before = compare({}, live);
     const set = before.added.difference(STRIP_SET);
     if (!set.isEmpty()) {
-      const entry: ManagerEntry = { manager: 'before-first-apply', operation: 'Update', apiVersion: r.apiVersion, set };
+      const entry: ManagerEntry = { manager: 'before-first-apply', operation: 'Update', apiVersion: r.apiVersion, time: rfc3339(r.now), set };
       managers.set(managerIdentity(entry), entry);
     }
   }
