@@ -132,7 +132,7 @@ async function killEtcd(child: ChildProcess): Promise<void> {
 
 /** Instance gone for good: manager and etcd killed, its volume unmounted, detached and deleted. */
 async function loseInstance(s: Scenario, m: ManagerProcess): Promise<string> {
-  const identity = m.logs.find((l) => l.msg === 'member identity')!;
+  const identity = m.logs.find((l) => l.event === 'member.identity')!;
   await m.kill();
   const id = String(identity.volume);
   const mp = join(s.area.mountRoot, `master-${id}`);
@@ -166,7 +166,7 @@ async function oneRep(rep: number, kind: 'image' | 'directory'): Promise<Rep> {
   const managersReplace = ms(t0);
 
   // The managers' volumes hold the reference's data too (same filesystem kind); then the managers stop.
-  const mountOf = (m: ManagerProcess) => String(m.logs.find((l) => l.msg === 'member identity')!.mountPoint);
+  const mountOf = (m: ManagerProcess) => String(m.logs.find((l) => l.event === 'member.identity')!.mountPoint);
   const dataRoots = [mountOf(managers[0]), mountOf(managers[1]), mountOf(replacement)];
   await Promise.all([managers[0], managers[1], replacement].map((m) => m.kill()));
 
