@@ -80,6 +80,8 @@ t.test('failures leave nothing that counts', async (t) => {
   const abort = new AbortController();
   abort.abort();
   await t.rejects(takeBackup({ store, name: '2026-11-30T08:00:00Z-000004', snapshot: source(snap), clusterSpec: spec, signal: abort.signal }), /backup aborted/);
+  const silent: SnapshotSource = { async open() { let sent = false; return { origin, data: new Readable({ read() { if (!sent) this.push(snap.subarray(0, 4096)); sent = true; } }) }; } };
+  await t.rejects(takeBackup({ store, name: '2026-11-30T08:00:00Z-000005', snapshot: silent, clusterSpec: spec, stallTimeoutMs: 300 }), /no snapshot data moved for 0 s/, 'etcd alive but silent: the backup fails instead of hanging');
   t.same(await store.list(), [], 'no object is left by any failed run');
   t.same(await listBackups(store), { backups: [], incomplete: [] });
   await t.rejects(takeBackup({ store, name: 'control', snapshot: source(snap), clusterSpec: spec }), /"control" is not a backup name/);

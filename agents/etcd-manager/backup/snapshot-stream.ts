@@ -58,7 +58,11 @@ export function etcdSnapshotSource(client: Etcd3, endpoint: string): SnapshotSou
         }),
       );
       messages.once('error', (err) => data.destroy(err));
-      data.once('close', () => messages.destroy());
+      // Stopping early (abort, stall, a store failure) cancels the call, so etcd stops sending.
+      data.once('close', () => {
+        (messages as Readable & { cancel?: () => void }).cancel?.();
+        messages.destroy();
+      });
       if (signal) {
         const abort = () => data.destroy(signal.reason instanceof Error ? signal.reason : new Error('snapshot aborted'));
         if (signal.aborted) abort();

@@ -35,7 +35,11 @@ export interface TakeBackupOptions {
   signal?: AbortSignal;
   /** gzip level 1..9; zlib's default (6, like Go's and kOps') when absent. */
   gzipLevel?: number;
-  /** No snapshot byte for this long fails the backup (etcd stalled). Default 60 s. */
+  /**
+   * No byte moving at either end (etcd's stream or the store's upload) for this
+   * long fails the backup. Default 5 min: with backpressure a slow store also
+   * pauses etcd's stream, so this must exceed the slowest S3 part upload.
+   */
   stallTimeoutMs?: number;
   /** Milliseconds since the epoch; injected for tests. */
   now?: () => number;
@@ -81,8 +85,8 @@ export async function takeBackup(options: TakeBackupOptions): Promise<TakenBacku
     throw fail('cannot start the etcd snapshot', err);
   }
   const { origin, data } = opened;
-  const stallMs = options.stallTimeoutMs ?? 60_000;
-  const guard = stallGuard(stallMs, () => data.destroy(new Error(`etcd sent no snapshot data for ${Math.round(stallMs / 1000)} s`)));
+  const stallMs = options.stallTimeoutMs ?? 5 * 60_000;
+  const guard = stallGuard(stallMs, () => data.destroy(new Error(`no snapshot data moved for ${Math.round(stallMs / 1000)} s`)));
   let snapshotBytes = 0;
   const check = new SnapshotCheck((bytes) => {
     snapshotBytes = bytes;
@@ -90,7 +94,10 @@ export async function takeBackup(options: TakeBackupOptions): Promise<TakenBacku
   });
   const iv = key ? newIV() : undefined;
   const cipher = key && iv ? encryptor(key, iv) : undefined;
-  const stored = new Measure((storedBytes) => options.onProgress?.({ snapshotBytes, storedBytes }));
+  const stored = new Measure((storedBytes) => {
+    guard.touch();
+    options.onProgress?.({ snapshotBytes, storedBytes });
+  });
   const abort = () => data.destroy(new Error('backup aborted'));
   if (options.signal?.aborted) abort();
   options.signal?.addEventListener('abort', abort, { once: true });
