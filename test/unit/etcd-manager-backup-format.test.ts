@@ -9,7 +9,7 @@ import { BackupNamer, formatBackupName, parseBackupName } from '../../agents/etc
 import { formatBackupMeta, parseBackupMeta } from '../../agents/etcd-manager/backup/meta.js';
 import { formatSidecar, parseSidecar, SIDECAR_FORMAT, type BackupSidecar } from '../../agents/etcd-manager/backup/sidecar.js';
 import { formatKeySecret, keyIdOf, loadKeyFile, loadKeySecret, parseKeyMaterial, KEY_SECRET_PATH } from '../../agents/etcd-manager/backup/encryption.js';
-import { sortListing } from '../../agents/etcd-manager/backup/list.js';
+import { newestBackup, sortListing } from '../../agents/etcd-manager/backup/list.js';
 import { formatClusterSpec, parseClusterSpec, readClusterSpecFile, writeClusterSpecFile } from '../../agents/etcd-manager/control/cluster-spec.js';
 import { formatClusterCreated, isClusterCreated, markClusterCreated } from '../../agents/etcd-manager/control/cluster-created.js';
 import { deleteCommand, formatCommand, listCommands, queueRestoreCommand } from '../../agents/etcd-manager/control/commands.js';
@@ -87,6 +87,7 @@ t.test('listing: complete backups need the meta; control/ and discovery/ are not
     ['legacy-name', false, true, undefined],
   ]);
   t.same(listing.incomplete.map((i) => i.name), ['2026-11-30T08:15:00Z-000001']);
+  t.equal(newestBackup(listing)?.name, '2026-11-30T08:00:00Z-000001', 'the newest by time: an incomplete or timeless folder never counts');
 });
 
 t.test('encryption keys: three forms, a key id, wrong forms and loose files refused', async (t) => {

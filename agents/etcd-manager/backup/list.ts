@@ -60,6 +60,16 @@ export function sortListing(paths: string[]): BackupListing {
   return { backups: backups.sort(byName), incomplete: incomplete.sort(byName) };
 }
 
+/**
+ * The newest complete backup by the time in its name (names that carry no time
+ * are skipped): what "time of the last backup" is after a leader change.
+ */
+export function newestBackup(listing: BackupListing): ListedBackup | undefined {
+  let newest: ListedBackup | undefined;
+  for (const b of listing.backups) if (b.time && (!newest || b.name > newest.name)) newest = b;
+  return newest;
+}
+
 /** One recursive listing of the backup store. */
 export async function listBackups(store: StateStore): Promise<BackupListing> {
   return sortListing(await store.list());
