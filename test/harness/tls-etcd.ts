@@ -103,7 +103,7 @@ export async function startEtcd(t: Teardown, o: StartEtcdOptions): Promise<Runni
     }, 30_000, 200);
   } catch (err) {
     await stop();
-    throw err;
+    throw new Error(`${(err as Error).message}; etcd said: ${tail.slice(-3).join(' | ')}`, { cause: err });
   }
   return { pid, endpoint, peerURL, dataDir: o.dataDir, output: () => tail.join('\n'), stop };
 }

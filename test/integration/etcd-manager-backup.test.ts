@@ -91,7 +91,7 @@ interface Fixture {
 async function liveEtcd(t: Test): Promise<Fixture> {
   const dir = tempDir(t, 'mooring-backup-');
   const ip = loopbackNet();
-  const pki = await makeEtcdPKI(join(dir, 'pki'), [ip(1), ip(2), ip(3)]);
+  const pki = await makeEtcdPKI(join(dir, 'pki'), [1, 2, 3, 4, 5, 6].map(ip));
   const etcd = await startEtcd(t, { name: 'a', dataDir: join(dir, 'a'), ip: ip(1), pki, token: 'live-token' });
   const client = await openEtcdClient([etcd.endpoint], pki.client);
   t.teardown(() => client.close());
@@ -305,4 +305,38 @@ t.test("kOps' layout, made with etcdctl snapshot save + gzip + kOps' meta: verif
   await kopsInterop(t, openStore(`file://${dir}/backups/etcd/main`));
   const s3 = await startS3(t);
   await kopsInterop(t, openStore(`${s3.url}/backups/etcd/main`, { env: s3.env }));
+});
+
+t.test('one backup restored into three members (full initial cluster, a new token) forms one healthy cluster with the data', { skip: etcdMissing }, async (t) => {
+  const f = await liveEtcd(t);
+  await fill(f.client);
+  const before = await allKeys(f.client);
+  const store = openStore(`file://${tempDir(t, 'mooring-backup-three-')}/backups/etcd/main`);
+  const name = new BackupNamer({ now: Date.now, randomInt: () => 0 }).next();
+  await takeBackup({ store, name, snapshot: etcdSnapshotSource(f.client, f.etcd.endpoint), clusterSpec: { memberCount: 3, etcdVersion: '3.4.23' } });
+  const members = ['m1', 'm2', 'm3'];
+  const hosts = [4, 5, 6];
+  const peerURLs = Object.fromEntries(await Promise.all(members.map(async (m, i) => [m, `https://${f.ip(hosts[i])}:${await freePort(f.ip(hosts[i]))}`] as const)));
+  const initialCluster = Object.fromEntries(members.map((m) => [m, [peerURLs[m]]]));
+  const dataDirs: string[] = [];
+  for (const m of members) {
+    const volume = join(f.dir, `volume-${m}`);
+    const restored = await restoreMemberData({
+      store, name, tool: SYSTEM_ETCDCTL, workDir: join(volume, 'work'), dataRoot: join(volume, 'data'),
+      member: { name: m, peerURLs: [peerURLs[m]] }, initialCluster, clusterToken: 'restored-three',
+    });
+    dataDirs.push(restored.dataDir);
+  }
+  const initial = members.map((m) => `${m}=${peerURLs[m]}`).join(',');
+  const running = await Promise.all(members.map((m, i) => startEtcd(t, {
+    name: m, dataDir: dataDirs[i], ip: f.ip(hosts[i]), pki: f.pki, token: 'restored-three', initialCluster: initial, peerPort: Number(new URL(peerURLs[m]).port),
+  })));
+  const client = await openEtcdClient(running.map((r) => r.endpoint), f.pki.client);
+  t.teardown(() => client.close());
+  const list = await client.cluster.memberList({ linearizable: true });
+  t.same(list.members.map((m) => m.name).sort(), members, 'three members, named as restored');
+  t.same(list.members.map((m) => m.peerURLs[0]).sort(), Object.values(peerURLs).sort(), 'with the peer URLs given to the restore');
+  t.same((await allKeys(client)).keys, before.keys, 'every key and revision, read through the new cluster');
+  await client.put('/after-restore').value('writable');
+  t.equal(await client.get('/after-restore').string(), 'writable', 'the restored cluster takes writes');
 });

@@ -52,6 +52,7 @@ t.test("_etcd_backup.meta: exactly jsonpb's bytes, every field kOps reads, nothi
   t.same(decoded, { etcd_version: '3.4.23', timestamp: 1764490500n, cluster_spec: { member_count: 3, etcd_version: '3.4.23' } }, 'every field of BackupInfo and ClusterSpec is set');
   t.throws(() => kopsStrictDecode(meta.replace('"timestamp"', '"sha256": "x",\n  "timestamp"'), KOPS_BACKUP_INFO), /unknown field "sha256"/, 'the strict decoder refuses what kOps refuses');
   t.equal(formatBackupMeta({ etcdVersion: '3.4.23' }), '{\n  "etcdVersion": "3.4.23"\n}', 'zero values are left out, as jsonpb does');
+  t.equal(formatBackupMeta({ etcdVersion: 'a<b>&"\u2028' }), '{\n  "etcdVersion": "a\\u003cb\\u003e\\u0026\\"\\u2028"\n}', "strings escaped as Go's encoding/json does");
 
   // Lenient read: kOps' own file, numbers or strings, snake_case, unknown fields.
   t.same(parseBackupMeta(meta, 'm'), { etcdVersion: '3.4.23', timestamp: 1764490500, clusterSpec: { memberCount: 3, etcdVersion: '3.4.23' } });

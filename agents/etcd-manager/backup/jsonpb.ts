@@ -43,10 +43,15 @@ function writeMessage(fields: JsonpbField[], indent: string): string {
   return `{\n${lines.join(',\n')}\n${indent}}`;
 }
 
+/** Go's json.Marshal of a string: like JSON.stringify, but <, >, & and U+2028/9 escaped (HTML-safe). */
+export function goJSONString(value: string): string {
+  return JSON.stringify(value).replace(/[<>&\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
 function writeValue(v: JsonpbValue, indent: string): string {
   switch (v.kind) {
     case 'string':
-      return JSON.stringify(v.value);
+      return goJSONString(v.value ?? '');
     case 'int32':
       return String(v.value);
     case 'int64':
