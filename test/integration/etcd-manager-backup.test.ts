@@ -9,7 +9,7 @@
 import t, { type Test } from 'tap';
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { createInterface } from 'node:readline';
@@ -148,6 +148,10 @@ async function roundTrip(t: Test, store: StateStore, key: BackupKey | undefined,
   t.same(decoded.cluster_spec, { member_count: 3, etcd_version: '3.4.23' });
   t.equal(decoded.etcd_version, '3.4.23');
   t.ok(Math.abs(Number(decoded.timestamp) - Date.now() / 1000) < 600, 'timestamp is unix seconds of now');
+  if (store.baseURL.startsWith('file:')) {
+    const mode = (await stat(join(fileURLToPath(store.baseURL), name, 'etcd.backup.gz'))).mode & 0o777;
+    t.equal(mode.toString(8), '600', 'the snapshot (every secret in the cluster) is readable by its owner only');
+  }
   const info = await loadBackupInfo(store, name);
   t.same(info.sidecar, taken.sidecar);
 

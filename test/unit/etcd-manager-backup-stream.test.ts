@@ -85,6 +85,10 @@ t.test('failures leave nothing that counts', async (t) => {
   t.same(await store.list(), [], 'no object is left by any failed run');
   t.same(await listBackups(store), { backups: [], incomplete: [] });
   await t.rejects(takeBackup({ store, name: 'control', snapshot: source(snap), clusterSpec: spec }), /"control" is not a backup name/);
+  await takeBackup({ store, name: '2026-11-30T08:00:00Z-000009', snapshot: source(snap), clusterSpec: spec });
+  const before = await store.read('2026-11-30T08:00:00Z-000009/etcd.backup.gz');
+  await t.rejects(takeBackup({ store, name: '2026-11-30T08:00:00Z-000009', snapshot: source(snapshotBytes(2)), clusterSpec: spec }), /already exists; refusing to overwrite it/);
+  t.same(await store.read('2026-11-30T08:00:00Z-000009/etcd.backup.gz'), before, 'a name that collides never touches the other backup');
 });
 
 t.test('a backup whose meta names no etcd version, or which has no data, is refused by name', async (t) => {

@@ -55,6 +55,9 @@ export interface TakenBackup {
 
 export class BackupError extends Error {}
 
+/** A snapshot holds every secret in the cluster: 0600 where the store has modes (file://). */
+const PRIVATE = { mode: 0o600 };
+
 /** Fails the stream when no chunk passes for `ms` (etcd alive but silent). */
 function stallGuard(ms: number, onStall: () => void): { touch: () => void; stop: () => void } {
   let timer: NodeJS.Timeout | undefined;
@@ -78,6 +81,10 @@ export async function takeBackup(options: TakeBackupOptions): Promise<TakenBacku
   const fail = (step: string, err: unknown): BackupError =>
     new BackupError(`backup ${name} (${store.urlOf(name)}): ${step}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
 
+  // Names come from a BackupNamer and should never collide; if one does, never touch the other backup.
+  if ((await store.exists(metaPath(name))) || (await store.exists(dataPath(name)))) {
+    throw new BackupError(`backup ${name} (${store.urlOf(name)}) already exists; refusing to overwrite it`);
+  }
   let opened;
   try {
     opened = await options.snapshot.open(options.signal);
@@ -105,7 +112,7 @@ export async function takeBackup(options: TakeBackupOptions): Promise<TakenBacku
   const gzip = createGzip(options.gzipLevel !== undefined ? { level: options.gzipLevel } : {});
   const stages: Array<Readable | Transform> = [data, check, gzip, ...(cipher ? [cipher] : []), stored];
   // writeStream consumes `stored`; the pipeline carries an error in any stage to every other one.
-  const results = await Promise.allSettled([pipeline(stages as [Readable, ...Transform[]]), store.writeStream(dataPath(name), stored)]);
+  const results = await Promise.allSettled([pipeline(stages as [Readable, ...Transform[]]), store.writeStream(dataPath(name), stored, PRIVATE)]);
   guard.stop();
   options.signal?.removeEventListener('abort', abort);
   const failure = rootCause(results);
@@ -134,9 +141,9 @@ export async function takeBackup(options: TakeBackupOptions): Promise<TakenBacku
     etcd: origin,
   };
   try {
-    await store.write(sidecarPath(name), formatSidecar(sidecar));
+    await store.write(sidecarPath(name), formatSidecar(sidecar), PRIVATE);
     // Last: from here on the backup exists for kOps and for us.
-    await store.write(metaPath(name), formatBackupMeta({ etcdVersion: origin.version, timestamp: Math.floor(started / 1000), clusterSpec: options.clusterSpec }));
+    await store.write(metaPath(name), formatBackupMeta({ etcdVersion: origin.version, timestamp: Math.floor(started / 1000), clusterSpec: options.clusterSpec }), PRIVATE);
   } catch (err) {
     await cleanup(store, name, true);
     throw fail('writing the sidecar or meta failed', err);
