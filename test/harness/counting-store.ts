@@ -3,7 +3,8 @@
 import type { Readable } from 'node:stream';
 import type { StateStore, WriteOptions } from '../../shared/store/types.js';
 
-export type StoreMethod = 'read' | 'readIfExists' | 'exists' | 'write' | 'list' | 'listChildren' | 'delete' | 'openReadStream' | 'writeStream';
+const METHODS = ['read', 'readIfExists', 'exists', 'write', 'list', 'listChildren', 'delete', 'openReadStream', 'writeStream', 'readVersioned', 'createIfAbsent', 'replaceIfVersion', 'deleteIfVersion'] as const;
+export type StoreMethod = (typeof METHODS)[number];
 
 export interface CountingStore extends StateStore {
   /** Calls so far, by method (sub-stores count into the same tally). */
@@ -17,7 +18,7 @@ export function countingStore(inner: StateStore): CountingStore {
   const calls = {} as Record<StoreMethod, number>;
   const listed: string[] = [];
   const reset = () => {
-    for (const m of ['read', 'readIfExists', 'exists', 'write', 'list', 'listChildren', 'delete', 'openReadStream', 'writeStream'] as StoreMethod[]) calls[m] = 0;
+    for (const m of METHODS) calls[m] = 0;
     listed.length = 0;
   };
   reset();
@@ -37,6 +38,11 @@ export function countingStore(inner: StateStore): CountingStore {
     delete: (path) => (calls.delete++, store.delete(path)),
     openReadStream: (path): Promise<Readable> => (calls.openReadStream++, store.openReadStream(path)),
     writeStream: (path: string, source: Readable, options?: WriteOptions) => (calls.writeStream++, store.writeStream(path, source, options)),
+    conditionalWrites: store.conditionalWrites,
+    readVersioned: (path) => (calls.readVersioned++, store.readVersioned(path)),
+    createIfAbsent: (path: string, data: Buffer | string, options?: WriteOptions) => (calls.createIfAbsent++, store.createIfAbsent(path, data, options)),
+    replaceIfVersion: (path: string, data: Buffer | string, version: string, options?: WriteOptions) => (calls.replaceIfVersion++, store.replaceIfVersion(path, data, version, options)),
+    deleteIfVersion: (path: string, version: string) => (calls.deleteIfVersion++, store.deleteIfVersion(path, version)),
   });
   return wrap(inner);
 }
