@@ -2,11 +2,11 @@
 // InstanceGroup objects in the state store and, on `update cluster`, derives
 // what instances boot from.
 import { Command, CommanderError, Option } from 'commander';
-import { openStore, storeURLFromEnv } from '../../shared/store/index.js';
+import type * as StoreModule from '../../shared/store/index.js';
 import { StoreError, type StateStore } from '../../shared/store/types.js';
 import { ExitCode, UserError } from '../../shared/errors.js';
 import { VERSION } from '../../shared/version.js';
-import * as cmd from './commands.js';
+import type * as Commands from './commands.js';
 import { processIO, type CliIO } from './io.js';
 
 const STORE_HELP = 'state store URL: file:///dir, s3://bucket/prefix or memfs://name (default $MOORING_STATE_STORE)';
@@ -73,7 +73,14 @@ Example:
   mooring get userdata demo.example.com --instance-group control-plane-local-a`,
     );
 
-  const store = (): StateStore => openStore(storeURLFromEnv(program.opts<{ state?: string }>().state, io.env), { env: io.env });
+  // The commands and the store backends (YAML, PKI, crypto, streams) load when a
+  // command is about to run, not for --help, --version or a usage error.
+  let cmd!: typeof Commands;
+  let stores!: typeof StoreModule;
+  program.hook('preAction', async () => {
+    [cmd, stores] = await Promise.all([import('./commands.js'), import('../../shared/store/index.js')]);
+  });
+  const store = (): StateStore => stores.openStore(stores.storeURLFromEnv(program.opts<{ state?: string }>().state, io.env), { env: io.env });
   const inherit = (c: Command) => c.exitOverride().configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) });
 
   // create
@@ -95,7 +102,7 @@ Example:
       .option('--node-count <n>', 'number of worker nodes', '2')
       .addOption(new Option('--cloud <cloud>', 'cloud provider').choices(['aws', 'local']).default('aws'))
       .option('--kubernetes-version <version>', 'Kubernetes version (default: the completion default)')
-      .action(async (name: string, o: cmd.CreateClusterOptions) => cmd.createCluster(store(), io, name, o)),
+      .action(async (name: string, o: Commands.CreateClusterOptions) => cmd.createCluster(store(), io, name, o)),
   );
   program.addCommand(create);
 

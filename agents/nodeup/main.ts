@@ -3,9 +3,11 @@
 import { parseArgs } from 'node:util';
 import { ExitCode, UserError } from '../../shared/errors.js';
 import { StoreError } from '../../shared/store/types.js';
-import { SpecError } from '../../shared/api/parse.js';
 import { versionLine } from '../../shared/version.js';
-import { DEFAULT_CACHE, requireRoot, runNodeup, type NodeupIO } from './nodeup.js';
+import { DEFAULT_CACHE } from './defaults.js';
+// The run itself (and the YAML, PKI and host code under it) loads only after
+// the flags are read, so --help, --version and usage errors stay light.
+import type { NodeupIO } from './nodeup.js';
 
 const PROGRAM = 'nodeup';
 
@@ -75,6 +77,7 @@ export async function main(argv: string[], io: NodeupIO = processIO): Promise<nu
     if (!values.conf) throw new UserError('--conf BOOTCONFIG is required', ExitCode.Usage);
     if (values.output !== 'text' && values.output !== 'json') throw new UserError(`-o: want text or json, got ${values.output}`, ExitCode.Usage);
     if (!/^\d+$/.test(values.retries)) throw new UserError(`--retries: want a whole number, got ${values.retries}`, ExitCode.Usage);
+    const { requireRoot, runNodeup } = await import('./nodeup.js');
     const { code } = await runNodeup({
       conf: values.conf,
       root: requireRoot(values.root),
@@ -89,6 +92,7 @@ export async function main(argv: string[], io: NodeupIO = processIO): Promise<nu
   } catch (err) {
     io.err(`${PROGRAM}: error: ${(err as Error).message}\n`);
     if (err instanceof UserError) return err.exitCode;
+    const { SpecError } = await import('../../shared/api/parse.js');
     if (err instanceof SpecError) return ExitCode.InvalidSpec;
     if (err instanceof StoreError) return err.kind === 'NotFound' ? ExitCode.NotFound : ExitCode.StoreUnavailable;
     return ExitCode.Failure;
