@@ -117,7 +117,8 @@ function nativeRuntime() {
 /**
  * node-linux-<arch>'s binary for another architecture (npm installs only the
  * native one): `npm pack` of the locked version into .cache/node-runtimes,
- * kept only if its sha512 is the lock file's, then bin/node unpacked beside it.
+ * kept only if its sha512 is the lock file's. Every build checks the tarball
+ * again and unpacks bin/node from it afresh, so nothing unchecked is used.
  */
 function foreignRuntime(arch) {
   const pinned = lockedRuntime(arch);
@@ -138,13 +139,11 @@ function foreignRuntime(arch) {
     if (got !== pinned.integrity) fail(`${pinned.name}@${pinned.version}: sha512 ${got} is not the lock file's ${pinned.integrity}`);
     renameSync(fetched, tarball);
     rmSync(fetchDir, { recursive: true, force: true });
-    rmSync(dirname(dirname(nodePath)), { recursive: true, force: true });
   }
-  if (!existsSync(nodePath)) {
-    const unpackDir = dirname(dirname(nodePath));
-    mkdirSync(unpackDir, { recursive: true });
-    execFileSync('tar', ['-xzf', tarball, '-C', unpackDir, '--strip-components=1', 'package/bin/node'], { stdio: 'inherit' });
-  }
+  const unpackDir = dirname(dirname(nodePath));
+  rmSync(unpackDir, { recursive: true, force: true });
+  mkdirSync(unpackDir, { recursive: true });
+  execFileSync('tar', ['-xzf', tarball, '-C', unpackDir, '--strip-components=1', 'package/bin/node'], { stdio: 'inherit' });
   if (elfMachine(nodePath) !== arch) fail(`${relative(repo, nodePath)} is not an ${arch} ELF executable`);
   return { ...pinned, path: nodePath };
 }
@@ -322,7 +321,6 @@ for (const input of Object.keys(main.metafile.inputs)) {
   if (pkg !== undefined && lazyBundleOf.has(pkg)) fail(`${input} is in the main bundle, but ${pkg} belongs to lazy bundle ${lazyBundleOf.get(pkg)}`);
 }
 log(`dist/bundle.cjs: ${mib(statSync(bundlePath).size)}`);
-if (process.env.MOORING_BUILD_METAFILE) writeFileSync(process.env.MOORING_BUILD_METAFILE, JSON.stringify(main.metafile));
 
 // Each lazy bundle is one function expression (what the loader compiles) whose
 // module.exports maps package name to what require() of the package gives, so
@@ -458,8 +456,12 @@ for (const name of Object.keys(LAZY_BUNDLES)) {
 }
 // Node's options must not reach Node: a NODE_OPTIONS Node would refuse, and an
 // --env-file naming no file, both go unnoticed by --version / reach the dispatcher.
-const withNodeOptions = execFileSync(binaryPath, ['--version'], { encoding: 'utf8', env: { ...checkEnv, NODE_OPTIONS: '--no-such-node-option' } }).trim();
-if (withNodeOptions !== version) fail(`NODE_OPTIONS reached Node: --version printed ${JSON.stringify(withNodeOptions)}`);
+try {
+  const withNodeOptions = execFileSync(binaryPath, ['--version'], { encoding: 'utf8', env: { ...checkEnv, NODE_OPTIONS: '--no-such-node-option' }, stdio: 'pipe' }).trim();
+  if (withNodeOptions !== version) fail(`NODE_OPTIONS reached Node: --version printed ${JSON.stringify(withNodeOptions)}`);
+} catch (err) {
+  fail(`NODE_OPTIONS reached Node (exit ${err.status}): ${String(err.stderr).trim()}`);
+}
 try {
   execFileSync(join(binDir, 'mooring-agents'), ['--env-file=/nonexistent/mooring-build-check'], { encoding: 'utf8', env: checkEnv, stdio: 'pipe' });
   fail('mooring-agents --env-file=... exited 0');
