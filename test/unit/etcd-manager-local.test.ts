@@ -113,3 +113,32 @@ t.test('leave: etcd stopped, data moved aside (not deleted), standing by until a
   t.same(await local.startStep({ leading: false, spec: { memberCount: 3, etcdVersion: '3.4.23' } }), { stop: true }, 'a pass stops at standby: no etcd, no leading');
   t.equal(etcd.starts.length, 1, 'etcd not started again');
 });
+
+t.test('leave racing a reconcile pass: no etcd start between "stopped" and "standing by"', async (t) => {
+  const { dir, etcd, local } = setup(t);
+  await local.load();
+  await local.onCommand({ leader: 'b', term: 4, action: 'form', body: { clusterToken: 'etcd-x', initialCluster: { a: ['https://a:2380'] }, etcdVersion: '3.4.23' } });
+  await until(() => etcd.starts.length === 1);
+  mkdirSync(join(dir, 'data', 'etcd-x', 'member'), { recursive: true });
+  // A slow stop holds the leave between "etcd stopped" and the state's removal; a pass runs meanwhile.
+  let stopped: (() => void) | undefined;
+  etcd.stop = async () => {
+    etcd.running = false;
+    await new Promise<void>((resolve) => (stopped = resolve));
+  };
+  const leaving = local.onCommand({ leader: 'b', term: 4, action: 'leave' });
+  await until(() => stopped !== undefined);
+  stopped?.();
+  await until(() => !local.etcdStarted); // the leave goes on: data being moved aside, state not yet removed
+  const pass = local.startStep({ leading: false, spec: { memberCount: 3, etcdVersion: '3.4.23' } });
+  t.equal(await leaving, 'standing by');
+  await pass;
+  t.same(await local.startStep({ leading: false, spec: { memberCount: 3, etcdVersion: '3.4.23' } }), { stop: true }, 'the next pass stands by');
+  t.equal(etcd.starts.length, 1, 'etcd was never started again on an emptied data dir');
+  t.equal(readdirSync(join(dir, 'data-removed')).length, 1, 'the data moved aside once');
+});
+
+/** Waits for a condition the code under test reaches through its own promises (no time asserted). */
+async function until(condition: () => boolean): Promise<void> {
+  while (!condition()) await new Promise((r) => setImmediate(r));
+}

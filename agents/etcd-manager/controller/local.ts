@@ -52,6 +52,8 @@ export class LocalMember {
   private standingBy = false;
   private started = false;
   private starting?: Promise<StepResult | undefined>;
+  /** A leave under way: no start may begin until it has finished (it moves the data dir away mid-way). */
+  private leaving?: Promise<string>;
   private joinQuarantined = false;
   private warnedMulti = false;
   private healthy = false;
@@ -105,7 +107,7 @@ export class LocalMember {
 
   /** One start at a time: the reconcile pass and a leader's command may both ask. */
   private ensureStarted(pass?: Pass): Promise<StepResult | undefined> {
-    if (this.started) return Promise.resolve(undefined);
+    if (this.started || this.leaving) return Promise.resolve(undefined);
     return (this.starting ??= this.startEtcd(pass).finally(() => (this.starting = undefined)));
   }
 
@@ -239,9 +241,18 @@ export class LocalMember {
     );
   }
 
-  /** The leader's command after removing this member from etcd: stop etcd, move its data aside, stand by. */
-  private async leave(command: Command): Promise<string> {
+  /**
+   * The leader's command after removing this member from etcd: stop etcd, move its data aside, stand by.
+   * Serialized against starts: a reconcile pass between "etcd stopped" and "state removed" would
+   * otherwise start etcd again on a fresh, empty data dir (etcd-manager-shrink.test.ts caught it).
+   */
+  private leave(command: Command): Promise<string> {
+    return (this.leaving ??= this.leaveNow(command).finally(() => (this.leaving = undefined)));
+  }
+
+  private async leaveNow(command: Command): Promise<string> {
     const { volume, log, etcd } = this.deps;
+    await this.starting?.catch(() => undefined); // a start already under way finishes first, then is undone
     const state = await readVolumeState(volume.mountPoint);
     await etcd.stop();
     this.started = false;
