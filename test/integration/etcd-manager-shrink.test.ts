@@ -31,6 +31,8 @@ t.test('shrink 3→1: one member at a time, removed managers stand by', { skip: 
   const tally = await writer.stop();
   const { writes, failures } = tally;
   t.same(after[0]!.members!.map((m) => m.name), ['a'], 'etcd lists only a');
+  // etcd can list one member before the leader's log line about the second removal has reached us.
+  await waitFor('the leader\'s log of both removals', async () => h.logsOf([a, b, c]).filter((l) => l.event === 'member.removed-extra').length >= 2, 20_000, 100).catch(() => undefined);
   const all = h.logsOf([a, b, c]);
   const removed = all.filter((l) => l.event === 'member.removed-extra');
   t.same(removed.map((l) => l.member), ['c', 'b'], 'c removed, then b: one at a time, highest name first');
