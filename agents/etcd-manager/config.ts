@@ -4,7 +4,9 @@ import { isIP } from 'node:net';
 import { ExitCode, UserError } from '../../shared/errors.js';
 import { openStore } from '../../shared/store/index.js';
 import { StoreError } from '../../shared/store/types.js';
+import type { TestHooks } from './controller/types.js';
 import { parseDuration, settingName, type FlagName, type ParsedFlags } from './flags.js';
+import { parseTestHooks } from './test-hooks.js';
 
 export type VolumeProviderName = 'local' | 'static' | 'aws';
 
@@ -42,6 +44,8 @@ export interface ManagerConfig {
   metricsAddress: string;
   logFormat: 'text' | 'json';
   verbosity: number;
+  /** Test-only behaviour (the hidden --test-hook flag); empty in production. */
+  testHooks: TestHooks;
 }
 
 function usage(message: string): UserError {
@@ -174,6 +178,7 @@ export function resolveConfig(flags: ParsedFlags): ManagerConfig {
     metricsAddress: str('metrics-address'),
     logFormat,
     verbosity: Number(str('v')),
+    testHooks: parseTestHooks((flags.values.get('test-hook') as string[] | undefined) ?? []),
   };
 }
 

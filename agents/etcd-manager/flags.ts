@@ -19,6 +19,8 @@ export interface FlagDef {
    * 1 ms instead, so an unbounded value would make a loop spin.
    */
   range?: readonly [string, string];
+  /** Left out of --help (test-only flags; the README names them). */
+  hidden?: boolean;
 }
 
 /** The flags, in help order. Names match kOps' etcd-manager where it has them. */
@@ -40,7 +42,7 @@ export const FLAGS = [
   { name: 'instance-id', kind: 'string', default: '', help: 'identity that claims a local volume (default: the host name); a restarted manager keeps its own claim' },
   { name: 'pki-dir', kind: 'string', default: '/etc/kubernetes/pki/etcd-manager', help: 'where issued certificates and keys (0600) are kept' },
   { name: 'backup-interval', kind: 'duration', default: '15m', range: ['1s', '24h'], help: 'interval between periodic backups (accepted and checked; backups are not in this build)' },
-  { name: 'reconcile-interval', kind: 'duration', default: '10s', range: ['100ms', '1h'], help: 'interval between reconcile passes (kOps: 10s)' },
+  { name: 'reconcile-interval', kind: 'duration', default: '10s', range: ['100ms', '1h'], help: 'longest wait between reconcile passes (kOps: 10s); a pass also runs at once after one that changed something or when a peer announces a change, and every 500ms while waiting on etcd; the leader lease is three intervals, 1s to 4s, renewed on its own timer' },
   { name: 'unhealthy-member-timeout', kind: 'duration', default: '1m', range: ['1s', '24h'], help: 'the leader removes a member from etcd once it has been unhealthy this long with its manager gone (never below quorum), so a replacement can join (kOps: 1m)' },
   { name: 'discovery-poll-interval', kind: 'duration', default: '60s', range: ['100ms', '1h'], help: 'interval between re-registering this member in <backup-store>/discovery/ and re-reading its peers' },
   { name: 'store-timeout', kind: 'duration', default: '30s', range: ['1s', '10m'], help: 'a state or backup store request that gets no byte for this long fails (and is not retried), so a silent S3 endpoint costs this, not minutes' },
@@ -52,6 +54,7 @@ export const FLAGS = [
   { name: 'log-format', kind: 'string', default: 'text', help: 'text (readable) or json; also MOORING_LOG_FORMAT' },
   { name: 'v', kind: 'int', default: '2', help: 'kOps-style verbosity; 4 and above logs debug lines' },
   { name: 'env-file', kind: 'string', default: '', help: 'read ETCD_MANAGER_* settings from this file (KEY=VALUE lines, # comments)' },
+  { name: 'test-hook', kind: 'list', hidden: true, help: 'TEST ONLY: stop-before-fence, hang-while-leading, cert-lifetime=<duration> (see test-hooks.ts)' },
 ] as const satisfies readonly FlagDef[];
 
 export type FlagName = (typeof FLAGS)[number]['name'];
@@ -207,8 +210,9 @@ export function parseDuration(text: string): number | undefined {
 }
 
 export function helpText(program: string): string {
-  const width = Math.max(...FLAGS.map((f) => f.name.length + (f.kind === 'bool' ? 0 : 8)));
-  const lines = (FLAGS as readonly FlagDef[]).map((f) => {
+  const shown = (FLAGS as readonly FlagDef[]).filter((f) => !f.hidden);
+  const width = Math.max(...shown.map((f) => f.name.length + (f.kind === 'bool' ? 0 : 8)));
+  const lines = shown.map((f) => {
     const left = `--${f.name}${f.kind === 'bool' ? '' : '=<' + (f.kind === 'list' ? 'value' : f.kind) + '>'}`;
     const notes = [
       ...(f.default !== undefined && f.default !== '' ? [`default ${f.default}`] : []),
@@ -226,7 +230,10 @@ state store's CAs, keeps its /etc/hosts block, supervises the etcd process and
 serves /healthz and /metrics. With several members the managers elect a
 leader, which forms the cluster and changes its membership as
 control/etcd-cluster-spec says (grow, shrink, replace, remove members unhealthy
-past --unhealthy-member-timeout), every change fenced in etcd itself.
+past --unhealthy-member-timeout), every change fenced in etcd itself. The loop
+is event-driven: a pass that changed something, a peer's announcement or a
+lost leader lease runs the next pass at once; --reconcile-interval is the
+longest wait.
 \`${program} run\` and plain \`${program}\` with flags do the same, as kOps starts it.
 
 Flags (also settable as ETCD_MANAGER_<NAME>, e.g. --cluster-name as

@@ -54,7 +54,7 @@ export async function threeManagers(t: Teardown, spec: { memberCount: number }, 
   const s = await scenario(t, { hosts, memberCount: spec.memberCount, volumeKind });
   for (const m of ['a', 'b', 'c']) await s.volume(`vol-${m}`, m);
   const memberOf = (m: ManagerProcess) => {
-    const id = m.logs.find((l) => l.msg === 'member identity');
+    const id = m.logs.find((l) => l.event === 'member.identity');
     return id ? String(id.member) : undefined;
   };
   const endpointOf = (m: ManagerProcess) => `https://${String(m.child.spawnargs.find((a) => a.startsWith('--address='))?.slice('--address='.length))}:${s.client}`;
@@ -76,7 +76,7 @@ export async function threeManagers(t: Teardown, spec: { memberCount: number }, 
     viewOf: (m) => viewAt(endpointOf(m)),
     endpointOf,
     view: (i) => viewAt(s.endpoint(i)),
-    mountPoint: (m) => String(m.logs.find((l) => l.msg === 'member identity')?.mountPoint),
+    mountPoint: (m) => String(m.logs.find((l) => l.event === 'member.identity')?.mountPoint),
     memberOf,
     byMember,
     logsOf: (ms) => ms.flatMap((m) => m.logs),

@@ -141,6 +141,7 @@ export class EtcdSupervisor {
   async setQuarantined(quarantined: boolean): Promise<void> {
     if (!this.spec || quarantined === this.quarantined) return;
     this.options.log.info(quarantined ? 'quarantining etcd: client URLs moved to the quarantine port' : 'lifting etcd quarantine', {
+      event: quarantined ? 'etcd.quarantine-entered' : 'etcd.quarantine-lifted',
       clientURLs: (quarantined ? this.spec.quarantineClientURLs : this.spec.clientURLs).join(','),
     });
     await this.start(this.spec, { quarantined });
@@ -180,7 +181,7 @@ export class EtcdSupervisor {
         this.onExit(child, null, null);
       });
     });
-    this.options.log.info('etcd started', { pid: child.pid, name: spec.name, dataDir: spec.dataDir, quarantined: this.quarantined, state: spec.initialClusterState });
+    this.options.log.info('etcd started', { event: 'etcd.started', pid: child.pid, name: spec.name, dataDir: spec.dataDir, quarantined: this.quarantined, state: spec.initialClusterState });
   }
 
   private onExit(child: ChildProcess, code: number | null, signal: NodeJS.Signals | null): void {
@@ -191,7 +192,7 @@ export class EtcdSupervisor {
     if (ranMs >= (this.options.stableAfterMs ?? 30_000)) this.backoffMs = this.options.initialBackoffMs ?? 1000;
     const delay = this.backoffMs;
     this.backoffMs = Math.min(this.backoffMs * 2, this.options.maxBackoffMs ?? 10_000);
-    this.options.log.warn('etcd exited; restarting', { code, signal, restartInMs: delay, reason: this.exitReason() });
+    this.options.log.warn('etcd exited; restarting', { event: 'etcd.exited', code, signal, restartInMs: delay, reason: this.exitReason() });
     this.restartTimer = setTimeout(() => {
       this.restartTimer = undefined;
       this.restarts++;
@@ -226,6 +227,6 @@ export class EtcdSupervisor {
       process.kill(pid, 'SIGKILL');
       await exited;
     }
-    this.options.log.info('etcd stopped', { pid });
+    this.options.log.info('etcd stopped', { event: 'etcd.stopped', pid });
   }
 }

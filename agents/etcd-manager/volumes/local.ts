@@ -174,7 +174,7 @@ export class LocalVolumeProvider implements VolumeProvider {
       const holders = all.map((c) => `${c.id}:${c.claim?.holder ?? 'just claimed by another'}`).join(', ');
       throw new Error(`local volumes: every candidate volume is claimed by another instance (${holders})`);
     }
-    log.info('volume claimed', { volume: chosen.id, member: chosen.memberName, reason, candidates: all.map((c) => c.id) });
+    log.info('volume claimed', { event: 'volume.claimed', volume: chosen.id, member: chosen.memberName, reason, candidates: all.map((c) => c.id) });
     const mountPoint = chosen.kind === 'image' ? await this.mountImage(chosen.id) : localPaths(this.options.volumeDir, chosen.id).directory;
     if (chosen.kind === 'directory') log.warn('volume is a plain directory (loop devices refused when it was made); no filesystem isolation', { volume: chosen.id, mountPoint });
     this.held = {
