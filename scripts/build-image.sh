@@ -8,7 +8,7 @@ set -o errexit -o nounset -o pipefail
 image="${MOORING_IMAGE_DIR:-/var/cache/mooring/debian12-rootfs}"
 suite=bookworm
 mirror="${MOORING_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
-include=systemd,systemd-sysv,dbus,ca-certificates,conntrack,ebtables,ethtool,iptables,socat
+include=systemd,systemd-sysv,dbus,ca-certificates,conntrack,ebtables,ethtool,iptables,socat,curl,e2fsprogs
 stamp="${image}/.mooring-image"
 want="${suite} ${include}"
 
