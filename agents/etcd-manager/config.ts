@@ -26,6 +26,8 @@ export interface ManagerConfig {
   localVolumeDir: string;
   mountRoot: string;
   instanceId: string;
+  /** local provider: the address comes from the instance metadata service. */
+  instanceMetadata: boolean;
   pkiDir: string;
   backupIntervalMs: number;
   discoveryPollIntervalMs: number;
@@ -98,6 +100,7 @@ export function resolveConfig(flags: ParsedFlags): ManagerConfig {
     localVolumeDir: str('local-volume-dir'),
     mountRoot: str('mount-root'),
     instanceId: str('instance-id') || hostname(),
+    instanceMetadata: /^(true|1)$/i.test(str('instance-metadata')),
     pkiDir: str('pki-dir'),
     backupIntervalMs: parseDuration(str('backup-interval')) ?? 0,
     discoveryPollIntervalMs: parseDuration(str('discovery-poll-interval')) ?? 0,

@@ -34,6 +34,7 @@ import { ManagerMetrics, startStatusServer, type StatusServer } from './metrics.
 import { ensureManagerTLS, type ManagerTLS } from './tls.js';
 import { etcdDataDir, newClusterToken, readVolumeState, writeVolumeState, type VolumeState } from './volume-state.js';
 import { AwsVolumeProvider } from './volumes/aws.js';
+import { InstanceMetadata } from './volumes/aws-imds.js';
 import { LocalVolumeProvider } from './volumes/local.js';
 import { StaticVolumeProvider } from './volumes/static.js';
 import type { Volume, VolumeProvider } from './volumes/types.js';
@@ -124,6 +125,7 @@ export class Manager {
             tagFilters: config.volumeTags,
             nameTag: config.volumeNameTag,
             log: this.log,
+            metadata: config.instanceMetadata ? new InstanceMetadata() : undefined,
           });
     this.etcd = new EtcdSupervisor({
       log: this.log.child({ component: 'etcd' }),

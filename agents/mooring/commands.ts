@@ -248,8 +248,14 @@ export async function runUpdateCluster(
   options: AgentBinaryOptions & { yes: boolean },
 ): Promise<void> {
   const repo = new ClusterRepository(store);
-  const stored = await repo.load(name);
-  const agent = await resolveAgentBinary(options, io.env);
+  let stored = await repo.load(name);
+  // Loaded on demand, like update-cluster.js below.
+  const localCloud = await import('./cloud/local/update.js');
+  const local = localCloud.isLocalCluster(stored.cluster.object) ? await localCloud.prepareLocalUpdate(store, io, stored, options) : undefined;
+  if (local && 'note' in local) io.err(`${local.note}\n`);
+  const target = local && !('note' in local) ? local : undefined;
+  if (target) stored = target.stored;
+  const agent = target?.agent ?? (await resolveAgentBinary(options, io.env));
   const clusterStore = repo.clusterStore(name);
   const configBase = stored.cluster.object.spec.configBase;
   if (configBase && configBase.replace(/\/+$/, '') !== clusterStore.baseURL) {
@@ -257,7 +263,7 @@ export async function runUpdateCluster(
   }
   // Loaded on demand: the PKI and X.509 stack costs start-up time every other command would pay.
   const { updateCluster } = await import('./update-cluster.js');
-  const result = await updateCluster(clusterStore, stored, agent, options.yes);
+  const result = await updateCluster(clusterStore, stored, agent, options.yes, target ? { fetchHash: target.fetchHash } : {});
   for (const warning of result.warnings) io.err(`${warning}\n`);
   io.out(formatPlan(clusterStore.baseURL, result.entries, result.applied));
   if (!hasChanges(result.entries)) {
@@ -267,6 +273,7 @@ export async function runUpdateCluster(
   } else {
     io.out(`\nCluster "${name}" updated in ${clusterStore.baseURL}.\n`);
   }
+  if (target) await localCloud.updateLocalCluster(target, clusterStore, result.completed, options.yes, io);
 }
 
 /** The top-level paths of kOps' layout that `delete cluster` removes; anything else is left alone. */
@@ -275,7 +282,12 @@ const BACKUPS = 'backups/';
 
 export async function deleteCluster(store: StateStore, io: CliIO, name: string, o: { yes: boolean; includeBackups: boolean }): Promise<void> {
   const repo = new ClusterRepository(store);
-  if (!(await repo.exists(name))) throw new UserError(`cluster "${name}" not found in ${store.baseURL}`, ExitCode.NotFound);
+  // The local cloud's instances and volumes go first, also when a crashed run left them behind without a spec.
+  const releasedLocal = o.yes && (await (await import('./cloud/local/update.js')).deleteLocalCluster(name, io));
+  if (!(await repo.exists(name))) {
+    if (releasedLocal) return;
+    throw new UserError(`cluster "${name}" not found in ${store.baseURL}`, ExitCode.NotFound);
+  }
   const cs = repo.clusterStore(name);
   const all = await cs.list('');
   const inLayout = (p: string) => CLUSTER_LAYOUT.some((l) => (l.endsWith('/') ? p.startsWith(l) : p === l));

@@ -7,6 +7,7 @@ import { StoreError, type StateStore } from '../../shared/store/types.js';
 import { ExitCode, UserError } from '../../shared/errors.js';
 import { VERSION } from '../../shared/version.js';
 import * as cmd from './commands.js';
+import { deleteInstanceCommand, ExitWith, getInstancesCommand, localCloudCommand, sshCommand } from './cloud/local/cli.js';
 import { processIO, type CliIO } from './io.js';
 
 const STORE_HELP = 'state store URL: file:///dir, s3://bucket/prefix or memfs://name (default $MOORING_STATE_STORE)';
@@ -22,6 +23,7 @@ export async function main(argv: string[], io: CliIO = processIO): Promise<numbe
 }
 
 function reportError(err: unknown, io: CliIO): number {
+  if (err instanceof ExitWith) return err.exitCode;
   if (err instanceof CommanderError) {
     // Commander already printed its message (or the help/version text).
     return err.exitCode === 0 ? ExitCode.OK : ExitCode.Usage;
@@ -152,6 +154,7 @@ Example:
       .requiredOption('--instance-group <ig>', 'instance group name')
       .action(async (name: string, o: { instanceGroup: string }) => cmd.getBootConfig(store(), io, name, o.instanceGroup)),
   );
+  get.addCommand(getInstancesCommand(io, inherit));
   program.addCommand(get);
 
   // update
@@ -182,7 +185,10 @@ Example:
       .option('--include-backups', 'also delete backups/ (etcd backups and control files)', false)
       .action(async (name: string, o: { yes: boolean; includeBackups: boolean }) => cmd.deleteCluster(store(), io, name, o)),
   );
+  del.addCommand(deleteInstanceCommand(io, inherit));
   program.addCommand(del);
+  program.addCommand(sshCommand(io, inherit));
+  program.addCommand(localCloudCommand(io, inherit));
 
   return program;
 }

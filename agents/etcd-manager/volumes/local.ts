@@ -8,14 +8,14 @@
 // with EEXIST when the name exists, atomically, so of two managers racing for
 // one volume exactly one wins, and a reader never sees a half-written claim.
 import { randomBytes } from 'node:crypto';
-import { link, mkdir, readdir, readFile, rename, rmdir, unlink, writeFile } from 'node:fs/promises';
+import { link, mkdir, readdir, rmdir, unlink, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { execa } from 'execa';
 import type { Logger } from '../../../shared/log.js';
 import {
   attachLoopDevice, detachLoopDevice, filesystemType, findLoopDevice, loopDevicesRefused, makeExt4, mount, mountedAt, unmount,
 } from './blockdev.js';
+import { LOCAL_VOLUME_ID as ID, localPaths, readJSONIfExists as readJSON, type ClaimRecord } from '../../../shared/volumes/local-images.js';
 import { matchesTags, parseNameTag, type Volume, type VolumeProvider } from './types.js';
 
 export interface LocalProviderOptions {
@@ -26,13 +26,11 @@ export interface LocalProviderOptions {
   tagFilters: string[];
   nameTag: string;
   log: Logger;
-}
-
-export interface ClaimRecord {
-  holder: string;
-  host: string;
-  pid: number;
-  claimedAt: string;
+  /**
+   * The instance metadata service (IMDSv2 shape), where instances have one (the
+   * local cloud's do): this instance's address is then its `local-ipv4`.
+   */
+  metadata?: { get(path: string): Promise<string> };
 }
 
 interface Candidate {
@@ -44,55 +42,19 @@ interface Candidate {
   claim?: ClaimRecord;
 }
 
-const ID = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
-
-export const localPaths = (dir: string, id: string) => ({
-  image: join(dir, `${id}.img`),
-  directory: join(dir, `${id}.d`),
-  tags: join(dir, `${id}.tags.json`),
-  claim: join(dir, `${id}.claim`),
-});
-
-/** Creates a volume: a sparse blank image (formatted on first mount), or a directory where loop devices are refused. */
-export async function createLocalVolume(options: {
-  volumeDir: string;
-  id: string;
-  tags: Record<string, string>;
-  /** Sparse; etcd's WAL alone preallocates 64 MiB. Default 512. */
-  sizeMiB?: number;
-  kind?: 'image' | 'directory' | 'auto';
-}): Promise<'image' | 'directory'> {
-  if (!ID.test(options.id)) throw new Error(`invalid volume id ${JSON.stringify(options.id)}`);
-  const paths = localPaths(options.volumeDir, options.id);
-  await mkdir(options.volumeDir, { recursive: true });
-  let kind = options.kind ?? 'auto';
-  if (kind === 'auto') kind = (await loopDevicesRefused()) === undefined ? 'image' : 'directory';
-  if (kind === 'image') {
-    const made = await execa('truncate', ['-s', `${options.sizeMiB ?? 512}M`, paths.image], { reject: false });
-    if (made.exitCode !== 0) throw new Error(`truncate ${paths.image}: ${String(made.stderr)}`);
-  } else {
-    await mkdir(paths.directory, { recursive: true });
-  }
-  // Written last: a volume without its record is not a candidate yet.
-  await writeFile(`${paths.tags}.tmp`, JSON.stringify({ tags: options.tags }, null, 2) + '\n');
-  await rename(`${paths.tags}.tmp`, paths.tags);
-  return kind;
-}
-
-async function readJSON<T>(path: string): Promise<T | undefined> {
-  try {
-    return JSON.parse(await readFile(path, 'utf8')) as T;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new Error(`${path}: ${(err as Error).message}`);
-  }
-}
+export { createLocalVolume, localPaths, type ClaimRecord } from '../../../shared/volumes/local-images.js';
 
 export class LocalVolumeProvider implements VolumeProvider {
   readonly name = 'local';
   private held?: Volume;
 
-  constructor(private readonly options: LocalProviderOptions) {}
+  /** Set only with instance metadata: without it the provider knows no address. */
+  readonly localAddress?: () => Promise<string>;
+
+  constructor(private readonly options: LocalProviderOptions) {
+    const metadata = options.metadata;
+    if (metadata) this.localAddress = () => metadata.get('local-ipv4');
+  }
 
   private async candidates(): Promise<Candidate[]> {
     const { volumeDir, tagFilters, nameTag } = this.options;
