@@ -7,7 +7,7 @@ import { StoreError, type StateStore } from '../../shared/store/types.js';
 import { ExitCode, UserError } from '../../shared/errors.js';
 import { VERSION } from '../../shared/version.js';
 import * as cmd from './commands.js';
-import { deleteInstanceCommand, ExitWith, getInstancesCommand, localCloudCommand, sshCommand } from './cloud/local/cli.js';
+import { deleteInstanceCommand, ExitWith, getInstancesCommand, getVolumesCommand, localCloudCommand, sshCommand, validateCommand } from './cloud/local/cli.js';
 import { processIO, type CliIO } from './io.js';
 
 const STORE_HELP = 'state store URL: file:///dir, s3://bucket/prefix or memfs://name (default $MOORING_STATE_STORE)';
@@ -155,6 +155,7 @@ Example:
       .action(async (name: string, o: { instanceGroup: string }) => cmd.getBootConfig(store(), io, name, o.instanceGroup)),
   );
   get.addCommand(getInstancesCommand(io, inherit));
+  get.addCommand(getVolumesCommand(io, inherit));
   program.addCommand(get);
 
   // update
@@ -188,6 +189,7 @@ Example:
   del.addCommand(deleteInstanceCommand(io, inherit));
   program.addCommand(del);
   program.addCommand(sshCommand(io, inherit));
+  program.addCommand(validateCommand(io, inherit, store));
   program.addCommand(localCloudCommand(io, inherit));
 
   return program;

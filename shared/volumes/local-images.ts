@@ -31,6 +31,8 @@ export async function createLocalVolume(options: {
   tags: Record<string, string>;
   /** Sparse; etcd's WAL alone preallocates 64 MiB. Default 512. */
   sizeMiB?: number;
+  /** Like an EBS volume's zone: only instances in this zone may claim it (when they know their zone). */
+  availabilityZone?: string;
   kind?: 'image' | 'directory' | 'auto';
 }): Promise<'image' | 'directory'> {
   if (!LOCAL_VOLUME_ID.test(options.id)) throw new Error(`invalid volume id ${JSON.stringify(options.id)}`);
@@ -45,7 +47,8 @@ export async function createLocalVolume(options: {
     await mkdir(paths.directory, { recursive: true });
   }
   // Written last: a volume without its record is not a candidate yet.
-  await writeFile(`${paths.tags}.tmp`, JSON.stringify({ tags: options.tags }, null, 2) + '\n');
+  const record: LocalVolumeFile = { tags: options.tags, ...(options.availabilityZone ? { availabilityZone: options.availabilityZone } : {}) };
+  await writeFile(`${paths.tags}.tmp`, JSON.stringify(record, null, 2) + '\n');
   await rename(`${paths.tags}.tmp`, paths.tags);
   return kind;
 }
@@ -59,9 +62,16 @@ export async function readJSONIfExists<T>(path: string): Promise<T | undefined> 
   }
 }
 
+/** What <id>.tags.json holds. */
+export interface LocalVolumeFile {
+  tags?: Record<string, string>;
+  availabilityZone?: string;
+}
+
 export interface LocalVolumeRecord {
   id: string;
   tags: Record<string, string>;
+  availabilityZone?: string;
   kind: 'image' | 'directory' | 'none';
   claim?: ClaimRecord;
 }
@@ -80,9 +90,9 @@ export async function listLocalVolumes(volumeDir: string): Promise<LocalVolumeRe
     const id = name.slice(0, -'.tags.json'.length);
     if (!LOCAL_VOLUME_ID.test(id)) continue;
     const paths = localPaths(volumeDir, id);
-    const record = await readJSONIfExists<{ tags?: Record<string, string> }>(paths.tags);
+    const record = await readJSONIfExists<LocalVolumeFile>(paths.tags);
     const kind = names.includes(`${id}.img`) ? 'image' : names.includes(`${id}.d`) ? 'directory' : 'none';
-    out.push({ id, tags: record?.tags ?? {}, kind, claim: await readJSONIfExists<ClaimRecord>(paths.claim) });
+    out.push({ id, tags: record?.tags ?? {}, availabilityZone: record?.availabilityZone, kind, claim: await readJSONIfExists<ClaimRecord>(paths.claim) });
   }
   return out;
 }

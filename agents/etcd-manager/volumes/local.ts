@@ -15,7 +15,7 @@ import type { Logger } from '../../../shared/log.js';
 import {
   attachLoopDevice, detachLoopDevice, filesystemType, findLoopDevice, loopDevicesRefused, makeExt4, mount, mountedAt, unmount,
 } from './blockdev.js';
-import { LOCAL_VOLUME_ID as ID, localPaths, readJSONIfExists as readJSON, type ClaimRecord } from '../../../shared/volumes/local-images.js';
+import { LOCAL_VOLUME_ID as ID, localPaths, readJSONIfExists as readJSON, type ClaimRecord, type LocalVolumeFile } from '../../../shared/volumes/local-images.js';
 import { matchesTags, parseNameTag, type Volume, type VolumeProvider } from './types.js';
 
 export interface LocalProviderOptions {
@@ -36,6 +36,7 @@ export interface LocalProviderOptions {
 interface Candidate {
   id: string;
   tags: Record<string, string>;
+  availabilityZone?: string;
   kind: 'image' | 'directory';
   memberName: string;
   allMembers: string[];
@@ -69,7 +70,7 @@ export class LocalVolumeProvider implements VolumeProvider {
       const id = name.slice(0, -'.tags.json'.length);
       if (!ID.test(id)) continue;
       const paths = localPaths(volumeDir, id);
-      const record = await readJSON<{ tags?: Record<string, string> }>(paths.tags);
+      const record = await readJSON<LocalVolumeFile>(paths.tags);
       const tags = record?.tags ?? {};
       if (!matchesTags(tags, tagFilters)) continue;
       const member = parseNameTag(tags[nameTag]);
@@ -79,7 +80,7 @@ export class LocalVolumeProvider implements VolumeProvider {
       }
       const kind = names.includes(`${id}.img`) ? 'image' : names.includes(`${id}.d`) ? 'directory' : undefined;
       if (!kind) continue;
-      found.push({ id, tags, kind, ...member, claim: await readJSON<ClaimRecord>(paths.claim) });
+      found.push({ id, tags, availabilityZone: record?.availabilityZone, kind, ...member, claim: await readJSON<ClaimRecord>(paths.claim) });
     }
     // Deterministic: by member name, then id.
     return found.sort((a, b) => (a.memberName < b.memberName ? -1 : a.memberName > b.memberName ? 1 : a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
@@ -105,10 +106,12 @@ export class LocalVolumeProvider implements VolumeProvider {
 
   async acquire(): Promise<Volume> {
     if (this.held) return this.held;
-    const { log, holder } = this.options;
-    const all = await this.candidates();
+    const { log, holder, metadata } = this.options;
+    // Like EBS, a volume that has a zone is only for instances in that zone (known from the instance metadata).
+    const zone = metadata ? await metadata.get('placement/availability-zone') : undefined;
+    const all = (await this.candidates()).filter((c) => zone === undefined || c.availabilityZone === undefined || c.availabilityZone === zone);
     if (all.length === 0) {
-      throw new Error(`local volumes: no volume in ${this.options.volumeDir} matches tags [${this.options.tagFilters.join(', ')}] with name tag ${this.options.nameTag}`);
+      throw new Error(`local volumes: no volume in ${this.options.volumeDir} matches tags [${this.options.tagFilters.join(', ')}] with name tag ${this.options.nameTag}${zone ? ` in zone ${zone}` : ''}`);
     }
     const mine = all.filter((c) => c.claim?.holder === holder);
     if (mine.length > 1) {

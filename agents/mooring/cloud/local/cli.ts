@@ -7,6 +7,8 @@ import { Command, Option } from 'commander';
 import { ExitCode, UserError } from '../../../../shared/errors.js';
 import { configureLogging, logger } from '../../../../shared/log.js';
 import { isRunningAsSingleBinary } from '../../../../shared/single-binary.js';
+import type { Cluster } from '../../../../shared/api/types.js';
+import type { StateStore } from '../../../../shared/store/types.js';
 import type { CliIO } from '../../io.js';
 import { parseOutputFormat, table } from '../../output.js';
 import type { InstanceView, LocalCloud } from './cloud.js';
@@ -198,4 +200,62 @@ export function deleteInstanceCommand(io: CliIO, inherit: (c: Command) => Comman
       await cloud.terminate(name, instance, { force: o.force });
       io.out(`terminated instance ${instance} of cluster "${name}"\n`);
     });
+}
+
+export function getVolumesCommand(io: CliIO, inherit: (c: Command) => Command): Command {
+  return inherit(new Command('volumes'))
+    .description('list the etcd volumes of a cluster on the local cloud: tags, zone and the instance holding each')
+    .argument('<name>', 'cluster name')
+    .option('-o, --output <format>', 'table or json', 'table')
+    .option('--local-cloud <dir>', DIR_HELP)
+    .action(async (name: string, o: { output: string; localCloud?: string }) => {
+      const format = parseOutputFormat(o.output, 'table');
+      const volumes = await (await cloudOf(io, o.localCloud)).volumes(name);
+      if (format !== 'table') {
+        const items = volumes.map((v) => ({ id: v.id, availabilityZone: v.availabilityZone, tags: v.tags, holder: v.claim?.holder }));
+        io.out(format === 'json' ? JSON.stringify({ items }, null, 2) + '\n' : (await import('yaml')).stringify({ items }));
+        return;
+      }
+      if (volumes.length === 0) io.err(`no volumes of cluster "${name}" in the local cloud\n`);
+      else io.out(table(['ID', 'ZONE', 'ETCD MEMBER', 'HELD BY'], volumes.map((v) => [
+        v.id, v.availabilityZone ?? '', Object.entries(v.tags).filter(([k]) => k.startsWith('k8s.io/etcd/')).map(([k, val]) => `${k.slice('k8s.io/etcd/'.length)}: ${val}`).join(' '), v.claim?.holder ?? '',
+      ])));
+    });
+}
+
+function parseWait(value: string): number {
+  const m = /^(\d+)(ms|s|m|h)?$/.exec(value);
+  const ms = m ? Number(m[1]) * ({ ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[(m[2] ?? 's') as 'ms' | 's' | 'm' | 'h']) : NaN;
+  if (!Number.isFinite(ms) || ms > 24 * 3_600_000) throw new UserError(`--wait: "${value}" is not a duration like 90s or 5m (at most 24h)`, ExitCode.Usage);
+  return ms;
+}
+
+export function validateCommand(io: CliIO, inherit: (c: Command) => Command, store: () => StateStore): Command {
+  const validate = inherit(new Command('validate')).description('check that a cluster\'s instances are up and working');
+  validate.addCommand(
+    inherit(new Command('cluster'))
+      .description('local cloud: every instance booted, its user-data and nodeup done, etcd-manager running, and etcd main and events with all their members healthy (checked inside the instances with etcdctl over TLS); prints each instance\'s progress as it changes')
+      .argument('<name>', 'cluster name')
+      .option('--wait <duration>', 'keep checking until the cluster is ready or this long has passed (e.g. 5m)', '0s')
+      .option('--local-cloud <dir>', DIR_HELP)
+      .action(async (name: string, o: { wait: string; localCloud?: string }) => {
+        const waitMs = parseWait(o.wait);
+        const { ClusterRepository } = await import('../../cluster-repository.js');
+        const { parseObjects } = await import('../../../../shared/api/parse.js');
+        const { StorePaths } = await import('../../../../shared/api/types.js');
+        const cs = new ClusterRepository(store()).clusterStore(name);
+        const text = await cs.readIfExists(StorePaths.completedSpec);
+        if (text === undefined) throw new UserError(`no completed spec for cluster "${name}" in ${cs.baseURL}: run "mooring update cluster ${name} --yes" first`, ExitCode.NotFound);
+        const cluster = parseObjects(text.toString('utf8'), cs.urlOf(StorePaths.completedSpec)).find((p) => p.object.kind === 'Cluster')?.object as Cluster | undefined;
+        if (!cluster) throw new UserError(`${cs.urlOf(StorePaths.completedSpec)}: no Cluster object`, ExitCode.InvalidSpec);
+        const { validateCluster } = await import('./validate.js');
+        const result = await validateCluster(await cloudOf(io, o.localCloud), cluster, { waitMs, say: (line) => io.out(`${line}\n`) });
+        if (result.ok) {
+          io.out(`Cluster "${name}" is ready: ${result.instances.length} instances, etcd ${Object.keys(result.instances[0]?.etcd ?? {}).join(' and ')} healthy with all members.\n`);
+          return;
+        }
+        throw new UserError(`cluster "${name}" is not ready${waitMs > 0 ? ` after ${o.wait}` : ''} (see the lines above)`, ExitCode.Failure);
+      }),
+  );
+  return validate;
 }

@@ -23,6 +23,7 @@ export interface InstanceView extends InstanceRecord {
 export interface VolumeSpec {
   id: string;
   tags: Record<string, string>;
+  availabilityZone?: string;
 }
 
 /** Enables DES (s3rver encrypts list continuation tokens with it) without a Node flag. */
@@ -201,7 +202,7 @@ export class LocalCloud {
     const created: string[] = [];
     for (const volume of volumes) {
       if (existing.has(volume.id)) continue;
-      await createLocalVolume({ volumeDir: dir, id: volume.id, tags: volume.tags, kind: 'image', sizeMiB: 1024 });
+      await createLocalVolume({ volumeDir: dir, id: volume.id, tags: volume.tags, availabilityZone: volume.availabilityZone, kind: 'image', sizeMiB: 1024 });
       created.push(volume.id);
     }
     return created;

@@ -17,12 +17,18 @@ export interface LocalClusterPlan {
 }
 
 /** kOps' etcd volume tags, the same as on EBS. */
-export function etcdVolumes(cluster: Cluster): VolumeSpec[] {
+export function etcdVolumes(cluster: Cluster, groups: InstanceGroup[]): VolumeSpec[] {
   const name = cluster.metadata.name;
+  // Zonal, like EBS: the instance in a member's zone gets that member's main *and* events volume.
+  const zoneOf = (ig: string | undefined) => {
+    const group = groups.find((g) => g.metadata.name === ig);
+    return group ? instanceGroupZones(group, cluster.spec.subnets ?? [])[0] : undefined;
+  };
   return (cluster.spec.etcdClusters ?? []).flatMap((etcd) => {
     const all = etcd.etcdMembers.map((m) => m.name);
     return etcd.etcdMembers.map((member) => ({
       id: `${member.name}.etcd-${etcd.name}`,
+      availabilityZone: zoneOf(member.instanceGroup),
       tags: {
         [`k8s.io/etcd/${etcd.name}`]: `${member.name}/${all.join(',')}`,
         'k8s.io/role/control-plane': '1',
@@ -37,7 +43,7 @@ export async function planLocalCluster(cloud: LocalCloud, cluster: Cluster, grou
   const existingVolumes = new Set((await cloud.volumes(name)).map((v) => v.id));
   const instances = await cloud.instances(name);
   const plan: LocalClusterPlan = {
-    volumesToCreate: etcdVolumes(cluster).filter((v) => !existingVolumes.has(v.id)),
+    volumesToCreate: etcdVolumes(cluster, groups).filter((v) => !existingVolumes.has(v.id)),
     toReplace: instances.filter((i) => i.state === 'stopped'),
     toLaunch: [],
     toTerminate: [],
