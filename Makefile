@@ -4,10 +4,11 @@ SHELL := /bin/bash
 TAP := node_modules/.bin/tap
 TSX := node_modules/.bin/tsx
 
-.PHONY: help setup typecheck build test test-image e2e bench demo clean image
+.PHONY: help setup typecheck build test test-image e2e bench demo demo-down clean image
 
 help:
-	@echo "make demo   - set up, build, create a local cluster in a file:// state store and show what it boots from"
+	@echo "make demo   - set up, build, and boot a three-instance control plane on this machine (local cloud), with live progress"
+	@echo "make demo-down - remove the demo's instances, volumes, namespaces and local cloud"
 	@echo "make test   - set up, type-check and run every test"
 	@echo "make setup  - install apt packages (etcd, shellcheck, ...) and npm dependencies"
 	@echo "make build  - build the single binaries into dist/bin"
@@ -42,9 +43,13 @@ bench: build
 	$(TSX) bench/nodeup.ts
 	$(TSX) bench/etcd-manager.ts
 	$(TSX) bench/aws-volumes.ts
+	$(TSX) bench/local-cloud.ts
 
-demo: build
+demo: build image
 	bash scripts/demo.sh
+
+demo-down:
+	bash scripts/demo.sh down
 
 clean:
 	rm -rf dist .tap

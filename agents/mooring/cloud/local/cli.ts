@@ -63,10 +63,10 @@ export function localCloudCommand(io: CliIO, inherit: (c: Command) => Command): 
     inherit(new Command('up'))
       .description('start the local cloud (bridge namespace, S3 state store, metadata service, mirror) and print the environment that reaches its store')
       .option('--local-cloud <dir>', DIR_HELP)
-      .option('--image <dir>', 'the cached Debian 12 rootfs instances boot (make image)', '/var/cache/mooring/debian12-rootfs')
-      .action(async (o: { localCloud?: string; image: string }) => {
+      .option('--image <dir>', 'the cached Debian 12 rootfs instances boot (default $MOORING_IMAGE_DIR or /var/cache/mooring/debian12-rootfs; make image builds it)')
+      .action(async (o: { localCloud?: string; image?: string }) => {
         const cloud = await cloudOf(io, o.localCloud);
-        const record = await cloud.up({ binary: selfBinary(), imageDir: o.image });
+        const record = await cloud.up({ binary: selfBinary(), imageDir: o.image ?? io.env.MOORING_IMAGE_DIR });
         io.err(`local cloud up in ${cloud.layout.dir}; its state store is s3://mooring. Use it with:\n`);
         io.out(exports(cloud.operatorEnv(record)));
       }),
@@ -155,7 +155,7 @@ export function getInstancesCommand(io: CliIO, inherit: (c: Command) => Command)
       }
       const items = instances.map((i) => ({
         id: i.id, cluster: i.cluster, instanceGroup: i.instanceGroup, role: i.role, zone: i.zone, address: i.address,
-        state: i.state, boots: i.processes.boots, createdAt: i.createdAt, pid: i.processes.leader?.pid,
+        state: i.state, boots: i.processes.boots, createdAt: i.createdAt, netns: i.netns, pid: i.processes.leader?.pid,
       }));
       io.out(format === 'json' ? JSON.stringify({ items }, null, 2) + '\n' : (await import('yaml')).stringify({ items }));
     });
