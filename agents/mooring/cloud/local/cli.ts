@@ -58,7 +58,14 @@ export function formatInstances(instances: InstanceView[]): string {
 export function localCloudCommand(io: CliIO, inherit: (c: Command) => Command): Command {
   const group = inherit(new Command('local-cloud')).description(
     'the local cloud: instances booted with systemd-nspawn on this machine, with a state store (S3), metadata service and asset mirror of their own (see --cloud local)',
-  );
+  ).addHelpText('after', `
+Example (root; make image first):
+  eval "$(mooring local-cloud up)"
+  mooring create cluster dev.local --cloud local --zones local-a,local-b,local-c --control-plane-count 3 --node-count 0
+  mooring update cluster dev.local --yes
+  mooring validate cluster dev.local --wait 10m
+  mooring get instances dev.local
+  mooring delete cluster dev.local --yes && mooring local-cloud down --purge`);
   group.addCommand(
     inherit(new Command('up'))
       .description('start the local cloud (bridge namespace, S3 state store, metadata service, mirror) and print the environment that reaches its store')
