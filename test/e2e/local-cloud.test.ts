@@ -18,6 +18,8 @@ import {
 
 const skip = await localCloudSkipReason();
 if (skip) console.log(`# skipping local cloud e2e: ${skip}`);
+// The whole file runs for minutes (boots, a replacement, reboots): the runner's per-file limit is raised for it.
+else t.setTimeout(40 * 60_000);
 
 const CLUSTER = 'e2e.local.example.com';
 const ZONES = ['local-a', 'local-b', 'local-c'];
