@@ -283,7 +283,7 @@ const BACKUPS = 'backups/';
 export async function deleteCluster(store: StateStore, io: CliIO, name: string, o: { yes: boolean; includeBackups: boolean }): Promise<void> {
   const repo = new ClusterRepository(store);
   // The local cloud's instances and volumes go first, also when a crashed run left them behind without a spec.
-  const releasedLocal = o.yes && (await (await import('./cloud/local/update.js')).deleteLocalCluster(name, io));
+  const releasedLocal = o.yes && (await (await import('./cloud/local/update.js')).deleteLocalCluster(store, name, io));
   if (!(await repo.exists(name))) {
     if (releasedLocal) return;
     throw new UserError(`cluster "${name}" not found in ${store.baseURL}`, ExitCode.NotFound);

@@ -7,7 +7,7 @@
 // One cluster is brought up once and reused, in order: cold start, instance
 // loss, reboot of every instance, cleanup (also of what a crash leaves). The
 // backup checks of issue 9 go between "reboot" and "cleanup" once backups exist.
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { existsSync, mkdtempSync, rmSync, truncateSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -35,12 +35,12 @@ t.test('local cloud: three control-plane instances from user-data to etcd', { sk
   });
   const cloud: CloudHandle = await startCloud(dir);
   const c = cloud;
-  const ok = async (what: string, args: string[]) => {
+  const ok = async (t: Test, what: string, args: string[]) => {
     const r = await c.mooring(...args);
     t.equal(r.exitCode, 0, `${what}${r.exitCode === 0 ? '' : `: ${r.stderr}`}`);
     return r;
   };
-  const ready = async (what: string) => {
+  const ready = async (t: Test, what: string) => {
     const r = await c.mooring('validate', 'cluster', CLUSTER, '--wait', WAIT);
     t.equal(r.exitCode, 0, `${what}: validate cluster says ready`);
     if (r.exitCode !== 0) t.comment(String(r.stdout), String(r.stderr));
@@ -51,7 +51,7 @@ t.test('local cloud: three control-plane instances from user-data to etcd', { sk
     const r = await c.inside(CLUSTER, id, etcdctl(port, 'member list -w simple'));
     return String(r.stdout).split('\n').filter((l) => l.trim() !== '').map((l) => l.split(', ').slice(1, 3).join(' '));
   };
-  const checkBoth = async (id: string, why: string) => {
+  const checkBoth = async (t: Test, id: string, why: string) => {
     for (const [etcd, port] of [['main', 4001], ['events', 4002]] as const) {
       const seen = await members(id, port);
       t.equal(seen.length, 3, `${why}: ${etcd} has three members (seen from ${id})`);
@@ -62,8 +62,8 @@ t.test('local cloud: three control-plane instances from user-data to etcd', { sk
   };
 
   await t.test('cold start: update cluster --yes to healthy main and events, three members each', async (t) => {
-    await ok('create cluster', ['create', 'cluster', CLUSTER, '--cloud', 'local', '--zones', ZONES.join(','), '--control-plane-count', '3', '--node-count', '0']);
-    const update = await ok('update cluster --yes', ['update', 'cluster', CLUSTER, '--yes']);
+    await ok(t, 'create cluster', ['create', 'cluster', CLUSTER, '--cloud', 'local', '--zones', ZONES.join(','), '--control-plane-count', '3', '--node-count', '0']);
+    const update = await ok(t, 'update cluster --yes', ['update', 'cluster', CLUSTER, '--yes']);
     t.equal((String(update.stdout).match(/launched instance i-[0-9a-f]+/g) ?? []).length, 3, 'three instances launched');
     t.equal((String(update.stdout).match(/created volume /g) ?? []).length, 6, 'six volumes: main and events per member');
 
@@ -76,7 +76,7 @@ t.test('local cloud: three control-plane instances from user-data to etcd', { sk
     }
     t.notMatch((await execa('ip', ['-o', 'addr'])).stdout, /198\.18\./, 'no 198.18.x.y address in the host namespace');
 
-    if (!(await ready('cold start'))) return;
+    if (!(await ready(t, 'cold start'))) return;
     const now = await instances(c, CLUSTER);
     t.same(now.map((i) => i.zone).sort(), ZONES, 'one instance per zone');
     for (const i of now) {
@@ -85,7 +85,7 @@ t.test('local cloud: three control-plane instances from user-data to etcd', { sk
       const skipped = await c.inside(CLUSTER, i.id, 'journalctl -b -u mooring-nodeup -o cat --no-pager | grep "skipped   Asset:/usr/local/bin/kubelet"');
       t.match(String(skipped.stdout), /kubelet: not in the local mirror/, `${i.id}: the kubelet asset is reported skipped, with the reason`);
     }
-    await checkBoth(now[0].id, 'cold start');
+    await checkBoth(t, now[0].id, 'cold start');
     for (const [etcd, port] of [['main', 4001], ['events', 4002]] as const) {
       const put = await c.inside(CLUSTER, now[0].id, etcdctl(port, `put /e2e/before-loss ${etcd}-value`));
       t.equal(put.exitCode, 0, `a key written into ${etcd}`);
@@ -95,23 +95,23 @@ t.test('local cloud: three control-plane instances from user-data to etcd', { sk
   await t.test('instance loss: destroyed with its volumes wiped, a replacement from the same user-data', async (t) => {
     const before = await instances(c, CLUSTER);
     const lost = before.find((i) => i.zone === 'local-a') as InstanceJSON;
-    const volumes = JSON.parse(String((await ok('get volumes', ['get', 'volumes', CLUSTER, '-o', 'json'])).stdout)) as { items: Array<{ id: string; holder?: string }> };
+    const volumes = JSON.parse(String((await ok(t, 'get volumes', ['get', 'volumes', CLUSTER, '-o', 'json'])).stdout)) as { items: Array<{ id: string; holder?: string }> };
     const held = volumes.items.filter((v) => v.holder === lost.id).map((v) => v.id);
     t.equal(held.length, 2, `the lost instance held its main and events volumes (${held.join(', ')})`);
-    await ok('delete instance --force', ['delete', 'instance', CLUSTER, lost.id, '--yes', '--force']);
+    await ok(t, 'delete instance --force', ['delete', 'instance', CLUSTER, lost.id, '--yes', '--force']);
     // The disk is lost too: the images come back blank (a new, sparse, unformatted file).
     for (const id of held) {
       const image = join(c.layout.volumeDir(CLUSTER), `${id}.img`);
       truncateSync(image, 0);
       truncateSync(image, 1024 * 1024 * 1024);
     }
-    const update = await ok('update cluster --yes boots a replacement', ['update', 'cluster', CLUSTER, '--yes']);
+    const update = await ok(t, 'update cluster --yes boots a replacement', ['update', 'cluster', CLUSTER, '--yes']);
     t.equal((String(update.stdout).match(/launched instance i-[0-9a-f]+ \(control-plane-local-a/g) ?? []).length, 1, 'one replacement in the lost zone');
-    if (!(await ready('after the loss'))) return;
+    if (!(await ready(t, 'after the loss'))) return;
     const after = await instances(c, CLUSTER);
     const replacement = after.find((i) => i.zone === 'local-a') as InstanceJSON;
     t.not(replacement.id, lost.id, 'a new instance');
-    await checkBoth(replacement.id, 'after the loss');
+    await checkBoth(t, replacement.id, 'after the loss');
     for (const [etcd, port] of [['main', 4001], ['events', 4002]] as const) {
       const get = await c.inside(CLUSTER, replacement.id, etcdctl(port, 'get /e2e/before-loss --print-value-only'));
       t.equal(String(get.stdout).trim(), `${etcd}-value`, `${etcd}: the earlier key is on the replacement's own (wiped) member, without a restore`);
@@ -133,14 +133,14 @@ t.test('local cloud: three control-plane instances from user-data to etcd', { sk
     }
     t.same(rebooted.map((i) => i.id).sort(), before.map((i) => i.id).sort(), 'the same instances');
     t.ok(rebooted.every((i) => i.boots === (before.find((b) => b.id === i.id)?.boots ?? 0) + 1), 'each booted once more');
-    if (!(await ready('after the reboot'))) return;
+    if (!(await ready(t, 'after the reboot'))) return;
     for (const i of rebooted) {
       const run = await c.inside(CLUSTER, i.id, 'journalctl -b -u mooring-nodeup -o cat --no-pager | grep "tasks:" | tail -1');
       t.match(String(run.stdout), / 0 changed, .* 0 failed, /, `${i.id}: nodeup's run at this boot changed nothing (${String(run.stdout).trim()})`);
       const userData = await c.inside(CLUSTER, i.id, 'tail -1 /var/log/mooring-cloud-init.log');
       t.match(String(userData.stdout), /already ran/, `${i.id}: user-data ran once per instance, not again at the reboot`);
     }
-    await checkBoth(rebooted[0].id, 'after the reboot');
+    await checkBoth(t, rebooted[0].id, 'after the reboot');
     for (const [etcd, port] of [['main', 4001], ['events', 4002]] as const) {
       const get = await c.inside(CLUSTER, rebooted[1].id, etcdctl(port, 'get /e2e/before-loss --print-value-only'));
       t.equal(String(get.stdout).trim(), `${etcd}-value`, `${etcd}: data back after the reboot`);
@@ -160,13 +160,13 @@ t.test('local cloud: three control-plane instances from user-data to etcd', { sk
 
     // A crash: every instance supervisor dies at once (kill -9), leaving instances running with nobody watching.
     for (const p of known.processes.filter((p) => p.what.endsWith(' supervisor'))) process.kill(p.record.pid, 'SIGKILL');
-    await ok('delete cluster --yes after the crash', ['delete', 'cluster', CLUSTER, '--yes', '--include-backups']);
+    await ok(t, 'delete cluster --yes after the crash', ['delete', 'cluster', CLUSTER, '--yes', '--include-backups']);
     // The cloud's own daemons and bridge stay: they belong to the local cloud, not to the cluster.
     const afterDelete = await leftovers(c.layout, known, { withDaemons: false });
     t.same(afterDelete, { processes: [], mounts: [], loopDevices: [], namespaces: [c.layout.bridgeNetns], nspawn: [] }, 'nothing of the cluster is left (the bridge belongs to the cloud)');
     t.notOk(existsSync(c.layout.clusterDir(CLUSTER)), 'its folder is gone');
 
-    await ok('local-cloud down --purge', ['local-cloud', 'down', '--purge']);
+    await ok(t, 'local-cloud down --purge', ['local-cloud', 'down', '--purge']);
     t.same(await leftovers(c.layout, known), { processes: [], mounts: [], loopDevices: [], namespaces: [], nspawn: [] }, 'nothing of the cloud is left');
   });
 });

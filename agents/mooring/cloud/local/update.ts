@@ -75,10 +75,15 @@ export async function updateLocalCluster(local: LocalUpdate, clusterStore: State
   await applyLocalCluster(local.cloud, clusterStore, completed.cluster, plan, (line) => io.out(`  ${line}\n`));
 }
 
-/** `delete cluster --yes`: the cluster's instances, volumes and everything they held, whatever the store says. */
-export async function deleteLocalCluster(name: string, io: CliIO): Promise<boolean> {
+/**
+ * `delete cluster --yes` with this cloud's store: the cluster's instances,
+ * volumes and everything they held, from the cloud's records, also when the
+ * store no longer has the cluster (a crashed or interrupted run). A cluster of
+ * the same name in another store is not this one: left alone.
+ */
+export async function deleteLocalCluster(store: StateStore, name: string, io: CliIO): Promise<boolean> {
   const cloud = localCloud(io);
-  if (!(await cloud.clusters()).includes(name)) return false;
+  if (!(await cloud.clusters()).includes(name) || !(await cloud.servesStore(store.baseURL, io.env))) return false;
   const released = await cloud.deleteCluster(name);
   for (const r of released) io.out(`local cloud: released ${r}\n`);
   return true;
