@@ -20,7 +20,7 @@ import { execa } from 'execa';
 import { SYSTEM_ETCD } from '../agents/etcd-manager/etcd/binary.js';
 import { findLoopDevice, mountedAt } from '../agents/etcd-manager/volumes/blockdev.js';
 import { localPaths } from '../agents/etcd-manager/volumes/local.js';
-import { scenario, type Scenario } from '../test/harness/etcd-scenario.js';
+import { clustersSeen, scenario, type Scenario } from '../test/harness/etcd-scenario.js';
 import { loopSkipReason } from '../test/harness/loop.js';
 import { describeManagers, type ManagerProcess } from '../test/harness/manager.js';
 import { processAlive, waitFor } from '../test/harness/net.js';
@@ -80,9 +80,11 @@ const median = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor(v.length
 
 /** The managers' cluster is healthy and a key written on the first host reads back on all. */
 async function healthyWithKey(s: Scenario, hosts: number[], key: string, managers: ManagerProcess[] = []): Promise<void> {
-  await waitFor('three healthy members', () => s.view(hosts, 3, managers), 120_000, 100).catch((err: unknown) => {
+  const views = await waitFor('three healthy members', () => s.view(hosts, 3, managers), 120_000, 100).catch((err: unknown) => {
     throw new Error(`${(err as Error).message}\n${describeManagers(managers, hosts.map((h) => `on host ${h}`))}`);
   });
+  const clusters = clustersSeen(views);
+  if (clusters.length !== 1) throw new Error(`the endpoints disagree: ${clusters.join(' | ')}`);
   await s.put(hosts[0], key, 'v');
   for (const h of hosts) if ((await s.get(h, key)) !== 'v') throw new Error(`${key} not read back on host ${h}`);
 }

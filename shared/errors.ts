@@ -9,6 +9,8 @@ export const ExitCode = {
   NotFound: 4,
   StoreUnavailable: 5,
   Conflict: 6,
+  /** Another writer holds the cluster's lock; nothing was written. */
+  Locked: 7,
 } as const;
 export type ExitCodeValue = (typeof ExitCode)[keyof typeof ExitCode];
 

@@ -2,7 +2,9 @@
 import { hostname } from 'node:os';
 import { isIP } from 'node:net';
 import { ExitCode, UserError } from '../../shared/errors.js';
-import { parseDuration, type FlagName, type ParsedFlags } from './flags.js';
+import { openStore } from '../../shared/store/index.js';
+import { StoreError } from '../../shared/store/types.js';
+import { parseDuration, settingName, type FlagName, type ParsedFlags } from './flags.js';
 
 export type VolumeProviderName = 'local' | 'static' | 'aws';
 
@@ -33,6 +35,8 @@ export interface ManagerConfig {
   discoveryPollIntervalMs: number;
   reconcileIntervalMs: number;
   unhealthyMemberTimeoutMs: number;
+  /** A store request that gets no byte for this long fails (see connectS3). */
+  storeTimeoutMs: number;
   etcdBinaryDir?: string;
   hostsFile: string;
   insecure: boolean;
@@ -54,6 +58,38 @@ export function splitBackupStore(url: string): { stateStore: string; etcdName: s
   return { stateStore: `${m[1]}/${m[2]}`, cluster: m[2], etcdName: m[3] };
 }
 
+/**
+ * kOps names clusters etcd, etcd-events, etcd-<name>; the name becomes part of
+ * the cluster token (a directory on the volume) and of the hosts-file markers,
+ * so it may not hold a '/', a newline or be '.' or '..'.
+ */
+const CLUSTER_NAME = /^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$/;
+
+/** The example port each URL flag's messages show. */
+const URL_FLAGS = { 'peer-urls': 2380, 'client-urls': 4001, 'quarantine-client-urls': 3994 } as const;
+
+/**
+ * Why a URL template cannot be an etcd URL (scheme://host:port, nothing else), or
+ * undefined when it can. Checked with __name__ and __address__ filled in, as used.
+ */
+function urlTemplateProblem(template: string, flag: keyof typeof URL_FLAGS): string | undefined {
+  const example = `like https://__name__:${URL_FLAGS[flag]}`;
+  const url = template.replace(/__name__/g, 'etcd-a.internal.example.com').replace(/__address__/g, '127.0.0.1');
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return `is not a URL ${example}`;
+  }
+  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') return `must be http:// or https:// (${example})`;
+  if (parsed.hostname === '') return `names no host (${example})`;
+  // URL drops a scheme's default port (https://h:443 has port ''), so look at what was written.
+  if (!/^https?:\/\/[^/?#@]+:\d+\/?$/i.test(url)) {
+    return /^https?:\/\/[^/?#@]+:\d+./i.test(url) || parsed.username !== '' ? `must have no path, query or user: etcd takes scheme://host:port (${example})` : `needs a port (${example})`;
+  }
+  return undefined;
+}
+
 export function resolveConfig(flags: ParsedFlags): ManagerConfig {
   const str = (name: FlagName): string => {
     const v = flags.values.get(name);
@@ -64,9 +100,35 @@ export function resolveConfig(flags: ParsedFlags): ManagerConfig {
     if (v === '') throw usage(`--${name} is required (or ETCD_MANAGER_${name.toUpperCase().replace(/-/g, '_')})`);
     return v;
   };
+  const where = (name: FlagName): string => settingName(name, flags.sources.get(name));
+  const duration = (name: FlagName): number => {
+    const ms = parseDuration(str(name));
+    if (ms === undefined) throw usage(`${where(name)}: not a duration`); // parseFlags checked it; kept for the type
+    return ms;
+  };
   const clusterName = need('cluster-name');
+  if (!CLUSTER_NAME.test(clusterName)) {
+    throw usage(`${where('cluster-name')}: ${JSON.stringify(clusterName)} is not a name: want up to 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit (kOps: etcd, etcd-events)`);
+  }
   const backupStore = need('backup-store');
   const { stateStore, etcdName, cluster } = splitBackupStore(backupStore);
+  // Opening a store only parses its URL (no I/O): a URL no backend takes is refused now, not at first use.
+  for (const url of [backupStore, stateStore]) {
+    try {
+      openStore(url);
+    } catch (err) {
+      if (err instanceof StoreError) throw usage(`${where('backup-store')}: ${err.message}`);
+      throw err;
+    }
+  }
+  for (const flag of Object.keys(URL_FLAGS) as Array<keyof typeof URL_FLAGS>) {
+    const templates = str(flag).split(',').map((u) => u.trim()).filter((u) => u !== '');
+    if (templates.length === 0) throw usage(`${where(flag)}: no URL given`);
+    for (const template of templates) {
+      const problem = urlTemplateProblem(template, flag);
+      if (problem) throw usage(`${where(flag)}: ${JSON.stringify(template)} ${problem}`);
+    }
+  }
   const address = str('address');
   if (address !== '' && isIP(address) === 0) throw usage(`--address ${JSON.stringify(address)} is not an IP address`);
   const provider = str('volume-provider');
@@ -102,10 +164,12 @@ export function resolveConfig(flags: ParsedFlags): ManagerConfig {
     instanceId: str('instance-id') || hostname(),
     instanceMetadata: /^(true|1)$/i.test(str('instance-metadata')),
     pkiDir: str('pki-dir'),
-    backupIntervalMs: parseDuration(str('backup-interval')) ?? 0,
-    discoveryPollIntervalMs: parseDuration(str('discovery-poll-interval')) ?? 0,
-    reconcileIntervalMs: Math.max(parseDuration(str('reconcile-interval')) ?? 0, 100),
-    unhealthyMemberTimeoutMs: parseDuration(str('unhealthy-member-timeout')) ?? 60_000,
+    // Each within its flag's range (flags.ts), so every one is a valid Node timer.
+    backupIntervalMs: duration('backup-interval'),
+    discoveryPollIntervalMs: duration('discovery-poll-interval'),
+    reconcileIntervalMs: duration('reconcile-interval'),
+    unhealthyMemberTimeoutMs: duration('unhealthy-member-timeout'),
+    storeTimeoutMs: duration('store-timeout'),
     etcdBinaryDir: str('etcd-binary-dir') || undefined,
     hostsFile: str('hosts-file'),
     insecure: /^(true|1)$/i.test(str('insecure')),

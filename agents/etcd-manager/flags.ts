@@ -13,6 +13,12 @@ export interface FlagDef {
   kind: FlagKind;
   help: string;
   default?: string;
+  /**
+   * Durations: the smallest and largest value allowed. Every duration becomes a
+   * Node timer, and Node runs a timer longer than 2^31-1 ms (24.8 days) after
+   * 1 ms instead, so an unbounded value would make a loop spin.
+   */
+  range?: readonly [string, string];
 }
 
 /** The flags, in help order. Names match kOps' etcd-manager where it has them. */
@@ -34,10 +40,11 @@ export const FLAGS = [
   { name: 'instance-metadata', kind: 'bool', default: 'false', help: 'local provider: take this instance\'s --address default (local-ipv4) from the instance metadata service (IMDSv2 shape, at AWS_EC2_METADATA_SERVICE_ENDPOINT), as the local cloud\'s instances have one' },
   { name: 'instance-id', kind: 'string', default: '', help: 'identity that claims a local volume (default: the host name); a restarted manager keeps its own claim' },
   { name: 'pki-dir', kind: 'string', default: '/etc/kubernetes/pki/etcd-manager', help: 'where issued certificates and keys (0600) are kept' },
-  { name: 'backup-interval', kind: 'duration', default: '15m', help: 'interval between periodic backups (accepted and checked; backups are not in this build)' },
-  { name: 'reconcile-interval', kind: 'duration', default: '10s', help: 'interval between reconcile passes (kOps: 10s)' },
-  { name: 'unhealthy-member-timeout', kind: 'duration', default: '1m', help: 'the leader removes a member from etcd once it has been unhealthy this long with its manager gone (never below quorum), so a replacement can join (kOps: 1m)' },
-  { name: 'discovery-poll-interval', kind: 'duration', default: '60s', help: 'interval between re-registering this member in <backup-store>/discovery/ and re-reading its peers' },
+  { name: 'backup-interval', kind: 'duration', default: '15m', range: ['1s', '24h'], help: 'interval between periodic backups (accepted and checked; backups are not in this build)' },
+  { name: 'reconcile-interval', kind: 'duration', default: '10s', range: ['100ms', '1h'], help: 'interval between reconcile passes (kOps: 10s)' },
+  { name: 'unhealthy-member-timeout', kind: 'duration', default: '1m', range: ['1s', '24h'], help: 'the leader removes a member from etcd once it has been unhealthy this long with its manager gone (never below quorum), so a replacement can join (kOps: 1m)' },
+  { name: 'discovery-poll-interval', kind: 'duration', default: '60s', range: ['100ms', '1h'], help: 'interval between re-registering this member in <backup-store>/discovery/ and re-reading its peers' },
+  { name: 'store-timeout', kind: 'duration', default: '30s', range: ['1s', '10m'], help: 'a state or backup store request that gets no byte for this long fails (and is not retried), so a silent S3 endpoint costs this, not minutes' },
   { name: 'etcd-binary-dir', kind: 'string', default: '', help: 'directory of versioned etcd binaries, <dir>/<version>/etcd (default: /usr/bin/etcd whatever its version)' },
   { name: 'hosts-file', kind: 'string', default: '/etc/hosts', help: 'file holding this cluster\'s guarded block of member names' },
   { name: 'insecure', kind: 'bool', default: 'false', help: 'plain HTTP for etcd and the manager API; for debugging only (logs a warning)' },
@@ -64,6 +71,27 @@ const BY_NAME = new Map<string, FlagDef>(FLAGS.map((f) => [f.name, f]));
 
 export function envName(flag: string): string {
   return `ETCD_MANAGER_${flag.toUpperCase().replace(/-/g, '_')}`;
+}
+
+const ENV_NAMES = new Set<string>(FLAGS.map((f) => envName(f.name)));
+/** Settings kOps' etcd-manager reads from its environment only; this one has no such setting. */
+const KOPS_ONLY_ENV = new Set(['ETCD_MANAGER_HOURLY_BACKUPS_RETENTION', 'ETCD_MANAGER_DAILY_BACKUPS_RETENTION', 'ETCD_MANAGER_CERT_DURATION', 'ETCD_MANAGER_CERT_MIN_TIME_LEFT']);
+
+/**
+ * Refuses an ETCD_MANAGER_* name that is no flag's, so a typo cannot pass
+ * silently. Only that prefix is ours: ETCD_* names belong to etcd itself.
+ */
+function checkSettingNames(keys: Iterable<string>, where: string): void {
+  for (const key of keys) {
+    if (!key.startsWith('ETCD_MANAGER_') || ENV_NAMES.has(key)) continue;
+    if (KOPS_ONLY_ENV.has(key)) throw usage(`${where}: ${key} is a setting of kOps' etcd-manager that this one does not have (see --help)`);
+    throw usage(`${where}: ${key} is not an etcd-manager setting (see --help)`);
+  }
+}
+
+/** How a message names a setting: the flag, or its environment name and where that came from. */
+export function settingName(flag: string, source: 'flag' | 'env' | 'env-file' | 'default' | undefined): string {
+  return source === 'flag' || source === undefined || source === 'default' ? `--${flag}` : `${envName(flag)} (${source})`;
 }
 
 function usage(message: string): UserError {
@@ -118,6 +146,10 @@ export function parseFlags(argv: string[], env: NodeJS.ProcessEnv = process.env)
     }
   }
 
+  // --help and --version answer whatever the environment holds.
+  if (help || version) return { values: new Map(), sources: new Map(), positional, help, version };
+  checkSettingNames(Object.keys(env).filter((key) => env[key] !== undefined), 'environment');
+
   const envFilePath = (fromArgs.get('env-file') as string | undefined) ?? env[envName('env-file')];
   let fileEnv = new Map<string, string>();
   if (envFilePath) {
@@ -128,11 +160,7 @@ export function parseFlags(argv: string[], env: NodeJS.ProcessEnv = process.env)
       throw usage(`--env-file ${envFilePath}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
     }
     fileEnv = parseEnvFile(text, envFilePath);
-    for (const key of fileEnv.keys()) {
-      if (key.startsWith('ETCD_MANAGER_') && !FLAGS.some((f) => envName(f.name) === key)) {
-        throw usage(`${envFilePath}: ${key} is not an etcd-manager setting (see --help)`);
-      }
-    }
+    checkSettingNames(fileEnv.keys(), envFilePath);
   }
 
   const values = new Map<FlagName, string | string[]>();
@@ -155,12 +183,17 @@ export function parseFlags(argv: string[], env: NodeJS.ProcessEnv = process.env)
   return { values, sources, positional, help, version };
 }
 
-function validate(def: FlagDef, raw: string, source: string): void {
-  const where = source === 'flag' ? `--${def.name}` : `${envName(def.name)} (${source})`;
+function validate(def: FlagDef, raw: string, source: 'flag' | 'env' | 'env-file' | 'default'): void {
+  const where = settingName(def.name, source);
   if (def.kind === 'int' && !/^\d+$/.test(raw)) throw usage(`${where}: ${JSON.stringify(raw)} is not a whole number`);
   if (def.kind === 'bool' && !/^(true|false|1|0)$/i.test(raw)) throw usage(`${where}: ${JSON.stringify(raw)} is not true or false`);
-  if (def.kind === 'duration' && parseDuration(raw) === undefined) {
-    throw usage(`${where}: ${JSON.stringify(raw)} is not a duration like 90s, 15m or 1h30m`);
+  if (def.kind === 'duration') {
+    const ms = parseDuration(raw);
+    if (ms === undefined) throw usage(`${where}: ${JSON.stringify(raw)} is not a duration like 90s, 15m or 1h30m`);
+    if (def.range) {
+      const [min, max] = def.range.map((d) => parseDuration(d) as number);
+      if (ms < min || ms > max) throw usage(`${where}: ${JSON.stringify(raw)} is out of range: want ${def.range[0]} to ${def.range[1]}`);
+    }
   }
 }
 
@@ -178,7 +211,11 @@ export function helpText(program: string): string {
   const width = Math.max(...FLAGS.map((f) => f.name.length + (f.kind === 'bool' ? 0 : 8)));
   const lines = (FLAGS as readonly FlagDef[]).map((f) => {
     const left = `--${f.name}${f.kind === 'bool' ? '' : '=<' + (f.kind === 'list' ? 'value' : f.kind) + '>'}`;
-    const dflt = f.default !== undefined && f.default !== '' ? ` (default ${f.default})` : '';
+    const notes = [
+      ...(f.default !== undefined && f.default !== '' ? [`default ${f.default}`] : []),
+      ...(f.range ? [`${f.range[0]} to ${f.range[1]}`] : []),
+    ];
+    const dflt = notes.length > 0 ? ` (${notes.join('; ')})` : '';
     return `  ${left.padEnd(width + 4)} ${f.help}${dflt}`;
   });
   return `Usage: ${program} [run] [flags]
@@ -199,6 +236,10 @@ line wins, then the environment, then the env file):
 ${lines.join('\n')}
   --help                   print this help and exit
   --version                print the version and exit
+
+Names of the form ETCD_MANAGER_* that are no flag's are refused, in the
+environment as in the env file (etcd's own ETCD_* names are left alone).
+Durations take Go's form (500ms, 90s, 15m, 1h30m) within each flag's range.
 
 Exit codes: 0 stopped cleanly (SIGTERM/SIGINT), 1 failure, 2 bad usage.
 `;

@@ -105,8 +105,8 @@ export class Manager {
 
   constructor(readonly config: ManagerConfig, log: Logger = logger('etcd-manager')) {
     this.log = log.child({ cluster: config.clusterName });
-    this.backups = openStore(config.backupStore);
-    this.state = openStore(config.stateStore);
+    this.backups = openStore(config.backupStore, { timeoutMs: config.storeTimeoutMs });
+    this.state = openStore(config.stateStore, { timeoutMs: config.storeTimeoutMs });
     this.provider =
       config.volumeProvider === 'static'
         ? new StaticVolumeProvider({ dataDir: config.dataDir ?? '', nameTag: config.volumeNameTag, defaultMember: config.instanceId, log: this.log })
@@ -409,7 +409,7 @@ export class Manager {
     this.memberCount = spec.memberCount;
     // While etcd has more members than the spec (a shrink under way), votes are counted against the larger number.
     const voters = Math.max(spec.memberCount, this.lastMembers);
-    const leadership = (this.leadership ??= new Leadership({ self, client, memberCount: voters, leaseMs: Math.max(3 * this.config.reconcileIntervalMs, 1000), log: this.log }));
+    const leadership = (this.leadership ??= new Leadership({ self, client: () => this.peerClient!, memberCount: voters, leaseMs: Math.max(3 * this.config.reconcileIntervalMs, 1000), log: this.log }));
     leadership.setMemberCount(voters);
     this.step = 'lead: asking peers';
     const records = await listPeers(this.backups);

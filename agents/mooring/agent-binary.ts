@@ -10,6 +10,8 @@ import { ExitCode, UserError } from '../../shared/errors.js';
 export interface AgentBinary {
   urls: string[];
   sha256: string;
+  /** Where the URLs came from, so an error can name what to change. */
+  source: 'flag' | 'env' | 'self';
 }
 
 export interface AgentBinaryOptions {
@@ -20,9 +22,11 @@ export interface AgentBinaryOptions {
 export async function resolveAgentBinary(options: AgentBinaryOptions, env: NodeJS.ProcessEnv): Promise<AgentBinary> {
   const urls = splitList(options.agentURL ?? []).concat(options.agentURL?.length ? [] : splitList([env.MOORING_AGENT_URLS ?? '']));
   let sha256 = options.agentSHA256 ?? env.MOORING_AGENT_SHA256;
+  let source: AgentBinary['source'] = options.agentURL?.length ? 'flag' : 'env';
   if (urls.length === 0 && sha256 === undefined && isRunningAsSingleBinary()) {
     urls.push(pathToFileURL(process.execPath).href);
     sha256 = await sha256OfFile(process.execPath);
+    source = 'self';
   }
   if (urls.length === 0 || sha256 === undefined) {
     throw new UserError(
@@ -40,7 +44,7 @@ export async function resolveAgentBinary(options: AgentBinaryOptions, env: NodeJ
       throw new UserError(`--agent-url: "${url}" is not an http(s):// or file:// URL`, ExitCode.Usage);
     }
   }
-  return { urls, sha256 };
+  return { urls, sha256, source };
 }
 
 function splitList(values: string[]): string[] {

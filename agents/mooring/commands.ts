@@ -1,19 +1,24 @@
 // The operations behind each `mooring` command. Every one validates everything
 // before it writes anything, so bad input leaves the store exactly as it was.
-import { readFile } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
+import type { Readable } from 'node:stream';
 import YAML from 'yaml';
 import { buildBootConfig } from '../../shared/api/nodeconfig.js';
 import { newClusterObjects } from '../../shared/api/complete.js';
-import { parseObjects, stringifyObjects, type ParsedObject } from '../../shared/api/parse.js';
+import { unknownFields } from '../../shared/api/known-fields.js';
+import { MAX_SPEC_BYTES, parseObjects, SpecError, stringifyObjects, tooLarge, type ParsedObject } from '../../shared/api/parse.js';
 import { StorePaths, type Cluster, type InstanceGroup } from '../../shared/api/types.js';
+import { MAX_GROUP_SIZE } from '../../shared/api/validate-util.js';
 import { ExitCode, UserError } from '../../shared/errors.js';
 import type { StateStore } from '../../shared/store/types.js';
-import { resolveAgentBinary, type AgentBinaryOptions } from './agent-binary.js';
+import { resolveAgentBinary, type AgentBinary, type AgentBinaryOptions } from './agent-binary.js';
 import { ClusterRepository, type StoredCluster } from './cluster-repository.js';
 import type { CliIO } from './io.js';
 import { cloudName, formatInstanceGroups, parseOutputFormat, table, zonesOf } from './output.js';
 import { formatPlan, hasChanges } from './store-plan.js';
 import { requireValid } from './validation.js';
+import { checkReachableFromInstances } from './reachability.js';
+import { LOCK_PATH, withWriterLock, type WriterLockSettings } from './writer-lock.js';
 
 export interface CreateClusterOptions {
   zones?: string;
@@ -23,7 +28,7 @@ export interface CreateClusterOptions {
   kubernetesVersion?: string;
 }
 
-export async function createCluster(store: StateStore, io: CliIO, name: string, o: CreateClusterOptions): Promise<void> {
+export async function createCluster(store: StateStore, io: CliIO, name: string, o: CreateClusterOptions, lock: WriterLockSettings): Promise<void> {
   if (o.cloud !== 'aws' && o.cloud !== 'local') {
     throw new UserError(`--cloud: unknown cloud "${o.cloud}" (want aws or local)`, ExitCode.Usage);
   }
@@ -32,35 +37,83 @@ export async function createCluster(store: StateStore, io: CliIO, name: string, 
   const objects = newClusterObjects({
     name,
     zones,
-    controlPlaneCount: parseCount('--control-plane-count', o.controlPlaneCount),
-    nodeCount: parseCount('--node-count', o.nodeCount),
+    controlPlaneCount: parseCount('--control-plane-count', o.controlPlaneCount, MAX_CONTROL_PLANE_COUNT),
+    nodeCount: parseCount('--node-count', o.nodeCount, MAX_GROUP_SIZE),
     cloud: o.cloud,
     kubernetesVersion: o.kubernetesVersion,
   });
-  await createObjects(store, io, [objects.cluster, ...objects.instanceGroups]);
+  await createObjects(store, io, [objects.cluster, ...objects.instanceGroups], lock);
 }
 
-function parseCount(flag: string, value: string): number {
+/** One etcd member per control-plane instance: etcd advises at most 7. */
+const MAX_CONTROL_PLANE_COUNT = 7;
+
+function parseCount(flag: string, value: string, max: number): number {
   if (!/^\d+$/.test(value)) throw new UserError(`${flag}: "${value}" is not a whole number`, ExitCode.Usage);
+  // Compared as digits first: a long string of them is no number a count can be.
+  if (value.replace(/^0+(?=\d)/, '').length > String(max).length || Number(value) > max) {
+    throw new UserError(`${flag}: ${value} is too many (at most ${max})`, ExitCode.Usage);
+  }
   return Number(value);
 }
 
-async function readObjectsFile(file: string): Promise<ParsedObject[]> {
-  let text: string;
+export interface ObjectsFileOptions {
+  /** Refuse fields neither kOps nor Mooring knows, instead of warning. */
+  strict?: boolean;
+}
+
+async function readObjectsFile(io: CliIO, file: string, options: ObjectsFileOptions): Promise<ParsedObject[]> {
+  const source = file === '-' ? '<stdin>' : file;
+  let bytes: Buffer;
   try {
-    text = file === '-' ? await readStdin() : await readFile(file, 'utf8');
+    bytes = file === '-' ? await readCapped(process.stdin, source) : await readFileCapped(file);
   } catch (err) {
+    if (err instanceof SpecError) throw err;
     throw new UserError(`cannot read ${file}: ${(err as Error).message}`, ExitCode.Usage, { cause: err });
   }
-  const objects = parseObjects(text, file === '-' ? '<stdin>' : file);
+  const objects = parseObjects(bytes.toString('utf8'), source);
   if (objects.length === 0) throw new UserError(`${file}: no Cluster or InstanceGroup objects found`, ExitCode.InvalidSpec);
+  checkUnknownFields(io, objects, options.strict ?? false);
   return objects;
 }
 
-async function readStdin(): Promise<string> {
+/** A spec file, refused by its size before it is read (and, for a pipe or device, once too much has come). */
+async function readFileCapped(file: string): Promise<Buffer> {
+  const handle = await open(file, 'r');
+  try {
+    const { size, isFile } = await handle.stat().then((st) => ({ size: st.size, isFile: st.isFile() }));
+    if (isFile && size > MAX_SPEC_BYTES) throw tooLarge(file, size);
+    return await readCapped(handle.createReadStream({ autoClose: false }), file);
+  } finally {
+    await handle.close();
+  }
+}
+
+async function readCapped(stream: Readable, source: string): Promise<Buffer> {
   const chunks: Buffer[] = [];
-  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks).toString('utf8');
+  let total = 0;
+  for await (const chunk of stream) {
+    total += (chunk as Buffer).length;
+    if (total > MAX_SPEC_BYTES) {
+      stream.destroy();
+      throw tooLarge(source, undefined);
+    }
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks);
+}
+
+/** Every field kOps and Mooring do not know: a warning each (the field is kept), or with --strict an error each. */
+function checkUnknownFields(io: CliIO, objects: ParsedObject[], strict: boolean): void {
+  const found = objects.flatMap((parsed) =>
+    unknownFields(parsed.object).map((path) => new SpecError(strict ? 'unknown field (refused by --strict)' : 'unknown field (kept as written; --strict refuses it)', {
+      source: parsed.source,
+      path,
+      line: parsed.lineOf(path),
+    })),
+  );
+  if (strict && found.length > 0) throw new UserError(found.map((e) => e.message).join('\n'), ExitCode.InvalidSpec);
+  for (const warning of found) io.err(`warning: ${warning.message}\n`);
 }
 
 /** Groups objects by the cluster they belong to (a group names its cluster by label, or the file's only cluster). */
@@ -92,13 +145,13 @@ function byCluster(objects: ParsedObject[]): Map<string, ClusterPart> {
   return result;
 }
 
-export async function createFromFile(store: StateStore, io: CliIO, file: string): Promise<void> {
-  const objects = await readObjectsFile(file);
-  await createObjects(store, io, objects);
+export async function createFromFile(store: StateStore, io: CliIO, file: string, lock: WriterLockSettings, options: ObjectsFileOptions = {}): Promise<void> {
+  const objects = await readObjectsFile(io, file, options);
+  await createObjects(store, io, objects, lock);
 }
 
-async function createObjects(store: StateStore, io: CliIO, input: Array<ParsedObject | Cluster | InstanceGroup>): Promise<void> {
-  await validateThenSave(store, io, input.map(asParsed), 'created', (name, part, current) => {
+async function createObjects(store: StateStore, io: CliIO, input: Array<ParsedObject | Cluster | InstanceGroup>, lock: WriterLockSettings): Promise<void> {
+  await validateThenSave(store, io, input.map(asParsed), 'created', lock, (name, part, current) => {
     if (part.cluster && current) throw new UserError(`cluster "${name}" already exists in ${store.baseURL}; use replace -f to change it`, ExitCode.Conflict);
     for (const g of part.groups) {
       if (current?.instanceGroups.some((c) => c.object.metadata.name === g.object.metadata.name)) {
@@ -108,9 +161,9 @@ async function createObjects(store: StateStore, io: CliIO, input: Array<ParsedOb
   });
 }
 
-export async function replaceFromFile(store: StateStore, io: CliIO, file: string, force: boolean): Promise<void> {
-  const objects = await readObjectsFile(file);
-  await validateThenSave(store, io, objects, 'replaced', (name, part, current) => {
+export async function replaceFromFile(store: StateStore, io: CliIO, file: string, force: boolean, lock: WriterLockSettings, options: ObjectsFileOptions = {}): Promise<void> {
+  const objects = await readObjectsFile(io, file, options);
+  await validateThenSave(store, io, objects, 'replaced', lock, (name, part, current) => {
     if (!current && !(force && part.cluster)) {
       throw new UserError(`cluster "${name}" not found in ${store.baseURL}; use create -f (or replace --force)`, ExitCode.NotFound);
     }
@@ -127,17 +180,30 @@ type ClusterPart = { cluster?: ParsedObject; groups: ParsedObject[] };
 /**
  * Checks and validates every cluster the input touches (the stored objects merged with
  * the new ones) and only then writes anything, so bad input leaves the store as it was.
+ * Reads and writes happen under the writer lock of every cluster touched.
  */
 async function validateThenSave(
-  store: StateStore,
+  root: StateStore,
   io: CliIO,
   objects: ParsedObject[],
+  verb: 'created' | 'replaced',
+  lock: WriterLockSettings,
+  check: (name: string, part: ClusterPart, current: StoredCluster | undefined) => void,
+): Promise<void> {
+  const parts = byCluster(objects);
+  await withWriterLock(root, [...parts.keys()], io, lock, (store) => validateThenSaveLocked(store, io, parts, verb, check));
+}
+
+async function validateThenSaveLocked(
+  store: StateStore,
+  io: CliIO,
+  parts: Map<string, ClusterPart>,
   verb: 'created' | 'replaced',
   check: (name: string, part: ClusterPart, current: StoredCluster | undefined) => void,
 ): Promise<void> {
   const repo = new ClusterRepository(store);
   const writes: Array<() => Promise<void>> = [];
-  for (const [name, part] of byCluster(objects)) {
+  for (const [name, part] of parts) {
     const current = (await repo.exists(name)) ? await repo.load(name) : undefined;
     check(name, part, current);
     const cluster = part.cluster ?? current?.cluster;
@@ -221,7 +287,9 @@ export async function getBootConfig(store: StateStore, io: CliIO, name: string, 
   }
   const completed = parseObjects(completedText.toString('utf8'), cs.urlOf(StorePaths.completedSpec)).find((o) => o.object.kind === 'Cluster');
   if (!completed) throw new UserError(`${cs.urlOf(StorePaths.completedSpec)}: no Cluster object`, ExitCode.InvalidSpec);
-  io.out(YAML.stringify(buildBootConfig(completed.object as Cluster, group, nodeConfig, cs.baseURL)));
+  // The configBase user-data names: the completed spec's (spec.configBase when set, else this store).
+  const completedCluster = completed.object as Cluster;
+  io.out(YAML.stringify(buildBootConfig(completedCluster, group, nodeConfig, completedCluster.spec.configBase ?? cs.baseURL)));
 }
 
 export async function getUserData(store: StateStore, io: CliIO, name: string, ig: string): Promise<void> {
@@ -246,50 +314,83 @@ export async function runUpdateCluster(
   io: CliIO,
   name: string,
   options: AgentBinaryOptions & { yes: boolean },
+  lock: WriterLockSettings,
 ): Promise<void> {
+  // A cluster that does not exist is reported before anything (even a lock) is written for it.
+  if (!(await new ClusterRepository(store).exists(name))) throw new UserError(`cluster "${name}" not found in ${store.baseURL}`, ExitCode.NotFound);
+  const agent = await resolveAgentBinary(options, io.env);
+  if (!options.yes) {
+    await updateClusterIn(store, io, name, agent, false); // a dry run writes nothing and takes no lock
+    return;
+  }
+  await withWriterLock(store, [name], io, lock, (locked) => updateClusterIn(locked, io, name, agent, true));
+}
+
+async function updateClusterIn(store: StateStore, io: CliIO, name: string, resolvedAgent: AgentBinary, yes: boolean): Promise<void> {
   const repo = new ClusterRepository(store);
   let stored = await repo.load(name);
   // Loaded on demand, like update-cluster.js below.
   const localCloud = await import('./cloud/local/update.js');
-  const local = localCloud.isLocalCluster(stored.cluster.object) ? await localCloud.prepareLocalUpdate(store, io, stored, options) : undefined;
+  const local = localCloud.isLocalCluster(stored.cluster.object) ? await localCloud.prepareLocalUpdate(store, io, stored, resolvedAgent) : undefined;
   if (local && 'note' in local) io.err(`${local.note}\n`);
   const target = local && !('note' in local) ? local : undefined;
   if (target) stored = target.stored;
-  const agent = target?.agent ?? (await resolveAgentBinary(options, io.env));
+  const agent = target?.agent ?? resolvedAgent;
   const clusterStore = repo.clusterStore(name);
+  checkReachableFromInstances(stored.cluster.object, clusterStore.baseURL, agent);
   const configBase = stored.cluster.object.spec.configBase;
   if (configBase && configBase.replace(/\/+$/, '') !== clusterStore.baseURL) {
     io.err(`warning: spec.configBase is ${configBase} but this cluster is stored at ${clusterStore.baseURL}; instances will read their configuration from ${configBase}\n`);
   }
   // Loaded on demand: the PKI and X.509 stack costs start-up time every other command would pay.
   const { updateCluster } = await import('./update-cluster.js');
-  const result = await updateCluster(clusterStore, stored, agent, options.yes, target ? { fetchHash: target.fetchHash } : {});
+  const result = await updateCluster(clusterStore, stored, agent, yes, target ? { fetchHash: target.fetchHash } : {});
   for (const warning of result.warnings) io.err(`${warning}\n`);
   io.out(formatPlan(clusterStore.baseURL, result.entries, result.applied));
   if (!hasChanges(result.entries)) {
     io.out('No changes needed.\n');
-  } else if (!options.yes) {
+  } else if (!yes) {
     io.out(`\nMust specify --yes to apply changes: mooring update cluster ${name} --yes\n`);
   } else {
     io.out(`\nCluster "${name}" updated in ${clusterStore.baseURL}.\n`);
   }
-  if (target) await localCloud.updateLocalCluster(target, clusterStore, result.completed, options.yes, io);
+  if (target) await localCloud.updateLocalCluster(target, clusterStore, result.completed, yes, io);
 }
 
 /** The top-level paths of kOps' layout that `delete cluster` removes; anything else is left alone. */
 const CLUSTER_LAYOUT = ['config', 'cluster-completed.spec', 'instancegroup/', 'pki/', 'secrets/', 'igconfig/', 'addons/', 'manifests/', 'userdata/'];
 const BACKUPS = 'backups/';
 
-export async function deleteCluster(store: StateStore, io: CliIO, name: string, o: { yes: boolean; includeBackups: boolean }): Promise<void> {
+export async function deleteCluster(
+  store: StateStore,
+  io: CliIO,
+  name: string,
+  o: { yes: boolean; includeBackups: boolean },
+  lock: WriterLockSettings,
+): Promise<void> {
   const repo = new ClusterRepository(store);
-  // The local cloud's instances and volumes go first, also when a crashed run left them behind without a spec.
-  const releasedLocal = o.yes && (await (await import('./cloud/local/update.js')).deleteLocalCluster(store, name, io));
+  // The local cloud's instances and volumes go first (under the lock), also when a crashed run left them behind
+  // without a spec: its records, not the store, say what it holds, so there is then no cluster to lock.
+  const releaseLocal = async (s: StateStore) => (await import('./cloud/local/update.js')).deleteLocalCluster(s, name, io);
   if (!(await repo.exists(name))) {
-    if (releasedLocal) return;
+    if (o.yes && (await releaseLocal(store))) return;
     throw new UserError(`cluster "${name}" not found in ${store.baseURL}`, ExitCode.NotFound);
   }
+  if (!o.yes) {
+    await deleteClusterIn(store, io, name, o);
+    return;
+  }
+  await withWriterLock(store, [name], io, lock, async (locked) => {
+    await releaseLocal(locked);
+    await deleteClusterIn(locked, io, name, o);
+  });
+}
+
+async function deleteClusterIn(store: StateStore, io: CliIO, name: string, o: { yes: boolean; includeBackups: boolean }): Promise<void> {
+  const repo = new ClusterRepository(store);
   const cs = repo.clusterStore(name);
-  const all = await cs.list('');
+  // The lock is the writers' own (released, and so removed, when this command ends), not the cluster's.
+  const all = (await cs.list('')).filter((p) => p !== LOCK_PATH);
   const inLayout = (p: string) => CLUSTER_LAYOUT.some((l) => (l.endsWith('/') ? p.startsWith(l) : p === l));
   const doomed = all.filter((p) => inLayout(p) || (o.includeBackups && p.startsWith(BACKUPS)));
   const kept = all.filter((p) => !doomed.includes(p));

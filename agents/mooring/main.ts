@@ -2,18 +2,22 @@
 // InstanceGroup objects in the state store and, on `update cluster`, derives
 // what instances boot from.
 import { Command, CommanderError, Option } from 'commander';
-import { openStore, storeURLFromEnv } from '../../shared/store/index.js';
+import type * as StoreModule from '../../shared/store/index.js';
 import { StoreError, type StateStore } from '../../shared/store/types.js';
+import { storeTimeoutMs } from '../../shared/store/timeout.js';
 import { ExitCode, UserError } from '../../shared/errors.js';
+import { MAX_SPEC_SIZE_TEXT } from '../../shared/api/limits.js';
 import { VERSION } from '../../shared/version.js';
-import * as cmd from './commands.js';
+import type * as Commands from './commands.js';
 import { deleteInstanceCommand, ExitWith, getInstancesCommand, getVolumesCommand, localCloudCommand, sshCommand, validateCommand } from './cloud/local/cli.js';
 import { processIO, type CliIO } from './io.js';
+import { ALLOW_UNSERIALIZED_HELP, DEFAULT_LOCK_TIMEOUT, LOCK_TIMEOUT_HELP, lockSettings, type WriterLockFlags } from './writer-lock.js';
 
 const STORE_HELP = 'state store URL: file:///dir, s3://bucket/prefix or memfs://name (default $MOORING_STATE_STORE)';
+const STRICT_HELP = 'refuse fields that kOps (v1alpha2) and Mooring do not know, instead of warning and keeping them';
 
 export async function main(argv: string[], io: CliIO = processIO): Promise<number> {
-  const program = buildProgram(io);
+  const program = buildProgram(io, argv);
   try {
     await program.parseAsync(argv, { from: 'user' });
     return ExitCode.OK;
@@ -55,18 +59,34 @@ function storeExitCode(err: StoreError): number {
   }
 }
 
-function buildProgram(io: CliIO): Command {
+/** The options every writing command takes: how long to wait for the cluster lock, and the unsafe-store escape. */
+function withLockOptions(command: Command): Command {
+  return command
+    .option('--lock-timeout <duration>', LOCK_TIMEOUT_HELP, DEFAULT_LOCK_TIMEOUT)
+    .option('--allow-unserialized-writes', ALLOW_UNSERIALIZED_HELP, false);
+}
+
+function buildProgram(io: CliIO, argv: string[]): Command {
+  // Recorded in the cluster lock, so that whoever finds it held knows what holds it.
+  const commandLine = ['mooring', ...argv].join(' ').slice(0, 300);
+  const locking = (o: WriterLockFlags) => lockSettings(o, commandLine);
   const program = new Command('mooring')
     .description('Keep a kOps-style cluster spec in a state store and render what its instances boot from.')
     .version(VERSION, '--version', 'print the version')
     .option('--state <url>', STORE_HELP)
+    .option('--store-timeout <seconds>', 'a state store request that gets no byte for this long fails, so an endpoint that never answers costs seconds, not minutes; 1 to 600 (default $MOORING_STORE_TIMEOUT, else 30)')
     .showSuggestionAfterError()
     .exitOverride()
     .configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) })
     .addHelpText(
       'after',
       `
-Exit codes: 0 ok, 1 failure, 2 bad usage, 3 invalid spec, 4 not found, 5 state store unreachable or access denied, 6 already exists.
+Exit codes: 0 ok, 1 failure, 2 bad usage, 3 invalid spec, 4 not found, 5 state store unreachable or access denied, 6 already exists,
+7 the cluster is locked by another writer (nothing was written).
+
+Commands that write a cluster (create, replace, update cluster --yes, delete cluster --yes) hold its lock
+(<cluster>/mooring.lock in the state store) while they run; another writer waits up to --lock-timeout.
+On a store whose server ignores conditional writes they refuse to write unless --allow-unserialized-writes.
 
 Example:
   export MOORING_STATE_STORE=file:///var/lib/mooring/state
@@ -75,38 +95,54 @@ Example:
   mooring get userdata demo.example.com --instance-group control-plane-local-a`,
     );
 
-  const store = (): StateStore => openStore(storeURLFromEnv(program.opts<{ state?: string }>().state, io.env), { env: io.env });
+  // The commands and the store backends (YAML, PKI, crypto, streams) load when a
+  // command is about to run, not for --help, --version or a usage error.
+  let cmd!: typeof Commands;
+  let stores!: typeof StoreModule;
+  program.hook('preAction', async () => {
+    [cmd, stores] = await Promise.all([import('./commands.js'), import('../../shared/store/index.js')]);
+  });
+  const store = (): StateStore => {
+    const opts = program.opts<{ state?: string; storeTimeout?: string }>();
+    const timeoutMs = storeTimeoutMs(opts.storeTimeout, io.env);
+    return stores.openStore(stores.storeURLFromEnv(opts.state, io.env), { env: io.env, timeoutMs });
+  };
   const inherit = (c: Command) => c.exitOverride().configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) });
 
   // create
-  const create = inherit(new Command('create'))
+  // The lock flags belong to `create` (commander hands a parent's flags to the parent wherever they
+  // appear), and `create cluster` reads them from there and shows them as global options in its help.
+  const create = withLockOptions(inherit(new Command('create'))
     .description('create a cluster, or create the objects in a file (create -f FILE)')
-    .option('-f, --filename <file>', 'YAML or JSON file of Cluster and InstanceGroup objects ("-" for stdin)')
-    .action(async (o: { filename?: string }, c: Command) => {
+    .option('-f, --filename <file>', `YAML or JSON file of Cluster and InstanceGroup objects ("-" for stdin; at most ${MAX_SPEC_SIZE_TEXT})`)
+    .option('--strict', STRICT_HELP, false))
+    .action(async (o: { filename?: string; strict: boolean } & WriterLockFlags, c: Command) => {
       if (!o.filename) {
         c.help({ error: true });
       }
-      await cmd.createFromFile(store(), io, o.filename as string);
+      await cmd.createFromFile(store(), io, o.filename as string, locking(o), { strict: o.strict });
     });
   create.addCommand(
     inherit(new Command('cluster'))
+      .configureHelp({ showGlobalOptions: true })
       .description('write a new cluster spec (Cluster + InstanceGroups) to the state store; nothing else is created until "update cluster --yes"')
       .argument('<name>', 'cluster name, a DNS name such as demo.example.com')
       .option('--zones <zones>', 'comma-separated zones, e.g. us-east-1a,us-east-1b (cloud local: default local-a)')
-      .option('--control-plane-count <n>', 'number of control-plane instances', '1')
-      .option('--node-count <n>', 'number of worker nodes', '2')
+      .option('--control-plane-count <n>', 'number of control-plane instances (1-7)', '1')
+      .option('--node-count <n>', 'number of worker nodes (0-5000)', '2')
       .addOption(new Option('--cloud <cloud>', 'cloud provider').choices(['aws', 'local']).default('aws'))
       .option('--kubernetes-version <version>', 'Kubernetes version (default: the completion default)')
-      .action(async (name: string, o: cmd.CreateClusterOptions) => cmd.createCluster(store(), io, name, o)),
+      .action(async (name: string, o: Commands.CreateClusterOptions) => cmd.createCluster(store(), io, name, o, locking(create.opts<WriterLockFlags>()))),
   );
   program.addCommand(create);
 
   program.addCommand(
-    inherit(new Command('replace'))
+    withLockOptions(inherit(new Command('replace'))
       .description('replace existing objects with the ones in a file (the whole spec is validated first)')
-      .requiredOption('-f, --filename <file>', 'YAML or JSON file of Cluster and InstanceGroup objects ("-" for stdin)')
+      .requiredOption('-f, --filename <file>', `YAML or JSON file of Cluster and InstanceGroup objects ("-" for stdin; at most ${MAX_SPEC_SIZE_TEXT})`)
       .option('--force', 'create objects that do not exist yet', false)
-      .action(async (o: { filename: string; force: boolean }) => cmd.replaceFromFile(store(), io, o.filename, o.force)),
+      .option('--strict', STRICT_HELP, false))
+      .action(async (o: { filename: string; force: boolean; strict: boolean } & WriterLockFlags) => cmd.replaceFromFile(store(), io, o.filename, o.force, locking(o), { strict: o.strict })),
   );
 
   // get
@@ -161,17 +197,17 @@ Example:
   // update
   const update = inherit(new Command('update')).description('bring the state store in line with the spec');
   update.addCommand(
-    inherit(new Command('cluster'))
+    withLockOptions(inherit(new Command('cluster'))
       .description(
         'complete the spec and write the completed spec, PKI, per-group node configs, etcd control specs and user-data; ' +
-          'without --yes it only prints what would change and writes nothing',
+          'without --yes it only prints what would change and writes nothing (and takes no lock)',
       )
       .argument('<name>', 'cluster name')
       .option('--yes', 'apply the changes', false)
-      .option('--agent-url <url...>', 'mirror URL(s) instances download the agent binary from (default $MOORING_AGENT_URLS, comma-separated; or this binary)')
-      .option('--agent-sha256 <hex>', 'sha256 of the agent binary (default $MOORING_AGENT_SHA256; or the hash of this binary)')
-      .action(async (name: string, o: { yes: boolean; agentUrl?: string[]; agentSha256?: string }) =>
-        cmd.runUpdateCluster(store(), io, name, { yes: o.yes, agentURL: o.agentUrl, agentSHA256: o.agentSha256 }),
+      .option('--agent-url <url...>', 'mirror URL(s) instances download the agent binary from (default $MOORING_AGENT_URLS, comma-separated; or this binary); http(s):// for a cloud (aws) cluster')
+      .option('--agent-sha256 <hex>', 'sha256 of the agent binary (default $MOORING_AGENT_SHA256; or the hash of this binary)'))
+      .action(async (name: string, o: { yes: boolean; agentUrl?: string[]; agentSha256?: string } & WriterLockFlags) =>
+        cmd.runUpdateCluster(store(), io, name, { yes: o.yes, agentURL: o.agentUrl, agentSHA256: o.agentSha256 }, locking(o)),
       ),
   );
   program.addCommand(update);
@@ -179,12 +215,12 @@ Example:
   // delete
   const del = inherit(new Command('delete')).description('delete a cluster from the state store');
   del.addCommand(
-    inherit(new Command('cluster'))
+    withLockOptions(inherit(new Command('cluster'))
       .description("delete the cluster's objects of the kOps layout; without --yes it lists them. etcd backups are kept unless --include-backups")
       .argument('<name>', 'cluster name')
       .option('--yes', 'really delete', false)
-      .option('--include-backups', 'also delete backups/ (etcd backups and control files)', false)
-      .action(async (name: string, o: { yes: boolean; includeBackups: boolean }) => cmd.deleteCluster(store(), io, name, o)),
+      .option('--include-backups', 'also delete backups/ (etcd backups and control files)', false))
+      .action(async (name: string, o: { yes: boolean; includeBackups: boolean } & WriterLockFlags) => cmd.deleteCluster(store(), io, name, o, locking(o))),
   );
   del.addCommand(deleteInstanceCommand(io, inherit));
   program.addCommand(del);

@@ -7,7 +7,7 @@ import { buildBootConfig, buildNodeConfig, serializeNodeConfig, type NodeAssets 
 import { stringifyObjects } from '../../shared/api/parse.js';
 import { StorePaths, type Cluster, type InstanceGroup } from '../../shared/api/types.js';
 import { clusterKeysetNames, ensureClusterPKI, planClusterPKI } from '../../shared/pki/cluster-pki.js';
-import { loadKeyset, primaryKeypair } from '../../shared/pki/keyset.js';
+import { loadKeyset, planIssuedRepairs, primaryKeypair, repairIssuedKeysets } from '../../shared/pki/keyset.js';
 import { ensureNodeCredentials, NODE_CREDENTIAL_NAMES, planNodeCredentials } from '../../shared/pki/node-credentials.js';
 import type { StateStore } from '../../shared/store/types.js';
 import { encodeUserData, renderUserData } from '../../bootstrap/render-userdata.js';
@@ -52,12 +52,20 @@ export async function updateCluster(
   const credentials = await planNodeCredentials(clusterStore);
   const credentialsToWrite = [...credentials.toCreate, ...credentials.toReissue.map((r) => r.name)];
 
+  const allKeysets = [...keysetNames, ...NODE_CREDENTIAL_NAMES];
+  const kept = allKeysets.filter((n) => !pki.toCreate.includes(n) && !credentialsToWrite.includes(n));
+
   // With --yes the CAs, then the node credentials they sign, are made first: node configs carry their ids.
+  // Then every issued copy that does not match its private keyset (a writer crashed between the two
+  // writes) is rewritten from the private one, which is authoritative.
   const keypairIDs = apply
     ? { ...(await ensureClusterPKI(clusterStore, keysetNames)), ...(await ensureNodeCredentials(clusterStore)) }
-    : await existingKeypairIDs(clusterStore, [...pki.existing, ...NODE_CREDENTIAL_NAMES.filter((n) => !credentialsToWrite.includes(n))], [...pki.toCreate, ...credentialsToWrite]);
+    : await existingKeypairIDs(clusterStore, kept, [...pki.toCreate, ...credentialsToWrite]);
+  const repairs = apply ? await repairIssuedKeysets(clusterStore, allKeysets) : await planIssuedRepairs(clusterStore, kept);
 
-  const desired = desiredObjects(completed.cluster, completed.instanceGroups, keypairIDs, clusterStore.baseURL, agent, assets);
+  // Instances read their configuration where the completed spec says: spec.configBase when the user set it.
+  const configBase = completed.cluster.spec.configBase ?? clusterStore.baseURL;
+  const desired = desiredObjects(completed.cluster, completed.instanceGroups, keypairIDs, configBase, agent, assets);
   const obsolete = await obsoleteGroupObjects(clusterStore, desired);
   const entries = await diffAgainstStore(clusterStore, desired, obsolete);
   const keysetEntry = (name: string, action: 'create' | 'modify'): PlanEntry[] => [
@@ -68,8 +76,12 @@ export async function updateCluster(
     ...pki.toCreate.flatMap((name) => keysetEntry(name, 'create')),
     ...credentials.toCreate.flatMap((name) => keysetEntry(name, 'create')),
     ...credentials.toReissue.flatMap((r) => keysetEntry(r.name, 'modify')),
+    ...repairs.map((r): PlanEntry => ({ path: StorePaths.issued(r.name), action: r.reason === 'missing' ? 'create' : 'modify', secret: false })),
   ];
   for (const r of credentials.toReissue) warnings.push(`keyset ${r.name} ${apply ? 'was' : 'will be'} re-issued from kubernetes-ca: ${r.reason}`);
+  for (const r of repairs) {
+    warnings.push(`warning: ${clusterStore.urlOf(StorePaths.issued(r.name))} does not match pki/private/${r.name} (${r.reason}); ${apply ? 'rewrote' : 'will rewrite'} it from pki/private`);
+  }
   if (apply) await applyPlan(clusterStore, entries);
   return { entries: [...pkiEntries, ...entries], pkiToCreate: [...pki.toCreate, ...credentials.toCreate], applied: apply, warnings, completed };
 }

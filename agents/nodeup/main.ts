@@ -1,11 +1,15 @@
 // `nodeup`: makes this machine match its cluster spec, at every boot (started
 // by mooring-nodeup.service). `--dry-run` prints the plan and changes nothing.
+import { isAbsolute } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ExitCode, UserError } from '../../shared/errors.js';
 import { StoreError } from '../../shared/store/types.js';
-import { SpecError } from '../../shared/api/parse.js';
+import { parseSeconds, storeTimeoutMs } from '../../shared/store/timeout.js';
 import { versionLine } from '../../shared/version.js';
-import { DEFAULT_CACHE, requireRoot, runNodeup, type NodeupIO } from './nodeup.js';
+import { DEFAULT_CACHE, DEFAULT_STALL_TIMEOUT_MS } from './defaults.js';
+// The run itself (and the YAML, PKI and host code under it) loads only after
+// the flags are read, so --help, --version and usage errors stay light.
+import type { NodeupIO } from './nodeup.js';
 
 const PROGRAM = 'nodeup';
 
@@ -31,6 +35,12 @@ Options:
   --cache DIR               asset cache, an absolute path on the node (default
                             ${DEFAULT_CACHE}, under --root)
   --retries N               retries per failed task, capped jittered backoff (default 3)
+  --store-timeout SECONDS   a state store request that gets no byte for this long
+                            fails, so a silent S3 endpoint costs seconds; 1 to 600
+                            (default $MOORING_STORE_TIMEOUT, else 30)
+  --asset-stall-timeout SECONDS
+                            a download that gets no byte for this long is given up
+                            and the next mirror tried; 1 to 600 (default ${DEFAULT_STALL_TIMEOUT_MS / 1000})
   --help, --version
 
 Exit codes: 0 ok, 1 some task failed (the report names each), 2 bad usage,
@@ -61,6 +71,8 @@ export async function main(argv: string[], io: NodeupIO = processIO): Promise<nu
         'install-systemd-unit': { type: 'boolean', default: false },
         cache: { type: 'string', default: DEFAULT_CACHE },
         retries: { type: 'string', default: '3' },
+        'store-timeout': { type: 'string' },
+        'asset-stall-timeout': { type: 'string' },
         help: { type: 'boolean', short: 'h', default: false },
         version: { type: 'boolean', default: false },
       },
@@ -84,6 +96,11 @@ export async function main(argv: string[], io: NodeupIO = processIO): Promise<nu
     if (values.output !== 'text' && values.output !== 'json') throw new UserError(`-o: want text or json, got ${values.output}`, ExitCode.Usage);
     if (!/^\d+$/.test(values.retries)) throw new UserError(`--retries: want a whole number, got ${values.retries}`, ExitCode.Usage);
     if (!isCleanAbsolute(values.cache)) throw new UserError(`--cache must be an absolute path without . or .. components (a path on the node, under --root), got ${values.cache}`, ExitCode.Usage);
+    const storeTimeout = storeTimeoutMs(values['store-timeout'], process.env);
+    const stall = values['asset-stall-timeout'];
+    const assetStallTimeoutMs = stall === undefined ? DEFAULT_STALL_TIMEOUT_MS : parseSeconds('--asset-stall-timeout', stall, 1, 600) * 1000;
+    if (!isAbsolute(values.root)) throw new UserError(`--root must be an absolute path, got ${values.root}`, ExitCode.Usage);
+    const { requireRoot, runNodeup } = await import('./nodeup.js');
     const { code } = await runNodeup({
       conf: values.conf,
       root: requireRoot(values.root),
@@ -93,11 +110,14 @@ export async function main(argv: string[], io: NodeupIO = processIO): Promise<nu
       installSystemdUnit: values['install-systemd-unit'],
       cache: values.cache,
       retries: Number(values.retries),
+      storeTimeoutMs: storeTimeout,
+      assetStallTimeoutMs,
     }, io);
     return code;
   } catch (err) {
     io.err(`${PROGRAM}: error: ${(err as Error).message}\n`);
     if (err instanceof UserError) return err.exitCode;
+    const { SpecError } = await import('../../shared/api/parse.js');
     if (err instanceof SpecError) return ExitCode.InvalidSpec;
     if (err instanceof StoreError) return err.kind === 'NotFound' ? ExitCode.NotFound : ExitCode.StoreUnavailable;
     return ExitCode.Failure;

@@ -8,6 +8,7 @@ import { NodeRoot } from './host/fs.js';
 import { NODE_CREDENTIAL_NAMES } from '../../shared/pki/node-credentials.js';
 import { loadCACertificates, loadInputs, readBootConfig, refusingCASource, storeCASource, storeKeypairSource, type NodeInputs, type StoreOpener } from './inputs.js';
 import { buildTasks } from './model/index.js';
+import { openStore } from '../../shared/store/index.js';
 import { formatFailures, formatPlan, progressLine, reportJSON, summaryLine } from './engine/report.js';
 import { runTasks, type RunReport } from './engine/run.js';
 import { DEFAULT_RETRY } from './engine/retry.js';
@@ -26,6 +27,10 @@ export interface NodeupOptions {
   retryBaseMs?: number;
   concurrency?: number;
   timeoutMs?: number;
+  /** A state-store request that gets no byte for this long fails (default 30 s). */
+  storeTimeoutMs?: number;
+  /** A download that gets no byte for this long moves on to the next mirror (default 30 s). */
+  assetStallTimeoutMs?: number;
   /** Opens the boot config's state store (default: openStore); a test hook. */
   openStore?: StoreOpener;
 }
@@ -35,7 +40,7 @@ export interface NodeupIO {
   err(text: string): void;
 }
 
-export const DEFAULT_CACHE = '/var/cache/nodeup';
+export { DEFAULT_CACHE } from './defaults.js';
 
 export interface PreparedRun {
   tasks: Task[];
@@ -45,7 +50,7 @@ export interface PreparedRun {
 /** Reads every input and builds the task list; no side effect. */
 export async function prepare(options: NodeupOptions): Promise<PreparedRun> {
   const boot = await readBootConfig(options.conf);
-  const inputs = await loadInputs(boot, options.openStore);
+  const inputs = await loadInputs(boot, options.openStore ?? ((url) => openStore(url, { timeoutMs: options.storeTimeoutMs })));
   const fs = new NodeRoot(options.root);
   const host = await detectHost(fs);
   const tasks = options.installSystemdUnit
@@ -81,6 +86,7 @@ export async function runNodeup(options: NodeupOptions, io: NodeupIO): Promise<{
     retry: { ...DEFAULT_RETRY, retries: options.retries, ...(options.retryBaseMs !== undefined ? { baseDelayMs: options.retryBaseMs } : {}) },
     ...(options.concurrency !== undefined ? { concurrency: options.concurrency } : {}),
     ...(options.timeoutMs !== undefined ? { timeoutMs: options.timeoutMs } : {}),
+    ...(options.assetStallTimeoutMs !== undefined ? { assetStallTimeoutMs: options.assetStallTimeoutMs } : {}),
     progress: options.dryRun ? undefined : (r, done, total) => io.err(`nodeup: ${progressLine(r, done, total, false)}\n`),
   });
   if (options.output === 'json') io.out(reportJSON(report, options.dryRun, !options.dryRun));

@@ -2,6 +2,7 @@
 // kube_env): just enough to find the node config in the state store, plus the
 // node config's hash so nodeup refuses any other bytes.
 import { createHash } from 'node:crypto';
+import { isIP } from 'node:net';
 import { ExitCode, UserError } from '../errors.js';
 import { CheckedDocument } from './checked-doc.js';
 import { cloudOf } from './cloud.js';
@@ -58,6 +59,11 @@ export function parseBootConfig(text: string, source: string): BootConfig {
   }
   d.oneOf('instanceGroupRole', INSTANCE_GROUP_ROLES);
   if (!HASH.test(d.string('nodeupConfigHash'))) d.fail('nodeupConfigHash', 'must be sha256:<64 lowercase hex digits>');
-  if (d.at('apiServerIPs') !== undefined) d.stringList('apiServerIPs');
+  // They go into /etc/hosts.
+  if (d.at('apiServerIPs') !== undefined) {
+    d.stringList('apiServerIPs').forEach((ip, i) => {
+      if (isIP(ip) === 0) d.fail(`apiServerIPs[${i}]`, `invalid IP address ${JSON.stringify(ip)}`);
+    });
+  }
   return docs[0].value as BootConfig;
 }

@@ -4,6 +4,10 @@
 // content does.
 import { ExitCode, UserError } from '../errors.js';
 import { CheckedDocument } from './checked-doc.js';
+import { parseCIDR } from './cidr.js';
+import { joinPath } from './fieldpath.js';
+import { hostNameProblem, ipAddressProblem, isPort, labelKeyProblem, labelValueProblem, parseTaint, storeURLProblem } from './k8s-syntax.js';
+import { KUBERNETES_VERSION } from './names.js';
 import { cloudOf } from './cloud.js';
 import { nodeConfigNameProblems } from './node-names.js';
 import { parseYamlDocuments, SpecError, toYAML } from './parse.js';
@@ -219,11 +223,62 @@ export function parseNodeConfig(text: string, source: string): NodeConfig {
   }
   d.stringRecord('sysctls');
   checkEtcdSections(d);
-  const nc = docs[0].value as NodeConfig;
   // Names become paths, unit names and store keys on the node: checked as names before anything uses them.
-  const problem = nodeConfigNameProblems(nc)[0];
+  const problem = nodeConfigNameProblems(docs[0].value as NodeConfig)[0];
   if (problem) d.fail(problem.path, problem.reason);
-  return nc;
+  checkRenderedValues(d);
+  return docs[0].value as NodeConfig;
+}
+
+/**
+ * The values nodeup writes into command lines, environment files, sysctl.d and
+ * /etc/hosts, checked again here with the rules `mooring` validated them by: a
+ * node config from an older writer or a tampered store is refused, not rendered.
+ */
+function checkRenderedValues(d: CheckedDocument): void {
+  const syntax = (path: string, problem: (v: string) => string | undefined, what: string) => {
+    const value = d.string(path);
+    const reason = problem(value);
+    if (reason) d.fail(path, `invalid ${what} ${JSON.stringify(value)} (${reason})`);
+  };
+  // Names (cluster, group, etcd, versions that become paths, sysctl keys) are nodeConfigNameProblems' part.
+  syntax('instanceGroupName', labelValueProblem, 'name (it is the kops.k8s.io/instancegroup label)');
+  syntax('kubernetesVersion', (v) => (KUBERNETES_VERSION.test(v) ? undefined : 'want e.g. 1.30.5'), 'version');
+  syntax('configBase', storeURLProblem, 'state store URL');
+  syntax('clusterDomain', hostNameProblem, 'name');
+  syntax('clusterDNS', ipAddressProblem, 'IP address');
+  for (const key of ['serviceClusterIPRange', 'podCIDR']) syntax(key, cidrProblem, 'CIDR');
+  for (const [key, value] of Object.entries(d.stringRecord('nodeLabels'))) {
+    const path = joinPath('nodeLabels', key);
+    const reason = labelKeyProblem(key);
+    if (reason) d.fail(path, `invalid label key ${JSON.stringify(key)}: ${reason}`);
+    const valueReason = labelValueProblem(value);
+    if (valueReason) d.fail(path, `invalid label value ${JSON.stringify(value)}: ${valueReason}`);
+  }
+  d.stringList('taints').forEach((taint, i) => {
+    const parsed = parseTaint(taint);
+    if (typeof parsed === 'string') d.fail(`taints[${i}]`, `invalid taint ${JSON.stringify(taint)}: ${parsed}`);
+  });
+  for (const [key, value] of Object.entries(d.stringRecord('sysctls'))) {
+    if (/\p{Cc}/u.test(value)) d.fail(joinPath('sysctls', key), `invalid sysctl ${JSON.stringify(`${key}=${value}`)} (want key=value on one line)`);
+  }
+  if (d.at('etcdClusters') === undefined) return;
+  d.list('etcdClusters').forEach((_, i) => {
+    const path = `etcdClusters[${i}]`;
+    syntax(`${path}.backupStore`, storeURLProblem, 'state store URL');
+    for (const key of ['clientPort', 'peerPort', 'grpcPort', 'quarantineClientPort']) {
+      if (!isPort(d.integer(`${path}.${key}`))) d.fail(`${path}.${key}`, 'must be a port number 1-65535');
+    }
+  });
+}
+
+function cidrProblem(value: string): string | undefined {
+  try {
+    parseCIDR(value);
+    return undefined;
+  } catch (err) {
+    return (err as Error).message;
+  }
 }
 
 function checkEtcdSections(d: CheckedDocument): void {

@@ -4,6 +4,7 @@
 import { isAlias, isMap, isScalar, isSeq, LineCounter, parseAllDocuments, stringify, type Document, type Node } from 'yaml';
 import { ExitCode, UserError } from '../errors.js';
 import { joinPath, parsePath, type PathSegment } from './fieldpath.js';
+import { MAX_SPEC_BYTES, MAX_SPEC_SIZE_TEXT } from './limits.js';
 import { API_VERSION, type ApiObject, type Cluster, type InstanceGroup } from './types.js';
 
 /** A problem in a spec file: `<source>:<line>: <path>: <what>`. */
@@ -87,8 +88,42 @@ function isEmptyDocument(doc: Document): boolean {
   return doc.contents === null || (isScalar(doc.contents) && doc.contents.value === null);
 }
 
-/** Parses every non-empty document of a YAML or JSON text. Malformed input → SpecError with the line. */
+export { MAX_SPEC_BYTES, MAX_SPEC_SIZE_TEXT } from './limits.js';
+
+export function tooLarge(source: string, bytes: number | undefined): SpecError {
+  const size = bytes === undefined ? '' : ` (${(bytes / 1024 / 1024).toFixed(1)} MiB)`;
+  return new SpecError(`larger than ${MAX_SPEC_SIZE_TEXT}${size}; refused before parsing`, { source });
+}
+
+/**
+ * Keys that would reach an object's prototype in code that copies specs
+ * around: refused wherever they appear, whatever the object.
+ */
+const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
+
+function refuseForbiddenKeys(node: unknown, path: string, source: string, lines: LineCounter): void {
+  if (isMap(node)) {
+    for (const pair of node.items) {
+      const key = isScalar(pair.key) ? String(pair.key.value) : undefined;
+      const at = key === undefined ? path : joinPath(path, key);
+      if (key !== undefined && FORBIDDEN_KEYS.has(key)) {
+        const line = isScalar(pair.key) && pair.key.range ? lines.linePos(pair.key.range[0]).line : undefined;
+        throw new SpecError(`the key ${JSON.stringify(key)} is not allowed anywhere in a spec`, { source, path: at, line });
+      }
+      refuseForbiddenKeys(pair.value, at, source, lines);
+    }
+  } else if (isSeq(node)) {
+    node.items.forEach((item, i) => refuseForbiddenKeys(item, joinPath(path, i), source, lines));
+  }
+}
+
+/**
+ * Parses every non-empty document of a YAML or JSON text. Malformed input → SpecError with the line;
+ * so are a text over MAX_SPEC_BYTES, a forbidden key and an alias bomb.
+ */
 export function parseYamlDocuments(text: string, source: string): ParsedDocument[] {
+  const bytes = Buffer.byteLength(text);
+  if (bytes > MAX_SPEC_BYTES) throw tooLarge(source, bytes);
   const lines = new LineCounter();
   const docs = parseAllDocuments(text, { lineCounter: lines });
   const result: ParsedDocument[] = [];
@@ -96,10 +131,26 @@ export function parseYamlDocuments(text: string, source: string): ParsedDocument
     const error = doc.errors[0];
     if (error) throw new SpecError(`invalid YAML: ${shortYamlMessage(error.message)}`, { source, line: error.linePos?.[0].line });
     if (isEmptyDocument(doc) || !doc.contents) continue;
-    result.push({ value: doc.toJS(), source, lineOf: lineLookup(doc, doc.contents, lines) });
+    refuseForbiddenKeys(doc.contents, '', source, lines);
+    result.push({ value: expand(doc, source), source, lineOf: lineLookup(doc, doc.contents, lines) });
   }
   return result;
 }
+
+/** The document as plain values; yaml refuses aliases that expand past its limit (a "billion laughs" bomb). */
+function expand(doc: Document, source: string): unknown {
+  try {
+    return doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
+  } catch (err) {
+    if (err instanceof ReferenceError && /alias/i.test(err.message)) {
+      throw new SpecError(`too many YAML aliases: they would expand past ${MAX_ALIAS_COUNT} copies (refused as a resource exhaustion attack)`, { source });
+    }
+    throw new SpecError(`invalid YAML: ${shortYamlMessage((err as Error).message)}`, { source });
+  }
+}
+
+/** yaml's own default: a spec never needs anywhere near as many alias expansions. */
+const MAX_ALIAS_COUNT = 100;
 
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);

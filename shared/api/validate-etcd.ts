@@ -1,8 +1,13 @@
 // etcd cluster checks: names, members on existing control-plane groups, ports.
 import { WELL_KNOWN_ETCD_PORTS } from './defaults.js';
+import { envNameProblem, storeURLProblem } from './k8s-syntax.js';
 import { isDNSLabel } from './names.js';
 import type { Cluster, InstanceGroupRole } from './types.js';
-import { isNonNegativeInteger, isRecord, requireString, show, type Report } from './validate-util.js';
+import { checkSyntax } from './validate-components.js';
+import { isNonNegativeInteger, isRecord, optionalList, requireString, show, type Report } from './validate-util.js';
+
+/** etcd-manager keeps daily backups this many days at most (a century). */
+const MAX_RETENTION_DAYS = 36_500;
 
 const CONTROL_PLANE_ROLES: readonly unknown[] = ['ControlPlane', 'Master'] satisfies InstanceGroupRole[];
 const PORT_FIELDS = ['clientPort', 'peerPort', 'grpcPort', 'quarantineClientPort'] as const;
@@ -74,16 +79,31 @@ function checkMembers(raw: unknown, path: string, groupRoles: Map<string, unknow
 function checkBackupSettings(etcd: Record<string, unknown>, path: string, report: Report): void {
   if (etcd.backups !== undefined) {
     if (!isRecord(etcd.backups)) report(`${path}.backups`, 'must be an object');
-    else if (etcd.backups.backupStore !== undefined && typeof etcd.backups.backupStore !== 'string') {
-      report(`${path}.backups.backupStore`, `must be a string (got ${show(etcd.backups.backupStore)})`);
-    }
+    // etcd-manager's environment file carries it.
+    else checkSyntax(etcd.backups.backupStore, `${path}.backups.backupStore`, storeURLProblem, 'state store URL', report);
   }
   if (etcd.manager !== undefined) {
-    if (!isRecord(etcd.manager)) report(`${path}.manager`, 'must be an object');
-    else if (etcd.manager.backupRetentionDays !== undefined && !isNonNegativeInteger(etcd.manager.backupRetentionDays)) {
-      report(`${path}.manager.backupRetentionDays`, `must be a whole number of days (got ${show(etcd.manager.backupRetentionDays)})`);
+    if (!isRecord(etcd.manager)) return report(`${path}.manager`, 'must be an object');
+    const days = etcd.manager.backupRetentionDays;
+    if (days !== undefined && !(isNonNegativeInteger(days) && days <= MAX_RETENTION_DAYS)) {
+      report(`${path}.manager.backupRetentionDays`, `must be a whole number of days, at most ${MAX_RETENTION_DAYS} (got ${show(days)})`);
     }
+    checkManagerEnv(etcd.manager.env, `${path}.manager.env`, report);
   }
+}
+
+/** kOps' extra environment for etcd-manager and etcd: `{name, value}` pairs, one variable each. */
+function checkManagerEnv(raw: unknown, path: string, report: Report): void {
+  optionalList(raw, path, report).forEach((entry: unknown, i) => {
+    const at = `${path}[${i}]`;
+    if (!isRecord(entry)) return report(at, 'must be an object with name and value');
+    const name = requireString(entry.name, `${at}.name`, report);
+    const problem = name === undefined ? undefined : envNameProblem(name);
+    if (problem) report(`${at}.name`, `invalid environment variable name ${show(name)} (${problem})`);
+    if (entry.value !== undefined && (typeof entry.value !== 'string' || /\p{Cc}/u.test(entry.value))) {
+      report(`${at}.value`, `must be a string on one line without control characters (got ${show(entry.value)})`);
+    }
+  });
 }
 
 /** The ports a cluster will use: the user's, else kOps' fixed ones for main and events. */

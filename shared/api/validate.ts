@@ -1,15 +1,19 @@
 // Validation of a cluster and its instance groups: every problem at once, each
 // naming the field path and, for parsed files, the source line.
 import { cloudOf, SUPPORTED_CLOUDS } from './cloud.js';
+import { joinPath } from './fieldpath.js';
+import { labelKeyProblem, labelValueProblem, parseTaint } from './k8s-syntax.js';
 import { DNS_NAME_RULE, isDNSName, KUBERNETES_VERSION } from './names.js';
 import { SpecError, type ParsedObject } from './parse.js';
 import { INSTANCE_GROUP_ROLES, type ApiObject, type Cluster, type InstanceGroup } from './types.js';
+import { checkComponents } from './validate-components.js';
 import { checkEtcdClusters } from './validate-etcd.js';
 import { checkNetworks, checkSubnets } from './validate-network.js';
-import { checkSysctls, isNonNegativeInteger, isRecord, optionalList, show, type Report } from './validate-util.js';
+import { checkNumbers, checkSysctls, isNonNegativeInteger, isRecord, MAX_GROUP_SIZE, optionalList, show, type Report } from './validate-util.js';
 
 export const CLUSTER_LABEL = 'kops.k8s.io/cluster';
-const TAINT = /^[A-Za-z0-9]([-A-Za-z0-9_./]*[A-Za-z0-9])?(=[^:]*)?:(NoSchedule|PreferNoSchedule|NoExecute)$/;
+/** nodeup labels every node with its group's name, so the name must be a valid label value. */
+const GROUP_LABEL = 'kops.k8s.io/instancegroup';
 
 function isParsed(subject: ParsedObject | ApiObject): subject is ParsedObject {
   return typeof (subject as { lineOf?: unknown }).lineOf === 'function' && 'object' in subject;
@@ -21,8 +25,23 @@ function locate(subject: ParsedObject | ApiObject): ParsedObject {
   return { object: subject, source: `${String(subject.kind)}/${String(subject.metadata?.name)}`, lineOf: () => undefined };
 }
 
-function reporter(parsed: ParsedObject, problems: SpecError[]): Report {
-  return (path, reason) => problems.push(new SpecError(reason, { source: parsed.source, path, line: parsed.lineOf(path) }));
+interface ObjectReport extends Report {
+  /** Whether a problem was reported at this path of this object. */
+  has(path: string): boolean;
+}
+
+function reporter(parsed: ParsedObject, problems: SpecError[]): ObjectReport {
+  const paths = new Set<string>();
+  const report = (path: string, reason: string) => {
+    paths.add(path);
+    problems.push(new SpecError(reason, { source: parsed.source, path, line: parsed.lineOf(path) }));
+  };
+  return Object.assign(report, { has: (path: string) => paths.has(path) });
+}
+
+/** Numbers no field can hold exactly, wherever they are; fields already reported are not reported twice. */
+function checkAllNumbers(object: ApiObject, report: ObjectReport): void {
+  checkNumbers(object, '', report, report.has);
 }
 
 /**
@@ -39,6 +58,7 @@ export function validateCluster(cluster: ParsedObject | Cluster, instanceGroups:
   }
   const c = parsedCluster.object;
   checkClusterFields(c, report);
+  checkComponents(c, report);
   const subnetZones = checkSubnets(c, checkNetworks(c, report), report);
 
   const groupRoles = new Map<string, unknown>();
@@ -53,11 +73,13 @@ export function validateCluster(cluster: ParsedObject | Cluster, instanceGroups:
     if (typeof name === 'string' && groupRoles.has(name)) reportGroup('metadata.name', `duplicate instance group ${show(name)}`);
     else if (typeof name === 'string') groupRoles.set(name, ig.spec?.role);
     checkInstanceGroup(ig, c.metadata.name, subnetZones, reportGroup);
+    checkAllNumbers(ig, reportGroup);
   }
   checkEtcdClusters(c, groupRoles, report);
   if (![...groupRoles.values()].some((role) => role === 'ControlPlane' || role === 'Master')) {
     report('', 'no control-plane instance group (want at least one with role ControlPlane)');
   }
+  checkAllNumbers(c, report);
   return problems;
 }
 
@@ -78,9 +100,6 @@ function checkClusterFields(cluster: Cluster, report: Report): void {
   if (version !== undefined && (typeof version !== 'string' || !KUBERNETES_VERSION.test(version))) {
     report('spec.kubernetesVersion', `invalid version ${show(version)} (want a string such as "1.30.5")`);
   }
-  if (spec.configBase !== undefined && typeof spec.configBase !== 'string') {
-    report('spec.configBase', `must be a string (got ${show(spec.configBase)})`);
-  }
   checkSysctls(spec.sysctlParameters, 'spec.sysctlParameters', report);
 }
 
@@ -91,6 +110,10 @@ function checkInstanceGroup(
   report: Report,
 ): void {
   checkName(ig.metadata?.name, report);
+  const groupName: unknown = ig.metadata?.name;
+  if (typeof groupName === 'string' && isDNSName(groupName) && labelValueProblem(groupName)) {
+    report('metadata.name', `${show(groupName)} is ${groupName.length} characters: at most 63, as nodes carry it as the ${GROUP_LABEL} label`);
+  }
   const owner: unknown = ig.metadata?.labels?.[CLUSTER_LABEL];
   if (owner !== undefined && owner !== clusterName) {
     report(`metadata.labels["${CLUSTER_LABEL}"]`, `${show(owner)} does not match cluster name ${show(clusterName)}`);
@@ -102,27 +125,40 @@ function checkInstanceGroup(
   else if (!(INSTANCE_GROUP_ROLES as readonly unknown[]).includes(role)) report('spec.role', `unknown role ${show(role)} (want one of ${roles})`);
   checkSizes(spec.minSize, spec.maxSize, report);
   checkPlacement(ig, subnetZones, report);
-  if (spec.nodeLabels !== undefined) {
-    if (!isRecord(spec.nodeLabels)) report('spec.nodeLabels', 'must be an object of label: value');
-    else {
-      for (const [key, value] of Object.entries(spec.nodeLabels)) {
-        if (typeof value !== 'string') report(`spec.nodeLabels[${JSON.stringify(key)}]`, `must be a string (got ${show(value)})`);
-      }
-    }
-  }
+  checkNodeLabels(spec.nodeLabels, report);
   optionalList(spec.taints, 'spec.taints', report).forEach((taint, i) => {
-    if (typeof taint !== 'string' || !TAINT.test(taint)) {
-      report(`spec.taints[${i}]`, `invalid taint ${show(taint)} (want key[=value]:NoSchedule|PreferNoSchedule|NoExecute)`);
-    }
+    const parsed = typeof taint === 'string' ? parseTaint(taint) : 'must be a string';
+    if (typeof parsed === 'string') report(`spec.taints[${i}]`, `invalid taint ${show(taint)}: ${parsed}`);
   });
   checkSysctls(spec.sysctlParameters, 'spec.sysctlParameters', report);
 }
 
+/** Labels kubelet registers the node with (--node-labels): Kubernetes' label syntax for keys and values. */
+export function checkNodeLabels(labels: unknown, report: Report, path = 'spec.nodeLabels'): void {
+  if (labels === undefined) return;
+  if (!isRecord(labels)) return report(path, 'must be an object of label: value');
+  for (const [key, value] of Object.entries(labels)) {
+    const at = joinPath(path, key);
+    const keyProblem = labelKeyProblem(key);
+    if (keyProblem) report(at, `invalid label key ${show(key)}: ${keyProblem}`);
+    else if (typeof value !== 'string') report(at, `must be a string (got ${show(value)})`);
+    else {
+      const valueProblem = labelValueProblem(value);
+      if (valueProblem) report(at, `invalid label value ${show(value)}: ${valueProblem}`);
+    }
+  }
+}
+
+function isGroupSize(value: unknown): value is number {
+  return isNonNegativeInteger(value) && value <= MAX_GROUP_SIZE;
+}
+
 function checkSizes(min: unknown, max: unknown, report: Report): void {
-  const minOK = min === undefined || isNonNegativeInteger(min);
-  const maxOK = max === undefined || isNonNegativeInteger(max);
-  if (!minOK) report('spec.minSize', `must be a whole number of at least 0 (got ${show(min)})`);
-  if (!maxOK) report('spec.maxSize', `must be a whole number of at least 0 (got ${show(max)})`);
+  const minOK = min === undefined || isGroupSize(min);
+  const maxOK = max === undefined || isGroupSize(max);
+  const want = `a whole number from 0 to at most ${MAX_GROUP_SIZE}`;
+  if (!minOK) report('spec.minSize', `must be ${want} (got ${show(min)})`);
+  if (!maxOK) report('spec.maxSize', `must be ${want} (got ${show(max)})`);
   if (minOK && maxOK && typeof min === 'number' && typeof max === 'number' && min > max) {
     report('spec.minSize', `${min} is greater than spec.maxSize ${max}`);
   }

@@ -3,6 +3,16 @@
 // upup/pkg/fi/vfs_castore.go: publicMaterial/privateMaterial are Go []byte, so the
 // YAML holds base64 of the PEM text; item ids are decimal serial numbers; the
 // v1alpha2 field is `primaryId`. In memory this module holds the decoded PEM.
+//
+// Each keyset is stored twice: pki/private/<name> (0600, certificates and keys:
+// the authoritative copy) and pki/issued/<name> (certificates only, for nodes
+// that must not read keys). Two objects cannot be written in one atomic step, so
+// the private copy is always written first and the issued copy derived from it;
+// issuedMismatch tells when the issued copy no longer holds the private copy's
+// certificates (a writer crashed between the two writes, or, before writers
+// were locked, two writers interleaved), and `mooring update cluster` rewrites
+// it from the private copy. Within one file, a private key that does not belong
+// to its certificate makes the keyset invalid (parseKeyset refuses it).
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import YAML from 'yaml';
 import { API_VERSION, StorePaths } from '../api/types.js';
@@ -103,8 +113,19 @@ function parseItem(raw: unknown, where: string, fail: (why: string) => never): K
     }
     item.privateMaterial = pem;
   }
+  if (item.publicMaterial !== undefined && item.privateMaterial !== undefined && !keyMatchesCertificate(item.publicMaterial, item.privateMaterial)) {
+    fail(`${where} (id ${id}): the private key does not belong to the certificate`);
+  }
   if (typeof raw.distrustTimestamp === 'string') item.distrustTimestamp = raw.distrustTimestamp;
   return item;
+}
+
+function keyMatchesCertificate(certPEM: string, keyPEM: string): boolean {
+  try {
+    return new X509Certificate(certPEM).checkPrivateKey(createPrivateKey(keyPEM));
+  } catch {
+    return false;
+  }
 }
 
 function decodeMaterial(value: unknown, where: string, fail: (why: string) => never): string {
@@ -195,12 +216,69 @@ export async function loadKeyset(store: StateStore, name: string): Promise<Keyse
   return { ...ks, name: ks.name || name };
 }
 
-/** Writes pki/private/<name>/keyset.yaml (0600, has keys) and then the public-only pki/issued copy. */
+/**
+ * Writes pki/private/<name>/keyset.yaml (0600, has keys) and then the public-only
+ * pki/issued copy derived from it. A crash between the two leaves the issued copy
+ * stale, never the private one: issuedMismatch finds it and writeIssuedKeyset repairs it.
+ */
 export async function writeKeyset(store: StateStore, ks: Keyset): Promise<void> {
   requireKeysetName(ks.name);
   primaryKeypair(ks); // as kOps' StoreKeyset: refuse a keyset nothing could sign with
   await store.write(StorePaths.keyset(ks.name), serializeKeyset(ks, { includePrivate: true }), { mode: 0o600 });
+  await writeIssuedKeyset(store, ks);
+}
+
+/** Writes the public-only pki/issued copy of a (private) keyset. */
+export async function writeIssuedKeyset(store: StateStore, ks: Keyset): Promise<void> {
+  requireKeysetName(ks.name);
   await store.write(StorePaths.issued(ks.name), serializeKeyset(ks, { includePrivate: false }));
+}
+
+/**
+ * Why pki/issued/<name> does not hold the certificates of the private keyset ks
+ * (missing, unreadable, a different primary, a different certificate under an id,
+ * ids added or missing, key material where none belongs), or undefined when it does.
+ */
+export async function issuedMismatch(store: StateStore, ks: Keyset): Promise<string | undefined> {
+  const path = StorePaths.issued(ks.name);
+  const data = await store.readIfExists(path);
+  if (data === undefined) return 'missing';
+  let issued: Keyset;
+  try {
+    issued = parseKeyset(data.toString('utf8'), store.urlOf(path));
+  } catch (err) {
+    return (err as Error).message;
+  }
+  if (issued.keys.some((k) => k.privateMaterial !== undefined)) return 'holds private key material';
+  if (issued.primaryId !== ks.primaryId) return `primary id is ${issued.primaryId || '(none)'}, pki/private says ${ks.primaryId}`;
+  const publicHalf = (k: KeysetItem) => `${(k.publicMaterial ?? '').trim()}|${k.distrustTimestamp ?? ''}`;
+  const want = new Map(ks.keys.map((k) => [k.id, publicHalf(k)]));
+  const have = new Map(issued.keys.map((k) => [k.id, publicHalf(k)]));
+  for (const [id, half] of want) {
+    if (!have.has(id)) return `keypair ${id} is missing`;
+    if (have.get(id) !== half) return `keypair ${id} holds a different certificate than pki/private`;
+  }
+  for (const id of have.keys()) if (!want.has(id)) return `keypair ${id} is not in pki/private`;
+  return undefined;
+}
+
+/** Issued copies of existing private keysets that need rewriting, with why. */
+export async function planIssuedRepairs(store: StateStore, names: string[]): Promise<Array<{ name: string; reason: string }>> {
+  const repairs: Array<{ name: string; reason: string }> = [];
+  for (const name of names) {
+    const ks = await loadKeyset(store, name);
+    if (!ks) continue;
+    const reason = await issuedMismatch(store, ks);
+    if (reason !== undefined) repairs.push({ name, reason });
+  }
+  return repairs;
+}
+
+/** Rewrites the issued copies planIssuedRepairs finds (from the private copies) and returns what it rewrote. */
+export async function repairIssuedKeysets(store: StateStore, names: string[]): Promise<Array<{ name: string; reason: string }>> {
+  const repairs = await planIssuedRepairs(store, names);
+  for (const { name } of repairs) await writeIssuedKeyset(store, (await loadKeyset(store, name))!);
+  return repairs;
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {

@@ -1,8 +1,11 @@
 // memfs:// state store for tests: contents live in this process only, and
 // every store opened with the same name shares them (like one bucket).
+// Conditional operations check and act with no await in between, so within
+// the one process that can see a volume they are atomic.
 import { Readable } from 'node:stream';
+import { contentVersion } from './content-version.js';
 import { checkObjectPath, comparePaths, joinPath, normalizePrefix } from './paths.js';
-import { StoreError, type StateStore, type WriteOptions } from './types.js';
+import { StoreError, type StateStore, type VersionedObject, type WriteOptions } from './types.js';
 
 const volumes = new Map<string, Map<string, Buffer>>();
 
@@ -35,6 +38,7 @@ function parseMemfsURL(url: string): { name: string; prefix: string } {
 
 export class MemfsStore implements StateStore {
   readonly baseURL: string;
+  readonly conditionalWrites = 'atomic';
   private readonly name: string;
   private readonly prefix: string;
 
@@ -73,6 +77,39 @@ export class MemfsStore implements StateStore {
   async write(path: string, data: Buffer | string, _options?: WriteOptions): Promise<void> {
     const key = this.keyOf(path);
     volume(this.name).set(key, Buffer.from(data)); // a copy: later changes to data must not show
+  }
+
+  async readVersioned(path: string): Promise<VersionedObject | undefined> {
+    const data = volume(this.name).get(this.keyOf(path));
+    return data && { data: Buffer.from(data), version: contentVersion(data) };
+  }
+
+  async createIfAbsent(path: string, data: Buffer | string, _options?: WriteOptions): Promise<string | undefined> {
+    const key = this.keyOf(path);
+    const objects = volume(this.name);
+    if (objects.has(key)) return undefined;
+    const copy = Buffer.from(data);
+    objects.set(key, copy);
+    return contentVersion(copy);
+  }
+
+  async replaceIfVersion(path: string, data: Buffer | string, version: string, _options?: WriteOptions): Promise<string | undefined> {
+    const key = this.keyOf(path);
+    const objects = volume(this.name);
+    const current = objects.get(key);
+    if (current === undefined || contentVersion(current) !== version) return undefined;
+    const copy = Buffer.from(data);
+    objects.set(key, copy);
+    return contentVersion(copy);
+  }
+
+  async deleteIfVersion(path: string, version: string): Promise<boolean> {
+    const key = this.keyOf(path);
+    const objects = volume(this.name);
+    const current = objects.get(key);
+    if (current === undefined || contentVersion(current) !== version) return false;
+    objects.delete(key);
+    return true;
   }
 
   async list(prefix?: string): Promise<string[]> {

@@ -8,9 +8,14 @@ export function tempNameFor(name: string, random: string): string {
   return `.${name.slice(0, 128)}.tmp-${process.pid}-${random}`;
 }
 
-const TEMP_NAME = /^\..*\.tmp-\d+-[0-9a-f]{8,}$/;
+/** Name of the guard file that serialises conditional operations on one file:// object. */
+export function guardNameFor(name: string): string {
+  return `.${name.slice(0, 128)}.cas-guard`;
+}
 
-/** True for names of in-flight (or crash-leftover) temp files: never objects. */
+const TEMP_NAME = /^\..*\.(tmp-\d+-[0-9a-f]{8,}|cas-guard)$/;
+
+/** True for names of in-flight (or crash-leftover) temp files and guard files: never objects. */
 export function isTempName(name: string): boolean {
   return TEMP_NAME.test(name);
 }

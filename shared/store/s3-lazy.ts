@@ -4,10 +4,11 @@ import type { Readable } from 'node:stream';
 import { joinPath, normalizePrefix } from './paths.js';
 import { parseS3URL } from './s3-url.js';
 import type { S3Connection } from './s3.js';
-import type { StateStore, WriteOptions } from './types.js';
+import type { StateStore, VersionedObject, WriteOptions } from './types.js';
 
 export class LazyS3Store implements StateStore {
   readonly baseURL: string;
+  readonly conditionalWrites = 'server';
   private real?: Promise<StateStore>;
 
   constructor(
@@ -18,9 +19,9 @@ export class LazyS3Store implements StateStore {
     this.baseURL = `s3://${joinPath(bucket, prefix)}`;
   }
 
-  static open(url: string, env: NodeJS.ProcessEnv | undefined): LazyS3Store {
+  static open(url: string, env: NodeJS.ProcessEnv | undefined, timeoutMs?: number): LazyS3Store {
     let connection: Promise<S3Connection> | undefined;
-    return new LazyS3Store(url, () => (connection ??= import('./s3.js').then((m) => m.connectS3(env))));
+    return new LazyS3Store(url, () => (connection ??= import('./s3.js').then((m) => m.connectS3(env, { timeoutMs }))));
   }
 
   private store(): Promise<StateStore> {
@@ -42,4 +43,8 @@ export class LazyS3Store implements StateStore {
   async delete(path: string): Promise<void> { return (await this.store()).delete(path); }
   async openReadStream(path: string): Promise<Readable> { return (await this.store()).openReadStream(path); }
   async writeStream(path: string, source: Readable, options?: WriteOptions): Promise<number> { return (await this.store()).writeStream(path, source, options); }
+  async readVersioned(path: string): Promise<VersionedObject | undefined> { return (await this.store()).readVersioned(path); }
+  async createIfAbsent(path: string, data: Buffer | string, options?: WriteOptions): Promise<string | undefined> { return (await this.store()).createIfAbsent(path, data, options); }
+  async replaceIfVersion(path: string, data: Buffer | string, version: string, options?: WriteOptions): Promise<string | undefined> { return (await this.store()).replaceIfVersion(path, data, version, options); }
+  async deleteIfVersion(path: string, version: string): Promise<boolean> { return (await this.store()).deleteIfVersion(path, version); }
 }

@@ -16,6 +16,7 @@ import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { checkObjectPath, comparePaths, joinPath, normalizePrefix } from './paths.js';
 import { parseS3URL } from './s3-url.js';
+import { DEFAULT_STORE_TIMEOUT_MS } from './timeout.js';
 import { StoreError, type StateStore, type WriteOptions } from './types.js';
 
 const PART_SIZE = 8 * 1024 * 1024;
@@ -30,7 +31,40 @@ export interface S3Connection {
   endpoint: string;
 }
 
-export function connectS3(env: NodeJS.ProcessEnv = process.env): S3Connection {
+type RetryStrategyV2 = Extract<NonNullable<S3ClientConfig['retryStrategy']>, { acquireInitialRetryToken: unknown }>;
+type RetryToken = Awaited<ReturnType<RetryStrategyV2['acquireInitialRetryToken']>>;
+
+const MAX_ATTEMPTS = 3;
+
+/**
+ * Retries what another attempt can cure (a refused or reset connection,
+ * throttling, a 5xx) after a short jittered pause, but never a request that
+ * timed out: an endpoint silent for the whole store timeout would be silent
+ * again, and retrying would multiply the wait by the attempts (3 × 30 s + backoff
+ * was the "100 s to fail" of issue 7).
+ */
+function storeRetryStrategy(): RetryStrategyV2 {
+  const token = (count: number, delayMs: number): RetryToken => ({ getRetryCount: () => count, getRetryDelay: () => delayMs });
+  return {
+    acquireInitialRetryToken: async () => token(0, 0),
+    refreshRetryTokenForRetry: async (previous, info) => {
+      const attempts = previous.getRetryCount() + 1;
+      // The SDK's HTTP handler also names a reset or broken connection "TimeoutError" (with the
+      // socket's code); only the handler's own timers, which set no code, are a silent endpoint.
+      const error = info.error as { name?: string; code?: string } | undefined;
+      const timedOut = error?.name === 'TimeoutError' && error.code !== 'ECONNRESET' && error.code !== 'EPIPE';
+      if (timedOut || (info.errorType !== 'TRANSIENT' && info.errorType !== 'THROTTLING') || attempts >= MAX_ATTEMPTS) {
+        throw new Error('not retried'); // the SDK then throws the request's own error
+      }
+      const base = info.errorType === 'THROTTLING' ? 500 : 100;
+      return token(attempts, Math.random() * Math.min(20_000, base * 2 ** attempts));
+    },
+    recordSuccess: () => undefined,
+  };
+}
+
+export function connectS3(env: NodeJS.ProcessEnv = process.env, options: { timeoutMs?: number } = {}): S3Connection {
+  const timeoutMs = options.timeoutMs ?? DEFAULT_STORE_TIMEOUT_MS;
   // The SDK warns (multi-line, on stderr) that it will drop Node 20 in 2027; we ship a pinned SDK
   // for Node 20 on purpose, and the warning would break the CLI's one-line error output.
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
@@ -38,9 +72,13 @@ export function connectS3(env: NodeJS.ProcessEnv = process.env): S3Connection {
   const endpoint = env.AWS_ENDPOINT_URL_S3 || env.AWS_ENDPOINT_URL || undefined;
   const config: S3ClientConfig = {
     region,
-    maxAttempts: 3,
-    // Without timeouts an unanswered connect hangs for minutes; socketTimeout is per idle socket, so big uploads are fine.
-    requestHandler: { connectionTimeout: 3000, socketTimeout: 30_000 },
+    maxAttempts: MAX_ATTEMPTS,
+    retryStrategy: storeRetryStrategy(),
+    // The store timeout bounds every idle period of a request: connecting, waiting for the answer,
+    // and each gap between bytes of a body either way (socketTimeout is the socket's inactivity
+    // timer). It is not a limit on a whole call, so an 8 MiB part or a big download on a slow
+    // link still completes as long as bytes keep moving.
+    requestHandler: { connectionTimeout: Math.min(3000, timeoutMs), socketTimeout: timeoutMs },
     // Checksums only where S3 demands them: the SDK's newer default checksum headers and
     // trailers are not understood by every S3-compatible server.
     requestChecksumCalculation: 'WHEN_REQUIRED',
@@ -109,6 +147,9 @@ export class S3Store implements StateStore {
     }
     if (name === 'NoSuchKey' || name === 'NotFound' || status === 404) {
       return new StoreError('NotFound', url, 'not found', { cause: err });
+    }
+    if (name === 'CredentialsProviderError') {
+      return new StoreError('AccessDenied', url, 'no AWS credentials (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY or AWS_PROFILE, or run with an instance role)', { cause: err });
     }
     if (name === 'AccessDenied' || status === 403) {
       return new StoreError('AccessDenied', url, `access denied (${name}: ${detail})`, { cause: err });
@@ -256,4 +297,71 @@ export class S3Store implements StateStore {
     if (Body instanceof Readable) return Body;
     return Readable.from(Body ? [await Body.transformToByteArray()] : []);
   }
+
+  // Conditional operations (types.ts): AWS S3 honours If-None-Match/If-Match on
+  // PUT (2024) and If-Match on DELETE (2025); a server that ignores them is caught
+  // by the lock's probe (lock.ts), not here.
+  readonly conditionalWrites = 'server';
+
+  async readVersioned(path: string): Promise<{ data: Buffer; version: string } | undefined> {
+    let object;
+    try {
+      object = await this.getObject(path);
+    } catch (err) {
+      if (err instanceof StoreError && err.kind === 'NotFound' && errorShape(err.cause).name !== 'NoSuchBucket') return undefined;
+      throw err;
+    }
+    try {
+      const bytes = object.Body ? await object.Body.transformToByteArray() : new Uint8Array();
+      if (!object.ETag) throw new StoreError('Other', this.urlOf(path), 'the server sent no ETag, which conditional writes need');
+      return { data: Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), version: object.ETag };
+    } catch (err) {
+      throw this.toStoreError(err, path);
+    }
+  }
+
+  async createIfAbsent(path: string, data: Buffer | string, _options?: WriteOptions): Promise<string | undefined> {
+    return this.conditionalPut(path, data, { IfNoneMatch: '*' });
+  }
+
+  async replaceIfVersion(path: string, data: Buffer | string, version: string, _options?: WriteOptions): Promise<string | undefined> {
+    return this.conditionalPut(path, data, { IfMatch: version });
+  }
+
+  async deleteIfVersion(path: string, version: string): Promise<boolean> {
+    const Key = this.keyOf(path);
+    try {
+      await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key, IfMatch: version }));
+      return true;
+    } catch (err) {
+      if (conditionFailed(err)) return false;
+      throw this.toStoreError(err, path);
+    }
+  }
+
+  /** A PUT with a precondition: the new ETag, or undefined when the precondition failed. */
+  private async conditionalPut(path: string, data: Buffer | string, condition: { IfNoneMatch: string } | { IfMatch: string }): Promise<string | undefined> {
+    const Key = this.keyOf(path);
+    const Body = typeof data === 'string' ? Buffer.from(data) : data;
+    try {
+      const { ETag } = await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key, Body, ContentLength: Body.length, ...condition }));
+      if (!ETag) throw new StoreError('Other', this.urlOf(path), 'the server sent no ETag, which conditional writes need');
+      return ETag;
+    } catch (err) {
+      if (conditionFailed(err)) return undefined;
+      throw this.toStoreError(err, path);
+    }
+  }
+}
+
+/**
+ * A precondition that did not hold: 412 (the object exists, or has another ETag),
+ * 409 (another conditional write to the key was in flight: S3 asks to retry, and
+ * for a lock that means someone else got there first), 404 (If-Match on a key that is gone).
+ */
+function conditionFailed(err: unknown): boolean {
+  const { name, $metadata } = errorShape(err);
+  const status = $metadata?.httpStatusCode;
+  if (name === 'NoSuchBucket') return false;
+  return status === 412 || status === 409 || status === 404 || name === 'PreconditionFailed' || name === 'ConditionalRequestConflict' || name === 'NoSuchKey';
 }

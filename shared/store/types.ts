@@ -22,6 +22,22 @@ export interface WriteOptions {
   mode?: number;
 }
 
+/** An object's bytes and the version tag conditional operations compare against. */
+export interface VersionedObject {
+  data: Buffer;
+  version: string;
+}
+
+/**
+ * Who guarantees the conditional operations:
+ * - 'atomic': the backend itself (file://: link(2) and a per-object guard file;
+ *   memfs://: one process, checked and set in one step);
+ * - 'server': the server, by honouring `If-None-Match: *` and `If-Match: <etag>`
+ *   (AWS S3 does; some S3-compatible servers accept the headers and ignore them,
+ *   so callers probe before relying on them: see lock.ts probeConditionalWrites).
+ */
+export type ConditionalWrites = 'atomic' | 'server';
+
 export interface StateStore {
   /** The base URL this store was opened with, normalised (no trailing slash). */
   readonly baseURL: string;
@@ -47,4 +63,31 @@ export interface StateStore {
   openReadStream(path: string): Promise<Readable>;
   /** Streams source into path atomically (multipart on S3). Returns bytes written. */
   writeStream(path: string, source: Readable, options?: WriteOptions): Promise<number>;
+
+  // Conditional operations: the compare-and-swap primitive that writers coordinate
+  // with (the cluster lock, lock.ts). A version is an opaque tag of an object's
+  // current content: S3's ETag; a sha256 of the bytes on file:// and memfs://.
+  // Equal bytes may give equal tags, so a caller that must tell two writes apart
+  // puts something unique in the content (the lock record holds a random id and
+  // times). Each operation is atomic against the other three on the same path:
+  // of two racing callers exactly one wins. A plain write() or delete() of the
+  // same path is not fenced by them: do not mix the two kinds on one path.
+
+  /** Who guarantees the conditional operations; see ConditionalWrites. */
+  readonly conditionalWrites: ConditionalWrites;
+  /** The object and its version, or undefined when it does not exist. */
+  readVersioned(path: string): Promise<VersionedObject | undefined>;
+  /**
+   * Creates path only if no object is there (S3: `If-None-Match: *`; file://: a complete
+   * file linked into place, so a reader never sees half of it). Returns the new version,
+   * or undefined when an object already exists (nothing written).
+   */
+  createIfAbsent(path: string, data: Buffer | string, options?: WriteOptions): Promise<string | undefined>;
+  /**
+   * Replaces path only if its current version is `version` (S3: `If-Match`). Returns the
+   * new version, or undefined when the object changed or is gone (nothing written).
+   */
+  replaceIfVersion(path: string, data: Buffer | string, version: string, options?: WriteOptions): Promise<string | undefined>;
+  /** Deletes path only if its current version is `version`; false when it changed or is gone. */
+  deleteIfVersion(path: string, version: string): Promise<boolean>;
 }

@@ -20,3 +20,6 @@ export async function mooring(args: string[], env: NodeJS.ProcessEnv = process.e
 
 /** A dummy agent binary description, enough to render user-data. */
 export const TEST_AGENT_ARGS = ['--agent-url', 'file:///opt/test/mooring', '--agent-sha256', 'a'.repeat(64)];
+
+/** The same for a cloud cluster (aws), whose instances can only download over http(s). */
+export const TEST_CLOUD_AGENT_ARGS = ['--agent-url', 'https://mirror.example.com/mooring/mooring', '--agent-sha256', 'a'.repeat(64)];

@@ -1,13 +1,16 @@
 // Shared set-up for the etcd-manager scenario tests and the benchmark: a state
 // store (file:// or s3rver) with the etcd CAs and a cluster spec, local volumes
 // (loop-device images or directories), manager arguments on 127.0.x.y, and
-// etcd's own view of the result (member list on every endpoint, endpoint
-// health, one cluster ID). Everything it starts hangs its cleanup on `t`.
+// etcd's own view of the result: each endpoint's health, cluster ID and member
+// list, as that endpoint reports them. Whether those views agree (one cluster)
+// is for the test to assert (clusterOf): a wait that only ended once they agree
+// would turn a split into a timeout. Everything it starts hangs its cleanup on `t`.
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { ensureClusterPKI } from '../../shared/pki/cluster-pki.js';
 import { openStore, type StateStore } from '../../shared/store/index.js';
-import { checkEtcd, openEtcdClient, type EtcdHealth } from '../../agents/etcd-manager/etcd/client.js';
+import { openEtcdClient, type EtcdHealth } from '../../agents/etcd-manager/etcd/client.js';
+import type { EtcdTLSFiles } from '../../agents/etcd-manager/etcd/process.js';
 import { createLocalVolume } from '../../agents/etcd-manager/volumes/local.js';
 import { loopArea, type LoopArea } from './loop.js';
 import { startManager, type ManagerProcess } from './manager.js';
@@ -32,6 +35,9 @@ export interface Scenario {
   ips: string[];
   client: number;
   quarantine: number;
+  /** etcd's peer port and the managers' peer API port (the same on every host). */
+  peer: number;
+  grpc: number;
   backupURL: string;
   backups: StateStore;
   s3?: S3Server;
@@ -45,10 +51,38 @@ export interface Scenario {
   endpoint(i: number): string;
   tls: { certFile: string; keyFile: string; caFile: string };
   setSpec(memberCount: number): Promise<void>;
-  /** Each listed endpoint healthy, listing `voting` named voting members with the same member IDs (one cluster); undefined otherwise. */
-  view(hosts: number[], voting: number, managers?: ManagerProcess[]): Promise<EtcdHealth[] | undefined>;
+  /**
+   * Once every listed endpoint is healthy and lists `voting` named voting members, every endpoint's own
+   * view, unfiltered (whether they agree is the caller's to assert, with clusterOf); else it throws,
+   * naming what each endpoint said (so a waitFor that times out tells why).
+   */
+  view(hosts: number[], voting: number, managers?: ManagerProcess[]): Promise<EndpointView[]>;
   put(host: number, key: string, value: string): Promise<void>;
   get(host: number, key: string): Promise<string | null>;
+}
+
+/** One endpoint's answer: etcd's health and member list there, and the cluster ID in its response header. */
+export interface EndpointView extends EtcdHealth {
+  endpoint: string;
+  clusterId?: string;
+}
+
+/** What two endpoints of one cluster report alike: the cluster ID and the member IDs. */
+export const clusterOf = (v: EndpointView): string => `cluster ${v.clusterId ?? '?'} members ${(v.members ?? []).map((m) => m.ID).sort().join(',')}`;
+
+/** The distinct clusters these views name, in order of first appearance: one entry when they agree. */
+export const clustersSeen = (views: EndpointView[]): string[] => [...new Set(views.map(clusterOf))];
+
+/** Status (with the cluster ID) and a linearizable member list from this one endpoint. */
+async function endpointView(endpoint: string, tls: EtcdTLSFiles): Promise<EndpointView> {
+  const client = await openEtcdClient([endpoint], tls);
+  try {
+    const status = await client.maintenance.status();
+    const list = await client.cluster.memberList({ linearizable: true });
+    return { endpoint, healthy: true, clusterId: status.header.cluster_id, version: status.version, leaderId: status.leader, members: list.members };
+  } finally {
+    client.close();
+  }
 }
 
 export async function scenario(t: Teardown, o: ScenarioOptions): Promise<Scenario> {
@@ -90,7 +124,7 @@ export async function scenario(t: Teardown, o: ScenarioOptions): Promise<Scenari
     return undefined;
   };
   return {
-    area, ips, client, quarantine, backupURL, backups, s3, env, tls, endpoint, setSpec, args,
+    area, ips, client, quarantine, peer, grpc, backupURL, backups, s3, env, tls, endpoint, setSpec, args,
     volume: async (id, member, tags = {}) => {
       await createLocalVolume({ volumeDir: area.volumeDir, id, tags: { 'k8s.io/etcd/main': `${member}/a,b,c`, ...tags }, kind: o.volumeKind });
     },
@@ -99,12 +133,13 @@ export async function scenario(t: Teardown, o: ScenarioOptions): Promise<Scenari
     view: async (hosts, voting, managers = []) => {
       for (const m of managers) if (m.child.exitCode !== null) throw new Error(`a manager exited: ${JSON.stringify(m.logs.slice(-5))}`);
       const creds = clientFor();
-      if (!creds) return undefined;
-      const vs = await Promise.all(hosts.map((i) => withTimeout(`etcd on ${endpoint(i)}`, checkEtcd([endpoint(i)], creds)).catch((err: unknown): EtcdHealth => ({ healthy: false, error: (err as Error).message }))));
-      const ok = vs.every((v) => v.healthy && v.members?.length === voting && v.members.every((m) => m.name !== '' && !m.isLearner));
-      if (!ok) return undefined;
-      // One cluster: every endpoint lists the very same member IDs.
-      return new Set(vs.map((v) => v.members!.map((m) => m.ID).sort().join(','))).size === 1 ? vs : undefined;
+      if (!creds) throw new Error('no client certificate yet');
+      const vs = await Promise.all(hosts.map((i) => withTimeout(`etcd on ${endpoint(i)}`, endpointView(endpoint(i), creds)).catch((err: unknown): EndpointView => ({ endpoint: endpoint(i), healthy: false, error: (err as Error).message }))));
+      const ready = (v: EndpointView) => v.healthy && v.members?.length === voting && v.members.every((m) => m.name !== '' && !m.isLearner);
+      if (!vs.every(ready)) {
+        throw new Error(vs.map((v) => `${v.endpoint}: ${v.healthy ? (v.members ?? []).map((m) => `${m.name || '(unnamed)'}${m.isLearner ? ' (learner)' : ''}`).join(',') : v.error}`).join('; '));
+      }
+      return vs;
     },
     put: async (host, key, value) => {
       const c = await openEtcdClient([endpoint(host)], clientFor());

@@ -65,6 +65,20 @@ export function recordingStores(inner: (url: string) => StateStore, deny: (url: 
       async writeStream(path: string): Promise<number> {
         return refuseWrite(path);
       },
+      conditionalWrites: store.conditionalWrites,
+      async readVersioned(path) {
+        check(path);
+        return store.readVersioned(path);
+      },
+      async createIfAbsent(path: string): Promise<string | undefined> {
+        return refuseWrite(path);
+      },
+      async replaceIfVersion(path: string): Promise<string | undefined> {
+        return refuseWrite(path);
+      },
+      async deleteIfVersion(path: string): Promise<boolean> {
+        return refuseWrite(path);
+      },
     };
   };
   return { open: (url) => wrap(inner(url)), reads, denied };

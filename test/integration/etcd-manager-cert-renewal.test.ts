@@ -16,7 +16,7 @@ import { SYSTEM_ETCD } from '../../agents/etcd-manager/etcd/binary.js';
 import { startManager } from '../harness/manager.js';
 import { freePort, loopbackNet, processAlive, waitFor } from '../harness/net.js';
 import { tempDir } from '../harness/tmp.js';
-import { startWriter } from '../harness/writer.js';
+import { notReadBack, startWriter } from '../harness/writer.js';
 
 const etcdSkip = existsSync(SYSTEM_ETCD) ? false : `${SYSTEM_ETCD} is not installed`;
 const LIFETIME_MS = 24_000;
@@ -63,12 +63,14 @@ t.test('short-lived certificates are renewed while etcd keeps serving', { skip: 
   const etcdPid = etcdPids.at(-1)!;
 
   const w = await openEtcdClient([endpoint], tls);
-  const writer = startWriter(async (n) => w.put(`/registry/r/${n % 50}`).value(String(n)));
+  const writer = startWriter((key, value) => w.put(key).value(value).exec(), { prefix: '/registry/r/' });
 
   // Past the first certificates' expiry: everything was renewed, and new handshakes work.
   await waitFor('past the first expiry', async () => Date.now() > firstNotAfter + 1_500, LIFETIME_MS + 10_000, 250);
   const served = await servedCert(ip, client, pki);
-  const { writes, failures } = await writer.stop();
+  const tally = await writer.stop();
+  const { writes, failures } = tally;
+  const unread = notReadBack(tally, await w.getAll().prefix('/registry/r/').strings());
   w.close();
 
   const renewed = m.logs.filter((l) => l.msg === 'certificate issued' && /s left/.test(String(l.reason)));
@@ -78,6 +80,7 @@ t.test('short-lived certificates are renewed while etcd keeps serving', { skip: 
   t.equal(served.fingerprint256, new X509Certificate(readFileSync(join(pki, 'server.crt'))).fingerprint256, 'it is the renewed file on disk');
   t.equal(failures.length, 0, `no write failed across the renewal (${writes} writes; ${failures.slice(0, 3).join('; ')})`);
   t.ok(writes > 50);
+  t.same(unread, [], 'every acknowledged write reads back');
   t.same(m.etcdPids(), etcdPids, 'etcd was not restarted for the renewal');
   t.ok(processAlive(etcdPid));
   const fresh = await checkEtcd([endpoint], tls);

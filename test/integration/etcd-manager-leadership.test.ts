@@ -48,7 +48,7 @@ async function cluster(t: Teardown, dir: string, clock: { now: number }) {
     nodes.push({ name, address, voter, client, executed, endpoint: `${address}:${server.port}` });
   }
   const members: Member[] = nodes.map((n) => ({ member: n.name, endpoint: n.endpoint }));
-  const leadership = (name: string) => new Leadership({ self: name, client: nodes.find((n) => n.name === name)!.client, memberCount: 3, leaseMs: LEASE, log, now: () => clock.now });
+  const leadership = (name: string) => new Leadership({ self: name, client: () => nodes.find((n) => n.name === name)!.client, memberCount: 3, leaseMs: LEASE, log, now: () => clock.now });
   return { store, nodes, members, leadership };
 }
 

@@ -11,7 +11,7 @@ import { openEtcdClient } from '../../agents/etcd-manager/etcd/client.js';
 import { SYSTEM_ETCD } from '../../agents/etcd-manager/etcd/binary.js';
 import { localPaths } from '../../agents/etcd-manager/volumes/local.js';
 import { findLoopDevice, mountedAt } from '../../agents/etcd-manager/volumes/blockdev.js';
-import { scenario } from '../harness/etcd-scenario.js';
+import { clustersSeen, scenario } from '../harness/etcd-scenario.js';
 import { loopSkipReason } from '../harness/loop.js';
 import { waitFor } from '../harness/net.js';
 
@@ -41,6 +41,7 @@ t.test('expansion 1→3, then an instance replaced with an empty volume', { skip
   const c = start(2);
   const views = await waitFor('three voting members', healthy([0, 1, 2], [a, b, c], 3), 120_000, 300);
   t.same(views[0]!.members!.map((m) => m.name).sort(), ['a', 'b', 'c'], 'etcd lists a, b, c, none a learner');
+  t.equal(clustersSeen(views).length, 1, 'one cluster: every endpoint reports the same cluster ID and member IDs', { clusters: clustersSeen(views) });
   const all = [a, b, c].flatMap((m) => m.logs);
   t.equal(all.filter((l) => l.msg === 'member added as a learner').length, 2, 'two members added, as learners');
   t.equal(all.filter((l) => l.msg === 'learner promoted to voting member').length, 2, 'and promoted');
@@ -51,6 +52,9 @@ t.test('expansion 1→3, then an instance replaced with an empty volume', { skip
 
   // Instance c is gone for good: manager and etcd killed, its volume deleted.
   const cMember = c.logs.find((l) => l.msg === 'member identity')!;
+  const oldC = views[0]!.members!.find((m) => m.name === cMember.member)!;
+  // What a and b log from here on: the growth above logged adds and promotions of its own.
+  const killedAt = [a, b].map((m) => m.logs.length);
   await c.kill();
   const lost = String(cMember.volume);
   const mp = join(area.mountRoot, `master-${lost}`);
@@ -63,8 +67,19 @@ t.test('expansion 1→3, then an instance replaced with an empty volume', { skip
   const replacement = start(3);
   const after = await waitFor('three healthy members again', healthy([0, 1, 3], [a, b, replacement], 3), 120_000, 300);
   t.same(after[0]!.members!.map((m) => m.name).sort(), ['a', 'b', 'c']);
-  t.ok(after[0]!.members!.some((m) => m.peerURLs.some((u) => u.includes(ips[3]))), 'member c now lives on the replacement');
-  t.ok([a, b, replacement].flatMap((m) => m.logs).some((l) => l.msg === 'member is back with an empty volume: removing its old self so it can rejoin' || l.msg === 'member added as a learner'), 'replaced through remove/add');
+  t.equal(clustersSeen(after).length, 1, 'one cluster: every endpoint reports the same cluster ID and member IDs', { clusters: clustersSeen(after) });
+  const newC = after[0]!.members!.find((m) => m.name === cMember.member)!;
+  t.ok(newC.peerURLs.some((u) => u.includes(ips[3])), 'member c now lives on the replacement');
+  t.not(newC.ID, oldC.ID, 'c is a new etcd member, not the old one revived');
+  // Replaced through remove/add, as the leader logged it after the kill: the old c removed (by its
+  // member ID; the empty-volume rule, or the unhealthy timeout if that came first), then c added as a
+  // learner and promoted.
+  const sinceKill = [a, b].flatMap((m, i) => m.logs.slice(killedAt[i])).sort((x, y) => String(x.time).localeCompare(String(y.time)));
+  const removal = sinceKill.findIndex((l) => (l.msg === 'member is back with an empty volume: removing its old self so it can rejoin' || l.msg === 'removing a member unhealthy past the threshold, its manager gone') && l.member === cMember.member && String(l.id) === String(oldC.ID));
+  t.ok(removal >= 0, `the old c (member ID ${oldC.ID}) was removed after the kill`, { logged: sinceKill.map((l) => l.msg) });
+  const added = sinceKill.findIndex((l, i) => i > removal && l.msg === 'member added as a learner' && l.member === cMember.member);
+  t.ok(removal >= 0 && added > removal, 'then c was added again, as a learner');
+  t.ok(added > removal && removal >= 0 && sinceKill.some((l, i) => i > added && l.msg === 'learner promoted to voting member' && l.member === cMember.member), 'and promoted');
   const r2 = await openEtcdClient([endpoint(3)], tls);
   t.equal(await r2.get('/registry/grown').string(), 'from-one', 'data on the replacement without any restore');
   r2.close();

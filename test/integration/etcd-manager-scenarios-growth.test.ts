@@ -11,7 +11,7 @@ import t from 'tap';
 import { existsSync } from 'node:fs';
 import { SYSTEM_ETCD } from '../../agents/etcd-manager/etcd/binary.js';
 import { loopSkipReason } from '../harness/loop.js';
-import { leadershipHistory, logged, scenario } from '../harness/etcd-scenario.js';
+import { clustersSeen, leadershipHistory, logged, scenario } from '../harness/etcd-scenario.js';
 import { waitFor } from '../harness/net.js';
 
 const loopSkip = await loopSkipReason();
@@ -46,6 +46,7 @@ t.test('leader killed while a member is being added (1→3): another takes over,
   const managers = [a2, b, c];
   const views = await waitFor('three healthy voting members', () => s.view([0, 1, 2], 3, managers), 150_000, 500);
   t.same(views[0]!.members!.map((m) => m.name).sort(), ['a', 'b', 'c'], 'etcd lists a, b, c, none a learner');
+  t.equal(clustersSeen(views).length, 1, 'one cluster: every endpoint reports the same cluster ID and member IDs', { clusters: clustersSeen(views) });
   t.same(await Promise.all([0, 1, 2].map((i) => s.get(i, '/registry/grow'))), ['from-one', 'from-one', 'from-one'], 'the key written on the single member reads back everywhere');
   const all = [a, ...managers];
   t.equal(logged(all, 'forming a new cluster').length, 0, 'the cluster grew; none was formed');

@@ -15,9 +15,10 @@ import { existsSync } from 'node:fs';
 import { SYSTEM_ETCD } from '../../agents/etcd-manager/etcd/binary.js';
 import { openEtcdClient } from '../../agents/etcd-manager/etcd/client.js';
 import { loopSkipReason } from '../harness/loop.js';
-import { leadershipHistory, logged, scenario, withTimeout } from '../harness/etcd-scenario.js';
+import { clustersSeen, leadershipHistory, logged, scenario, withTimeout } from '../harness/etcd-scenario.js';
 import { freePort, waitFor } from '../harness/net.js';
 import type { ManagerProcess } from '../harness/manager.js';
+import { notReadBack, startWriter } from '../harness/writer.js';
 
 const loopSkip = await loopSkipReason();
 const etcdSkip = existsSync(SYSTEM_ETCD) ? false : `${SYSTEM_ETCD} is not installed`;
@@ -33,7 +34,8 @@ t.test('SIGSTOP/SIGCONT of a non-leader and of the leader under writes: one acti
   const managers = [0, 1, 2].map((i) => s.startWith(i, [`--metrics-port=${metricsPorts[i]}`, `--metrics-address=${s.ips[i]}`]));
   // Whatever happens, nobody is left stopped at teardown (SIGCONT first, then the kill the harness registered).
   t.teardown(() => { for (const m of managers) if (m.child.exitCode === null && m.child.signalCode === null) process.kill(m.child.pid!, 'SIGCONT'); });
-  await waitFor('three healthy members', () => s.view([0, 1, 2], 3, managers), 120_000, 500);
+  const viewsBefore = await waitFor('three healthy members', () => s.view([0, 1, 2], 3, managers), 120_000, 500);
+  t.equal(clustersSeen(viewsBefore).length, 1, 'one cluster: every endpoint reports the same cluster ID and member IDs', { clusters: clustersSeen(viewsBefore) });
 
   const clusterIds = async () => Promise.all([0, 1, 2].map(async (i) => {
     const c = await openEtcdClient([s.endpoint(i)], s.tls);
@@ -46,18 +48,8 @@ t.test('SIGSTOP/SIGCONT of a non-leader and of the leader under writes: one acti
 
   // A writer through all three endpoints, and a sampler of every manager's /metrics.
   let running = true;
-  const acked: string[] = [];
-  let failed = 0;
-  const writer = (async () => {
-    const c = await openEtcdClient([0, 1, 2].map(s.endpoint), s.tls);
-    try {
-      for (let n = 0; running; n++) {
-        const key = `/pause/${String(n).padStart(6, '0')}`;
-        try { await withTimeout('put', c.put(key).value(`v${n}`).exec()); acked.push(key); } catch { failed++; }
-        await sleep(50);
-      }
-    } finally { c.close(); }
-  })();
+  const writerClient = await openEtcdClient([0, 1, 2].map(s.endpoint), s.tls);
+  const writer = startWriter((key, value) => withTimeout('put', writerClient.put(key).value(value).exec()), { prefix: '/pause/', intervalMs: 50 });
   const samples: Array<{ at: string; values: Array<number | undefined> }> = [];
   const sampler = (async () => {
     while (running) {
@@ -104,10 +96,11 @@ t.test('SIGSTOP/SIGCONT of a non-leader and of the leader under writes: one acti
   await waitFor('the resumed old leader notices it lost', async () => leaderMgr.logs.slice(logsAtPause).some((l) => l.msg === 'lost leadership' || l.msg === 'became leader'), 30_000, 100);
   await sleep(2_000);
   running = false;
-  await writer;
+  const tally = await writer.stop();
+  writerClient.close();
   await sampler;
 
-  t.comment(`leadership: ${leadershipHistory(managers).map((h) => `${'abc'[h.manager]}@${h.term}`).join(' → ')}; ${acked.length} writes acknowledged, ${failed} failed; ${samples.length} metric samples`);
+  t.comment(`leadership: ${leadershipHistory(managers).map((h) => `${'abc'[h.manager]}@${h.term}`).join(' → ')}; ${tally.writes} writes acknowledged, ${tally.failures.length} failed; ${samples.length} metric samples`);
   const history = leadershipHistory(managers);
   const terms = history.map((h) => h.term);
   t.equal(new Set(terms).size, terms.length, 'no term won by two managers');
@@ -130,12 +123,13 @@ t.test('SIGSTOP/SIGCONT of a non-leader and of the leader under writes: one acti
   t.same(idsAfter, idsBefore, 'the same etcd cluster ID on every endpoint after the pauses');
   const views = await waitFor('three healthy members after the pauses', () => s.view([0, 1, 2], 3, managers), 60_000, 500);
   t.equal(views[0]!.members!.length, 3);
-  t.ok(acked.length > 0, 'writes went on');
+  t.same(clustersSeen(views), clustersSeen(viewsBefore), 'one cluster, the same member IDs on every endpoint as before the pauses');
+  t.ok(tally.writes > 0, 'writes went on');
   for (const i of [0, 1, 2]) {
     const c = await openEtcdClient([s.endpoint(i)], s.tls);
-    const keys = new Set(Object.keys(await withTimeout('get /pause/', c.getAll().prefix('/pause/').strings(), 15_000)));
+    const found = await withTimeout('get /pause/', c.getAll().prefix('/pause/').strings(), 15_000);
     c.close();
-    t.equal(acked.filter((k) => !keys.has(k)).length, 0, `every acknowledged write reads back on ${'abc'[i]}`);
+    t.same(notReadBack(tally, found), [], `every acknowledged write reads back on ${'abc'[i]}`);
   }
   t.same(await Promise.all(managers.map((m) => m.stop())), [0, 1, 2].map(() => ({ code: 0, signal: null })), 'every manager exits 0 on SIGTERM');
 });

@@ -7,14 +7,16 @@
 // binary (twice that from source), more when other etcd work shares the
 // machine, so this file raises its own tap timeout. MOORING_ETCD_RACE_ROUNDS
 // and MOORING_ETCD_RACE_PARALLEL change how many rounds run, and how many at once.
-// Each round checks etcd's own view: three named voting members with the same
-// member IDs on every endpoint (one cluster), each endpoint healthy, a key
+// Each round checks etcd's own view: once each endpoint is healthy and lists
+// three named voting members, every endpoint reports the same cluster ID and the
+// same member IDs (one cluster; asserted on the raw views, so a split fails the
+// round rather than timing out), a key
 // written on one member read back on the others; and the managers' logs: one
 // formation, one `became leader` per term.
 import t from 'tap';
 import { existsSync } from 'node:fs';
 import { SYSTEM_ETCD } from '../../agents/etcd-manager/etcd/binary.js';
-import { leadershipHistory, logged, scenario } from '../harness/etcd-scenario.js';
+import { clustersSeen, leadershipHistory, logged, scenario } from '../harness/etcd-scenario.js';
 import { waitFor } from '../harness/net.js';
 import { describeManagers, managerCommand } from '../harness/manager.js';
 import type { Teardown } from '../harness/tmp.js';
@@ -23,7 +25,7 @@ const etcdSkip = existsSync(SYSTEM_ETCD) ? false : `${SYSTEM_ETCD} is not instal
 const ROUNDS = Number(process.env.MOORING_ETCD_RACE_ROUNDS ?? 20);
 const PARALLEL = Number(process.env.MOORING_ETCD_RACE_PARALLEL ?? 2);
 
-interface Outcome { round: number; clusters: number; formations: number; sameTermTwice: boolean; readBack: Array<string | null> }
+interface Outcome { round: number; clusters: string[]; formations: number; sameTermTwice: boolean; readBack: Array<string | null> }
 
 async function round(t: Teardown & { teardown(fn: () => unknown): void }, n: number): Promise<Outcome> {
   const s = await scenario(t, { hosts: 3, memberCount: 3, volumeKind: 'directory', reconcileInterval: '200ms', discoveryInterval: '200ms' });
@@ -38,7 +40,7 @@ async function round(t: Teardown & { teardown(fn: () => unknown): void }, n: num
     const terms = leadershipHistory(managers).map((h) => h.term);
     return {
       round: n,
-      clusters: new Set(views.map((v) => v.members!.map((m) => m.ID).sort().join(','))).size,
+      clusters: clustersSeen(views),
       formations: logged(managers, 'forming a new cluster').length,
       sameTermTwice: new Set(terms).size !== terms.length,
       readBack,
@@ -63,7 +65,7 @@ t.test(`three managers racing at start: exactly one cluster, ${ROUNDS} rounds ($
     }
   }));
   for (const o of outcomes.sort((a, b) => a.round - b.round)) {
-    t.equal(o.clusters, 1, `round ${o.round}: one cluster (same member IDs on every endpoint)`);
+    t.equal(o.clusters.length, 1, `round ${o.round}: one cluster (same cluster ID and member IDs on every endpoint)`, { clusters: o.clusters });
     t.equal(o.formations, 1, `round ${o.round}: exactly one formation`);
     t.notOk(o.sameTermTwice, `round ${o.round}: no term won twice`);
     t.same(o.readBack, [`round-${o.round}`, `round-${o.round}`, `round-${o.round}`], `round ${o.round}: key read back on every member`);

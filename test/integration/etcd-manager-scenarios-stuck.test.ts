@@ -9,7 +9,7 @@ import { existsSync } from 'node:fs';
 import { createServer, type Socket } from 'node:net';
 import { SYSTEM_ETCD } from '../../agents/etcd-manager/etcd/binary.js';
 import { checkEtcd } from '../../agents/etcd-manager/etcd/client.js';
-import { leadershipHistory, logged, scenario, withTimeout } from '../harness/etcd-scenario.js';
+import { clustersSeen, leadershipHistory, logged, scenario, withTimeout } from '../harness/etcd-scenario.js';
 import { startManager } from '../harness/manager.js';
 import { waitFor } from '../harness/net.js';
 
@@ -47,8 +47,9 @@ t.test('the leader\'s loop hangs with its API up: another manager takes over, on
   t.ok(a.logs.some((l) => l.msg === 'reconcile pass is stuck; peers no longer wait for this manager to lead'), 'a says its pass is stuck');
   t.notOk(a.logs.some((l) => l.msg === 'became leader' && String(l.time) > hungAt), 'a never led again while hung');
 
-  const views = await waitFor('still three healthy members, one cluster', () => s.view([0, 1, 2], 3, managers), 60_000, 300);
+  const views = await waitFor('still three healthy members', () => s.view([0, 1, 2], 3, managers), 60_000, 300);
   t.equal(views.length, 3);
+  t.equal(clustersSeen(views).length, 1, 'one cluster: every endpoint reports the same cluster ID and member IDs', { clusters: clustersSeen(views) });
   await s.put(1, '/stuck/after', 'yes');
   t.same(await Promise.all([0, 1, 2].map((i) => s.get(i, '/stuck/after'))), ['yes', 'yes', 'yes'], 'a write after the takeover reads back everywhere');
   t.equal(logged(managers, 'forming a new cluster').length, 1, 'one formation');

@@ -2,13 +2,15 @@
 // loop-device volumes, elect one leader over the mutual-TLS peer API, and the
 // leader forms one three-member etcd cluster. Then all stop and restart with
 // their data intact. Checked through etcd's own view: member list, every
-// endpoint healthy, a key written on one member read on the others. The start
+// endpoint healthy, the same cluster ID and member IDs on every endpoint
+// (asserted on each endpoint's raw view), a key written on one member read on
+// the others. The start
 // race repeated 20 times is etcd-manager-scenarios-race.test.ts.
 import t from 'tap';
 import { existsSync } from 'node:fs';
 import { openEtcdClient } from '../../agents/etcd-manager/etcd/client.js';
 import { SYSTEM_ETCD } from '../../agents/etcd-manager/etcd/binary.js';
-import { scenario } from '../harness/etcd-scenario.js';
+import { clustersSeen, scenario, type EndpointView } from '../harness/etcd-scenario.js';
 import { loopSkipReason } from '../harness/loop.js';
 import { startManager, type ManagerProcess } from '../harness/manager.js';
 import { waitFor } from '../harness/net.js';
@@ -25,9 +27,16 @@ t.test('three managers racing at start form exactly one three-member cluster; fu
   const endpoints = [0, 1, 2].map(s.endpoint);
   const backups = s.backups;
   const clusterHealthy = (managers: ManagerProcess[]) => s.view([0, 1, 2], 3, managers);
+  const oneCluster = (views: EndpointView[], when: string) => {
+    const seen = clustersSeen(views);
+    t.equal(seen.length, 1, `${when}: one cluster (every endpoint reports the same cluster ID and member IDs)`, { clusters: seen });
+    return seen[0];
+  };
 
   const managers = [0, 1, 2].map((i) => startManager(t, argsFor(i)));
   const views = await waitFor('three healthy members', () => clusterHealthy(managers), 90_000, 500);
+  // The cluster of the first formation: every later view must name this one, on every endpoint.
+  const formed = oneCluster(views, 'after the start race');
   t.same(views[0]!.members!.map((m) => m.name).sort(), ['a', 'b', 'c'], 'etcd lists a, b and c');
   t.equal(new Set(views.map((v) => v!.leaderId)).size, 1, 'every member sees the same etcd leader');
   await waitFor('created marker', () => backups.exists('control/etcd-cluster-created'), 20_000);
@@ -51,7 +60,7 @@ t.test('three managers racing at start form exactly one three-member cluster; fu
   const stopped = await Promise.all(managers.map((m) => m.stop()));
   t.same(stopped, [0, 1, 2].map(() => ({ code: 0, signal: null })), 'every manager exits 0 on SIGTERM');
   const again = [0, 1, 2].map((i) => startManager(t, argsFor(i)));
-  await waitFor('healthy after restarting all', () => clusterHealthy(again), 90_000, 500);
+  t.equal(oneCluster(await waitFor('healthy after restarting all', () => clusterHealthy(again), 90_000, 500), 'after restarting all'), formed, 'the same cluster as formed');
   const reader = await openEtcdClient([endpoints[2]], s.tls);
   t.equal(await reader.get('/registry/three').string(), 'ok', 'data intact after all stopped and restarted');
   reader.close();
@@ -62,7 +71,7 @@ t.test('three managers racing at start form exactly one three-member cluster; fu
   const etcdPid = victim.etcdPids().at(-1)!;
   process.kill(etcdPid, 'SIGKILL');
   await waitFor('the killed etcd restarted', async () => (victim.etcdPids().at(-1) !== etcdPid ? true : undefined), 30_000);
-  await waitFor('three healthy members after kill -9', () => clusterHealthy(again), 60_000, 500);
+  t.equal(oneCluster(await waitFor('three healthy members after kill -9', () => clusterHealthy(again), 60_000, 500), 'after kill -9 of an etcd'), formed, 'the same cluster as formed');
 
   // The leading manager dies with its instance (manager and etcd, kill -9): another manager takes over.
   const leader = await waitFor('a leader among the restarted managers', async () => again.find((m) => m.logs.some((l) => l.msg === 'became leader')), 30_000);
@@ -74,7 +83,7 @@ t.test('three managers racing at start form exactly one three-member cluster; fu
   // The instance comes back (same volume): three healthy members again, still no new formation.
   const back = startManager(t, argsFor(again.indexOf(leader)));
   const final = [...rest, back];
-  await waitFor('three healthy members after the leader came back', () => clusterHealthy(final), 90_000, 500);
+  t.equal(oneCluster(await waitFor('three healthy members after the leader came back', () => clusterHealthy(final), 90_000, 500), 'after the leader came back'), formed, 'the same cluster as formed');
   t.equal(logsOf(final).filter((l) => l.msg === 'forming a new cluster').length, 0, 'no second formation');
   await Promise.all(final.map((m) => m.stop()));
 });
@@ -105,8 +114,8 @@ t.test('SIGSTOP the leader before formation: another takes over, the resumed one
   process.kill(a.child.pid!, 'SIGCONT');
 
   const views = await waitFor('three healthy members', () => s.view([0, 1, 2], 3, [a, b, c]), 90_000, 500);
-  const ids = views.map((v) => v.members!.map((m) => m.ID).sort().join(','));
-  t.equal(new Set(ids).size, 1, 'one cluster: every endpoint lists the same member IDs');
+  const seen = clustersSeen(views);
+  t.equal(seen.length, 1, 'one cluster: every endpoint reports the same cluster ID and member IDs', { clusters: seen });
   const all = [a, b, c];
   t.equal(all.flatMap((m) => m.logs).filter((l) => l.msg === 'forming a new cluster').length, 1, 'exactly one formation');
   t.ok(b.logs.some((l) => l.msg === 'forming a new cluster'), 'by b, the current leader');

@@ -8,17 +8,17 @@ import { existsSync } from 'node:fs';
 import { openEtcdClient } from '../../agents/etcd-manager/etcd/client.js';
 import { SYSTEM_ETCD } from '../../agents/etcd-manager/etcd/binary.js';
 import { UNHEALTHY_PREFIX } from '../../agents/etcd-manager/membership.js';
-import { loopSkipReason } from '../harness/loop.js';
 import { waitFor } from '../harness/net.js';
 import { threeManagers, votingMembers } from '../harness/three-managers.js';
 
-const loopSkip = await loopSkipReason();
-if (loopSkip) console.log(`# skipping: ${loopSkip}`);
 const etcdSkip = existsSync(SYSTEM_ETCD) ? false : `${SYSTEM_ETCD} is not installed`;
 
-t.test('a member unhealthy past the threshold, its manager gone, is removed; never below quorum', { skip: loopSkip || etcdSkip }, async (t) => {
+t.test('a member unhealthy past the threshold, its manager gone, is removed; never below quorum', { skip: etcdSkip }, async (t) => {
   const h = await threeManagers(t, { memberCount: 3 });
-  const flags = ['--unhealthy-member-timeout=3s'];
+  // Well past the pause below and the re-election after it: the threshold, not the pause, must be what
+  // holds the removal back, or unhealthyForMs >= TIMEOUT_MS would hold even with the threshold ignored.
+  const TIMEOUT_MS = 8_000;
+  const flags = [`--unhealthy-member-timeout=${TIMEOUT_MS / 1000}s`];
   const started = await h.startAll(flags);
   const [a, b] = started;
   let c = started[2];
@@ -28,7 +28,6 @@ t.test('a member unhealthy past the threshold, its manager gone, is removed; nev
   const w = await openEtcdClient([h.endpointOf(a)], h.tls);
   await w.put('/registry/k').value('v');
 
-  const killedAt = Date.now();
   await c.kill(); // manager and its etcd, SIGKILL
   // The leader that starts the unhealthy clock is paused at once (its etcd keeps serving) for longer
   // than its lease: whoever leads after it, in a new term, must go on with that clock, kept in etcd.
@@ -39,14 +38,16 @@ t.test('a member unhealthy past the threshold, its manager gone, is removed; nev
   const resumedAt = new Date().toISOString();
   process.kill(starter.child.pid!, 'SIGCONT');
   await waitFor('c removed from etcd', () => votingMembers(h, [a, b], ['a', 'b'], [a, b]), 60_000, 300);
-  const removedAfter = Date.now() - killedAt;
   const logs = h.logsOf([a, b]);
   const removal = logs.find((l) => l.msg === 'removing a member unhealthy past the threshold, its manager gone');
   t.equal(removal?.member, 'c', 'the leader logs removing c');
-  t.ok(Number(removal?.unhealthyForMs) >= 3_000, `only after the threshold (unhealthy for ${String(removal?.unhealthyForMs)} ms)`);
+  // The mechanism, as the managers logged it (not a time measured here): the clock started once with the
+  // configured timeout, and the removal counted at least that much on it.
+  const clockStarted = logs.filter((l) => l.msg === 'member unhealthy and its manager gone');
+  t.same(clockStarted.map((l) => [l.member, l.removeAfterMs]), [['c', TIMEOUT_MS]], 'the unhealthy clock of c started once (and survived the change of leader), with the configured timeout');
+  t.ok(Number(removal?.unhealthyForMs) >= TIMEOUT_MS, `removed only after the threshold (unhealthy for ${String(removal?.unhealthyForMs)} ms by the clock kept in etcd, timeout ${TIMEOUT_MS} ms)`);
+  t.ok(String(clockStarted[0]?.time) < String(removal?.time), 'the clock started before the removal');
   t.ok(logs.some((l) => l.msg === 'became leader' && String(l.time) > resumedAt && String(l.time) < String(removal?.time)), 'a leader elected after the pause removed c');
-  t.equal(logs.filter((l) => l.msg === 'member unhealthy and its manager gone').length, 1, 'the unhealthy clock was started once and survived the change of leader');
-  t.ok(removedAfter >= 3_000, `removed ${removedAfter} ms after the kill`);
   t.same(await w.getAll().prefix(UNHEALTHY_PREFIX).keys(), [], 'the unhealthy clock of the removed member is cleared');
 
   // c's instance comes back with its old volume: etcd no longer lists it, so it stands by, then is added again.
@@ -62,7 +63,8 @@ t.test('a member unhealthy past the threshold, its manager gone, is removed; nev
   // Two of three gone: the survivor has no quorum and removes nobody.
   const seen = a.logs.length;
   await Promise.all([b.kill(), c.kill()]);
-  await new Promise((r) => setTimeout(r, 6_000));
+  // Long enough for the threshold to pass, had a the quorum to act on it.
+  await new Promise((r) => setTimeout(r, TIMEOUT_MS + 3_000));
   t.notOk(a.logs.slice(seen).some((l) => l.msg === 'removing a member unhealthy past the threshold, its manager gone' || l.msg === 'extra member removed'), 'a alone (no quorum) removes nobody');
   w.close();
   await a.stop();

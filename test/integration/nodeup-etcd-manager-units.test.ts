@@ -2,16 +2,23 @@
 // etcd-manager@<cluster> units must be settings etcd-manager itself accepts
 // (read through its own flag parser, where an unknown ETCD_MANAGER_* key is an error).
 import t from 'tap';
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseFlags } from '../../agents/etcd-manager/flags.js';
 import { resolveConfig } from '../../agents/etcd-manager/config.js';
+import { resolveEtcdBinary } from '../../agents/etcd-manager/etcd/binary.js';
 import { startAssetServer } from '../harness/asset-server.js';
 import { CLUSTER, CONTROL_PLANE, generatedAssets, makeCluster, makeRoot, nodeup } from '../harness/nodeup.js';
 
 t.test('etcd-manager accepts the unit settings nodeup writes', async (t) => {
   const server = await startAssetServer(t);
-  for (const [path, data] of generatedAssets(t)) server.put(path, data);
+  const assets = generatedAssets(t);
+  for (const [path, data] of assets) server.put(path, data);
+  // What the etcd tarball holds as etcd-v3.4.23-linux-amd64/etcd.
+  const etcdStandIn = execFileSync('tar', ['-xzO', 'etcd-v3.4.23-linux-amd64/etcd'], { input: assets.get('/etcd-v3.4.23-linux-amd64.tar.gz') });
+  const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
   const cluster = await makeCluster(t);
   await cluster.setAssets(['/kubelet', '/etcd-v3.4.23-linux-amd64.tar.gz', '/containerd-1.7.24-linux-amd64.tar.gz'].map((p) => server.spec(p)));
   const root = makeRoot(t);
@@ -24,7 +31,11 @@ t.test('etcd-manager accepts the unit settings nodeup writes', async (t) => {
     t.equal(config.clusterName, clusterName, `${etcd}: cluster name as kOps passes it`);
     t.match(config.backupStore, new RegExp(`/${CLUSTER.replace(/\./g, '\\.')}/backups/etcd/${etcd}$`), `${etcd}: backup store`);
     t.match(readFileSync(path, 'utf8'), `ETCD_MANAGER_CLIENT_URLS=https://__name__:${clientPort}`);
-    t.ok(readFileSync(join(root, 'opt/etcd/3.4.23/etcd')), 'the etcd binary is where --etcd-binary-dir points');
+    // etcd-manager's own lookup, inside the root: the stand-in from the etcd tarball, not a fall-back to /usr/bin/etcd.
+    t.ok(config.etcdBinaryDir, `${etcd}: --etcd-binary-dir is set`);
+    const binary = await resolveEtcdBinary('3.4.23', join(root, config.etcdBinaryDir ?? ''));
+    t.equal(binary, join(root, 'opt/etcd/3.4.23/etcd'), `${etcd}: etcd-manager finds etcd 3.4.23 where --etcd-binary-dir points`);
+    t.equal(sha256(readFileSync(binary)), sha256(etcdStandIn), `${etcd}: and it is the etcd from the release tarball`);
   }
   const main = readFileSync(join(root, 'etc/mooring/etcd-manager/main.env'), 'utf8');
   const events = readFileSync(join(root, 'etc/mooring/etcd-manager/events.env'), 'utf8');

@@ -142,8 +142,8 @@ t.test('at least one control-plane group', async (t) => {
 t.test('instance group sizes', async (t) => {
   t.same(after((_, igs) => Object.assign(igs[3].spec, { minSize: 3, maxSize: 1 })), ['InstanceGroup/nodes-us-east-1a: spec.minSize: 3 is greater than spec.maxSize 1']);
   t.same(after((_, igs) => Object.assign(igs[3].spec, { minSize: -1, maxSize: 1.5 })), [
-    'InstanceGroup/nodes-us-east-1a: spec.minSize: must be a whole number of at least 0 (got -1)',
-    'InstanceGroup/nodes-us-east-1a: spec.maxSize: must be a whole number of at least 0 (got 1.5)',
+    'InstanceGroup/nodes-us-east-1a: spec.minSize: must be a whole number from 0 to at most 5000 (got -1)',
+    'InstanceGroup/nodes-us-east-1a: spec.maxSize: must be a whole number from 0 to at most 5000 (got 1.5)',
   ]);
   t.same(after((_, igs) => Object.assign(igs[3].spec, { minSize: 0, maxSize: 0 })), [], 'zero is a size');
   t.same(after((_, igs) => Object.assign(igs[3].spec, { minSize: undefined, maxSize: undefined })), [], 'sizes are optional');
@@ -160,12 +160,12 @@ t.test('instance group subnets and zones', async (t) => {
 });
 
 t.test('labels, taints and sysctls', async (t) => {
-  t.same(after((_, igs) => (igs[3].spec.nodeLabels = { team: 7 as unknown as string })), ['InstanceGroup/nodes-us-east-1a: spec.nodeLabels["team"]: must be a string (got 7)']);
+  t.same(after((_, igs) => (igs[3].spec.nodeLabels = { team: 7 as unknown as string })), ['InstanceGroup/nodes-us-east-1a: spec.nodeLabels.team: must be a string (got 7)']);
   t.same(after((_, igs) => (igs[3].spec.taints = ['dedicated=gpu:NoSchedule', 'spot:NoExecute', 'broken', 'x=y:Sometimes'])), [
-    'InstanceGroup/nodes-us-east-1a: spec.taints[2]: invalid taint "broken" (want key[=value]:NoSchedule|PreferNoSchedule|NoExecute)',
-    'InstanceGroup/nodes-us-east-1a: spec.taints[3]: invalid taint "x=y:Sometimes" (want key[=value]:NoSchedule|PreferNoSchedule|NoExecute)',
+    'InstanceGroup/nodes-us-east-1a: spec.taints[2]: invalid taint "broken": no effect (want key[=value]:NoSchedule|PreferNoSchedule|NoExecute)',
+    'InstanceGroup/nodes-us-east-1a: spec.taints[3]: invalid taint "x=y:Sometimes": unknown effect "Sometimes" (want NoSchedule, PreferNoSchedule, NoExecute)',
   ]);
-  t.same(after((c) => (c.spec.sysctlParameters = ['net.core.somaxconn=1024', 'nonsense'])), [`${C}: spec.sysctlParameters[1]: invalid sysctl "nonsense" (want key=value)`]);
+  t.same(after((c) => (c.spec.sysctlParameters = ['net.core.somaxconn=1024', 'nonsense'])), [`${C}: spec.sysctlParameters[1]: invalid sysctl "nonsense" (want key=value on one line, the key letters, digits, '_', '.', '/' or '-')`]);
 });
 
 t.test('cluster fields', async (t) => {
@@ -275,7 +275,7 @@ t.test('etcd clusters', async (t) => {
     `${C}: spec.etcdClusters[0].etcdMembers: missing (list one member per control-plane instance group)`,
   ]);
   t.same(after((c) => (main(c).version = '3.5')), [`${C}: spec.etcdClusters[0].version: invalid etcd version "3.5" (want e.g. 3.4.23)`]);
-  t.same(after((c) => (main(c).manager = { backupRetentionDays: -2 })), [`${C}: spec.etcdClusters[0].manager.backupRetentionDays: must be a whole number of days (got -2)`]);
+  t.same(after((c) => (main(c).manager = { backupRetentionDays: -2 })), [`${C}: spec.etcdClusters[0].manager.backupRetentionDays: must be a whole number of days, at most 36500 (got -2)`]);
   t.same(after((c) => delete c.spec.etcdClusters), [], 'absent: completion creates main and events');
   t.same(after((c) => (c.spec.etcdClusters = [])), [], 'empty is absent (kOps omits empty lists)');
 });

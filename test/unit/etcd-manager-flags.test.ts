@@ -3,7 +3,7 @@
 import t from 'tap';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { envName, FLAGS, helpText, parseDuration, parseEnvFile, parseFlags } from '../../agents/etcd-manager/flags.js';
+import { envName, FLAGS, helpText, parseDuration, parseEnvFile, parseFlags, type FlagDef } from '../../agents/etcd-manager/flags.js';
 import { expandURLs, resolveConfig, splitBackupStore } from '../../agents/etcd-manager/config.js';
 import { tempDir } from '../harness/tmp.js';
 
@@ -86,4 +86,70 @@ t.test('durations, backup store split, URL templates', async (t) => {
   t.same(splitBackupStore('s3://bucket/prefix/c.example.com/backups/etcd/events/'), { stateStore: 's3://bucket/prefix/c.example.com', cluster: 'c.example.com', etcdName: 'events' });
   t.same(expandURLs('https://__name__:2380,http://__address__:2381', 'etcd-a.internal.c', '10.0.0.5'), ['https://etcd-a.internal.c:2380', 'http://10.0.0.5:2381']);
   t.same(parseEnvFile('A=1\r\n#x\nB = "two words"\n', 'f'), new Map([['A', '1'], ['B', 'two words']]));
+});
+
+t.test('every duration flag has a range inside Node\'s timer limit, holding its default, shown in --help', async (t) => {
+  const help = helpText('etcd-manager');
+  const durations = (FLAGS as readonly FlagDef[]).filter((f) => f.kind === 'duration');
+  t.ok(durations.length >= 5, 'backup, reconcile, unhealthy, discovery, store timeout');
+  for (const f of durations) {
+    const range = f.range;
+    t.ok(range, `--${f.name} has a range`);
+    if (!range) continue;
+    const [min, max] = range.map((d) => parseDuration(d) as number);
+    t.ok(min > 0 && max <= 2 ** 31 - 1, `--${f.name}: ${range.join(' to ')} is within 1 ms and 2^31-1 ms`);
+    const dflt = parseDuration(f.default ?? '') as number;
+    t.ok(dflt >= min && dflt <= max, `--${f.name}: default ${f.default} in range`);
+    t.match(help, `${range[0]} to ${range[1]}`, `--${f.name}: range in --help`);
+    t.throws(() => parseFlags([`--${f.name}=${max + 1}ms`], {}), { message: `--${f.name}: "${max + 1}ms" is out of range: want ${range[0]} to ${range[1]}`, exitCode: 2 });
+    t.throws(() => parseFlags([], { [envName(f.name)]: '600h' }), { message: `${envName(f.name)} (env): "600h" is out of range: want ${range[0]} to ${range[1]}`, exitCode: 2 });
+    for (const end of range) t.doesNotThrow(() => parseFlags([`--${f.name}=${end}`], {}), `--${f.name}=${end} (an end of its range) is accepted`);
+  }
+  const c = resolveConfig(parseFlags(['--cluster-name=etcd', `--backup-store=${BACKUP}`, '--reconcile-interval=100ms', '--store-timeout=5s'], {}));
+  t.equal(c.reconcileIntervalMs, 100);
+  t.equal(c.storeTimeoutMs, 5000);
+});
+
+t.test('the process environment: ETCD_MANAGER_* names must be settings; ETCD_* is etcd\'s and left alone', async (t) => {
+  const env = { ETCD_DATA_DIR: '/var/etcd', ETCD_UNSUPPORTED_ARCH: 'arm64', ETCD_MANAGER_CLUSTER_NAME: 'etcd', ETCD_MANAGER_BACKUP_STORE: BACKUP, ETCDCTL_API: '3' };
+  t.equal(resolveConfig(parseFlags([], env)).clusterName, 'etcd', 'etcd\'s own names do not trip the check');
+  t.throws(() => parseFlags([], { ...env, ETCD_MANAGER_CLUSTR_NAME: 'x' }), { message: 'environment: ETCD_MANAGER_CLUSTR_NAME is not an etcd-manager setting (see --help)', exitCode: 2 });
+  t.throws(() => parseFlags([], { ETCD_MANAGER_DAILY_BACKUPS_RETENTION: '90d' }), { message: /ETCD_MANAGER_DAILY_BACKUPS_RETENTION is a setting of kOps' etcd-manager/, exitCode: 2 });
+  t.equal(parseFlags(['--help'], { ETCD_MANAGER_BOGUS: '1' }).help, true, '--help answers whatever the environment holds');
+  t.equal(parseFlags(['--version'], { ETCD_MANAGER_RECONCILE_INTERVAL: '999h' }).version, true, '--version too');
+});
+
+t.test('cluster names, URL templates and the backup store are checked at start', async (t) => {
+  const base = ['--cluster-name=etcd', `--backup-store=${BACKUP}`];
+  const resolve = (args: string[], env: NodeJS.ProcessEnv = {}) => resolveConfig(parseFlags([...base, ...args], env));
+  for (const good of ['etcd', 'etcd-events', 'etcd-cilium', 'a', 'etcd_x.1']) t.equal(resolve([`--cluster-name=${good}`]).clusterName, good, `${good} is a name`);
+  for (const bad of ['../../x', '..', '.', 'a/b', '-etcd', 'etcd-', 'a b', 'x'.repeat(64), 'etcd\nevil']) {
+    t.throws(() => resolve([`--cluster-name=${bad}`]), { message: /^--cluster-name: ".*" is not a name/, exitCode: 2 }, JSON.stringify(bad));
+  }
+  for (const good of ['https://__name__:2380', 'http://__address__:2380,https://__name__:2381', 'https://[::1]:2380', 'https://__name__:443', 'https://__name__:2380/']) {
+    t.doesNotThrow(() => resolve([`--peer-urls=${good}`]), good);
+  }
+  const urlCases: Array<[string, string, RegExp]> = [
+    ['peer-urls', 'https://__name__:peer', /is not a URL like https:\/\/__name__:2380/],
+    ['client-urls', 'https//__name__:4001', /is not a URL like https:\/\/__name__:4001/],
+    ['client-urls', 'https://__name__:99999', /is not a URL/],
+    ['quarantine-client-urls', 'unix://__name__:3994', /must be http:\/\/ or https:\/\//],
+    ['peer-urls', 'https://__name__', /needs a port/],
+    ['peer-urls', 'https://__name__:2380/path', /must have no path, query or user/],
+    ['peer-urls', 'https://__name__:2380?x=1', /must have no path, query or user/],
+    ['peer-urls', 'https://user@__name__:2380', /must have no path, query or user/],
+    ['peer-urls', ' , ', /no URL given/],
+  ];
+  for (const [flag, value, want] of urlCases) {
+    t.throws(() => resolve([`--${flag}=${value}`]), { message: want, exitCode: 2 }, `--${flag}=${value}`);
+  }
+  t.throws(() => resolve([], { ETCD_MANAGER_PEER_URLS: 'https://__name__' }), { message: /^ETCD_MANAGER_PEER_URLS \(env\): "https:\/\/__name__" needs a port/ }, 'names the env var it came from');
+  for (const [store, want] of [
+    ['ftp://h/c.example.com/backups/etcd/main', /^--backup-store: ftp:\/\/h\/c\.example\.com\/backups\/etcd\/main: unsupported state store scheme "ftp"/],
+    ['s3:///c.example.com/backups/etcd/main', /^--backup-store: s3:\/\/\/c\.example\.com\/backups\/etcd\/main: want s3:\/\/<bucket>/],
+    ['file://otherhost/c.example.com/backups/etcd/main', /^--backup-store: file:\/\/otherhost\/.*not a file state store URL \(want file:\/\/\/absolute\/dir/],
+    ['relative/c.example.com/backups/etcd/main', /^--backup-store: relative\/c\.example\.com\/backups\/etcd\/main: not a state store URL/],
+  ] as const) {
+    t.throws(() => resolveConfig(parseFlags(['--cluster-name=etcd', `--backup-store=${store}`], {})), { message: want, exitCode: 2 }, store);
+  }
 });

@@ -20,7 +20,11 @@ export interface Member {
 
 export interface LeadershipOptions {
   self: string;
-  client: PeerClient;
+  /**
+   * The peer API client to ask with, looked up for every round: a renewed manager certificate gives a
+   * new client, and votes asked with the old one fail once its certificate has expired.
+   */
+  client: () => PeerClient;
   memberCount: number;
   leaseMs: number;
   log: Logger;
@@ -65,7 +69,8 @@ export class Leadership {
    * that one has promised. Every answer, even a late one, raises highestSeen to its voter's promise.
    */
   private ask(members: Member[], term: number, dryRun: boolean): Promise<{ votes: number }> {
-    const { self, client } = this.options;
+    const { self } = this.options;
+    const client = this.options.client();
     const quorum = this.quorum();
     let votes = 0;
     let pending = members.length;

@@ -34,6 +34,8 @@ export interface RunOptions {
   timeoutMs?: number;
   /** Tasks running at once; 1 gives a sequential run. */
   concurrency?: number;
+  /** A download that gets no byte for this long moves on to the next mirror. */
+  assetStallTimeoutMs?: number;
   /** One line per finished task. */
   progress?: (result: TaskResult, done: number, total: number) => void;
 }

@@ -34,6 +34,8 @@ export interface TaskContext {
   changed(taskId: string): boolean;
   /** Aborted when the task's timeout fires. */
   signal: AbortSignal;
+  /** A download that gets no byte for this long moves on to the next mirror (default in host/assets.ts). */
+  assetStallTimeoutMs?: number;
 }
 
 export interface Task {

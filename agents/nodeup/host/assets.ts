@@ -2,6 +2,9 @@
 // hash is computed while the bytes stream to a temp file in the cache, and
 // only a file with the right hash is renamed into the cache
 // (<cache>/<sha256>_<name>), which later runs reuse without any request.
+// A mirror that sends no byte for the stall timeout (no answer, or a body that
+// stops) is given up at once and the next one tried: fetch's own limits are
+// 300 s for the headers and 300 s between body chunks.
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, rename, rm } from 'node:fs/promises';
@@ -9,6 +12,7 @@ import { basename, join } from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
+import { DEFAULT_STALL_TIMEOUT_MS } from '../defaults.js';
 import { lstatIfExists, tempPathFor } from './fs.js';
 
 export interface AssetRef {
@@ -19,6 +23,43 @@ export interface AssetRef {
 }
 
 const SPEC = /^([0-9a-f]{64})@(.+)$/;
+
+/** A mirror sent no byte for the stall timeout: it was given up, and the next one tried. */
+export class MirrorStalledError extends Error {
+  constructor(readonly stallTimeoutMs: number) {
+    super(`stalled: no data for ${stallTimeoutMs / 1000} s`);
+    this.name = 'MirrorStalledError';
+  }
+}
+
+/** Every mirror failed; `failures` says how each one did, in the order tried. */
+export class AssetDownloadError extends Error {
+  constructor(readonly asset: string, readonly failures: Array<{ url: string; error: unknown }>) {
+    super(`download ${asset} failed from every mirror: ${failures.map((f) => `${f.url}: ${describeError(f.error)}`).join('; ')}`);
+    this.name = 'AssetDownloadError';
+  }
+}
+
+/**
+ * Aborts when no byte has come for `ms`: armed before the request, re-armed by
+ * every chunk. It measures idleness, so a big download that keeps moving is
+ * never cut short, however long it takes in all (the task timeout bounds that).
+ */
+function stallWatch(ms: number, parent: AbortSignal) {
+  const controller = new AbortController();
+  let timer: NodeJS.Timeout | undefined;
+  const arm = (): void => {
+    clearTimeout(timer);
+    timer = setTimeout(() => controller.abort(new MirrorStalledError(ms)), ms);
+  };
+  arm();
+  return {
+    signal: AbortSignal.any([parent, controller.signal]),
+    stalled: () => controller.signal.aborted,
+    touch: arm,
+    stop: () => clearTimeout(timer),
+  };
+}
 
 /** Parses `sha256@url1,url2`; throws a message naming the bad spec. */
 export function parseAssetSpec(spec: string): AssetRef {
@@ -55,15 +96,25 @@ async function openSource(url: string, signal: AbortSignal): Promise<Readable> {
 }
 
 /** Streams one mirror into `temp`, hashing on the way; returns the hex digest. */
-async function download(url: string, temp: string, signal: AbortSignal): Promise<string> {
+async function download(url: string, temp: string, signal: AbortSignal, stallTimeoutMs: number): Promise<string> {
   const hash = createHash('sha256');
+  const watch = stallWatch(stallTimeoutMs, signal);
   const tee = new Transform({
     transform(chunk: Buffer, _enc, done) {
+      watch.touch();
       hash.update(chunk);
       done(null, chunk);
     },
   });
-  await pipeline(await openSource(url, signal), tee, createWriteStream(temp, { mode: 0o644 }), { signal });
+  try {
+    await pipeline(await openSource(url, watch.signal), tee, createWriteStream(temp, { mode: 0o644 }), { signal: watch.signal });
+  } catch (err) {
+    // The task's own signal wins: a task timeout is not this mirror's stall.
+    if (watch.stalled() && !signal.aborted) throw new MirrorStalledError(stallTimeoutMs);
+    throw err;
+  } finally {
+    watch.stop();
+  }
   return hash.digest('hex');
 }
 
@@ -71,7 +122,7 @@ async function download(url: string, temp: string, signal: AbortSignal): Promise
  * The cached file for the asset, downloading it first when the cache lacks it.
  * Errors name every mirror tried and why it failed.
  */
-export async function fetchToCache(cacheDir: string, a: AssetRef, signal: AbortSignal): Promise<string> {
+export async function fetchToCache(cacheDir: string, a: AssetRef, signal: AbortSignal, stallTimeoutMs = DEFAULT_STALL_TIMEOUT_MS): Promise<string> {
   const target = cachePath(cacheDir, a);
   const cached = await lstatIfExists(target);
   if (cached) {
@@ -80,21 +131,21 @@ export async function fetchToCache(cacheDir: string, a: AssetRef, signal: AbortS
     await rm(target, { force: true }); // corrupted cache entry: fetch again
   }
   await mkdir(cacheDir, { recursive: true, mode: 0o755 });
-  const failures: string[] = [];
+  const failures: Array<{ url: string; error: unknown }> = [];
   for (const url of a.urls) {
     const temp = tempPathFor(target);
     try {
-      const got = await download(url, temp, signal);
+      const got = await download(url, temp, signal, stallTimeoutMs);
       if (got !== a.sha256) throw new Error(`sha256 mismatch: got ${got}, want ${a.sha256}`);
       await rename(temp, target);
       return target;
     } catch (err) {
       await rm(temp, { force: true });
       if (signal.aborted) throw err;
-      failures.push(`${url}: ${describeError(err)}`);
+      failures.push({ url, error: err });
     }
   }
-  throw new Error(`download ${a.name} failed from every mirror: ${failures.join('; ')}`);
+  throw new AssetDownloadError(a.name, failures);
 }
 
 function describeError(err: unknown): string {

@@ -8,6 +8,7 @@ import { ServiceTask } from '../tasks/service.js';
 import type { Task } from '../engine/task.js';
 import { assetNamed, assetTask } from './assets.js';
 import type { ModelInput } from './context.js';
+import { execCommand } from './systemd-syntax.js';
 
 export const CONTAINERD_CONFIG = '/etc/containerd/config.toml';
 
@@ -46,8 +47,8 @@ Documentation=https://containerd.io
 After=network.target local-fs.target
 
 [Service]
-ExecStartPre=-/sbin/modprobe overlay
-ExecStart=${binary}
+ExecStartPre=-${execCommand(['/sbin/modprobe', 'overlay'])}
+ExecStart=${execCommand([binary])}
 Type=notify
 Delegate=yes
 KillMode=process

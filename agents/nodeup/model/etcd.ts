@@ -9,6 +9,7 @@ import { ServiceTask } from '../tasks/service.js';
 import type { Task } from '../engine/task.js';
 import { assetTask } from './assets.js';
 import { MOORING_BIN, type ModelInput } from './context.js';
+import { environmentFile, execCommand } from './systemd-syntax.js';
 
 export const ETCD_MANAGER_TEMPLATE = 'etcd-manager@.service';
 const ENV_DIR = '/etc/mooring/etcd-manager';
@@ -47,7 +48,10 @@ export function etcdManagerEnv(input: ModelInput, etcd: EtcdClusterConfig): stri
     // One directory per etcd cluster: main and events must not overwrite each other's keys.
     PKI_DIR: `/etc/kubernetes/pki/etcd-manager-${etcd.name}`,
   };
-  return Object.entries(settings).map(([k, v]) => `ETCD_MANAGER_${k}=${v}`).join('\n') + '\n';
+  return environmentFile(
+    `Written by nodeup: etcd-manager@${etcd.name}.service's settings (etcd-manager's flags as ETCD_MANAGER_<FLAG>).`,
+    Object.fromEntries(Object.entries(settings).map(([k, v]) => [`ETCD_MANAGER_${k}`, v])),
+  );
 }
 
 const TEMPLATE_UNIT = `# Written by nodeup. One instance per etcd cluster: etcd-manager@main, etcd-manager@events.
@@ -58,7 +62,7 @@ Wants=network-online.target
 
 [Service]
 EnvironmentFile=${ENV_DIR}/%i.env
-ExecStart=${MOORING_BIN}/etcd-manager
+ExecStart=${execCommand([`${MOORING_BIN}/etcd-manager`])}
 Restart=always
 RestartSec=5s
 

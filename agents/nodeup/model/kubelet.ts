@@ -8,6 +8,7 @@ import { KUBELET_ASSET } from '../../../shared/api/assets.js';
 import { assetTask } from './assets.js';
 import { CA_CERT_PATH } from './base.js';
 import { isControlPlaneRole, type ModelInput } from './context.js';
+import { environmentFile, envRef, execCommand } from './systemd-syntax.js';
 
 export const KUBELET_BIN = '/usr/local/bin/kubelet';
 export const KUBELET_CONFIG = '/var/lib/kubelet/config.yaml';
@@ -52,6 +53,24 @@ export function clientCredentials(input: ModelInput, keyset: string, req: CertRe
   return keypairClientCredentials(keyset, input.keypairs, req.ca, input.caCerts[req.ca] ?? '');
 }
 
+const NODE_LABELS_VAR = 'KUBELET_NODE_LABELS';
+
+/** `key=value,…` as kubelet's --node-labels takes it; validation keeps ',' and '=' out of keys and values. */
+function nodeLabelsFlag(input: ModelInput): string {
+  return Object.entries(input.nodeConfig.nodeLabels).map(([k, v]) => `${k}=${v}`).join(',');
+}
+
+/** The node's own values, each one variable; the unit passes each as one argument (`${NAME}`), never split. */
+export function kubeletEnvironment(input: ModelInput): string {
+  const labels = nodeLabelsFlag(input);
+  return environmentFile('Written by nodeup. kubelet.service passes each value as one argument.', labels ? { [NODE_LABELS_VAR]: labels } : {});
+}
+
+export function kubeletCommand(input: ModelInput): string {
+  const labels = nodeLabelsFlag(input) ? [['--node-labels=', envRef(NODE_LABELS_VAR)]] : [];
+  return execCommand([KUBELET_BIN, `--config=${KUBELET_CONFIG}`, `--kubeconfig=${KUBELET_KUBECONFIG}`, ...labels]);
+}
+
 export function kubeletTasks(input: ModelInput): Task[] {
   const binary = assetTask(input, KUBELET_ASSET, { kind: 'file', path: KUBELET_BIN, mode: 0o755 });
   const config = new FileTask({ path: KUBELET_CONFIG, content: kubeletConfiguration(input), deps: ['Directory:/var/lib/kubelet'] });
@@ -59,9 +78,7 @@ export function kubeletTasks(input: ModelInput): Task[] {
     { path: KUBELET_KUBECONFIG, server: apiServerURL(input), user: 'kubelet' },
     clientCredentials(input, 'kubelet', { ca: 'kubernetes-ca', commonName: 'kubelet', organization: ['system:nodes'], usage: 'client' }),
   );
-  const labels = Object.entries(input.nodeConfig.nodeLabels).map(([k, v]) => `${k}=${v}`).join(',');
-  const args = [`--config=${KUBELET_CONFIG}`, `--kubeconfig=${KUBELET_KUBECONFIG}`, ...(labels ? [`--node-labels=${labels}`] : [])];
-  const env = new FileTask({ path: KUBELET_ENV, content: `DAEMON_ARGS="${args.join(' ')}"\n` });
+  const env = new FileTask({ path: KUBELET_ENV, content: kubeletEnvironment(input) });
   const unit = `# Written by nodeup.
 [Unit]
 Description=Kubernetes Kubelet Server
@@ -70,7 +87,7 @@ After=containerd.service
 
 [Service]
 EnvironmentFile=${KUBELET_ENV}
-ExecStart=${KUBELET_BIN} $DAEMON_ARGS
+ExecStart=${kubeletCommand(input)}
 Restart=always
 RestartSec=2s
 StartLimitInterval=0

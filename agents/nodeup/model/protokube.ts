@@ -5,6 +5,7 @@ import { LeftOutTask } from '../tasks/missing.js';
 import { ServiceTask } from '../tasks/service.js';
 import type { Task } from '../engine/task.js';
 import { MOORING_BIN, type ModelInput } from './context.js';
+import { environmentFile, execCommand } from './systemd-syntax.js';
 
 /**
  * protokube in this build only answers --help/--version: a unit that runs it
@@ -18,7 +19,11 @@ export function protokubeTasks(input: ModelInput): Task[] {
   const envPath = '/etc/sysconfig/protokube';
   const env = new FileTask({
     path: envPath,
-    content: `PROTOKUBE_CLUSTER=${input.nodeConfig.clusterName}\nPROTOKUBE_CONFIG_BASE=${input.nodeConfig.configBase}\nPROTOKUBE_MASTER_INTERNAL_NAME=${input.nodeConfig.masterInternalName}\n`,
+    content: environmentFile('Written by nodeup.', {
+      PROTOKUBE_CLUSTER: input.nodeConfig.clusterName,
+      PROTOKUBE_CONFIG_BASE: input.nodeConfig.configBase,
+      PROTOKUBE_MASTER_INTERNAL_NAME: input.nodeConfig.masterInternalName,
+    }),
   });
   const unit = `# Written by nodeup.
 [Unit]
@@ -28,7 +33,7 @@ Wants=network-online.target
 
 [Service]
 EnvironmentFile=${envPath}
-ExecStart=${MOORING_BIN}/protokube
+ExecStart=${execCommand([`${MOORING_BIN}/protokube`])}
 Restart=always
 RestartSec=3s
 

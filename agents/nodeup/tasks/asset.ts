@@ -59,7 +59,7 @@ export class AssetTask implements Task {
     }
     let cached: string;
     try {
-      cached = await fetchToCache(await ctx.fs.mkdirs(ctx.cache), this.asset, ctx.signal);
+      cached = await fetchToCache(await ctx.fs.mkdirs(ctx.cache), this.asset, ctx.signal, ctx.assetStallTimeoutMs);
     } catch (err) {
       throw new TaskError(this.id, (err as Error).message, { cause: err });
     }

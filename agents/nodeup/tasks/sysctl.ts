@@ -7,7 +7,17 @@ import { kernelIsOurs } from '../host/kernel.js';
 import { contentDiff } from './file.js';
 import { planFrom, type FieldChange, type Plan, type Task, type TaskContext } from '../engine/task.js';
 
+/**
+ * sysctl.d has no quoting: a key is a sysctl name and a value ends at the line's
+ * end, so a key with '=' or blanks, or a value with a line break, would set
+ * something else. Such entries are refused, not written.
+ */
 export function renderSysctlConf(values: Record<string, string>): string {
+  for (const [key, value] of Object.entries(values)) {
+    if (!/^[A-Za-z0-9_.\/-]+$/.test(key) || /\p{Cc}/u.test(value)) {
+      throw new Error(`sysctl ${JSON.stringify(`${key}=${value}`)} cannot be written to sysctl.d (a key of letters, digits, '_', '.', '/', '-' and a value on one line)`);
+    }
+  }
   const lines = Object.keys(values).sort().map((key) => `${key} = ${values[key]}`);
   return `# Written by nodeup from the cluster spec; edits are overwritten.\n${lines.join('\n')}\n`;
 }

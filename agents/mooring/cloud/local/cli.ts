@@ -10,7 +10,7 @@ import { isRunningAsSingleBinary } from '../../../../shared/single-binary.js';
 import type { Cluster } from '../../../../shared/api/types.js';
 import type { StateStore } from '../../../../shared/store/types.js';
 import type { CliIO } from '../../io.js';
-import { parseOutputFormat, table } from '../../output.js';
+import type * as Output from '../../output.js';
 import type { InstanceView, LocalCloud } from './cloud.js';
 import { CloudLayout, DEFAULT_CLOUD_DIR } from './plan.js';
 
@@ -23,7 +23,10 @@ export class ExitWith extends Error {
 
 const DIR_HELP = 'the local cloud\'s folder (default $MOORING_LOCAL_CLOUD or /var/lib/mooring/local)';
 
-// Everything below loads on demand: `mooring` commands that never touch the local cloud must not pay for it (s3rver, execa).
+// Everything below loads on demand: `mooring` commands that never touch the local cloud must not pay for it (s3rver, execa),
+// and --help must not pay for the table module's YAML parser.
+const output = (): Promise<typeof Output> => import('../../output.js');
+
 async function cloudOf(io: CliIO, dir?: string): Promise<LocalCloud> {
   const { LocalCloud } = await import('./cloud.js');
   // Its event lines are for the daemons' logs; the operator reads the command's own output.
@@ -48,7 +51,8 @@ function age(iso: string): string {
   return s < 120 ? `${s}s` : s < 7200 ? `${Math.round(s / 60)}m` : `${Math.round(s / 3600)}h`;
 }
 
-export function formatInstances(instances: InstanceView[]): string {
+export async function formatInstances(instances: InstanceView[]): Promise<string> {
+  const { table } = await output();
   return table(
     ['ID', 'INSTANCE GROUP', 'ROLE', 'ZONE', 'ADDRESS', 'STATE', 'BOOTS', 'AGE'],
     instances.map((i) => [i.id, i.instanceGroup, i.role, i.zone, i.address, i.state, String(i.processes.boots), age(i.createdAt)]),
@@ -96,12 +100,13 @@ Example (root; make image first):
         const record = await cloud.record();
         if (!record) throw new UserError(`no local cloud in ${cloud.layout.dir} (start one with: mooring local-cloud up)`, ExitCode.NotFound);
         const { isAlive } = await import('./procs.js');
+        const { table } = await output();
         io.out(table(['DAEMON', 'PID', 'STATE'], [
           ['servers', String(record.servers?.pid ?? ''), isAlive(record.servers) ? 'running' : 'stopped'],
           ['forwarder', String(record.forwarder?.pid ?? ''), isAlive(record.forwarder) ? `running on 127.0.0.1:${record.s3Port}` : 'stopped'],
         ]));
         const instances = await cloud.instances();
-        if (instances.length > 0) io.out('\n' + formatInstances(instances));
+        if (instances.length > 0) io.out('\n' + (await formatInstances(instances)));
       }),
   );
   group.addCommand(
@@ -153,11 +158,11 @@ export function getInstancesCommand(io: CliIO, inherit: (c: Command) => Command)
     .option('-o, --output <format>', 'table or json', 'table')
     .option('--local-cloud <dir>', DIR_HELP)
     .action(async (name: string, o: { output: string; localCloud?: string }) => {
-      const format = parseOutputFormat(o.output, 'table');
+      const format = (await output()).parseOutputFormat(o.output, 'table');
       const instances = await (await cloudOf(io, o.localCloud)).instances(name);
       if (format === 'table') {
         if (instances.length === 0) io.err(`no instances of cluster "${name}" in the local cloud\n`);
-        else io.out(formatInstances(instances));
+        else io.out(await formatInstances(instances));
         return;
       }
       const items = instances.map((i) => ({
@@ -216,6 +221,7 @@ export function getVolumesCommand(io: CliIO, inherit: (c: Command) => Command): 
     .option('-o, --output <format>', 'table or json', 'table')
     .option('--local-cloud <dir>', DIR_HELP)
     .action(async (name: string, o: { output: string; localCloud?: string }) => {
+      const { parseOutputFormat, table } = await output();
       const format = parseOutputFormat(o.output, 'table');
       const volumes = await (await cloudOf(io, o.localCloud)).volumes(name);
       if (format !== 'table') {

@@ -75,8 +75,9 @@ export async function publishEtcdTarball(mirrorDir: string): Promise<void> {
 }
 
 /** Copies the agent binary to agent/<sha256>/mooring; returns its instance-side URL and hash. */
-export async function publishAgent(mirrorDir: string, binary: string): Promise<{ url: string; sha256: string }> {
-  const sha256 = await sha256OfFile(binary);
+/** The agent binary on the mirror; `knownSha256` saves hashing the file again when the caller already did. */
+export async function publishAgent(mirrorDir: string, binary: string, knownSha256?: string): Promise<{ url: string; sha256: string }> {
+  const sha256 = knownSha256 ?? (await sha256OfFile(binary));
   const rel = `agent/${sha256}/mooring`;
   const target = join(mirrorDir, rel);
   if (!(await exists(`${target}.sha256`))) {

@@ -7,9 +7,8 @@ import { fetchSha256, type HashAnswer } from '../../../../shared/api/assets.js';
 import { cloudOf as cloudProviderOf } from '../../../../shared/api/cloud.js';
 import type { Cluster, InstanceGroup } from '../../../../shared/api/types.js';
 import { configureLogging, logger } from '../../../../shared/log.js';
-import { isRunningAsSingleBinary } from '../../../../shared/single-binary.js';
 import type { StateStore } from '../../../../shared/store/types.js';
-import type { AgentBinary, AgentBinaryOptions } from '../../agent-binary.js';
+import type { AgentBinary } from '../../agent-binary.js';
 import type { StoredCluster } from '../../cluster-repository.js';
 import type { CliIO } from '../../io.js';
 import { applyLocalCluster, describeLocalPlan, planLocalCluster } from './cluster.js';
@@ -36,16 +35,17 @@ export function isLocalCluster(cluster: Cluster): boolean {
 }
 
 /** The local cloud serving this store, or a note saying why none takes part. */
-export async function prepareLocalUpdate(store: StateStore, io: CliIO, stored: StoredCluster, agentOptions: AgentBinaryOptions): Promise<LocalUpdate | { note: string }> {
+export async function prepareLocalUpdate(store: StateStore, io: CliIO, stored: StoredCluster, resolved: AgentBinary): Promise<LocalUpdate | { note: string }> {
   const cloud = localCloud(io);
   if (!(await cloud.servesStore(store.baseURL, io.env))) {
     return {
       note: `note: cluster "${stored.cluster.object.metadata.name}" is on the local cloud, but no running local cloud (${cloud.layout.dir}) serves the state store ${store.baseURL}: the store is updated, no instance is started (start one with "mooring local-cloud up" and use the state store it prints)`,
     };
   }
-  const record = await cloud.requireUp();
-  const explicitAgent = (agentOptions.agentURL?.length ?? 0) > 0 || io.env.MOORING_AGENT_URLS !== undefined;
-  const agent = explicitAgent ? undefined : await publishAgent(cloud.layout.mirrorDir, isRunningAsSingleBinary() ? process.execPath : record.binary).then((a) => ({ urls: [a.url], sha256: a.sha256 }));
+  await cloud.requireUp();
+  // This very binary (no --agent-url): instances cannot read the host's file, so the mirror serves a copy.
+  const agent: AgentBinary | undefined =
+    resolved.source === 'self' ? await publishAgent(cloud.layout.mirrorDir, process.execPath, resolved.sha256).then((a) => ({ urls: [a.url], sha256: a.sha256, source: 'self' as const })) : undefined;
   const cluster = stored.cluster.object;
   const withMirror = cluster.spec.assets?.fileRepository
     ? stored

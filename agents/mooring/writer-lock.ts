@@ -1,0 +1,170 @@
+// Every mooring command that writes a cluster holds that cluster's writer lock
+// (shared/store/lock.ts) from before it reads what it will change until its
+// last write, so two writers never interleave. A writer that finds the lock
+// held waits, printing who holds it, up to --lock-timeout, then gives up with
+// exit 7 having written nothing. A store whose server ignores conditional
+// writes (found by a probe) cannot hold a lock: the command refuses unless
+// --allow-unserialized-writes is given, and then says plainly what it risks.
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import { ExitCode, UserError } from '../../shared/errors.js';
+import { fencedStore } from '../../shared/store/fenced.js';
+import {
+  acquireWithin,
+  describeOwner,
+  DEFAULT_LOCK_TTL_MS,
+  LockLostError,
+  probeConditionalWrites,
+  StoreLock,
+  type HeldLock,
+} from '../../shared/store/lock.js';
+import type { StateStore } from '../../shared/store/types.js';
+import type { CliIO } from './io.js';
+
+/** The lock object, in the cluster's folder of the state store. */
+export const LOCK_PATH = 'mooring.lock';
+export const DEFAULT_LOCK_TIMEOUT = '5m';
+const MAX_LOCK_TIMEOUT_MS = 24 * 3600_000;
+
+export interface WriterLockSettings {
+  /** How long to wait for another writer's lock (0: do not wait). */
+  timeoutMs: number;
+  /** Proceed, with a warning, on a store that cannot hold a lock. */
+  allowUnserialized: boolean;
+  /** The command line, recorded in the lock for whoever finds it held. */
+  command: string;
+  /** Lease length (default DEFAULT_LOCK_TTL_MS); renewed every third of it. */
+  ttlMs?: number;
+}
+
+/** The lock flags as commander hands them over. */
+export interface WriterLockFlags {
+  lockTimeout: string;
+  allowUnserializedWrites: boolean;
+}
+
+export const LOCK_TIMEOUT_HELP =
+  'how long to wait for another writer of the cluster to finish: 90s, 5m, 1h, 0 to fail at once (at most 24h); on timeout exit 7, nothing written';
+export const ALLOW_UNSERIALIZED_HELP =
+  'on a state store whose server ignores conditional writes (If-None-Match/If-Match; some S3-compatible servers), write without a lock instead of refusing: two writers at once can then leave mismatched keysets';
+
+export function lockSettings(flags: WriterLockFlags, command: string): WriterLockSettings {
+  return { timeoutMs: parseLockTimeout(flags.lockTimeout), allowUnserialized: flags.allowUnserializedWrites, command };
+}
+
+/** "90s", "5m", "1h", "1500ms"; a bare number is seconds. */
+export function parseLockTimeout(value: string): number {
+  const match = /^(\d{1,9})(ms|s|m|h)?$/.exec(value.trim());
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3600_000 }[match?.[2] ?? 's'] ?? 1000;
+  const ms = match ? Number(match[1]) * unit : NaN;
+  if (!(ms >= 0 && ms <= MAX_LOCK_TIMEOUT_MS)) {
+    throw new UserError(`--lock-timeout: "${value}" is not a duration from 0 to 24h (e.g. 90s, 5m, 0)`, ExitCode.Usage);
+  }
+  return ms;
+}
+
+function formatDuration(ms: number): string {
+  if (ms % 3600_000 === 0 && ms > 0) return `${ms / 3600_000}h`;
+  if (ms % 60_000 === 0 && ms > 0) return `${ms / 60_000}m`;
+  if (ms % 1000 === 0) return `${ms / 1000}s`;
+  return `${ms}ms`;
+}
+
+/**
+ * Runs write while holding the writer lock of every named cluster (taken in name
+ * order, so two multi-cluster writers cannot deadlock). write gets a store that
+ * refuses to write once a lock is lost or its lease has run out.
+ */
+export async function withWriterLock<T>(
+  root: StateStore,
+  clusters: string[],
+  io: CliIO,
+  settings: WriterLockSettings,
+  write: (store: StateStore) => Promise<T>,
+): Promise<T> {
+  const names = [...new Set(clusters)].sort();
+  // Every name becomes a folder: all are checked (InvalidURL) before anything is written.
+  const clusterStores = names.map((name) => root.sub(name));
+  if (clusterStores[0] === undefined) return write(root);
+  const support = await probeConditionalWrites(clusterStores[0], `${LOCK_PATH}.probe-${randomBytes(6).toString('hex')}`);
+  if (!support.createIfAbsent || !support.replaceIfVersion) {
+    const what =
+      `${root.baseURL} cannot serialize writers: its server ignores conditional writes (${support.evidence.join('; ')}), ` +
+      `so mooring cannot lock the cluster, and two writers at once can interleave and leave mismatched keysets ` +
+      `(pki/private and pki/issued holding different keys, credentials that do not verify against the stored CA)`;
+    if (!settings.allowUnserialized) {
+      throw new UserError(`${what}; refusing to write. Use a store that honours If-None-Match/If-Match (AWS S3 does), or make sure no other writer runs and pass --allow-unserialized-writes`);
+    }
+    io.err(`warning: ${what}; writing without a lock (--allow-unserialized-writes)\n`);
+    return write(root);
+  }
+
+  const held: HeldLock[] = [];
+  try {
+    for (const [i, name] of names.entries()) held.push(await takeLock(clusterStores[i]!, name, io, settings, support.deleteIfVersion));
+    const stopRenewing = keepRenewed(held, settings.ttlMs ?? DEFAULT_LOCK_TTL_MS);
+    try {
+      return await write(fencedStore(root, () => held.forEach((lock) => lock.check())));
+    } catch (err) {
+      if (err instanceof LockLostError) {
+        throw new UserError(`lost the cluster lock while writing (${err.message}); the cluster may be partly updated: run the command again`, ExitCode.Failure, { cause: err });
+      }
+      throw err;
+    } finally {
+      stopRenewing();
+    }
+  } finally {
+    for (const lock of held.reverse()) {
+      if (lock.lost !== undefined) continue;
+      await lock.release().catch((err: unknown) => io.err(`warning: releasing the cluster lock: ${(err as Error).message}\n`));
+    }
+  }
+}
+
+async function takeLock(clusterStore: StateStore, cluster: string, io: CliIO, settings: WriterLockSettings, conditionalDelete: boolean): Promise<HeldLock> {
+  const lock = new StoreLock(clusterStore, LOCK_PATH, {
+    owner: { host: hostname(), pid: process.pid, command: settings.command },
+    conditionalDelete,
+    ttlMs: settings.ttlMs ?? DEFAULT_LOCK_TTL_MS,
+  });
+  const timeout = formatDuration(settings.timeoutMs);
+  const result = await acquireWithin(lock, {
+    timeoutMs: settings.timeoutMs,
+    onWait: (holder) =>
+      io.err(
+        `waiting for the lock of cluster "${cluster}": held by ${describeOwner(holder.owner)} since ${holder.acquiredAt}, ` +
+          `lease expires ${holder.expiresAt} unless renewed; waiting up to ${timeout} (--lock-timeout)\n`,
+      ),
+  });
+  if (result.acquired) {
+    const old = result.tookOverFrom;
+    if (old) {
+      io.err(
+        `warning: took over the expired lock of cluster "${cluster}" from ${describeOwner(old.owner)} (held since ${old.acquiredAt}, ` +
+          `expired ${old.expiresAt}): that writer crashed or hung and may have left the cluster partly updated; this command completes it\n`,
+      );
+    }
+    return result.lock;
+  }
+  if (result.unreadable !== undefined) {
+    throw new UserError(`${lock.url} is not a mooring lock (${result.unreadable}); if no mooring command is writing cluster "${cluster}", delete that object`);
+  }
+  const holder = result.holder!;
+  throw new UserError(
+    `cluster "${cluster}" is locked by ${describeOwner(holder.owner)} since ${holder.acquiredAt} (lease expires ${holder.expiresAt} unless renewed); ` +
+      `gave up after ${timeout} (--lock-timeout), nothing was written`,
+    ExitCode.Locked,
+  );
+}
+
+/** Renews every lock every ttl/3 until stopped; a lost lock makes the fence refuse the next write. */
+function keepRenewed(held: HeldLock[], ttlMs: number): () => void {
+  let renewing = false;
+  const timer = setInterval(() => {
+    if (renewing) return; // a slow store: never two renewals of one version in flight
+    renewing = true;
+    void Promise.allSettled(held.map((lock) => lock.renew())).finally(() => (renewing = false));
+  }, ttlMs / 3);
+  timer.unref();
+  return () => clearInterval(timer);
+}
