@@ -11,6 +11,7 @@ import { createServer as createHTTPServer, type Server } from 'node:http';
 import { createConnection, createServer as createTCPServer } from 'node:net';
 import S3rver from 's3rver';
 import type { Logger } from '../../../../shared/log.js';
+import { conditionalWrites } from './conditional-writes.js';
 import { metadataHandler, type MetadataSource } from './imds.js';
 import { mirrorHandler } from './mirror.js';
 import { BRIDGE_ADDRESS, BUCKET, CloudLayout, IMDS_PORT, instancePaths, MIRROR_PORT, S3_PORT } from './plan.js';
@@ -32,6 +33,8 @@ export async function runServers(layout: CloudLayout, log: Logger): Promise<void
   await mkdir(layout.s3Data, { recursive: true });
   await mkdir(layout.runDir, { recursive: true });
   const s3 = new S3rver({ address: BRIDGE_ADDRESS, port: S3_PORT, silent: true, directory: layout.s3Data, configureBuckets: [{ name: BUCKET }] });
+  // Before the router (the last middleware), so mooring's writer lock works on this store as on AWS S3.
+  s3.middleware.splice(s3.middleware.length - 1, 0, conditionalWrites(s3.store));
   await s3.run();
   await rm(layout.s3Socket, { force: true });
   const s3Unix = createHTTPServer(s3.callback());
