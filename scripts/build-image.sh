@@ -37,7 +37,12 @@ debootstrap --variant=minbase --include="${include}" "${suite}" "${tmp}" "${mirr
 rm -f "${tmp}/etc/systemd/system/getty.target.wants/"* 2>/dev/null || true
 echo "e2e" >"${tmp}/etc/hostname"
 echo "${want}" >"${tmp}/.mooring-image"
-rm -rf "${image}"
+# An older image is renamed aside before the new one takes its place, so there is no moment when a
+# half-deleted image stands at the path; then it is deleted.
+old="${image}.old-$$"
+[[ -e "${image}" ]] && mv "${image}" "${old}"
 mv "${tmp}" "${image}"
 trap - EXIT
+rm -rf "${old}"
+
 echo "image: ready at ${image}" >&2
