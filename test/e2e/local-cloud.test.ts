@@ -6,14 +6,14 @@
 //
 // One cluster is brought up once and reused, in order: cold start, instance
 // loss, reboot of every instance, cleanup (also of what a crash leaves). The
-// backup checks of issue 9 go between "reboot" and "cleanup" once backups exist.
+// backup checks of issue 9 go between "reboot" and "cleanup" (marked below) once etcd-manager has backups.
 import t, { type Test } from 'tap';
-import { existsSync, mkdtempSync, rmSync, truncateSync } from 'node:fs';
+import { existsSync, mkdtempSync, truncateSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import {
-  BINARY, etcdctl, imageInodes, instances, leftovers, localCloudSkipReason, recordedProcesses, startCloud, type CloudHandle, type InstanceJSON,
+  etcdctl, imageInodes, instances, leftovers, localCloudSkipReason, recordedProcesses, startCloud, stopCloud, type CloudHandle, type InstanceJSON,
 } from '../harness/local-cloud.js';
 
 const skip = await localCloudSkipReason();
@@ -25,16 +25,16 @@ const CLUSTER = 'e2e.local.example.com';
 const ZONES = ['local-a', 'local-b', 'local-c'];
 const WAIT = '8m';
 
-t.test('local cloud: three control-plane instances from user-data to etcd', { skip, timeout: 40 * 60_000 }, async (t) => {
-  // Our own folder, removed only after the cloud is down: its overlays are mounted inside it.
+// A little under the file's limit, so that this test's own timeout fails it and its teardown still runs.
+t.test('local cloud: three control-plane instances from user-data to etcd', { skip, timeout: 37 * 60_000 }, async (t) => {
+  // Our own folder, removed only after the cloud is down: its overlays are mounted inside it. The teardown
+  // runs on failures too; if this process is killed instead (tap's file timeout), the harness's reaper does it.
   const dir = mkdtempSync(join(tmpdir(), 'mooring-lc-'));
+  const c: CloudHandle = await startCloud(dir);
   t.teardown(async () => {
-    const down = await execa(BINARY, ['local-cloud', 'down', '--purge', '--local-cloud', dir], { reject: false });
-    if (down.exitCode !== 0) console.error(`# local-cloud down: ${down.stderr}`);
-    else rmSync(dir, { recursive: true, force: true });
+    const failed = await stopCloud(dir, c.reaper);
+    if (failed) console.error(`# ${failed}`);
   });
-  const cloud: CloudHandle = await startCloud(dir);
-  const c = cloud;
   const ok = async (t: Test, what: string, args: string[]) => {
     const r = await c.mooring(...args);
     t.equal(r.exitCode, 0, `${what}${r.exitCode === 0 ? '' : `: ${r.stderr}`}`);
@@ -147,7 +147,16 @@ t.test('local cloud: three control-plane instances from user-data to etcd', { sk
     }
   });
 
-  // (Backups: a scheduled and an on-demand backup in the store, verified, and restore-backup across all three — once etcd-manager has them.)
+  // ── Backups (issue 9, "Backups") ──────────────────────────────────────────────────────────────────
+  // The place for its checks, on this same cluster after the reboot: a scheduled backup and an
+  // `etcd-manager backup` run from the host both appear in the store and verify; `restore-backup` brings
+  // back earlier data across all three instances. etcd-manager does not take backups yet (the backup
+  // library is being wired into it), so this test is declared and skipped with that reason: never passed.
+  await t.test('backups: a scheduled and an on-demand backup appear in the store and verify; restore-backup brings earlier data back on all three', {
+    skip: 'etcd-manager does not take backups yet: its backup library is being integrated (issue 9, "Backups"); the checks go here',
+  }, async () => {
+    // Skipped: nothing here runs until the checks are written.
+  });
 
   await t.test('cleanup: delete cluster releases every process, mount, loop device, overlay and namespace, also after a crash', async (t) => {
     const list = await instances(c, CLUSTER);

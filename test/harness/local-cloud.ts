@@ -3,13 +3,13 @@
 // its store, helpers to run `mooring` and commands inside instances, and the
 // list of every kernel object the cloud holds (processes, mounts, loop devices,
 // namespaces, nspawn leftovers) for the cleanup checks.
-import { execFileSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa, type Result } from 'execa';
 import { CloudLayout } from '../../agents/mooring/cloud/local/plan.js';
-import { isAlive, type ProcessRecord } from '../../agents/mooring/cloud/local/procs.js';
+import { isAlive, recordOf, signalRecorded, type ProcessRecord } from '../../agents/mooring/cloud/local/procs.js';
 import { loopDevicesRefused } from '../../shared/volumes/blockdev.js';
 
 const repo = join(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -35,8 +35,45 @@ export async function localCloudSkipReason(): Promise<string | false> {
   return false;
 }
 
+// Watches the test process (PID and start time) and, once it is gone, takes the cloud down if it is still
+// there. The cloud's daemons and instances are detached processes that outlive the test process: when tap
+// kills a file that ran over its time (SIGALRM, SIGKILL a second later) no teardown runs, and this is what
+// still releases every process, mount, loop device and namespace. Bounded: `timeout` on the cleanup.
+const REAPER = `
+pid=$1 start=$2 bin=$3 dir=$4
+alive() { local s; s=$(cat "/proc/$pid/stat" 2>/dev/null) || return 1; s=\${s##*) }; set -- $s; [[ \${20} == "$start" ]]; }
+while alive; do sleep 2; done
+if [[ -e $dir ]]; then timeout 300 "$bin" local-cloud down --purge --local-cloud "$dir" && rm -rf "$dir"; fi
+`;
+
+function startReaper(dir: string): ProcessRecord | undefined {
+  const self = recordOf(process.pid);
+  if (!self) return undefined;
+  const child = spawn('bash', ['-c', REAPER, 'local-cloud-reaper', String(self.pid), self.startTime, BINARY, dir], {
+    detached: true,
+    stdio: 'ignore',
+    env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' },
+  });
+  child.unref();
+  return child.pid === undefined ? undefined : recordOf(child.pid);
+}
+
+/**
+ * Takes the cloud in `dir` down and deletes the folder (its overlays are mounted inside it, so only after),
+ * then stops the reaper. Returns the failure to report, if any; the reaper is then left to try again.
+ */
+export async function stopCloud(dir: string, reaper: ProcessRecord | undefined): Promise<string | undefined> {
+  const down = await execa(BINARY, ['local-cloud', 'down', '--purge', '--local-cloud', dir], { reject: false, timeout: 5 * 60_000, env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' }, extendEnv: false });
+  if (down.exitCode !== 0) return `local-cloud down (${down.exitCode ?? down.signal}): ${String(down.stderr)}`;
+  rmSync(dir, { recursive: true, force: true });
+  signalRecorded(reaper, 'SIGTERM');
+  return undefined;
+}
+
 export interface CloudHandle {
   dir: string;
+  /** The watcher that takes the cloud down if this process dies first (see startReaper). */
+  reaper?: ProcessRecord;
   layout: CloudLayout;
   env: Record<string, string>;
   /** `mooring ARGS` with the cloud's environment; never throws. */
@@ -46,14 +83,19 @@ export interface CloudHandle {
 }
 
 export async function startCloud(dir: string): Promise<CloudHandle> {
+  const reaper = startReaper(dir);
   const base = { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', HOME: dir, MOORING_LOCAL_CLOUD: dir, MOORING_IMAGE_DIR: IMAGE };
   const up = await execa(BINARY, ['local-cloud', 'up'], { reject: false, extendEnv: false, env: base });
-  if (up.exitCode !== 0) throw new Error(`mooring local-cloud up failed (${up.exitCode}): ${up.stderr}`);
+  if (up.exitCode !== 0) {
+    await stopCloud(dir, reaper);
+    throw new Error(`mooring local-cloud up failed (${up.exitCode}): ${up.stderr}`);
+  }
   const env: Record<string, string> = { ...base };
   for (const m of String(up.stdout).matchAll(/^export ([A-Z0-9_]+)=(.*)$/gm)) env[m[1]] = m[2];
   const mooring = (...args: string[]) => execa(BINARY, args, { reject: false, extendEnv: false, env, timeout: 15 * 60_000 });
   return {
     dir,
+    reaper,
     layout: new CloudLayout(dir),
     env,
     mooring,
