@@ -8,12 +8,29 @@ set -o errexit -o nounset -o pipefail
 cd "$(dirname "$0")/.."
 
 mooring=dist/bin/mooring
-export MOORING_LOCAL_CLOUD=${MOORING_DEMO_CLOUD:-/var/lib/mooring/demo}
+MOORING_LOCAL_CLOUD=$(realpath -m "${MOORING_DEMO_CLOUD:-/var/lib/mooring/demo}")
+export MOORING_LOCAL_CLOUD
 cluster=${MOORING_DEMO_CLUSTER:-demo.mooring.local}
-started=$(date +%s)
+# make demo passes the time it started (set-up and build count too).
+started=${MOORING_DEMO_STARTED:-$(date +%s)}
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 elapsed() { echo "$(( $(date +%s) - started ))s"; }
+
+# What the kernel still holds for the demo's cloud: its namespaces (mlc-<8 hex of the folder's sha256>-*),
+# mounts and loop device images under its folder, and processes rooted in it (instances) or serving it (daemons).
+leftovers() {
+  local dir=$MOORING_LOCAL_CLOUD id p
+  id=$(printf %s "$dir" | sha256sum | cut -c1-8)
+  ip netns list | awk -v p="mlc-$id-" 'index($1, p) == 1 { print "namespace " $1 }'
+  awk -v d="$dir/" 'index($5, d) == 1 { print "mount " $5 }' /proc/self/mountinfo
+  losetup --list --noheadings --output NAME,BACK-FILE | awk -v d="$dir/" 'index($2, d) == 1 { print "loop device " $1 " (" $2 ")" }'
+  # One find and one grep (the pattern from a file, so grep's own command line does not match).
+  for p in $(find /proc/[0-9]*/root -maxdepth 0 -lname "$dir/*" 2>/dev/null | cut -d/ -f3) \
+    $(grep -lzxsF -f <(printf '%s\n' "$dir") /proc/[0-9]*/cmdline | cut -d/ -f3); do
+    echo "process $p: $(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | cut -c1-100)"
+  done | sort -u
+}
 
 if [[ "${1:-}" == down ]]; then
   if [[ -f "$MOORING_LOCAL_CLOUD/cloud.json" ]]; then
@@ -24,9 +41,16 @@ if [[ "${1:-}" == down ]]; then
     fi
     step "mooring local-cloud down --purge"
     "$mooring" local-cloud down --purge
+    rmdir --ignore-fail-on-non-empty "$(dirname "$MOORING_LOCAL_CLOUD")" 2>/dev/null || true
   else
     echo "no demo local cloud in $MOORING_LOCAL_CLOUD"
   fi
+  left=$(leftovers)
+  if [[ -n $left ]]; then
+    printf 'left behind:\n%s\n' "$left" >&2
+    exit 1
+  fi
+  echo "nothing of the demo is left: no process, mount, loop device, overlay or namespace"
   exit 0
 fi
 
@@ -49,18 +73,19 @@ step "mooring update cluster $cluster --yes   (store: spec, PKI, node configs, u
 step "mooring validate cluster $cluster --wait 10m   (each instance: booting → user-data → nodeup → etcd main/events members and health)"
 "$mooring" validate cluster "$cluster" --wait 10m
 
-step "done in $(elapsed)"
+step "ready $(elapsed) after make demo started (set-up, build, local cloud, boot, nodeup, etcd)"
 "$mooring" get instances "$cluster"
 first=$("$mooring" get instances "$cluster" -o json | sed -n 's/.*"id": "\(i-[0-9a-f]*\)".*/\1/p' | head -1)
 cat <<TEXT
 
-Look around (in another shell: eval "\$($mooring local-cloud env)" first):
+Look around (in another shell, first: eval "\$($mooring local-cloud env --local-cloud $MOORING_LOCAL_CLOUD)"):
   $mooring get instances $cluster
   $mooring get volumes $cluster
   $mooring validate cluster $cluster
   $mooring ssh $cluster $first      # a shell on the instance; or a command after --:
   $mooring ssh $cluster $first -- journalctl -u mooring-nodeup
   $mooring ssh $cluster $first -- systemctl status etcd-manager@main etcd-manager@events
+  $mooring ssh $cluster $first -- bash -c 'cd /srv/kubernetes/kube-apiserver && ETCDCTL_API=3 /opt/etcd/3.4.23/etcdctl --endpoints https://\$(hostname -I | cut -d" " -f1):4001 --cacert etcd-ca.crt --cert etcd-client.crt --key etcd-client.key member list -w table'
   $mooring ssh $cluster $first -- /opt/mooring/bin/etcd-manager --help
 Lose an instance, then boot its replacement from the same user-data:
   $mooring delete instance $cluster $first --yes --force
