@@ -19,7 +19,7 @@ import { mkdtempSync, rmSync, truncateSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
-import { BINARY, instances, localCloudSkipReason, startCloud, type CloudHandle } from '../test/harness/local-cloud.js';
+import { instances, localCloudSkipReason, startCloud, stopCloud, type CloudHandle } from '../test/harness/local-cloud.js';
 
 const REF_REPS = Number(process.env.MOORING_BENCH_REPS ?? 3);
 const CLUSTER = 'bench.local.example.com';
@@ -148,12 +148,13 @@ async function main(): Promise<void> {
   const refs: Array<{ cold: number; replace: number }> = [];
   for (let rep = 1; rep <= REF_REPS; rep++) refs.push(await referenceRep(rep));
   const dir = mkdtempSync(join(tmpdir(), 'mooring-bench-lc-'));
+  const cloud = await startCloud(dir);
   let local: { cold: number; replace: number };
   try {
-    local = await localCloud(await startCloud(dir));
+    local = await localCloud(cloud);
   } finally {
-    await execa(BINARY, ['local-cloud', 'down', '--purge', '--local-cloud', dir], { reject: false });
-    rmSync(dir, { recursive: true, force: true });
+    const failed = await stopCloud(dir, cloud.reaper);
+    if (failed) console.error(failed);
   }
   const refCold = median(refs.map((r) => r.cold));
   const refReplace = median(refs.map((r) => r.replace));
