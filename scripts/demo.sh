@@ -14,8 +14,8 @@ cluster=${MOORING_DEMO_CLUSTER:-demo.mooring.local}
 # make demo passes the time it started (set-up and build count too).
 started=${MOORING_DEMO_STARTED:-$(date +%s)}
 
-step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 elapsed() { echo "$(( $(date +%s) - started ))s"; }
+step() { printf '\n\033[1m== [%5s] %s\033[0m\n' "$(elapsed)" "$*"; }
 
 # What the kernel still holds for the demo's cloud: its namespaces (mlc-<8 hex of the folder's sha256>-*),
 # mounts and loop device images under its folder, and processes rooted in it (instances) or serving it (daemons).
