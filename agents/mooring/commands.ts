@@ -332,7 +332,6 @@ async function updateClusterIn(store: StateStore, io: CliIO, name: string, resol
   // Loaded on demand, like update-cluster.js below.
   const localCloud = await import('./cloud/local/update.js');
   const local = localCloud.isLocalCluster(stored.cluster.object) ? await localCloud.prepareLocalUpdate(store, io, stored, resolvedAgent) : undefined;
-  if (local && 'note' in local) io.err(`${local.note}\n`);
   const target = local && !('note' in local) ? local : undefined;
   if (target) stored = target.stored;
   const agent = target?.agent ?? resolvedAgent;
@@ -355,6 +354,8 @@ async function updateClusterIn(store: StateStore, io: CliIO, name: string, resol
     io.out(`\nCluster "${name}" updated in ${clusterStore.baseURL}.\n`);
   }
   if (target) await localCloud.updateLocalCluster(target, clusterStore, result.completed, yes, io);
+  // Last, once the store is written: a plan or an error reads the same on every cloud.
+  if (yes && local && 'note' in local) io.err(`${local.note}\n`);
 }
 
 /** The top-level paths of kOps' layout that `delete cluster` removes; anything else is left alone. */
