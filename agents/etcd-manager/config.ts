@@ -30,6 +30,8 @@ export interface ManagerConfig {
   localVolumeDir: string;
   mountRoot: string;
   instanceId: string;
+  /** local provider: the address comes from the instance metadata service. */
+  instanceMetadata: boolean;
   pkiDir: string;
   backupIntervalMs: number;
   discoveryPollIntervalMs: number;
@@ -164,6 +166,7 @@ export function resolveConfig(flags: ParsedFlags): ManagerConfig {
     localVolumeDir: str('local-volume-dir'),
     mountRoot: str('mount-root'),
     instanceId: str('instance-id') || hostname(),
+    instanceMetadata: /^(true|1)$/i.test(str('instance-metadata')),
     pkiDir: str('pki-dir'),
     // Each within its flag's range (flags.ts), so every one is a valid Node timer.
     backupIntervalMs: duration('backup-interval'),

@@ -29,6 +29,7 @@ import { Voter } from './peer/voter.js';
 import { ensureManagerTLS, type ManagerTLS } from './tls.js';
 import { etcdDataDir, type VolumeState } from './volume-state.js';
 import { AwsVolumeProvider } from './volumes/aws.js';
+import { InstanceMetadata } from './volumes/aws-imds.js';
 import { LocalVolumeProvider } from './volumes/local.js';
 import { StaticVolumeProvider } from './volumes/static.js';
 import type { Volume, VolumeProvider } from './volumes/types.js';
@@ -93,6 +94,7 @@ export class Manager {
             tagFilters: config.volumeTags,
             nameTag: config.volumeNameTag,
             log: this.log,
+            metadata: config.instanceMetadata ? new InstanceMetadata() : undefined,
           });
     this.etcd = new EtcdSupervisor({
       log: this.log.child({ component: 'etcd' }),

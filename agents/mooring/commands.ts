@@ -326,9 +326,15 @@ export async function runUpdateCluster(
   await withWriterLock(store, [name], io, lock, (locked) => updateClusterIn(locked, io, name, agent, true));
 }
 
-async function updateClusterIn(store: StateStore, io: CliIO, name: string, agent: AgentBinary, yes: boolean): Promise<void> {
+async function updateClusterIn(store: StateStore, io: CliIO, name: string, resolvedAgent: AgentBinary, yes: boolean): Promise<void> {
   const repo = new ClusterRepository(store);
-  const stored = await repo.load(name);
+  let stored = await repo.load(name);
+  // Loaded on demand, like update-cluster.js below.
+  const localCloud = await import('./cloud/local/update.js');
+  const local = localCloud.isLocalCluster(stored.cluster.object) ? await localCloud.prepareLocalUpdate(store, io, stored, resolvedAgent) : undefined;
+  const target = local && !('note' in local) ? local : undefined;
+  if (target) stored = target.stored;
+  const agent = target?.agent ?? resolvedAgent;
   const clusterStore = repo.clusterStore(name);
   checkReachableFromInstances(stored.cluster.object, clusterStore.baseURL, agent);
   const configBase = stored.cluster.object.spec.configBase;
@@ -337,7 +343,7 @@ async function updateClusterIn(store: StateStore, io: CliIO, name: string, agent
   }
   // Loaded on demand: the PKI and X.509 stack costs start-up time every other command would pay.
   const { updateCluster } = await import('./update-cluster.js');
-  const result = await updateCluster(clusterStore, stored, agent, yes);
+  const result = await updateCluster(clusterStore, stored, agent, yes, target ? { fetchHash: target.fetchHash } : {});
   for (const warning of result.warnings) io.err(`${warning}\n`);
   io.out(formatPlan(clusterStore.baseURL, result.entries, result.applied));
   if (!hasChanges(result.entries)) {
@@ -347,6 +353,9 @@ async function updateClusterIn(store: StateStore, io: CliIO, name: string, agent
   } else {
     io.out(`\nCluster "${name}" updated in ${clusterStore.baseURL}.\n`);
   }
+  if (target) await localCloud.updateLocalCluster(target, clusterStore, result.completed, yes, io);
+  // Last, once the store is written: a plan or an error reads the same on every cloud.
+  if (yes && local && 'note' in local) io.err(`${local.note}\n`);
 }
 
 /** The top-level paths of kOps' layout that `delete cluster` removes; anything else is left alone. */
@@ -361,12 +370,21 @@ export async function deleteCluster(
   lock: WriterLockSettings,
 ): Promise<void> {
   const repo = new ClusterRepository(store);
-  if (!(await repo.exists(name))) throw new UserError(`cluster "${name}" not found in ${store.baseURL}`, ExitCode.NotFound);
+  // The local cloud's instances and volumes go first (under the lock), also when a crashed run left them behind
+  // without a spec: its records, not the store, say what it holds, so there is then no cluster to lock.
+  const releaseLocal = async (s: StateStore) => (await import('./cloud/local/update.js')).deleteLocalCluster(s, name, io);
+  if (!(await repo.exists(name))) {
+    if (o.yes && (await releaseLocal(store))) return;
+    throw new UserError(`cluster "${name}" not found in ${store.baseURL}`, ExitCode.NotFound);
+  }
   if (!o.yes) {
     await deleteClusterIn(store, io, name, o);
     return;
   }
-  await withWriterLock(store, [name], io, lock, (locked) => deleteClusterIn(locked, io, name, o));
+  await withWriterLock(store, [name], io, lock, async (locked) => {
+    await releaseLocal(locked);
+    await deleteClusterIn(locked, io, name, o);
+  });
 }
 
 async function deleteClusterIn(store: StateStore, io: CliIO, name: string, o: { yes: boolean; includeBackups: boolean }): Promise<void> {

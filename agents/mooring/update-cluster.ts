@@ -1,7 +1,7 @@
 // `mooring update cluster`: complete the user's spec and derive everything the
 // instances need (completed spec, PKI, node configs, etcd control specs, user-data).
 import YAML from 'yaml';
-import { NO_FILE_REPOSITORY_WARNING, resolveNodeAssets } from '../../shared/api/assets.js';
+import { NO_FILE_REPOSITORY_WARNING, resolveNodeAssets, type ResolveOptions } from '../../shared/api/assets.js';
 import { completeCluster } from '../../shared/api/complete.js';
 import { buildBootConfig, buildNodeConfig, serializeNodeConfig, type NodeAssets } from '../../shared/api/nodeconfig.js';
 import { stringifyObjects } from '../../shared/api/parse.js';
@@ -25,6 +25,8 @@ export interface UpdateResult {
   applied: boolean;
   /** One line each, for stderr. */
   warnings: string[];
+  /** The completed spec the plan was made from (a cloud creates its parts from it). */
+  completed: { cluster: Cluster; instanceGroups: InstanceGroup[] };
 }
 
 export async function updateCluster(
@@ -32,6 +34,8 @@ export async function updateCluster(
   stored: StoredCluster,
   agent: AgentBinary,
   apply: boolean,
+  /** How asset hashes are read (the local cloud reads its mirror's files). */
+  assetOptions: ResolveOptions = {},
 ): Promise<UpdateResult> {
   requireValid(stored.cluster, stored.instanceGroups);
   const completed = completeCluster(
@@ -40,7 +44,7 @@ export async function updateCluster(
     { configBase: clusterStore.baseURL },
   );
   // Asset hashes first: a mirror that cannot answer fails the update before anything is written.
-  const assets = await resolveNodeAssets(completed.cluster, completed.instanceGroups);
+  const assets = await resolveNodeAssets(completed.cluster, completed.instanceGroups, assetOptions);
   const warnings = assets ? [] : [NO_FILE_REPOSITORY_WARNING];
   const etcdNames = (completed.cluster.spec.etcdClusters ?? []).map((e) => e.name);
   const keysetNames = clusterKeysetNames(etcdNames);
@@ -79,7 +83,7 @@ export async function updateCluster(
     warnings.push(`warning: ${clusterStore.urlOf(StorePaths.issued(r.name))} does not match pki/private/${r.name} (${r.reason}); ${apply ? 'rewrote' : 'will rewrite'} it from pki/private`);
   }
   if (apply) await applyPlan(clusterStore, entries);
-  return { entries: [...pkiEntries, ...entries], pkiToCreate: [...pki.toCreate, ...credentials.toCreate], applied: apply, warnings };
+  return { entries: [...pkiEntries, ...entries], pkiToCreate: [...pki.toCreate, ...credentials.toCreate], applied: apply, warnings, completed };
 }
 
 async function existingKeypairIDs(store: StateStore, existing: string[], pending: string[]): Promise<Record<string, string>> {

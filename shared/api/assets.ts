@@ -55,6 +55,11 @@ export function fileRepositoryURL(cluster: Cluster): string | undefined {
   return raw.replace(/\/+$/, '');
 }
 
+/** The file name nodeup looks an asset up by: the URL's last path segment. */
+export function fileNameOf(url: string): string {
+  return new URL(url).pathname.split('/').pop() ?? '';
+}
+
 /** Reads `<url>.sha256` (a hex digest, optionally followed by a file name) within timeoutMs. */
 export async function fetchSha256(url: string, timeoutMs: number = HASH_FETCH_TIMEOUT_MS): Promise<string> {
   const hashURL = `${url}.sha256`;
@@ -77,8 +82,11 @@ export async function fetchSha256(url: string, timeoutMs: number = HASH_FETCH_TI
   return hash;
 }
 
+/** A file's sha256, or why a mirror deliberately does not carry it (the local cloud's leaves Kubernetes' binaries out). */
+export type HashAnswer = string | { leftOut: string };
+
 export interface ResolveOptions {
-  fetchHash?: (url: string) => Promise<string>;
+  fetchHash?: (url: string) => Promise<HashAnswer>;
 }
 
 /**
@@ -102,14 +110,21 @@ export async function resolveNodeAssets(cluster: Cluster, instanceGroups: Instan
     }
     wanted.set(ig.metadata.name, perArch);
   }
-  const hashes = new Map<string, string>();
+  const hashes = new Map<string, HashAnswer>();
   await Promise.all([...urls].map(async (url) => void hashes.set(url, await fetchHash(url))));
   const out = new Map<string, NodeAssets>();
   for (const [name, perArch] of wanted) {
-    out.set(name, {
-      amd64: perArch.amd64.map((url) => `${hashes.get(url)}@${url}`),
-      arm64: perArch.arm64.map((url) => `${hashes.get(url)}@${url}`),
-    });
+    const assets: NodeAssets = { amd64: [], arm64: [] };
+    const leftOut: NonNullable<NodeAssets['leftOut']> = {};
+    for (const arch of ASSET_ARCHITECTURES) {
+      for (const url of perArch[arch]) {
+        const answer = hashes.get(url) as HashAnswer;
+        if (typeof answer === 'string') assets[arch].push(`${answer}@${url}`);
+        else (leftOut[arch] ??= {})[fileNameOf(url)] = answer.leftOut;
+      }
+    }
+    if (Object.keys(leftOut).length > 0) assets.leftOut = leftOut;
+    out.set(name, assets);
   }
   return out;
 }

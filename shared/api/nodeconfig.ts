@@ -36,7 +36,11 @@ export interface NodeAssets {
   /** `sha256@url1,url2` per file, per architecture. */
   amd64: string[];
   arm64: string[];
+  /** Files the mirror leaves out on purpose, by file name, with the reason (nodeup skips what needs them). */
+  leftOut?: AssetsLeftOut;
 }
+
+export type AssetsLeftOut = Partial<Record<'amd64' | 'arm64', Record<string, string>>>;
 
 export interface NodeConfig {
   apiVersion: typeof NODE_CONFIG_API_VERSION;
@@ -60,6 +64,8 @@ export interface NodeConfig {
   nodeLabels: Record<string, string>;
   taints: string[];
   assets: NodeAssets;
+  /** Absent unless the mirror leaves files out: then nodeup reports the tasks needing them as skipped, with the reason. */
+  assetsLeftOut?: AssetsLeftOut;
   sysctls: Record<string, string>;
 }
 
@@ -128,6 +134,7 @@ export function buildNodeConfig(completed: Cluster, ig: InstanceGroup, keypairID
     assets: { amd64: [...(assets?.amd64 ?? [])], arm64: [...(assets?.arm64 ?? [])] },
     sysctls: sortedRecord(nodeSysctls(cloudOf(completed), spec.sysctlParameters, ig.spec.sysctlParameters)),
   };
+  if (assets?.leftOut && Object.keys(assets.leftOut).length > 0) config.assetsLeftOut = assets.leftOut;
   if (controlPlane) config.etcdClusters = nodeEtcdClusters(completed, ig.metadata.name);
   // Never written with a name nodeup would refuse (or turn into a path out of its root).
   const problem = nodeConfigNameProblems(config)[0];
@@ -161,7 +168,7 @@ const KEY_ORDER: readonly (keyof NodeConfig)[] = [
   'apiVersion', 'kind', 'clusterName', 'instanceGroupName', 'instanceGroupRole', 'cloudProvider',
   'kubernetesVersion', 'configBase', 'containerdVersion', 'serviceClusterIPRange', 'podCIDR',
   'clusterDNS', 'clusterDomain', 'masterInternalName', 'keypairIDs', 'etcdClusters', 'nodeLabels',
-  'taints', 'assets', 'sysctls',
+  'taints', 'assets', 'assetsLeftOut', 'sysctls',
 ];
 const ETCD_KEY_ORDER: readonly (keyof NodeEtcdCluster)[] = [
   'name', 'version', 'clientPort', 'peerPort', 'grpcPort', 'quarantineClientPort', 'backupStore',
@@ -184,6 +191,7 @@ export function serializeNodeConfig(nc: NodeConfig): string {
     ...(nc.etcdClusters ? { etcdClusters: nc.etcdClusters.map((e) => ordered(e, ETCD_KEY_ORDER)) } : {}),
     nodeLabels: sortedRecord(nc.nodeLabels),
     assets: { amd64: nc.assets.amd64, arm64: nc.assets.arm64 },
+    ...(nc.assetsLeftOut ? { assetsLeftOut: Object.fromEntries(Object.entries(nc.assetsLeftOut).map(([arch, files]) => [arch, sortedRecord(files ?? {})])) } : {}),
     sysctls: sortedRecord(nc.sysctls),
   });
 }
@@ -209,6 +217,10 @@ export function parseNodeConfig(text: string, source: string): NodeConfig {
   d.record('assets');
   d.stringList('assets.amd64');
   d.stringList('assets.arm64');
+  if (d.at('assetsLeftOut') !== undefined) {
+    d.record('assetsLeftOut');
+    for (const arch of ['amd64', 'arm64']) if (d.at(`assetsLeftOut.${arch}`) !== undefined) d.stringRecord(`assetsLeftOut.${arch}`);
+  }
   d.stringRecord('sysctls');
   checkEtcdSections(d);
   // Names become paths, unit names and store keys on the node: checked as names before anything uses them.

@@ -6,8 +6,8 @@ import { FileTask } from '../tasks/file.js';
 import { PackagesTask } from '../tasks/package.js';
 import { ServiceTask } from '../tasks/service.js';
 import type { Task } from '../engine/task.js';
-import { assetTask } from './assets.js';
-import { assetsByName, type ModelInput } from './context.js';
+import { assetNamed, assetTask } from './assets.js';
+import type { ModelInput } from './context.js';
 import { execCommand } from './systemd-syntax.js';
 
 export const CONTAINERD_CONFIG = '/etc/containerd/config.toml';
@@ -71,7 +71,8 @@ export function containerdTasks(input: ModelInput): Task[] {
   const tasks: Task[] = [];
   let binary: string;
   let binaryTask: string;
-  if (assetsByName(input).has(tarball)) {
+  // A tarball the mirror leaves out is still the tarball: its task is skipped, not swapped for the package.
+  if (assetNamed(input, tarball)) {
     const dir = `/opt/containerd-${version}`;
     const asset = assetTask(input, tarball, { kind: 'extract', dir });
     tasks.push(asset);

@@ -40,6 +40,8 @@ export function etcdManagerEnv(input: ModelInput, etcd: EtcdClusterConfig): stri
     GRPC_PORT: etcd.grpcPort,
     DNS_SUFFIX: cluster,
     VOLUME_PROVIDER: input.nodeConfig.cloudProvider === 'aws' ? 'aws' : 'local',
+    // The local cloud's instances have an IMDS-shaped metadata service: the member's address comes from it.
+    ...(input.nodeConfig.cloudProvider === 'local' ? { INSTANCE_METADATA: 'true' } : {}),
     VOLUME_TAG: volumeTags.join(','),
     VOLUME_NAME_TAG: `k8s.io/etcd/${etcd.name}`,
     ETCD_BINARY_DIR,
