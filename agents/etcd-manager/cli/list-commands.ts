@@ -46,7 +46,7 @@ async function run(ctx: CommandContext): Promise<number> {
   const t = now();
   io.out(table(['ID', 'QUEUED', 'COMMAND', 'BACKUP', 'MEMBERS', 'ETCD'], [
     ...rows.map((r) => [r.id, r.queuedAt ? ago(Date.parse(r.queuedAt), t) : '-', r.kind, r.backup ?? '-', String(r.clusterSpec?.memberCount ?? '-'), r.clusterSpec?.etcdVersion ?? '-']),
-    ...listing.invalid.map((i) => [i.id, '-', 'INVALID', i.error, '', '']),
+    ...listing.invalid.map((i) => [i.id, '-', 'INVALID', '-', '-', i.error]),
   ]));
   return 0;
 }
