@@ -35,7 +35,7 @@ export interface BackupRequestRow {
 async function run(ctx: CommandContext): Promise<number> {
   const format = outputFormat(ctx);
   const timeoutMs = flagDuration(ctx, 'timeout');
-  const { backups: store } = openStores(ctx);
+  const { backups: store } = await openStores(ctx);
   const { io, now, interrupted } = ctx.deps;
   // No cluster, no leader: a request would only expire an hour from now.
   if (!(await isClusterCreated(store))) {

@@ -40,7 +40,7 @@ async function run(ctx: CommandContext): Promise<number> {
   const etcdVersion = etcdVersionFlag(ctx);
   if (memberCount === undefined && etcdVersion === undefined) throw usage('configure-cluster: give --member-count, --etcd-version or both');
   const yes = flagBool(ctx, 'yes');
-  const { backups: store } = openStores(ctx);
+  const { backups: store } = await openStores(ctx);
   const { io } = ctx.deps;
   const url = store.urlOf(CLUSTER_SPEC_PATH);
 

@@ -2,9 +2,7 @@
 // format, typed flag values, and the one mapping from failures to the
 // documented exit codes.
 import { ExitCode, UserError } from '../../../shared/errors.js';
-import { openStore } from '../../../shared/store/index.js';
 import { StoreError } from '../../../shared/store/types.js';
-import { splitBackupStore } from '../config.js';
 import { parseDuration, settingName, type FlagName } from '../flags.js';
 import { parseOutputFormat, type OutputFormat } from './output.js';
 import type { CommandContext, CommandStores } from './types.js';
@@ -50,10 +48,12 @@ export function outputFormat(ctx: CommandContext): OutputFormat {
  * kOps' layout, `<state-store>/<cluster>/backups/etcd/<name>`, the state store
  * above it is opened too (the backup encryption key may be a secret there).
  */
-export function openStores(ctx: CommandContext): CommandStores {
+export async function openStores(ctx: CommandContext): Promise<CommandStores> {
   const url = flagString(ctx, 'backup-store');
   if (url === '') throw usage(`${ctx.name}: --backup-store is required (or ETCD_MANAGER_BACKUP_STORE in the environment or in --env-file)`);
   const timeoutMs = flagDuration(ctx, 'store-timeout');
+  // Loaded here, not at the top: --help of a command loads no store backend.
+  const [{ openStore }, { splitBackupStore }] = await Promise.all([import('../../../shared/store/index.js'), import('../config.js')]);
   const open = (u: string) => openStore(u, { env: ctx.deps.env, timeoutMs });
   let backups;
   try {

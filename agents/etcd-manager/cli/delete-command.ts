@@ -16,7 +16,7 @@ async function run(ctx: CommandContext): Promise<number> {
   const format = outputFormat(ctx);
   const id = ctx.args[0];
   if (id === '' || id.split('/').some((s) => s === '' || s === '.' || s === '..')) throw usage(`delete-command: ${JSON.stringify(id)} is not a command id (list-commands shows them)`);
-  const { backups: store } = openStores(ctx);
+  const { backups: store } = await openStores(ctx);
   const { io, now } = ctx.deps;
   const listing = await listCommands(store);
   const found = listing.commands.find((c) => c.id === id);

@@ -50,7 +50,7 @@ function requestRow(e: RequestEntry): GetView['requests'][number] {
 
 async function run(ctx: CommandContext): Promise<number> {
   const format = outputFormat(ctx);
-  const { backups: store } = openStores(ctx);
+  const { backups: store } = await openStores(ctx);
   const { io, now } = ctx.deps;
   const captured = <T>(p: Promise<T>) => p.then((value) => ({ value }), (err: unknown) => {
     if (err instanceof ControlFileError) return { error: err.message };

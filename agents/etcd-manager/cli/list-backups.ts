@@ -36,7 +36,7 @@ const DETAIL_CONCURRENCY = 8;
 
 async function run(ctx: CommandContext): Promise<number> {
   const format = outputFormat(ctx);
-  const { backups: store } = openStores(ctx);
+  const { backups: store } = await openStores(ctx);
   const { io, now } = ctx.deps;
   const includeIncomplete = flagBool(ctx, 'include-incomplete');
   const details = flagBool(ctx, 'details');

@@ -31,7 +31,7 @@ export function commandRow(c: QueuedCommand): CommandRow {
 
 async function run(ctx: CommandContext): Promise<number> {
   const format = outputFormat(ctx);
-  const { backups: store } = openStores(ctx);
+  const { backups: store } = await openStores(ctx);
   const { io, now } = ctx.deps;
   const listing = await listCommands(store);
   const rows = listing.commands.map(commandRow);

@@ -6,7 +6,6 @@
 // removes the command once it has carried it out.
 import { ExitCode, UserError } from '../../../shared/errors.js';
 import { BackupNamer } from '../backup/names.js';
-import { BackupVerifyError } from '../backup/verify.js';
 import { readClusterCreated, type ClusterCreatedFacts } from '../control/cluster-created.js';
 import { CLUSTER_SPEC_PATH, ControlFileError, readClusterSpecFile, type EtcdClusterSpec } from '../control/cluster-spec.js';
 import { COMMAND_FILE, CONTROL_PREFIX, listCommands, queueRestoreCommand } from '../control/commands.js';
@@ -52,7 +51,7 @@ async function run(ctx: CommandContext): Promise<number> {
   const name = backupNameArg(ctx, ctx.args[0]);
   const wait = flagBool(ctx, 'wait');
   const timeoutMs = flagDuration(ctx, 'timeout');
-  const { backups: store } = openStores(ctx);
+  const { backups: store } = await openStores(ctx);
   const { io, now, interrupted } = ctx.deps;
 
   // Everything that can refuse the restore is checked before anything is written.
@@ -68,6 +67,7 @@ async function run(ctx: CommandContext): Promise<number> {
 
   let verification: VerifyRow | null = null;
   if (!flagBool(ctx, 'skip-verify')) {
+    const { BackupVerifyError } = await import('../backup/verify.js');
     try {
       const verified = await verifyWithProgress(ctx, name);
       if (!verified) {

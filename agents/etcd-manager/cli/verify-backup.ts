@@ -2,7 +2,8 @@
 // the restore runs (backup/verify.ts): meta, key, stored sha256, decryption,
 // gzip, snapshot sha256, etcd's own integrity hash, and `etcdctl snapshot
 // status` on the database when etcdctl is there. Nothing in the store changes.
-import { BackupVerifyError, verifyBackup, type VerifyCheck, type VerifyReport } from '../backup/verify.js';
+// backup/verify.ts runs etcdctl through execa: loaded when a verification runs, not for --help.
+import type { VerifyCheck, VerifyReport } from '../backup/verify.js';
 import { openStores, outputFormat } from './context.js';
 import { formatBytes, json } from './output.js';
 import { ProgressLine } from './progress.js';
@@ -66,11 +67,12 @@ export function verifiedText(row: VerifyRow): string {
  * after Ctrl-C (its temp file removed); throws BackupVerifyError for a bad backup.
  */
 export async function verifyWithProgress(ctx: CommandContext, name: string): Promise<{ row: VerifyRow } | undefined> {
-  const stores = openStores(ctx);
+  const stores = await openStores(ctx);
   const info = await loadBackupOrExplain(stores.backups, name);
   const key = await keyFor(ctx, stores, info);
   const choice = snapshotTool(ctx);
   const progress = new ProgressLine({ io: ctx.deps.io, now: ctx.deps.now });
+  const { verifyBackup } = await import('../backup/verify.js');
   try {
     const report = await withWorkDir(ctx, (workDir) => verifyBackup({
       store: stores.backups,
@@ -94,6 +96,7 @@ async function run(ctx: CommandContext): Promise<number> {
   const name = backupNameArg(ctx, ctx.args[0]);
   const { io } = ctx.deps;
   let result: { row: VerifyRow } | undefined;
+  const { BackupVerifyError } = await import('../backup/verify.js');
   try {
     result = await verifyWithProgress(ctx, name);
   } catch (err) {
