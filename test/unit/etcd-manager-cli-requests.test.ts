@@ -150,7 +150,28 @@ t.test('backup: failed and expired requests, --timeout, Ctrl-C, no cluster: one 
   t.equal((await listRequests(none.store)).length, before + 1, 'Ctrl-C leaves the request');
   h.interruptAtSleep = undefined;
 
+  // A result caught mid-rewrite (s3rver lets a GET see that) is not fatal; one that stays unreadable is.
+  const torn = await withCluster();
+  const tornLeader = fakeLeader(torn.store, h, { steps: 3 });
+  let tornSleeps = 0;
+  h.onSleep = async () => {
+    await tornLeader.step();
+    if (++tornSleeps === 3) {
+      const [e] = await listRequests(torn.store);
+      await torn.store.write(`control/requests/${e.id}.result.json`, '{"format":"mooring.etcd-manager-req');
+    }
+  };
+  const survived = await h.run(['backup', `--backup-store=${torn.url}`]);
+  t.equal(survived.code, 0, `a torn read is read again: ${survived.stderr}`);
+  h.onSleep = async () => {
+    for (const e of await listRequests(torn.store)) if (!e.result || e.result.state === 'running' || e.invalid) await torn.store.write(`control/requests/${e.id}.result.json`, 'garbage');
+  };
+  const garbage = await h.run(['backup', `--backup-store=${torn.url}`]);
+  t.equal(garbage.code, 1);
+  t.match(garbage.stderr, /\netcd-manager: memfs:.*control\/requests\/\S+\.result\.json: not JSON\n$/);
+
   const empty = freshStore();
+  h.onSleep = undefined;
   const noCluster = await h.run(['backup', `--backup-store=${empty.url}`]);
   t.same([noCluster.code, noCluster.stderr], [4, `etcd-manager: no etcd cluster in ${empty.url} (control/etcd-cluster-created is missing): no leader would take the backup\n`]);
   t.same(await empty.store.list(), [], 'nothing written');

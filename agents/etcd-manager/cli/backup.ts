@@ -8,7 +8,7 @@
 import { ExitCode, UserError } from '../../../shared/errors.js';
 import { BackupNamer } from '../backup/names.js';
 import { isClusterCreated } from '../control/cluster-created.js';
-import { listRequests, readResult, submitRequest, type RequestResult } from '../control/requests.js';
+import { listRequests, readResult, RequestFormatError, submitRequest, type RequestResult } from '../control/requests.js';
 import { flagDuration, openStores, outputFormat } from './context.js';
 import { formatBytes, formatDuration, json, table } from './output.js';
 import { ProgressLine } from './progress.js';
@@ -18,6 +18,12 @@ import { EXIT_INTERRUPTED, type CommandContext, type SubcommandModule } from './
 export const POLL_MS = 500;
 /** How often, while queued, the other requests are listed to say what this one waits behind. */
 const QUEUE_LOOK_MS = 5_000;
+/**
+ * Reads of a result that does not parse, in a row, before giving up: some
+ * S3-compatible servers (s3rver) let a GET see an object being rewritten,
+ * and the leader rewrites a running result every few seconds.
+ */
+const UNREADABLE_POLLS = 10;
 /** A running result not refreshed for this long: its runner stopped (the leader side's staleAfterMs default). */
 const STALE_MS = 2 * 60_000;
 
@@ -50,6 +56,7 @@ async function run(ctx: CommandContext): Promise<number> {
   let queueNote = '';
   let lastQueueLook = -Infinity;
   let last: RequestResult | undefined;
+  let unreadable = 0;
   const row = (state: BackupRequestRow['state'], r?: RequestResult): BackupRequestRow => ({
     request: id, state, ...(r?.runner ? { runner: r.runner } : {}), ...(r?.backup ? { backup: r.backup } : {}), ...(r?.error ? { error: r.error } : {}), waitedMs: now() - started,
   });
@@ -61,7 +68,12 @@ async function run(ctx: CommandContext): Promise<number> {
         if (format === 'json') io.out(json(row(last ? 'running' : 'queued', last)));
         return EXIT_INTERRUPTED;
       }
-      last = await readResult(store, id);
+      try {
+        last = await readResult(store, id);
+        unreadable = 0;
+      } catch (err) {
+        if (!(err instanceof RequestFormatError) || ++unreadable >= UNREADABLE_POLLS) throw err;
+      }
       const t = now();
       if (last?.state === 'succeeded' && last.backup) {
         progress.done();
