@@ -300,6 +300,7 @@ Names of the form ETCD_MANAGER_* that are no flag's are refused, in the
 environment as in the env file (etcd's own ETCD_* names are left alone).
 Durations take Go's form (500ms, 90s, 15m, 1h30m) within each flag's range.
 
-Exit codes: 0 stopped cleanly (SIGTERM/SIGINT), 1 failure, 2 bad usage.
+Exit codes: 0 stopped cleanly (SIGTERM/SIGINT), 1 failure, 2 bad usage
+(the operator commands' are in their --help).
 `;
 }
