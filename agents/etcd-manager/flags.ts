@@ -21,6 +21,20 @@ export interface FlagDef {
   range?: readonly [string, string];
   /** Left out of --help (test-only flags; the README names them). */
   hidden?: boolean;
+  /** A one-letter form (`-o json`). */
+  short?: string;
+  /**
+   * A flag of the operator commands (cli/), not of the manager (`run`): the
+   * manager's --help leaves it out and `run` refuses it on the command line.
+   * Each operator command lists the flags it takes (cli/types.ts).
+   */
+  operator?: boolean;
+  /**
+   * Taken from the command line only, never as ETCD_MANAGER_<NAME>: an
+   * operator's choice (--yes, -o) must not come from an environment or env
+   * file left behind on a node.
+   */
+  commandLineOnly?: boolean;
 }
 
 /** The flags, in help order. Names match kOps' etcd-manager where it has them. */
@@ -56,6 +70,19 @@ export const FLAGS = [
   { name: 'v', kind: 'int', default: '2', help: 'kOps-style verbosity; 4 and above logs debug lines' },
   { name: 'env-file', kind: 'string', default: '', help: 'read ETCD_MANAGER_* settings from this file (KEY=VALUE lines, # comments)' },
   { name: 'test-hook', kind: 'list', hidden: true, help: 'TEST ONLY: stop-before-fence, hang-while-leading, cert-lifetime=<duration> (see test-hooks.ts)' },
+  // The operator commands' own flags (cli/); each command's --help shows the ones it takes.
+  { name: 'output', short: 'o', kind: 'string', default: 'table', operator: true, commandLineOnly: true, help: 'table (for people) or json (for scripts: one JSON document on stdout, stable field names)' },
+  { name: 'timeout', kind: 'duration', default: '1h', range: ['1s', '24h'], operator: true, commandLineOnly: true, help: 'how long to wait for the leader to finish; on expiry the request or command stays where it is (exit 1)' },
+  { name: 'include-incomplete', kind: 'bool', default: 'false', operator: true, commandLineOnly: true, help: 'also list incomplete backups (no _etcd_backup.meta: cut off, or being written), marked INCOMPLETE' },
+  { name: 'details', kind: 'bool', default: 'false', operator: true, commandLineOnly: true, help: 'read each backup\'s meta and sidecar (two small reads each) for its etcd version, sizes, revision and encryption' },
+  { name: 'backup-encryption-key-file', kind: 'string', default: '', operator: true, help: 'AES-256 key of encrypted backups (mode 0600; 32 raw bytes, 64 hex digits or base64); without it, the state store secret secrets/etcd-backup-encryption-key is used when a backup needs a key' },
+  { name: 'etcdctl', kind: 'string', default: '/usr/bin/etcdctl', operator: true, commandLineOnly: true, help: 'etcdctl 3.4 (or etcdutl 3.5+) used to open the snapshot\'s database (`snapshot status`); that check is skipped, and said so, when the default is not installed' },
+  { name: 'work-dir', kind: 'string', default: '', operator: true, commandLineOnly: true, help: 'where the downloaded snapshot is kept while etcdctl checks it, removed afterwards; needs room for the snapshot (default: the system temp dir)' },
+  { name: 'skip-verify', kind: 'bool', default: 'false', operator: true, commandLineOnly: true, help: 'queue the restore without downloading and verifying the backup first (the leader still verifies it before touching any member)' },
+  { name: 'wait', kind: 'bool', default: 'false', operator: true, commandLineOnly: true, help: 'follow the queued restore until the leader has carried it out (bounded by --timeout)' },
+  { name: 'member-count', kind: 'int', operator: true, commandLineOnly: true, help: 'members the etcd cluster should have, 1 to 7' },
+  { name: 'etcd-version', kind: 'string', operator: true, commandLineOnly: true, help: 'etcd version the cluster should run, like 3.4.23 (3.x only)' },
+  { name: 'yes', kind: 'bool', default: 'false', operator: true, commandLineOnly: true, help: 'write the change; without it the change is only shown' },
 ] as const satisfies readonly FlagDef[];
 
 export type FlagName = (typeof FLAGS)[number]['name'];
@@ -70,13 +97,18 @@ export interface ParsedFlags {
   version: boolean;
 }
 
-const BY_NAME = new Map<string, FlagDef>(FLAGS.map((f) => [f.name, f]));
+const BY_NAME = new Map<string, FlagDef>((FLAGS as readonly FlagDef[]).flatMap((f) => [[f.name, f] as const, ...(f.short ? [[f.short, f] as const] : [])]));
+
+/** The flag definition of a name, for the operator commands' help. */
+export function flagDef(name: FlagName): FlagDef {
+  return BY_NAME.get(name) as FlagDef;
+}
 
 export function envName(flag: string): string {
   return `ETCD_MANAGER_${flag.toUpperCase().replace(/-/g, '_')}`;
 }
 
-const ENV_NAMES = new Set<string>(FLAGS.map((f) => envName(f.name)));
+const ENV_NAMES = new Set<string>((FLAGS as readonly FlagDef[]).filter((f) => !f.commandLineOnly).map((f) => envName(f.name)));
 /** Settings kOps' etcd-manager reads from its environment only; this one has no such setting. */
 const KOPS_ONLY_ENV = new Set(['ETCD_MANAGER_HOURLY_BACKUPS_RETENTION', 'ETCD_MANAGER_DAILY_BACKUPS_RETENTION', 'ETCD_MANAGER_CERT_DURATION', 'ETCD_MANAGER_CERT_MIN_TIME_LEFT']);
 
@@ -174,8 +206,8 @@ export function parseFlags(argv: string[], env: NodeJS.ProcessEnv = process.env)
     let raw: string | string[] | undefined;
     let source: 'flag' | 'env' | 'env-file' | 'default';
     if (fromArgs.has(name)) { raw = fromArgs.get(name); source = 'flag'; }
-    else if (env[key] !== undefined) { raw = env[key]; source = 'env'; }
-    else if (fileEnv.has(key)) { raw = fileEnv.get(key); source = 'env-file'; }
+    else if (!def.commandLineOnly && env[key] !== undefined) { raw = env[key]; source = 'env'; }
+    else if (!def.commandLineOnly && fileEnv.has(key)) { raw = fileEnv.get(key); source = 'env-file'; }
     else { raw = def.default; source = 'default'; }
     if (raw === undefined) continue;
     if (def.kind === 'list' && typeof raw === 'string') raw = raw.split(',').map((s) => s.trim()).filter((s) => s !== '');
@@ -210,19 +242,42 @@ export function parseDuration(text: string): number | undefined {
   return total;
 }
 
-export function helpText(program: string): string {
-  const shown = (FLAGS as readonly FlagDef[]).filter((f) => !f.hidden);
-  const width = Math.max(...shown.map((f) => f.name.length + (f.kind === 'bool' ? 0 : 8)));
-  const lines = shown.map((f) => {
-    const left = `--${f.name}${f.kind === 'bool' ? '' : '=<' + (f.kind === 'list' ? 'value' : f.kind) + '>'}`;
+/** Aligned `--flag=<kind>  help (default …)` lines. */
+export function flagLines(defs: readonly FlagDef[]): string[] {
+  const left = (f: FlagDef) => `${f.short ? `-${f.short}, ` : ''}--${f.name}${f.kind === 'bool' ? '' : '=<' + (f.kind === 'list' ? 'value' : f.kind) + '>'}`;
+  const width = Math.max(22, ...defs.map((f) => left(f).length));
+  return defs.map((f) => {
     const notes = [
-      ...(f.default !== undefined && f.default !== '' ? [`default ${f.default}`] : []),
+      ...(f.default !== undefined && f.default !== '' && !(f.kind === 'bool' && f.default === 'false') ? [`default ${f.default}`] : []),
       ...(f.range ? [`${f.range[0]} to ${f.range[1]}`] : []),
     ];
     const dflt = notes.length > 0 ? ` (${notes.join('; ')})` : '';
-    return `  ${left.padEnd(width + 4)} ${f.help}${dflt}`;
+    return `  ${left(f).padEnd(width + 1)} ${f.help}${dflt}`;
   });
+}
+
+export const HELP_FLAG: FlagDef = { name: 'help', short: 'h', kind: 'bool', help: 'print this help and exit' };
+const VERSION_FLAG: FlagDef = { name: 'version', kind: 'bool', help: 'print the version and exit' };
+
+/** The operator commands, for the manager's --help (the dispatch table passes them in). */
+export interface CommandSummary {
+  name: string;
+  summary: string;
+}
+
+export function helpText(program: string, commands: readonly CommandSummary[] = []): string {
+  const shown = (FLAGS as readonly FlagDef[]).filter((f) => !f.hidden && !f.operator);
+  const lines = flagLines([...shown, HELP_FLAG, VERSION_FLAG]);
+  const width = Math.max(0, ...commands.map((c) => c.name.length));
+  const commandLines = commands.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`);
+  const commandSection = commands.length === 0 ? '' : `
+Commands (the manager is \`run\`; the others are for operators, from any
+machine with the backup store URL and its credentials, or on a node with
+--env-file; see \`${program} <command> --help\`):
+${commandLines.join('\n')}
+`;
   return `Usage: ${program} [run] [flags]
+       ${program} <command> [args] [flags]    (${program} <command> --help)
        ${program} --help | --version
 
 Runs the manager of one etcd cluster (main or events) on a control-plane
@@ -236,18 +291,17 @@ is event-driven: a pass that changed something, a peer's announcement or a
 lost leader lease runs the next pass at once; --reconcile-interval is the
 longest wait.
 \`${program} run\` and plain \`${program}\` with flags do the same, as kOps starts it.
-
-Flags (also settable as ETCD_MANAGER_<NAME>, e.g. --cluster-name as
+${commandSection}
+Flags of the manager (also settable as ETCD_MANAGER_<NAME>, e.g. --cluster-name as
 ETCD_MANAGER_CLUSTER_NAME, from the environment or --env-file; the command
 line wins, then the environment, then the env file):
 ${lines.join('\n')}
-  --help                   print this help and exit
-  --version                print the version and exit
 
 Names of the form ETCD_MANAGER_* that are no flag's are refused, in the
 environment as in the env file (etcd's own ETCD_* names are left alone).
 Durations take Go's form (500ms, 90s, 15m, 1h30m) within each flag's range.
 
-Exit codes: 0 stopped cleanly (SIGTERM/SIGINT), 1 failure, 2 bad usage.
+Exit codes: 0 stopped cleanly (SIGTERM/SIGINT), 1 failure, 2 bad usage
+(the operator commands' are in their --help).
 `;
 }
