@@ -91,16 +91,17 @@ export function durationFlagValue(text: string): string {
 const DECIMAL_SUFFIX: Record<string, number> = { n: -9, u: -6, m: -3, '': 0, k: 3, M: 6, G: 9, T: 12, P: 15, E: 18 };
 const BINARY_SUFFIX: Record<string, number> = { Ki: 10, Mi: 20, Gi: 30, Ti: 40, Pi: 50, Ei: 60 };
 
-/** A decimal: unscaled × 10^-scale (inf.Dec's representation). */
+/** A decimal: unscaled × 10^-scale (inf.Dec's representation), and the format its suffix chose. */
 interface Decimal {
   unscaled: bigint;
   scale: number;
+  format?: 'DecimalSI' | 'BinarySI' | 'DecimalExponent';
 }
 
 /** resource.ParseQuantity, down to the representation AsDec() returns; an Error for a malformed quantity. */
 export function parseQuantity(text: string): Decimal {
   const bad = () => new Error(`invalid quantity ${JSON.stringify(text)} (want e.g. 100m, 0.5, 128Mi, 1G)`);
-  if (text === '0') return { unscaled: 0n, scale: 0 };
+  if (text === '0') return { unscaled: 0n, scale: 0, format: 'DecimalSI' };
   const m = /^([+-]?)(\d*)(?:\.(\d*))?(.*)$/.exec(text);
   if (!m || (m[2] === '' && (m[3] ?? '') === '')) throw bad();
   const positive = m[1] !== '-';
@@ -114,6 +115,7 @@ export function parseQuantity(text: string): Decimal {
   else if (Object.hasOwn(BINARY_SUFFIX, suffix)) [base, exponent, binary] = [2, BINARY_SUFFIX[suffix], true];
   else if (/^[eE][+-]?\d+$/.test(suffix)) [base, exponent] = [10, Number(suffix.slice(1))];
   else throw bad();
+  const format = binary ? 'BinarySI' : Object.hasOwn(DECIMAL_SUFFIX, suffix) ? 'DecimalSI' : 'DecimalExponent';
 
   // The fast path: an int64 with a decimal scale, as resource.ParseQuantity takes it.
   let precision: number;
@@ -133,7 +135,7 @@ export function parseQuantity(text: string): Decimal {
     if (scale >= -9) {
       const value = BigInt(`${num}${denom}` || '0');
       const result = value * mantissa;
-      if (result <= 2n ** 63n - 1n) return { unscaled: positive ? result : -result, scale: -scale };
+      if (result <= 2n ** 63n - 1n) return { unscaled: positive ? result : -result, scale: -scale, format };
     }
   }
   // The slow path: an arbitrary decimal, rounded up to nano units.
@@ -152,7 +154,9 @@ export function parseQuantity(text: string): Decimal {
   }
   const max = 2n ** 63n - 1n;
   if (binary && unscaled > max * 10n ** BigInt(decScale)) unscaled = max * 10n ** BigInt(decScale);
-  return { unscaled: positive ? unscaled : -unscaled, scale: decScale };
+  // kOps' resource.Quantity: a fraction of a binary unit is shown in decimal.
+  const belowOne = unscaled !== 0n && unscaled < 10n ** BigInt(decScale);
+  return { unscaled: positive ? unscaled : -unscaled, scale: decScale, format: binary && belowOne ? 'DecimalSI' : format };
 }
 
 /** inf.Dec's String: exactly `scale` digits after the point; a negative scale appends zeros. */
@@ -171,4 +175,46 @@ function decimalString(d: Decimal): string {
 /** A quantity as kOps' flag builder prints it: its decimal value (3140m → 3.140, 3.14 → 3.14). */
 export function quantityFlagValue(text: string): string {
   return decimalString(parseQuantity(text));
+}
+
+const DECIMAL_SI_SUFFIX: Record<number, string> = { [-9]: 'n', [-6]: 'u', [-3]: 'm', 0: '', 3: 'k', 6: 'M', 9: 'G', 12: 'T', 15: 'P', 18: 'E' };
+const BINARY_SI_SUFFIX: Record<number, string> = { 0: '', 10: 'Ki', 20: 'Mi', 30: 'Gi', 40: 'Ti', 50: 'Pi', 60: 'Ei' };
+
+/**
+ * A quantity as Kubernetes (and so kOps' completed spec) writes it: resource.Quantity's
+ * canonical form (3.14 → 3140m, 0.5 → 500m, 1.5Gi → 1536Mi, 100Mi stays 100Mi).
+ */
+export function canonicalQuantity(text: string): string {
+  const q = parseQuantity(text);
+  if (q.unscaled === 0n) return '0';
+  const negative = q.unscaled < 0n;
+  const abs = negative ? -q.unscaled : q.unscaled;
+  const sign = negative ? '-' : '';
+  let format = q.format ?? 'DecimalSI';
+  if (format === 'BinarySI') {
+    const exact = abs % 10n ** BigInt(q.scale) === 0n;
+    const whole = abs / 10n ** BigInt(q.scale);
+    if (whole < 1024n || !exact) format = 'DecimalSI';
+    else {
+      let n = whole;
+      let exponent = 0;
+      while (n % 1024n === 0n && exponent < 60) {
+        n /= 1024n;
+        exponent += 10;
+      }
+      return `${sign}${n}${BINARY_SI_SUFFIX[exponent]}`;
+    }
+  }
+  let mantissa = abs;
+  let exponent = -q.scale;
+  while (mantissa % 10n === 0n) {
+    mantissa /= 10n;
+    exponent++;
+  }
+  const rest = ((exponent % 3) + 3) % 3;
+  mantissa *= 10n ** BigInt(rest);
+  exponent -= rest;
+  if (format === 'DecimalExponent') return `${sign}${mantissa}${exponent === 0 ? '' : `e${exponent}`}`;
+  const suffix = DECIMAL_SI_SUFFIX[exponent];
+  return suffix === undefined ? `${sign}${mantissa}e${exponent}` : `${sign}${mantissa}${suffix}`;
 }

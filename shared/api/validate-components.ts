@@ -13,6 +13,8 @@ import {
   releaseVersionProblem,
   storeURLProblem,
 } from './k8s-syntax.js';
+import { sectionReport } from './component-render.js';
+import { FlagValueError } from './kops-flags.js';
 import type { Cluster } from './types.js';
 import { isRecord, optionalList, show, type Report } from './validate-util.js';
 
@@ -74,6 +76,18 @@ export function checkComponents(cluster: Cluster, report: Report): void {
 
   const assets = checkObject(spec.assets, 'spec.assets', report);
   checkSyntax(assets?.fileRepository === '' ? undefined : assets?.fileRepository, 'spec.assets.fileRepository', mirrorURLProblem, 'mirror URL', report);
+
+  // Every component setting must have the format its flag or config field takes (durations, quantities, lists).
+  for (const key of ['kubeAPIServer', 'kubeControllerManager', 'kubeScheduler', 'kubeProxy', 'kubelet', 'masterKubelet', 'controlPlaneKubelet', 'containerd'] as const) {
+    const value = spec[key];
+    if (!isRecord(value)) continue;
+    try {
+      sectionReport(key === 'controlPlaneKubelet' ? 'masterKubelet' : key, value);
+    } catch (err) {
+      if (!(err instanceof FlagValueError)) throw err;
+      report(`spec.${key}.${err.field}`, err.message.slice(err.field.length + 2));
+    }
+  }
 
   // The version is part of containerd's install folder, hence of its unit's ExecStart.
   const containerd = checkObject(spec.containerd, 'spec.containerd', report);
