@@ -2,7 +2,8 @@
 // tests/integration/update_cluster/<case>/in-*.yaml of a kOps checkout, tried
 // as a user would, through the real CLI in-process against a fresh file://
 // store: `mooring create -f <file>`, then `mooring update cluster <name>`
-// (a dry run: it writes nothing). Nothing is sent over the network: the
+// (a dry run: it writes nothing). kOps' memfs:// URLs become s3:// ones (its
+// tests keep state in memory; a user's AWS cluster names its bucket). Nothing is sent over the network: the
 // update of a cloud (aws) cluster whose asset hashes are not in the shipped
 // table would look them up, so those runs use a fetch that refuses.
 //
@@ -43,7 +44,9 @@ for (const file of files) {
   const dir = mkdtempSync(join(tmpdir(), 'kops-example-'));
   try {
     const spec = join(dir, 'in.yaml');
-    const text = git('show', `${gitRef}:${file}`);
+    // kOps' tests keep their state in memory (memfs://); a user's cloud cluster names
+    // the bucket its instances read, so the measure does too (same paths, s3://).
+    const text = git('show', `${gitRef}:${file}`).replace(/memfs:\/\//g, 's3://');
     writeFileSync(spec, text);
     const store = `file://${dir}/store`;
     const c = await run(['--state', store, 'create', '-f', spec]);
