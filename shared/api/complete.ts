@@ -70,6 +70,8 @@ export function completeCluster(cluster: Cluster, instanceGroups: InstanceGroup[
   completeSubnets(completed);
   const etcdPorts = completeEtcd(spec, groups);
   assignClusterDefaults(completed, configBase);
+  // Groups that name only zones get their subnets first: kOps picks the API's access from them.
+  for (const ig of groups) ig.spec.subnets ??= defaultGroupSubnets(ig, completed);
   assignAPIAccess(completed, groups);
   const settings: MooringSettings = {
     etcdPorts,
@@ -270,7 +272,6 @@ function completeInstanceGroup(ig: InstanceGroup, cluster: Cluster): void {
   const cloud = cloudOf(cluster);
   if (Object.hasOwn(Defaults.machineType, cloud)) spec.machineType ??= Defaults.machineType[cloud];
   spec.image ??= Defaults.image;
-  spec.subnets ??= defaultGroupSubnets(ig, cluster);
   if (isControlPlane(ig)) spec.taints ??= [CONTROL_PLANE_TAINT];
 }
 

@@ -220,6 +220,20 @@ export function sectionReport(section: ComponentSection, value: Record<string, u
   return { unrendered, overridden };
 }
 
+/** Each set field of a section whose value has not the format its flag or config field takes. */
+export function flagValueProblems(section: ComponentSection, value: Record<string, unknown>): Array<{ field: string; reason: string }> {
+  const problems: Array<{ field: string; reason: string }> = [];
+  for (const [field, fieldValue] of Object.entries(value)) {
+    try {
+      sectionReport(section, { [field]: fieldValue });
+    } catch (err) {
+      if (!(err instanceof FlagValueError)) throw err;
+      problems.push({ field: err.field, reason: err.message.slice(err.field.length + 2) });
+    }
+  }
+  return problems;
+}
+
 /** Every warning about spec fields nodes would not get, by spec path. */
 export function renderWarnings(completed: Cluster): string[] {
   const warnings: string[] = [];

@@ -47,9 +47,9 @@ t.test('control-plane node config', async (t) => {
     instanceGroupName: 'control-plane-us-east-1b',
     instanceGroupRole: 'ControlPlane',
     cloudProvider: 'aws',
-    kubernetesVersion: '1.30.5',
+    kubernetesVersion: '1.34.10',
     configBase: CONFIG_BASE,
-    containerdVersion: '1.7.24',
+    containerdVersion: '2.3.4',
     serviceClusterIPRange: '100.64.0.0/13',
     podCIDR: '100.96.0.0/11',
     clusterDNS: '100.64.0.10',
@@ -63,7 +63,7 @@ t.test('control-plane node config', async (t) => {
   t.same(nc.etcdClusters, [
     {
       name: 'main',
-      version: '3.4.23',
+      version: '3.6.12',
       clientPort: 4001,
       peerPort: 2380,
       grpcPort: 3996,
@@ -75,7 +75,7 @@ t.test('control-plane node config', async (t) => {
     },
     {
       name: 'events',
-      version: '3.4.23',
+      version: '3.6.12',
       clientPort: 4002,
       peerPort: 2381,
       grpcPort: 3997,

@@ -38,6 +38,9 @@ export function buildKubeAPIServerOptions(cluster: Cluster, ctx: OptionsContext)
   if (api.apiServerCount === undefined) api.apiServerCount = etcdClusters.find((e) => e.name === 'main')?.etcdMembers.length ?? 0;
   if (api.storageBackend === undefined && etcdClusters[0]?.version) api.storageBackend = `etcd${etcdClusters[0].version.split('.')[0]}`;
   if (api.kubeletPreferredAddressTypes === undefined) api.kubeletPreferredAddressTypes = ['InternalIP', 'Hostname', 'ExternalIP'];
+  // kOps' kopeio authenticator answers the API server's token webhook.
+  const authentication = spec.authentication;
+  if (isObject(authentication) && authentication.kopeio !== undefined) api.authenticationTokenWebhookConfigFile = '/etc/kubernetes/authn.config';
   const mode = authorizationMode(spec);
   if (mode) api.authorizationMode = mode;
   api.requestheaderAllowedNames = ['aggregator'];

@@ -11,11 +11,18 @@ function usesAmazonVPC(cluster: Cluster): boolean {
   return isObject(cluster.spec.networking) && cluster.spec.networking.amazonvpc !== undefined;
 }
 
-/** The cluster DNS address kubelets hand to pods: NodeLocal DNS when enabled, else the 10th service IP. */
+/**
+ * The cluster DNS address kubelets hand to pods: NodeLocal DNS when enabled, else
+ * kubeDNS.serverIP (the kube-dns builder runs first and defaults it to the 10th
+ * service IP). kOps takes the 10th service IP even when the user set serverIP,
+ * and then its own validation refuses the completed spec unless the user also
+ * set kubelet.clusterDNS to match; Mooring follows serverIP instead.
+ */
 export function clusterDNSAddress(cluster: Cluster): string {
   const kubeDNS = isObject(cluster.spec.kubeDNS) ? cluster.spec.kubeDNS : undefined;
   const nodeLocal = isObject(kubeDNS?.nodeLocalDNS) ? kubeDNS.nodeLocalDNS : undefined;
   if (nodeLocal?.enabled === true && typeof nodeLocal.localIP === 'string' && nodeLocal.localIP !== '') return nodeLocal.localIP;
+  if (typeof kubeDNS?.serverIP === 'string' && kubeDNS.serverIP !== '') return kubeDNS.serverIP;
   return nthAddressOf(String(cluster.spec.serviceClusterIPRange), 10);
 }
 
