@@ -45,7 +45,7 @@ export const DEFAULTED_FIELDS: Readonly<Partial<Record<ComponentSection, Readonl
 /** Fields nodeup sets to the files it writes; a different spec value is not used. */
 export const OWNED_FIELDS: Readonly<Record<ComponentSection, Readonly<Record<string, string>>>> = {
   kubeAPIServer: {
-    etcdCAFile: '/srv/kubernetes/kube-apiserver/etcd-ca.crt',
+    etcdCaFile: '/srv/kubernetes/kube-apiserver/etcd-ca.crt',
     etcdCertFile: '/srv/kubernetes/kube-apiserver/etcd-client.crt',
     etcdKeyFile: '/srv/kubernetes/kube-apiserver/etcd-client.key',
     tlsCertFile: '/srv/kubernetes/kube-apiserver/server.crt',
@@ -68,6 +68,10 @@ export type KubeletConfigConversion = 'value' | 'duration' | 'single-list' | 'ma
 /** kOps' spec field → KubeletConfiguration (kubelet.config.k8s.io/v1beta1) field path and conversion. */
 export const KUBELET_CONFIG_FIELDS: Readonly<Record<string, readonly [string, KubeletConfigConversion]>> = {
   anonymousAuth: ['authentication.anonymous.enabled', 'value'],
+  clientCaFile: ['authentication.x509.clientCAFile', 'value'],
+  podManifestPath: ['staticPodPath', 'value'],
+  tlsCertFile: ['tlsCertFile', 'value'],
+  tlsPrivateKeyFile: ['tlsPrivateKeyFile', 'value'],
   authenticationTokenWebhook: ['authentication.webhook.enabled', 'value'],
   authorizationMode: ['authorization.mode', 'value'],
   cgroupDriver: ['cgroupDriver', 'value'],

@@ -33,6 +33,8 @@ export function effectiveKubelet(input: ModelInput): Record<string, unknown> {
   kubelet.volumePluginDirectory ??= '/usr/libexec/kubernetes/kubelet-plugins/volume/exec/';
   if (!kubelet.authorizationMode) kubelet.authorizationMode = 'Webhook';
   kubelet.authenticationTokenWebhook ??= true;
+  // Said, not left to the config file's default: no anonymous requests unless the spec asks.
+  kubelet.anonymousAuth ??= false;
   // Control-plane pods come back faster during bootstrap (kOps, from 1.35).
   const [major, minor] = input.nodeConfig.kubernetesVersion.split('.').map(Number);
   if (isControlPlaneRole(input.nodeConfig) && (major > 1 || minor >= 35)) kubelet.crashLoopBackOffMaxContainerRestartPeriod = '1m0s';
