@@ -4,7 +4,7 @@
 // content does.
 import { ExitCode, UserError } from '../errors.js';
 import { CheckedDocument } from './checked-doc.js';
-import { parseCIDR } from './cidr.js';
+import { parseCIDR, parseIPv6CIDR } from './cidr.js';
 import { joinPath } from './fieldpath.js';
 import { hostNameProblem, ipAddressProblem, isPort, labelKeyProblem, labelValueProblem, parseTaint, storeURLProblem } from './k8s-syntax.js';
 import { KUBERNETES_VERSION } from './names.js';
@@ -53,7 +53,8 @@ export interface NodeConfig {
   configBase: string;
   containerdVersion: string;
   serviceClusterIPRange: string;
-  podCIDR: string;
+  /** None on IPv6 clusters: kops-controller hands out node ranges there, not kube-controller-manager. */
+  podCIDR?: string;
   clusterDNS: string;
   clusterDomain: string;
   masterInternalName: string;
@@ -162,7 +163,7 @@ export function buildNodeConfig(completed: Cluster, ig: InstanceGroup, keypairID
     configBase: need(spec.configBase, 'spec.configBase'),
     containerdVersion: need(spec.containerd?.version, 'spec.containerd.version'),
     serviceClusterIPRange: need(spec.serviceClusterIPRange, 'spec.serviceClusterIPRange'),
-    podCIDR: need(spec.podCIDR, 'spec.podCIDR'),
+    ...(spec.nonMasqueradeCIDR?.includes(':') && spec.podCIDR === undefined ? {} : { podCIDR: need(spec.podCIDR, 'spec.podCIDR') }),
     clusterDNS: need(controlPlaneKubelet?.clusterDNS ?? spec.kubelet?.clusterDNS, 'spec.kubelet.clusterDNS'),
     clusterDomain: need(controlPlaneKubelet?.clusterDomain ?? spec.kubelet?.clusterDomain, 'spec.kubelet.clusterDomain'),
     masterInternalName: need(extras.settings?.masterInternalName ?? spec.masterInternalName ?? `api.internal.${completed.metadata.name}`, 'spec.masterInternalName'),
@@ -250,10 +251,11 @@ export function parseNodeConfig(text: string, source: string): NodeConfig {
   d.oneOf('kind', ['NodeConfig']);
   for (const key of [
     'clusterName', 'instanceGroupName', 'cloudProvider', 'kubernetesVersion', 'configBase', 'containerdVersion',
-    'serviceClusterIPRange', 'podCIDR', 'clusterDNS', 'clusterDomain', 'masterInternalName',
+    'serviceClusterIPRange', 'clusterDNS', 'clusterDomain', 'masterInternalName',
   ]) {
     d.string(key);
   }
+  if (d.at('podCIDR') !== undefined) d.string('podCIDR');
   d.oneOf('instanceGroupRole', INSTANCE_GROUP_ROLES);
   d.stringRecord('keypairIDs');
   d.stringRecord('nodeLabels');
@@ -291,7 +293,8 @@ function checkRenderedValues(d: CheckedDocument): void {
   syntax('configBase', storeURLProblem, 'state store URL');
   syntax('clusterDomain', hostNameProblem, 'name');
   syntax('clusterDNS', ipAddressProblem, 'IP address');
-  for (const key of ['serviceClusterIPRange', 'podCIDR']) syntax(key, cidrProblem, 'CIDR');
+  syntax('serviceClusterIPRange', cidrProblem, 'CIDR');
+  if (d.at('podCIDR') !== undefined) syntax('podCIDR', cidrProblem, 'CIDR');
   for (const [key, value] of Object.entries(d.stringRecord('nodeLabels'))) {
     const path = joinPath('nodeLabels', key);
     const reason = labelKeyProblem(key);
@@ -325,7 +328,8 @@ function checkRenderedValues(d: CheckedDocument): void {
 
 function cidrProblem(value: string): string | undefined {
   try {
-    parseCIDR(value);
+    if (value.includes(':')) parseIPv6CIDR(value);
+    else parseCIDR(value);
     return undefined;
   } catch (err) {
     return (err as Error).message;

@@ -44,10 +44,20 @@ function mustContain(outer: Range | undefined, inner: Range | undefined, report:
   else if (outer.userSet) report(outer.path, `${formatCIDR(outer.cidr)} does not contain ${describe(inner)}`);
 }
 
-/** An IPv6 CIDR field (IPv6 clusters: service and pod ranges, subnets' ipv6CIDR). */
-export function checkIPv6CIDR(value: unknown, path: string, report: Report): void {
+/**
+ * An IPv6 CIDR field (IPv6 clusters: service and pod ranges, subnets' ipv6CIDR). A
+ * subnet may also say `/<size>#<n>` (kOps: the n-th, in hex, /size block of the range
+ * the cloud assigns the VPC), which only the cloud can resolve.
+ */
+export function checkIPv6CIDR(value: unknown, path: string, report: Report, allowAllocation = false): void {
   if (value === undefined || value === null) return;
   if (typeof value !== 'string') return report(path, `must be a CIDR string such as "fd00::/64" (got ${JSON.stringify(value)})`);
+  if (allowAllocation && value.startsWith('/')) {
+    const m = /^\/(\d{1,3})#([a-f0-9]{1,15})$/.exec(value);
+    if (!m) return report(path, `invalid IPv6 allocation ${JSON.stringify(value)} (want /<size>#<n in hex>, such as /64#1)`);
+    if (Number(m[1]) > 128) report(path, `invalid IPv6 allocation ${JSON.stringify(value)}: the size must be 0-128`);
+    return;
+  }
   try {
     parseIPv6CIDR(value);
   } catch (err) {
@@ -122,7 +132,7 @@ export function checkSubnets(
     const name = requireString(subnet.name, `${path}.name`, report);
     // An existing subnet (id) may leave out its zone: the cloud knows it (kOps asks the cloud).
     const zone = subnet.id !== undefined && (subnet.zone === undefined || subnet.zone === null) ? undefined : requireString(subnet.zone, `${path}.zone`, report);
-    checkIPv6CIDR(subnet.ipv6CIDR, `${path}.ipv6CIDR`, report);
+    checkIPv6CIDR(subnet.ipv6CIDR, `${path}.ipv6CIDR`, report, true);
     if (name !== undefined) {
       if (zones.has(name)) report(`${path}.name`, `duplicate subnet ${show(name)}`);
       else zones.set(name, zone);
