@@ -13,7 +13,7 @@ import { Defaults, derivedPodCIDR, derivedServiceCIDR, type EtcdPorts } from './
 import { assignEtcdPorts, defaultEtcdMembers } from './etcd.js';
 import { buildOptions, etcdVersionFor, LOCAL_CLOUD_ETCD_VERSION, newOptionsContext, OptionsError } from './options/index.js';
 import { isObject, mergeInto, type JsonObject } from './options/merge.js';
-import { canonicalQuantity } from './k8s-values.js';
+import { canonicalQuantity, durationFlagValue } from './k8s-values.js';
 import { COMPONENT_STRUCTS, componentFields } from './kops-flags.js';
 import { SpecError } from './parse.js';
 import { assignSubnetCIDRs, instanceGroupZones } from './subnets.js';
@@ -92,7 +92,7 @@ export function completeCluster(cluster: Cluster, instanceGroups: InstanceGroup[
     if (err instanceof OptionsError) invalid(completed, err.path, err);
     throw err;
   }
-  canonicalQuantities(result);
+  canonicalValues(result);
   noteLocalCloud(result, userEtcdVersions, settings);
   for (const ig of groups) completeInstanceGroup(ig, result);
   return { cluster: result, instanceGroups: groups, settings };
@@ -202,19 +202,23 @@ function assignClusterDefaults(cluster: Cluster, configBase: string): void {
   if (isObject(spec.iam) && spec.iam.legacy === undefined) spec.iam.legacy = false;
 }
 
-/** kOps' completed spec writes every quantity of a component section in Kubernetes' canonical form (3.14 → 3140m). */
-function canonicalQuantities(cluster: Cluster): void {
+/**
+ * kOps' completed spec writes every quantity and duration of a component section
+ * the way Kubernetes marshals them (3.14 → 3140m, 1m → 1m0s).
+ */
+function canonicalValues(cluster: Cluster): void {
   const spec = cluster.spec as JsonObject;
   for (const [section, struct] of Object.entries(COMPONENT_STRUCTS)) {
     const value = spec[section];
     if (!isObject(value)) continue;
     for (const [field, facts] of Object.entries(componentFields(struct))) {
-      const q = value[field];
-      if (facts.kind !== 'quantity' || (typeof q !== 'string' && typeof q !== 'number')) continue;
+      const v = value[field];
+      if (typeof v !== 'string' && typeof v !== 'number') continue;
       try {
-        value[field] = canonicalQuantity(String(q));
+        if (facts.kind === 'quantity') value[field] = canonicalQuantity(String(v));
+        else if (facts.kind === 'duration') value[field] = durationFlagValue(String(v));
       } catch {
-        // validation reports a malformed quantity
+        // validation reports a malformed value
       }
     }
   }

@@ -425,3 +425,12 @@ t.test('newClusterObjects rejects bad options with a usage error', async (t) => 
     t.ok(err instanceof UserError);
   }
 });
+
+t.test('quantities and durations are written as Kubernetes writes them', async (t) => {
+  const { cluster, instanceGroups } = minimal();
+  cluster.spec.kubeAPIServer = { auditWebhookBatchThrottleQps: '3.14', cpuRequest: '0.5', compactionInterval: '5m' };
+  cluster.spec.kubelet = { shutdownGracePeriod: '1m', imageMinimumGCAge: '90s' };
+  const spec = completeCluster(cluster, instanceGroups, { configBase: STORE }).cluster.spec;
+  t.same([spec.kubeAPIServer?.auditWebhookBatchThrottleQps, spec.kubeAPIServer?.cpuRequest, spec.kubeAPIServer?.compactionInterval], ['3140m', '500m', '5m0s']);
+  t.same([spec.kubelet?.shutdownGracePeriod, spec.kubelet?.imageMinimumGCAge], ['1m0s', '1m30s']);
+});
