@@ -192,6 +192,19 @@ t.test('golden plans for a cluster that sets many fields: each reaches its compo
   t.match(worker, /certs\.d\/docker\.io\/hosts\.toml/, 'containerd: a registry mirror');
 });
 
+t.test("the local cloud's default node configs: kOps' upstream assets, and Debian's etcd on the control plane", async (t) => {
+  const cluster = await makeCluster(t);
+  const r = await nodeup(['--conf', await cluster.bootConfig(CONTROL_PLANE), '--root', makeRoot(t), '--dry-run', '-o', 'json']);
+  t.equal(r.code, 0, 'the dry run plans every task');
+  const tasks = (JSON.parse(r.stdout) as { tasks: Array<{ id: string; changes?: Array<{ field: string; new?: unknown }>; diff?: string }> }).tasks;
+  const etcd = tasks.find((task) => task.id === 'Packages:etcd');
+  t.same(etcd?.changes, [{ field: 'install', new: 'etcd-server' }], "etcd 3.4.23 without a release tarball: Debian 12's etcd-server package");
+  const env = tasks.find((task) => task.id === 'File:/etc/mooring/etcd-manager/main.env');
+  t.ok(env?.diff?.includes('ETCD_MANAGER_CLUSTER_NAME=etcd'), 'the manager is configured');
+  t.notOk(env?.diff?.includes('ETCD_MANAGER_ETCD_BINARY_DIR'), 'and runs /usr/bin/etcd (no versioned binary folder)');
+  t.ok(tasks.some((task) => task.id === 'Asset:/usr/local/bin/kubelet'), 'kubelet from its upstream URL');
+});
+
 t.test('mooring get bootconfig prints the boot config that user-data carries', async (t) => {
   const cluster = await makeCluster(t);
   for (const group of [CONTROL_PLANE, WORKER]) {
