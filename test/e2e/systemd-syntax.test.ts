@@ -69,6 +69,7 @@ function hostileNodeConfig(): NodeConfig {
     }],
     nodeLabels: { workload: INJECTION, quoting: `$HOME \${HOME} %n "d" 's' \\ \`id\` ;`, empty: '' },
     taints: [],
+    kubelet: {},
     assets: { amd64: [`${'0'.repeat(64)}@http://127.0.0.1/containerd-${HOSTILE_CONTAINERD}-linux-amd64.tar.gz`], arm64: [] },
     sysctls: {},
   };

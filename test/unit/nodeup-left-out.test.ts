@@ -80,10 +80,10 @@ t.test('update cluster: hashes the mirror leaves out land in the node config wit
   const completed = completeCluster(user.cluster, user.instanceGroups, { configBase: 's3://mooring/lc.example.com' });
   const sha = 'a'.repeat(64);
   const assets = await resolveNodeAssets(completed.cluster, completed.instanceGroups, {
-    fetchHash: async (url) => (url.includes('/etcd-io/') && url.includes('amd64') ? sha : { leftOut: 'not in the local mirror' }),
+    mirrorHash: async (url) => (url.includes('/etcd-io/') && url.includes('amd64') ? sha : { leftOut: 'not in the local mirror' }),
   });
   const ig = completed.instanceGroups[0];
-  const mine = assets?.get(ig.metadata.name);
+  const mine = assets.byGroup.get(ig.metadata.name);
   t.equal(mine?.amd64.length, 1, 'only the etcd tarball for amd64 has a hash');
   t.match(mine?.amd64[0], /\/etcd-v3\.4\.23-linux-amd64\.tar\.gz$/);
   t.equal(mine?.leftOut?.amd64?.kubelet, 'not in the local mirror');

@@ -22,7 +22,8 @@ export interface LocalUpdate {
   agent?: AgentBinary;
   /** The stored cluster with the mirror as its fileRepository when the user set none. */
   stored: StoredCluster;
-  fetchHash: (url: string) => Promise<HashAnswer>;
+  /** The mirror's own hash of each of its files, or why it leaves one out (resolveNodeAssets' mirrorHash). */
+  mirrorHash: (url: string) => Promise<HashAnswer | undefined>;
 }
 
 function localCloud(io: CliIO): LocalCloud {
@@ -55,7 +56,8 @@ export async function prepareLocalUpdate(store: StateStore, io: CliIO, stored: S
     agent,
     stored: withMirror,
     // The host never sends a packet to the mirror's address: its hashes are read from its files.
-    fetchHash: (url) => (url.startsWith(`${MIRROR_URL}/`) ? mirrorHash(cloud.layout.mirrorDir, url).then((a) => ('sha256' in a ? a.sha256 : a)) : fetchSha256(url)),
+    // Its files are built here (etcd's tarball from Debian's binaries), so their hashes are its own, not the table's.
+    mirrorHash: async (url) => (url.startsWith(`${MIRROR_URL}/`) ? mirrorHash(cloud.layout.mirrorDir, url).then((a) => ('sha256' in a ? a.sha256 : a)) : undefined),
   };
 }
 
