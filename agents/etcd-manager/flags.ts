@@ -40,7 +40,7 @@ export interface FlagDef {
 /** The flags, in help order. Names match kOps' etcd-manager where it has them. */
 export const FLAGS = [
   { name: 'cluster-name', kind: 'string', help: 'name of the etcd cluster as kOps passes it (etcd, etcd-events); names the cluster token and the /etc/hosts block' },
-  { name: 'backup-store', kind: 'string', help: 'backup store URL, <state-store>/<cluster>/backups/etcd/<main|events> (file://, s3://, memfs://); the CAs are read from the state store above it' },
+  { name: 'backup-store', kind: 'string', help: 'backup store URL, <state-store>/<cluster>/backups/etcd/<main|events> (file://, s3://, memfs://); the manager reads its CAs from the state store above it (the operator commands take any store URL, and look there for the backup key secret)' },
   { name: 'data-dir', kind: 'string', help: 'static provider: the directory used as this member\'s volume' },
   { name: 'address', kind: 'string', default: '', help: 'this node\'s IP: etcd listens here; it goes into certificates, discovery and /etc/hosts (default: with --volume-provider=aws, or local with --instance-metadata, the instance\'s private IP from instance metadata, as kOps does; else 127.0.0.1)' },
   { name: 'peer-urls', kind: 'string', default: 'https://__name__:2380', help: 'etcd peer URLs; __name__ becomes the member\'s DNS name, __address__ the --address' },
@@ -78,7 +78,7 @@ export const FLAGS = [
   { name: 'backup-encryption-key-file', kind: 'string', default: '', operator: true, help: 'AES-256 key of encrypted backups (mode 0600; 32 raw bytes, 64 hex digits or base64); without it, the state store secret secrets/etcd-backup-encryption-key is used when a backup needs a key' },
   { name: 'etcdctl', kind: 'string', default: '/usr/bin/etcdctl', operator: true, commandLineOnly: true, help: 'etcdctl 3.4 (or etcdutl 3.5+) used to open the snapshot\'s database (`snapshot status`); that check is skipped, and said so, when the default is not installed' },
   { name: 'work-dir', kind: 'string', default: '', operator: true, commandLineOnly: true, help: 'where the downloaded snapshot is kept while etcdctl checks it, removed afterwards; needs room for the snapshot (default: the system temp dir)' },
-  { name: 'skip-verify', kind: 'bool', default: 'false', operator: true, commandLineOnly: true, help: 'queue the restore without downloading and verifying the backup first (the leader still verifies it before touching any member)' },
+  { name: 'skip-verify', kind: 'bool', default: 'false', operator: true, commandLineOnly: true, help: 'queue the restore without downloading and verifying the backup first (the restore itself checks it again as it downloads it)' },
   { name: 'wait', kind: 'bool', default: 'false', operator: true, commandLineOnly: true, help: 'follow the queued restore until the leader has carried it out (bounded by --timeout)' },
   { name: 'member-count', kind: 'int', operator: true, commandLineOnly: true, help: 'members the etcd cluster should have, 1 to 7' },
   { name: 'etcd-version', kind: 'string', operator: true, commandLineOnly: true, help: 'etcd version the cluster should run, like 3.4.23 (3.x only)' },

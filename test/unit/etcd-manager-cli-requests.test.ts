@@ -8,7 +8,7 @@
 import t from 'tap';
 import { markClusterCreated } from '../../agents/etcd-manager/control/cluster-created.js';
 import { writeClusterSpecFile } from '../../agents/etcd-manager/control/cluster-spec.js';
-import { deleteCommand, listCommands, queueRestoreCommand } from '../../agents/etcd-manager/control/commands.js';
+import { deleteCommand, listCommands } from '../../agents/etcd-manager/control/commands.js';
 import { DOORBELL_PATH, listRequests, RequestInbox } from '../../agents/etcd-manager/control/requests.js';
 import { openStore, type StateStore } from '../../shared/store/index.js';
 import { cliHarness, makeBackup, type CliHarness } from '../harness/em-cli.js';
@@ -224,6 +224,19 @@ t.test('restore-backup: verified, then kOps\' command with the current spec and 
   t.same(Object.keys(doc).sort(), ['backup', 'clusterSpec', 'command', 'state', 'verification']);
   t.match(doc, { backup: DAMAGED, verification: null, state: 'queued', clusterSpec: { memberCount: 3, etcdVersion: '3.4.23' } });
   await deleteCommand(s.store, doc.command as string);
+
+  // Ctrl-C before anything was written (here: during the checks, with --skip-verify): nothing is queued.
+  h.interruptAtSleep = undefined;
+  const { main } = await import('../../agents/etcd-manager/main.js');
+  const aborted = new AbortController();
+  aborted.abort();
+  let abortedErr = '';
+  const abortedCode = await main(['restore-backup', B, `--backup-store=${s.url}`, '--skip-verify'], {
+    io: { out: () => undefined, err: (x) => void (abortedErr += x), errIsTTY: false }, env: {}, now: h.now, sleep: async () => undefined,
+    randomInt: () => 0, interrupted: aborted.signal, readLeaderStatus: async () => undefined, requestedBy: 't', fileExists: () => false,
+  });
+  t.same([abortedCode, abortedErr], [130, 'etcd-manager: interrupted: no restore was queued\n']);
+  t.same((await listCommands(s.store)).commands, [], 'nothing queued after Ctrl-C');
 
   const noSpec = freshStore();
   await makeBackup(noSpec.store, B);

@@ -169,6 +169,29 @@ t.test('list-backups --details shows a progress line on stderr once it runs past
   t.match(tty.stderr, /\r\x1b\[K$/, 'and cleared when done');
 });
 
+t.test('a listing that takes more than a second says so on stderr, and a quick one prints nothing', async (t) => {
+  const s = await populated();
+  const h = cliHarness();
+  const quick = await h.run(['list-commands', `--backup-store=${s.url}`]);
+  t.equal(quick.stderr, `no commands queued in ${s.url}\n`, 'quick: no progress line');
+  const proto = Object.getPrototypeOf(s.store) as { list(prefix?: string): Promise<string[]> };
+  const original = proto.list;
+  // A slow endpoint: the listing answers only after 1.5 s (real time; nothing is measured).
+  proto.list = async function (this: StateStore, prefix?: string) {
+    await new Promise((r) => setTimeout(r, 1500));
+    return original.call(this, prefix);
+  };
+  t.teardown(() => void (proto.list = original));
+  for (const [command, line] of [['list-backups', `listing ${s.url}…`], ['list-commands', `reading the commands in ${s.url}…`], ['get', `reading ${s.url}…`]]) {
+    const slow = await h.run([command, `--backup-store=${s.url}`]);
+    t.equal(slow.code, 0, command);
+    t.equal(slow.stderr.split('\n')[0], line, `${command}: a line once it has lasted a second`);
+  }
+  h.errIsTTY = true;
+  const tty = await h.run(['list-backups', `--backup-store=${s.url}`]);
+  t.match(tty.stderr, new RegExp(`^\\r${'listing '}.*…\\x1b\\[K\\r\\x1b\\[K`), 'on a terminal it is cleared when the listing ends');
+});
+
 t.test('verify-backup: every check, named when one fails; keys from a file or the state store secret; nothing changes', async (t) => {
   const s = await populated();
   const h = cliHarness();

@@ -14,6 +14,7 @@ import { openStores, outputFormat } from './context.js';
 import type { LeaderStatusView } from './leader-status.js';
 import { commandRow, type CommandRow } from './list-commands.js';
 import { ago, formatBytes, isoSecond, json } from './output.js';
+import { noteIfSlow } from './progress.js';
 import type { CommandContext, SubcommandModule } from './types.js';
 
 const NEWEST_SHOWN = 3;
@@ -56,7 +57,7 @@ async function run(ctx: CommandContext): Promise<number> {
     if (err instanceof ControlFileError) return { error: err.message };
     throw err;
   });
-  const [spec, created, listing, commands, requests, peers, status] = await Promise.all([
+  const [spec, created, listing, commands, requests, peers, status] = await noteIfSlow(io, `reading ${store.baseURL}…`, Promise.all([
     captured(readClusterSpecFile(store)),
     captured(readClusterCreated(store)),
     listBackups(store),
@@ -64,7 +65,7 @@ async function run(ctx: CommandContext): Promise<number> {
     listRequests(store),
     listPeers(store),
     ctx.deps.readLeaderStatus(store),
-  ]);
+  ]));
   const specValue = 'value' in spec ? spec.value : undefined;
   const createdValue: ClusterCreatedFacts | undefined = 'value' in created ? created.value : undefined;
   const newest = listing.backups.slice(-NEWEST_SHOWN).reverse();

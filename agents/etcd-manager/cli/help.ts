@@ -9,6 +9,19 @@ a timeout), 2 bad usage, 3 invalid control file in the store, 4 not found (no
 such backup, command or cluster), 5 backup store unreachable or access
 denied, 6 already exists (a restore already queued), 130 interrupted (Ctrl-C).`;
 
+/** Words wrapped at 78 columns. */
+function wrap(text: string): string {
+  const lines: string[] = [];
+  let line = '';
+  for (const word of text.split(' ')) {
+    if (line !== '' && line.length + 1 + word.length > 78) {
+      lines.push(line);
+      line = word;
+    } else line = line === '' ? word : `${line} ${word}`;
+  }
+  return [...lines, line].join('\n');
+}
+
 export function subcommandHelp(program: string, name: string, summary: string, module: SubcommandModule): string {
   const defs = module.flags.map(flagDef);
   const optional = module.optionalArgs ?? 0;
@@ -22,7 +35,7 @@ ${module.description.trim()}
 
 Flags:
 ${flagLines([...defs.filter((f) => !f.hidden), HELP_FLAG]).join('\n')}
-${withEnv.length > 0 ? `\n${withEnv.join(', ')} in the environment or in --env-file (a node's\netcd-manager env file works) stand in for the flags of the same name.\n` : ''}
+${withEnv.length > 0 ? `\n${wrap(`${withEnv.join(', ')} in the environment or in --env-file (a node's etcd-manager env file works) stand in for the flags of the same name; the other flags have no environment form.`)}\n` : ''}
 ${OPERATOR_EXIT_CODES}
 `;
 }

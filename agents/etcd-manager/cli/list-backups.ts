@@ -7,7 +7,7 @@
 import { listBackups, loadBackupInfo, type BackupInfo } from '../backup/list.js';
 import { flagBool, openStores, outputFormat } from './context.js';
 import { ago, formatBytes, formatDuration, isoSecond, json, table } from './output.js';
-import { ProgressLine } from './progress.js';
+import { noteIfSlow, ProgressLine } from './progress.js';
 import type { CommandContext, SubcommandModule } from './types.js';
 
 /** One backup as `-o json` prints it; these names are stable. */
@@ -40,7 +40,7 @@ async function run(ctx: CommandContext): Promise<number> {
   const { io, now } = ctx.deps;
   const includeIncomplete = flagBool(ctx, 'include-incomplete');
   const details = flagBool(ctx, 'details');
-  const listing = await listBackups(store);
+  const listing = await noteIfSlow(io, `listing ${store.baseURL}…`, listBackups(store));
 
   const rows: BackupRow[] = listing.backups.map((b) => ({ name: b.name, time: b.time ? isoSecond(b.time.getTime()) : null, complete: true, hasData: b.hasData, hasSidecar: b.hasSidecar }));
   if (includeIncomplete) {

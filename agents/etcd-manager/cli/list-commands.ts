@@ -5,6 +5,7 @@
 import { listCommands, type QueuedCommand } from '../control/commands.js';
 import { openStores, outputFormat } from './context.js';
 import { ago, json, table } from './output.js';
+import { noteIfSlow } from './progress.js';
 import type { CommandContext, SubcommandModule } from './types.js';
 
 /** One command as `-o json` prints it; these names are stable. */
@@ -33,7 +34,7 @@ async function run(ctx: CommandContext): Promise<number> {
   const format = outputFormat(ctx);
   const { backups: store } = await openStores(ctx);
   const { io, now } = ctx.deps;
-  const listing = await listCommands(store);
+  const listing = await noteIfSlow(io, `reading the commands in ${store.baseURL}…`, listCommands(store));
   const rows = listing.commands.map(commandRow);
   if (format === 'json') {
     io.out(json({ backupStore: store.baseURL, commands: rows, invalid: listing.invalid.map((i) => ({ id: i.id, error: i.error })) }));

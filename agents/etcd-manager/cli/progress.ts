@@ -50,3 +50,23 @@ export class ProgressLine {
     this.shown = false;
   }
 }
+
+/**
+ * For one wait with nothing to count (the listing of a big store, a slow
+ * endpoint): a line once it has lasted a second, cleared (on a terminal) when
+ * it ends. Quick runs print nothing.
+ */
+export async function noteIfSlow<T>(io: CommandIO, text: string, work: Promise<T>, delayMs = 1000): Promise<T> {
+  let shown = false;
+  const timer = setTimeout(() => {
+    shown = true;
+    io.err(io.errIsTTY ? `\r${text}\x1b[K` : `${text}\n`);
+  }, delayMs);
+  timer.unref();
+  try {
+    return await work;
+  } finally {
+    clearTimeout(timer);
+    if (shown && io.errIsTTY) io.err('\r\x1b[K');
+  }
+}

@@ -8,7 +8,7 @@ import { ExitCode, UserError } from '../../../shared/errors.js';
 import { BackupNamer } from '../backup/names.js';
 import { readClusterCreated, type ClusterCreatedFacts } from '../control/cluster-created.js';
 import { CLUSTER_SPEC_PATH, ControlFileError, readClusterSpecFile, type EtcdClusterSpec } from '../control/cluster-spec.js';
-import { COMMAND_FILE, CONTROL_PREFIX, listCommands, queueRestoreCommand } from '../control/commands.js';
+import { COMMAND_FILE, CONTROL_PREFIX, listCommands, queueRestoreCommand, type CommandListing } from '../control/commands.js';
 import { ringDoorbell } from '../control/requests.js';
 import type { StateStore } from '../../../shared/store/types.js';
 import { flagBool, flagDuration, openStores, outputFormat } from './context.js';
@@ -46,23 +46,29 @@ async function readSpec(store: StateStore): Promise<EtcdClusterSpec> {
   return spec;
 }
 
+/** One restore at a time: exit 6 naming the one already queued. */
+async function refuseSecondRestore(store: StateStore): Promise<CommandListing> {
+  const listing = await listCommands(store);
+  const pending = listing.commands.find((c) => c.restoreBackup);
+  if (pending) {
+    throw new UserError(`a restore is already queued: command ${pending.id} restores ${pending.restoreBackup?.backup} (delete-command ${pending.id} first, if it should not run)`, ExitCode.Conflict);
+  }
+  return listing;
+}
+
 async function run(ctx: CommandContext): Promise<number> {
   const format = outputFormat(ctx);
   const name = backupNameArg(ctx, ctx.args[0]);
   const wait = flagBool(ctx, 'wait');
   const timeoutMs = flagDuration(ctx, 'timeout');
   const { backups: store } = await openStores(ctx);
-  const { io, now, interrupted } = ctx.deps;
+  const { io, now } = ctx.deps;
 
   // Everything that can refuse the restore is checked before anything is written.
   await loadBackupOrExplain(store, name);
   await requireData(store, name);
   const clusterSpec = await readSpec(store);
-  const queued = await listCommands(store);
-  const pending = queued.commands.find((c) => c.restoreBackup);
-  if (pending) {
-    throw new UserError(`a restore is already queued: command ${pending.id} restores ${pending.restoreBackup?.backup} (delete-command ${pending.id} first, if it should not run)`, ExitCode.Conflict);
-  }
+  const queued = await refuseSecondRestore(store);
   for (const bad of queued.invalid) io.err(`warning: ${bad.error}: kOps' etcd-manager stops at a command it cannot read (delete-command ${bad.id} removes it)\n`);
 
   let verification: VerifyRow | null = null;
@@ -82,6 +88,12 @@ async function run(ctx: CommandContext): Promise<number> {
     if (format === 'table') io.err(verifiedText(verification));
   }
 
+  // Ctrl-C before anything is written, or another restore queued while this one was verified: write nothing.
+  if (ctx.deps.interrupted.aborted) {
+    io.err(`etcd-manager: interrupted: no restore was queued\n`);
+    return EXIT_INTERRUPTED;
+  }
+  await refuseSecondRestore(store);
   // What the created marker says now: a restore forms a new cluster and rewrites it (--wait tells a restore from a deleted command by that).
   const markerBefore = wait ? await readClusterCreated(store).catch(() => undefined) : undefined;
   const queuedAt = now();
