@@ -90,7 +90,7 @@ async function world(t: Parameters<typeof tempDir>[0], restoreData: RestoreData 
     restoredHealthy: async (ms, plan) => ({ healthy: ms.every((p) => p.info.clusterToken === plan.clusterToken && members[p.info.member].local.running), detail: 'fake' }),
     checkBackup: async (name) => { if (name.startsWith('missing')) throw new BadBackupError('meta', `backup ${name} not found`); },
     backupNow: async () => ({ name: `pre-${term}` }),
-    afterRestore: async (plan) => { after.push(plan.commandId); },
+    afterRestore: async (plan, ms) => { after.push(`${plan.commandId}:${ms.map((p) => p.info.member).join(',')}`); },
     isActing: () => true, term: () => term, clock, log: logger('test').child({ leader: term }), wake: () => undefined,
     metrics: { restore: (r) => results.push(r) },
     newToken: () => `restored-${term}`,
@@ -133,7 +133,7 @@ t.test('a restore runs every phase in order on every member, then removes the co
   t.equal(outcome?.preRestoreBackup, 'pre-1', 'a backup of the live cluster first');
   t.notOk(await w.store.exists('control/cmd-1/_command.json'), 'the command is removed');
   t.notOk(await w.store.exists(RESTORE_PLAN_PATH), 'the plan is gone');
-  t.same(w.after, ['cmd-1'], 'the spec and marker written once, before the quarantine is lifted');
+  t.same(w.after, ['cmd-1:a,b,c'], 'the fence, spec and marker written once, through every member, before the quarantine is lifted');
   t.same(w.results, ['succeeded']);
   for (const n of NAMES) {
     const m = w.members[n];
