@@ -21,7 +21,7 @@ import { ControlInbox } from './controller/commands.js';
 import { Discovery } from './controller/discovery.js';
 import { Election } from './controller/election.js';
 import { LocalMember } from './controller/local.js';
-import { etcdMembership, MembershipLeader } from './controller/membership.js';
+import { etcdMembership, FENCE_KEY, fenceValue, MembershipLeader } from './controller/membership.js';
 import { formCluster } from './controller/newcluster.js';
 import { Controller } from './controller/reconcile.js';
 import { RestoreLeader } from './controller/restore.js';
@@ -451,6 +451,7 @@ export class Manager {
     const cfg = this.config;
     const self = volume.memberName;
     const tls = () => this.tls?.etcdClient;
+    const quarantined = (p: LivePeer) => expandURLs(cfg.quarantineClientURLs, p.record.dnsName, p.record.address).map((u) => listenURL(u, p.record.address));
     return new RestoreLeader({
       self,
       clusterName: cfg.clusterName,
@@ -472,7 +473,6 @@ export class Manager {
         return endpoints.length > 0 && (await checkEtcd([...new Set(endpoints)], tls(), MEMBER_HEALTH_TIMEOUT_MS)).healthy;
       },
       restoredHealthy: async (members, plan) => {
-        const quarantined = (p: LivePeer) => expandURLs(cfg.quarantineClientURLs, p.record.dnsName, p.record.address).map((u) => listenURL(u, p.record.address));
         const wrongToken = members.filter((p) => p.info.clusterToken !== plan.clusterToken).map((p) => p.info.member);
         if (wrongToken.length > 0) return { healthy: false, detail: `not on the restored data yet: ${wrongToken.join(', ')}` };
         const all = await checkEtcd(members.flatMap(quarantined), tls(), MEMBER_HEALTH_TIMEOUT_MS);
@@ -485,7 +485,13 @@ export class Manager {
       },
       checkBackup: (name) => this.checkBackup(name),
       backupNow: (detail) => this.backupCtl!.takeNow('before-restore', detail),
-      afterRestore: async (plan) => {
+      afterRestore: async (plan, members) => {
+        const etcd = await openEtcdClient(members.flatMap(quarantined), tls());
+        try {
+          await etcd.put(FENCE_KEY).value(fenceValue(this.term())).exec();
+        } finally {
+          etcd.close();
+        }
         if (plan.writeSpec) {
           const { writeClusterSpecFile } = await import('./control/cluster-spec.js');
           await writeClusterSpecFile(this.backups, plan.clusterSpec);

@@ -57,8 +57,12 @@ export interface RestoreLeaderDeps {
   checkBackup(name: string): Promise<void>;
   /** Takes the pre-restore backup (BackupController.takeNow). */
   backupNow(detail: string): Promise<{ name: string }>;
-  /** Writes control/etcd-cluster-spec (when the command carried a spec) and the created marker if absent. */
-  afterRestore(plan: RestorePlan): Promise<void>;
+  /**
+   * Once the restored cluster answers, before its quarantine is lifted: sets the etcd fence to this
+   * leader's term (the restored data holds the backup's, perhaps from another era of terms), writes
+   * control/etcd-cluster-spec when the command carried a spec, and the created marker if absent.
+   */
+  afterRestore(plan: RestorePlan, members: LivePeer[]): Promise<void>;
   isActing(): boolean;
   term(): number;
   clock: Clock;
@@ -269,7 +273,7 @@ export class RestoreLeader {
         if (missing.length > 0) return this.waiting(missing, 'the restored cluster');
         const health = await this.deps.restoredHealthy(present, plan);
         if (!health.healthy) return this.waiting([], `the restored cluster to be healthy (${health.detail})`);
-        await this.deps.afterRestore(plan);
+        await this.deps.afterRestore(plan, present);
         return this.next('lifting');
       }
       case 'lifting': {
