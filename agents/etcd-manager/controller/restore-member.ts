@@ -92,6 +92,7 @@ export class MemberRestore {
   /** The etcd stop asked by restore-stop has finished (false while it runs). */
   private stopDone = true;
   private starting?: Promise<void>;
+  private lifting?: Promise<void>;
   private bytes = 0;
   private abortAfterJob = false;
   private trashCheckedAt = -Infinity;
@@ -205,12 +206,20 @@ export class MemberRestore {
       case 'restore-lift': {
         if (!r || other) return 'lifted'; // already lifted (the record is gone)
         if (r.state !== 'started') throw new Error(`restore ${planId} is ${r.state} on ${this.deps.volume.memberName}, not started`);
-        await this.deps.local().liftRestoreQuarantine();
-        await rm(this.path, { force: true });
-        this.record = undefined;
-        log.info('restore done on this member: quarantine lifted', { event: 'member.restore-lifted', planId, leader: command.leader, term: command.term });
-        this.deps.changed('restore: quarantine lifted');
-        return 'lifted';
+        // Lifting restarts etcd on its client URLs: in the background, the record removed once done.
+        this.lifting ??= (async () => {
+          try {
+            await this.deps.local().liftRestoreQuarantine();
+            await rm(this.path, { force: true });
+            this.record = undefined;
+            this.checkTrashSoon();
+            log.info('restore done on this member: quarantine lifted', { event: 'member.restore-lifted', planId, leader: command.leader, term: command.term });
+            this.deps.changed('restore: quarantine lifted');
+          } catch (err) {
+            log.error('cannot lift the quarantine (the leader asks again)', { event: 'member.restore-lift-failed', planId, err });
+          }
+        })().finally(() => (this.lifting = undefined));
+        return 'lifting';
       }
     }
   }

@@ -241,30 +241,32 @@ export class RestoreLeader {
     switch (plan.phase) {
       case 'preparing': {
         this.ensurePreBackup(present);
+        const ask: LivePeer[] = [];
         for (const p of present) {
           const r = mine(p);
           if (r?.state === 'failed') {
             if (r.badBackup) return this.refuse(present, r.error ?? 'the backup is bad', r.badBackup);
-            const attempts = (plan.attempts[p.info.member] ?? 0) + 1;
+            const attempts = (this.plan!.attempts[p.info.member] ?? 0) + 1;
             if (attempts >= MAX_PREPARE_ATTEMPTS) return this.refuse(present, `preparing on ${p.info.member} failed ${attempts} times: ${r.error ?? 'unknown error'}`, undefined, 'failed');
-            plan.attempts[p.info.member] = attempts;
-            if (!(await this.save({}))) return { stop: true };
+            if (!(await this.save({ attempts: { ...this.plan!.attempts, [p.info.member]: attempts } }))) return { stop: true };
           }
-          if (!r || r.state === 'failed') await send(p, { action: 'restore-prepare', body: { ...id, backup: plan.backup, clusterToken: plan.clusterToken, initialCluster: plan.initialCluster, etcdVersion: plan.clusterSpec.etcdVersion } });
+          if (!r || r.state === 'failed') ask.push(p);
         }
+        // Every member at once: each downloads and restores in parallel with the others.
+        await Promise.all(ask.map((p) => send(p, { action: 'restore-prepare', body: { ...id, backup: plan.backup, clusterToken: plan.clusterToken, initialCluster: plan.initialCluster, etcdVersion: plan.clusterSpec.etcdVersion } })));
         if (this.pre?.failed) return this.refuse(present, `the backup of the live cluster before the restore failed: ${this.pre.failed}`, undefined, 'failed');
         const prepared = present.filter((p) => mine(p)?.state === 'prepared').length;
         if (missing.length > 0 || prepared < names.length || !this.pre || this.pre.running) return this.waiting(missing, `members to prepare (${prepared}/${names.length})${this.pre?.running ? ', the pre-restore backup' : ''}`);
         return this.next('stopping', { preRestoreBackup: this.pre.name ? { name: this.pre.name } : { skipped: this.pre.skipped ?? 'not taken' } });
       }
       case 'stopping': {
-        for (const p of present) if (mine(p)?.state === 'prepared') await send(p, { action: 'restore-stop', body: id });
+        await Promise.all(present.filter((p) => mine(p)?.state === 'prepared').map((p) => send(p, { action: 'restore-stop', body: id })));
         const stopped = present.filter((p) => ['stopped', 'started'].includes(mine(p)?.state ?? '')).length;
         if (missing.length > 0 || stopped < names.length) return this.waiting(missing, `etcd to stop (${stopped}/${names.length})`);
         return this.next('starting');
       }
       case 'starting': {
-        for (const p of present) if (mine(p)?.state === 'stopped') await send(p, { action: 'restore-start', body: id });
+        await Promise.all(present.filter((p) => mine(p)?.state === 'stopped').map((p) => send(p, { action: 'restore-start', body: id })));
         const started = present.filter((p) => mine(p)?.state === 'started').length;
         if (missing.length > 0 || started < names.length) return this.waiting(missing, `etcd to start on the restored data (${started}/${names.length})`);
         return this.next('waiting-healthy');
@@ -277,7 +279,7 @@ export class RestoreLeader {
         return this.next('lifting');
       }
       case 'lifting': {
-        for (const p of present) if (mine(p)) await send(p, { action: 'restore-lift', body: id });
+        await Promise.all(present.filter((p) => mine(p)).map((p) => send(p, { action: 'restore-lift', body: id })));
         const done = present.filter((p) => !mine(p) && p.info.clusterToken === plan.clusterToken).length;
         if (missing.length > 0 || done < names.length) return this.waiting(missing, `quarantine lifted (${done}/${names.length})`);
         return this.finish();
@@ -348,10 +350,8 @@ export class RestoreLeader {
   /** Before `stopping` only: members discard what they prepared; the command stays with its outcome. */
   private async refuse(present: LivePeer[], error: string, check?: string, state: 'refused' | 'failed' = 'refused'): Promise<StepResult> {
     const plan = this.plan!;
-    for (const p of present) {
-      await this.deps.send(p, { action: 'restore-abort', body: { planId: plan.commandId } }).catch((err: unknown) =>
-        this.deps.log.warn('a member did not take the abort (its prepared data stays until the next restore)', { member: p.info.member, err }));
-    }
+    await Promise.all(present.map((p) => this.deps.send(p, { action: 'restore-abort', body: { planId: plan.commandId } }).catch((err: unknown) =>
+      this.deps.log.warn('a member did not take the abort (its prepared data stays until the next restore)', { member: p.info.member, err }))));
     return this.end(plan.commandId, plan.backup, state, error, check);
   }
 
