@@ -6,7 +6,8 @@
 import { readFileSync } from 'node:fs';
 import { ExitCode, UserError } from '../../shared/errors.js';
 
-export type FlagKind = 'string' | 'int' | 'bool' | 'duration' | 'list';
+/** `age`: a length of time that never becomes a timer (retention): days (d) and years (y, 365 d) allowed, as in kOps. */
+export type FlagKind = 'string' | 'int' | 'bool' | 'duration' | 'age' | 'list';
 
 export interface FlagDef {
   name: string;
@@ -56,7 +57,12 @@ export const FLAGS = [
   { name: 'instance-metadata', kind: 'bool', default: 'false', help: 'local provider: take this instance\'s --address default (local-ipv4) from the instance metadata service (IMDSv2 shape, at AWS_EC2_METADATA_SERVICE_ENDPOINT), as the local cloud\'s instances have one' },
   { name: 'instance-id', kind: 'string', default: '', help: 'identity that claims a local volume (default: the host name); a restarted manager keeps its own claim' },
   { name: 'pki-dir', kind: 'string', default: '/etc/kubernetes/pki/etcd-manager', help: 'where issued certificates and keys (0600) are kept' },
-  { name: 'backup-interval', kind: 'duration', default: '15m', range: ['1s', '24h'], help: 'interval between periodic backups (accepted and checked; backups are not in this build)' },
+  { name: 'backup-interval', kind: 'duration', default: '15m', range: ['1s', '24h'], help: 'interval between the leader\'s periodic backups, counted from the newest backup in the store (so a new leader keeps the pace); a backup is also taken before every membership change and restore, and on demand (etcd-manager backup)' },
+  { name: 'backup-encryption-key-file', kind: 'string', default: '', help: 'encrypt backups (AES-256-GCM) with the key in this file (mode 0600; 32 raw bytes, 64 hex digits or base64 of 32 bytes); without it, the key in the state store\'s secrets/etcd-backup-encryption-key is used when present; restores and verification decrypt with it' },
+  { name: 'all-backups-retention', kind: 'age', default: '1h', range: ['0s', '100y'], help: 'retention: every backup younger than this is kept' },
+  { name: 'hourly-backups-retention', kind: 'age', default: '7d', range: ['0s', '100y'], help: 'retention: up to this age, the oldest backup of each UTC hour is kept (kOps\' ETCD_MANAGER_HOURLY_BACKUPS_RETENTION)' },
+  { name: 'daily-backups-retention', kind: 'age', default: '90d', range: ['0s', '100y'], help: 'retention: up to this age, the oldest backup of each UTC day is kept; older backups are deleted (kOps\' ETCD_MANAGER_DAILY_BACKUPS_RETENTION)' },
+  { name: 'trash-retention', kind: 'age', default: '3d', range: ['0s', '100y'], help: 'data a restore replaced is moved to <volume>/data-trashcan and deleted once it has been there this long' },
   { name: 'reconcile-interval', kind: 'duration', default: '10s', range: ['100ms', '1h'], help: 'longest wait between reconcile passes (kOps: 10s); a pass also runs at once after one that changed something or when a peer announces a change, and every 500ms while waiting on etcd; the leader lease is three intervals, 1s to 4s, renewed on its own timer' },
   { name: 'unhealthy-member-timeout', kind: 'duration', default: '1m', range: ['1s', '24h'], help: 'the leader removes a member from etcd once it has been unhealthy this long with its manager gone (never below quorum), so a replacement can join (kOps: 1m)' },
   { name: 'discovery-poll-interval', kind: 'duration', default: '60s', range: ['100ms', '1h'], help: 'interval between re-registering this member in <backup-store>/discovery/ and re-reading its peers' },
@@ -110,7 +116,7 @@ export function envName(flag: string): string {
 
 const ENV_NAMES = new Set<string>((FLAGS as readonly FlagDef[]).filter((f) => !f.commandLineOnly).map((f) => envName(f.name)));
 /** Settings kOps' etcd-manager reads from its environment only; this one has no such setting. */
-const KOPS_ONLY_ENV = new Set(['ETCD_MANAGER_HOURLY_BACKUPS_RETENTION', 'ETCD_MANAGER_DAILY_BACKUPS_RETENTION', 'ETCD_MANAGER_CERT_DURATION', 'ETCD_MANAGER_CERT_MIN_TIME_LEFT']);
+const KOPS_ONLY_ENV = new Set(['ETCD_MANAGER_CERT_DURATION', 'ETCD_MANAGER_CERT_MIN_TIME_LEFT']);
 
 /**
  * Refuses an ETCD_MANAGER_* name that is no flag's, so a typo cannot pass
@@ -222,11 +228,11 @@ function validate(def: FlagDef, raw: string, source: 'flag' | 'env' | 'env-file'
   const where = settingName(def.name, source);
   if (def.kind === 'int' && !/^\d+$/.test(raw)) throw usage(`${where}: ${JSON.stringify(raw)} is not a whole number`);
   if (def.kind === 'bool' && !/^(true|false|1|0)$/i.test(raw)) throw usage(`${where}: ${JSON.stringify(raw)} is not true or false`);
-  if (def.kind === 'duration') {
-    const ms = parseDuration(raw);
-    if (ms === undefined) throw usage(`${where}: ${JSON.stringify(raw)} is not a duration like 90s, 15m or 1h30m`);
+  if (def.kind === 'duration' || def.kind === 'age') {
+    const ms = def.kind === 'age' ? parseAge(raw) : parseDuration(raw);
+    if (ms === undefined) throw usage(`${where}: ${JSON.stringify(raw)} is not a duration like ${def.kind === 'age' ? '12h, 7d or 1y' : '90s, 15m or 1h30m'}`);
     if (def.range) {
-      const [min, max] = def.range.map((d) => parseDuration(d) as number);
+      const [min, max] = def.range.map((d) => parseAge(d) as number);
       if (ms < min || ms > max) throw usage(`${where}: ${JSON.stringify(raw)} is out of range: want ${def.range[0]} to ${def.range[1]}`);
     }
   }
@@ -242,9 +248,20 @@ export function parseDuration(text: string): number | undefined {
   return total;
 }
 
+const DAY_MS = 24 * UNIT_MS.h;
+const AGE_UNIT_MS: Record<string, number> = { ...UNIT_MS, d: DAY_MS, y: 365 * DAY_MS };
+
+/** Ages (retention): Go durations plus `d` (24 h) and `y` (365 d), kOps' ParseHumanDuration units (`7d`, `1y`, `2d12h`). */
+export function parseAge(text: string): number | undefined {
+  if (!/^(\d+(\.\d+)?(ms|s|m|h|d|y))+$/.test(text)) return undefined;
+  let total = 0;
+  for (const m of text.matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h|d|y)/g)) total += Number(m[1]) * AGE_UNIT_MS[m[2]];
+  return total;
+}
+
 /** Aligned `--flag=<kind>  help (default …)` lines. */
 export function flagLines(defs: readonly FlagDef[]): string[] {
-  const left = (f: FlagDef) => `${f.short ? `-${f.short}, ` : ''}--${f.name}${f.kind === 'bool' ? '' : '=<' + (f.kind === 'list' ? 'value' : f.kind) + '>'}`;
+  const left = (f: FlagDef) => `${f.short ? `-${f.short}, ` : ''}--${f.name}${f.kind === 'bool' ? '' : '=<' + (f.kind === 'list' ? 'value' : f.kind === 'age' ? 'duration' : f.kind) + '>'}`;
   const width = Math.max(22, ...defs.map((f) => left(f).length));
   return defs.map((f) => {
     const notes = [
@@ -286,7 +303,12 @@ state store's CAs, keeps its /etc/hosts block, supervises the etcd process and
 serves /healthz and /metrics. With several members the managers elect a
 leader, which forms the cluster and changes its membership as
 control/etcd-cluster-spec says (grow, shrink, replace, remove members unhealthy
-past --unhealthy-member-timeout), every change fenced in etcd itself. The loop
+past --unhealthy-member-timeout), every change fenced in etcd itself. The
+leader (or a one-member cluster's manager) backs etcd up into the backup store
+every --backup-interval, before every membership change and on demand, keeps
+the backups the retention flags say, restores a backup queued as kOps'
+control/<id>/_command.json on every member with no restart, and writes
+control/status.json for operators. The loop
 is event-driven: a pass that changed something, a peer's announcement or a
 lost leader lease runs the next pass at once; --reconcile-interval is the
 longest wait.
@@ -299,7 +321,8 @@ ${lines.join('\n')}
 
 Names of the form ETCD_MANAGER_* that are no flag's are refused, in the
 environment as in the env file (etcd's own ETCD_* names are left alone).
-Durations take Go's form (500ms, 90s, 15m, 1h30m) within each flag's range.
+Durations take Go's form (500ms, 90s, 15m, 1h30m) within each flag's range;
+retention ages also take d (24h) and y (365d), as kOps does (7d, 1y).
 
 Exit codes: 0 stopped cleanly (SIGTERM/SIGINT), 1 failure, 2 bad usage
 (the operator commands' are in their --help).

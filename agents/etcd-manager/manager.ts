@@ -1,22 +1,35 @@
 // The manager daemon's lifecycle: volume → identity → TLS → status server →
 // peer API → etcd supervisor → the controller (controller/), and stop. What a
 // reconcile pass does lives in controller/: one module per concern (election,
-// newcluster, membership, local, discovery), each a step of the pass; this file
-// only builds them from the configuration and hands them their dependencies.
+// newcluster, membership, local, discovery, commands, restore, backup,
+// status), each a step of the pass; this file only builds them from the
+// configuration and hands them their dependencies. The backup library is
+// loaded the first time a backup, restore or trash check needs it.
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { logger, type Logger } from '../../shared/log.js';
 import { openStore } from '../../shared/store/index.js';
 import type { StateStore } from '../../shared/store/types.js';
+import type { BackupKey } from './backup/encryption.js';
+import type { SnapshotTool } from './backup/etcdctl.js';
 import { expandURLs, memberDNSName, splitBackupStore, type ManagerConfig } from './config.js';
+import type { StatusMember } from './control/status.js';
+import { BackupController, type SnapshotLease } from './controller/backup.js';
+import { ControlInbox } from './controller/commands.js';
 import { Discovery } from './controller/discovery.js';
 import { Election } from './controller/election.js';
 import { LocalMember } from './controller/local.js';
-import { etcdMembership, MembershipLeader } from './controller/membership.js';
+import { etcdMembership, FENCE_KEY, fenceValue, MembershipLeader } from './controller/membership.js';
 import { formCluster } from './controller/newcluster.js';
 import { Controller } from './controller/reconcile.js';
-import { CONTROL, readClusterSpec } from './controller/spec.js';
+import { RestoreLeader } from './controller/restore.js';
+import { BadBackupError, MemberRestore } from './controller/restore-member.js';
+import { CONTROL, readClusterSpec, type EtcdClusterSpecFile } from './controller/spec.js';
+import { StatusWriter } from './controller/status.js';
 import { systemClock, type Clock, type Pass, type Step, type TestHooks } from './controller/types.js';
+import type { LivePeer } from './controller/election.js';
 import { listPeers, type PeerRecord } from './discovery.js';
 import { resolveEtcdBinary } from './etcd/binary.js';
 import { checkEtcd, openEtcdClient } from './etcd/client.js';
@@ -25,6 +38,7 @@ import { updateHostsFile } from './hosts.js';
 import { ManagerMetrics, startStatusServer, type StatusServer } from './metrics.js';
 import { PeerClient, startPeerServer, type PeerInfo, type PeerServer } from './peer/api.js';
 import { leaseMs } from './peer/lease.js';
+import { isRestoreCommand, type RestoreAction, type RestoreCommand } from './peer/protocol.js';
 import { Voter } from './peer/voter.js';
 import { ensureManagerTLS, type ManagerTLS } from './tls.js';
 import { etcdDataDir, type VolumeState } from './volume-state.js';
@@ -42,7 +56,7 @@ const MEMBER_HEALTH_TIMEOUT_MS = 1_000;
 export class Manager {
   readonly log: Logger;
   // is_leader is read at scrape time, so a manager resumed after a pause never reports a lapsed lease.
-  readonly metrics = new ManagerMetrics({ defaultMetrics: true, isLeader: () => this.leaderNow() });
+  readonly metrics: ManagerMetrics;
   private readonly backups: StateStore;
   private readonly state: StateStore;
   private readonly provider: VolumeProvider;
@@ -62,6 +76,16 @@ export class Manager {
   private election?: Election;
   private discovery?: Discovery;
   private controller?: Controller;
+  private backupCtl?: BackupController;
+  private inbox?: ControlInbox;
+  private restoreLeader?: RestoreLeader;
+  private memberRestore?: MemberRestore;
+  /** The spec as the last pass read it (undefined until then, or while there is none). */
+  private spec?: EtcdClusterSpecFile;
+  /** The managers that answered the last survey (multi-member clusters). */
+  private lastAlive: LivePeer[] = [];
+  /** `<member>/<nonce>`: names this process in request results and the status object. */
+  private runner = '';
   private memberCount = 1;
   private certsCheckedAt = 0;
   private phase = 'starting';
@@ -73,6 +97,7 @@ export class Manager {
 
   constructor(readonly config: ManagerConfig, log: Logger = logger('etcd-manager')) {
     this.log = log.child({ cluster: config.clusterName });
+    this.metrics = new ManagerMetrics({ defaultMetrics: true, isLeader: () => this.leaderNow(), cluster: config.clusterName });
     this.hooks = config.testHooks;
     this.backups = openStore(config.backupStore, { timeoutMs: config.storeTimeoutMs });
     this.state = openStore(config.stateStore, { timeoutMs: config.storeTimeoutMs });
@@ -131,9 +156,15 @@ export class Manager {
       log: this.log,
       setPhase: (phase) => (this.phase = phase),
       changed: (reason) => this.changed(reason),
+      restoreGate: () => this.memberRestore?.gate(),
+      restorePending: () => this.restoreLeader?.pending ?? false,
     }));
-    // Read before the peer API answers: a restarted member must never look empty to the leader.
+    this.runner = `${volume.memberName}/${randomBytes(4).toString('hex')}`;
+    this.memberRestore = this.newMemberRestore(volume, local);
+    // Read before the peer API answers: a restarted member must never look empty to the leader,
+    // nor start the etcd a restore has stopped.
     await local.load();
+    await this.memberRestore.load();
     if (!cfg.insecure) await this.startPeerAPI(volume);
     this.controller = new Controller({
       steps: this.steps(volume, local),
@@ -157,10 +188,29 @@ export class Manager {
       onStuck: () => this.metrics.errors.inc({ step: 'stuck' }),
     });
     this.election?.start();
+    this.inbox?.start();
     await this.controller.start();
   }
 
-  /** The pass, in order. Backups, restore and operator commands will be steps here too. */
+  /**
+   * This manager acts for the cluster (backups, restores, operator commands, the status object):
+   * the elected leader, or the manager of a one-member cluster.
+   */
+  private isActing(): boolean {
+    if (this.stopped || !this.local || this.local.standby) return false;
+    if (this.soleMember()) return true;
+    return this.election?.isLeader() ?? false;
+  }
+
+  private soleMember(): boolean {
+    return this.spec?.memberCount === 1 && !(this.local?.multiMember ?? false);
+  }
+
+  private term(): number {
+    return this.soleMember() ? 0 : (this.election?.currentTerm ?? 0);
+  }
+
+  /** The pass, in order. */
   private steps(volume: Volume, local: LocalMember): Step[] {
     const cfg = this.config;
     const discovery = (this.discovery = new Discovery({
@@ -175,6 +225,32 @@ export class Manager {
     const election = this.election;
     const isLeader = () => election?.isLeader() ?? false;
     const term = () => election?.currentTerm ?? 0;
+    const backup = (this.backupCtl = this.newBackupController());
+    const restore = (this.restoreLeader = this.newRestoreLeader(volume, local));
+    const memberRestore = this.memberRestore!;
+    this.inbox = new ControlInbox({
+      store: this.backups,
+      runner: this.runner,
+      clock: this.clock,
+      log: this.log,
+      isActing: () => this.isActing(),
+      onRequests: (requests, inbox) => backup.enqueue(requests, inbox),
+      onCommands: (listing) => restore.noticeCommands(listing),
+    });
+    const status = new StatusWriter({
+      store: this.backups,
+      self: volume.memberName,
+      runner: this.runner,
+      term: () => this.term(),
+      isActing: () => this.isActing(),
+      observeMembers: (pass) => this.observeMembers(volume, pass),
+      managers: (pass) => this.peersFor(volume, pass).map((p) => ({ name: p.info.member, healthy: false, managerAlive: true, clientURLs: p.record.clientURLs, peerURLs: p.record.peerURLs })),
+      backup,
+      restore,
+      clock: this.clock,
+      log: this.log,
+    });
+    const acting = (pass: Pass) => this.isActing() && (pass.leading || this.soleMember());
     const openMembershipEtcd = async (endpoints: string[]) => etcdMembership(await openEtcdClient(endpoints, this.tls?.etcdClient));
     const membership = new MembershipLeader({
       self: volume.memberName,
@@ -189,6 +265,7 @@ export class Manager {
       log: this.log,
       hooks: this.hooks,
       stopped: this.stoppedSignal,
+      beforeChange: (what) => backup.beforeChange(what),
     });
     /** Multi-member clusters elect a leader; a one-member cluster has none. */
     const elects = (pass: Pass) => !!pass.spec && (pass.spec.memberCount > 1 || local.multiMember) && !!this.peerClient && !!election && !local.standby;
@@ -211,6 +288,7 @@ export class Manager {
         name: 'spec',
         run: async (pass) => {
           pass.spec = await readClusterSpec(this.backups);
+          this.spec = pass.spec;
           return undefined;
         },
       },
@@ -221,6 +299,7 @@ export class Manager {
           if (!elects(pass) || !election || !pass.spec) return undefined;
           this.memberCount = pass.spec.memberCount;
           pass.survey = await election.survey(await listPeers(this.backups));
+          this.lastAlive = pass.survey.alive;
           // While etcd has more members than the spec (a shrink under way), votes are counted against the larger number.
           const result = await election.step(pass, Math.max(pass.spec.memberCount, local.lastMembers));
           if (pass.leading) pass.created = await this.backups.exists(CONTROL.created);
@@ -229,9 +308,18 @@ export class Manager {
       },
       { name: 'discovery', leaderOnly: true, run: (pass) => discovery.prune(pass) },
       {
+        name: 'commands',
+        run: async (pass) => {
+          if (!acting(pass)) return undefined;
+          pass.created ??= await this.backups.exists(CONTROL.created);
+          return this.inbox!.step();
+        },
+      },
+      { name: 'restore', run: (pass) => (acting(pass) || !this.isActing() ? restore.step(pass) : Promise.resolve(undefined)) },
+      {
         name: 'newcluster',
         leaderOnly: true,
-        run: (pass) => (pass.created ? Promise.resolve(undefined) : formCluster({
+        run: (pass) => (pass.created || pass.restoring ? Promise.resolve(undefined) : formCluster({
           self: volume.memberName,
           clusterName: cfg.clusterName,
           backups: this.backups,
@@ -244,7 +332,9 @@ export class Manager {
           setPhase: (phase) => (this.phase = phase),
         }, pass)),
       },
-      { name: 'membership', leaderOnly: true, run: (pass) => (pass.created ? membership.step(pass) : Promise.resolve(undefined)) },
+      { name: 'membership', leaderOnly: true, run: (pass) => (pass.created && !pass.restoring ? membership.step(pass) : Promise.resolve(undefined)) },
+      { name: 'backup', run: (pass) => (acting(pass) || !this.isActing() ? backup.step(pass) : Promise.resolve(undefined)) },
+      { name: 'status', run: (pass) => (acting(pass) ? status.step(pass) : Promise.resolve(undefined)) },
       {
         name: 'local-health',
         run: async () => {
@@ -253,7 +343,222 @@ export class Manager {
           return result;
         },
       },
+      {
+        name: 'trash',
+        run: async () => {
+          await memberRestore.trashStep();
+          return undefined;
+        },
+      },
     ];
+  }
+
+  /** The key backups are encrypted with: --backup-encryption-key-file, else the state store's secret, else none. Read each time. */
+  private async backupKey(): Promise<BackupKey | undefined> {
+    const { loadKeyFile, loadKeySecret } = await import('./backup/encryption.js');
+    return this.config.backupEncryptionKeyFile ? loadKeyFile(this.config.backupEncryptionKeyFile) : loadKeySecret(this.state);
+  }
+
+  /** etcd 3.4's etcdctl for this version: <etcd-binary-dir>/<version>/etcdctl when there, else the system one. */
+  private async snapshotTool(version: string): Promise<SnapshotTool> {
+    const { SYSTEM_ETCDCTL } = await import('./backup/etcdctl.js');
+    const dir = this.config.etcdBinaryDir;
+    const own = dir ? join(dir, version, 'etcdctl') : undefined;
+    return own && existsSync(own) ? { binary: own, kind: 'etcdctl' } : SYSTEM_ETCDCTL;
+  }
+
+  /** The managers that answered this pass; a one-member cluster's manager is its own. */
+  private peersFor(volume: Volume, pass: Pass): LivePeer[] {
+    if (pass.survey) return pass.survey.alive;
+    return this.soleMember() && this.local ? [{ record: this.peerRecord(volume), info: this.peerInfo(volume) }] : this.lastAlive;
+  }
+
+  /** Client endpoints (by IP) of a peer, or of this member (quarantined or not). */
+  private endpointsOf(peer: LivePeer, self: string): string[] {
+    if (peer.info.member === self) return this.localClientEndpoints();
+    return peer.record.clientURLs.map((u) => listenURL(u, peer.record.address));
+  }
+
+  /** A snapshot source on one healthy member: this one's etcd first, then the others that answered. */
+  private async openSnapshot(volume: Volume): Promise<SnapshotLease | undefined> {
+    const candidates: string[] = [];
+    if (this.etcd.running) candidates.push(...this.localClientEndpoints());
+    for (const a of this.lastAlive) if (a.info.member !== volume.memberName && a.info.etcdRunning) candidates.push(...this.endpointsOf(a, volume.memberName));
+    for (const endpoint of [...new Set(candidates)]) {
+      const client = await openEtcdClient([endpoint], this.tls?.etcdClient);
+      try {
+        await client.maintenance.status();
+      } catch {
+        client.close();
+        continue;
+      }
+      const { etcdSnapshotSource } = await import('./backup/snapshot-stream.js');
+      return { source: etcdSnapshotSource(client, endpoint), endpoint, close: () => client.close() };
+    }
+    return undefined;
+  }
+
+  private newBackupController(): BackupController {
+    const cfg = this.config;
+    return new BackupController({
+      store: this.backups,
+      openSnapshot: () => this.openSnapshot(this.volume!),
+      key: () => this.backupKey(),
+      clusterSpec: () => this.spec,
+      intervalMs: cfg.backupIntervalMs,
+      retention: cfg.retention,
+      clock: this.clock,
+      log: this.log,
+      isActing: () => this.isActing(),
+      term: () => this.term(),
+      wake: (reason) => this.controller?.wake(reason),
+      metrics: {
+        setLast: (last) => this.metrics.setLastBackup(last),
+        succeeded: (reason) => this.metrics.backups.inc({ reason }),
+        failed: (reason) => this.metrics.backupFailures.inc({ reason }),
+      },
+      ...(this.hooks.holdBackupUpload ? { holdUploadReason: this.hooks.holdBackupUpload } : {}),
+    });
+  }
+
+  private newMemberRestore(volume: Volume, local: LocalMember): MemberRestore {
+    const cfg = this.config;
+    return new MemberRestore({
+      volume,
+      local: () => local,
+      restoreData: async ({ backup, clusterToken, initialCluster, onProgress }) => {
+        const lib = await import('./backup/index.js');
+        const key = await this.backupKey();
+        try {
+          await lib.restoreMemberData({
+            store: this.backups, name: backup, key, tool: await this.snapshotTool(local.volumeState?.etcdVersion ?? this.spec?.etcdVersion ?? ''),
+            workDir: join(volume.mountPoint, 'restore-work'), dataRoot: join(volume.mountPoint, 'data'),
+            member: { name: volume.memberName, peerURLs: initialCluster[volume.memberName] ?? [] }, initialCluster, clusterToken,
+            onProgress: (p) => onProgress(p.storedBytes),
+          });
+        } catch (err) {
+          if (err instanceof lib.BackupVerifyError) throw new BadBackupError(err.check, err.message);
+          throw err;
+        }
+      },
+      emptyTrash: async (root, nowMs) => (await (await import('./backup/trash.js')).emptyTrash(root, nowMs, { keepForMs: cfg.trashRetentionMs })).map((e) => e.path),
+      moveToTrash: async (path, root, nowMs) => (await import('./backup/trash.js')).moveToTrash(path, root, nowMs),
+      clock: this.clock,
+      log: this.log,
+      changed: (reason) => this.changed(reason),
+    });
+  }
+
+  private newRestoreLeader(volume: Volume, local: LocalMember): RestoreLeader {
+    const cfg = this.config;
+    const self = volume.memberName;
+    const tls = () => this.tls?.etcdClient;
+    const quarantined = (p: LivePeer) => expandURLs(cfg.quarantineClientURLs, p.record.dnsName, p.record.address).map((u) => listenURL(u, p.record.address));
+    return new RestoreLeader({
+      self,
+      clusterName: cfg.clusterName,
+      store: this.backups,
+      send: async (peer, action: RestoreAction) => {
+        const command = { leader: self, term: this.term(), ...action } as RestoreCommand;
+        if (peer.info.member === self) {
+          await this.memberRestore!.onCommand(command); // this manager's own member: no fence to pass but its own
+          return;
+        }
+        const r = await this.peerClient!.command(peer.record.grpcEndpoint, command);
+        if (r.status !== 200) throw new Error(`${peer.info.member} refused ${action.action}: ${r.body.error ?? r.status}`);
+      },
+      peers: (pass) => this.peersFor(volume, pass),
+      liveToken: () => local.volumeState?.clusterToken,
+      clusterHealthy: async (peers) => {
+        const token = local.volumeState?.clusterToken;
+        const endpoints = peers.filter((p) => token !== undefined && p.info.clusterToken === token && p.info.etcdRunning).flatMap((p) => this.endpointsOf(p, self));
+        return endpoints.length > 0 && (await checkEtcd([...new Set(endpoints)], tls(), MEMBER_HEALTH_TIMEOUT_MS)).healthy;
+      },
+      restoredHealthy: async (members, plan) => {
+        const wrongToken = members.filter((p) => p.info.clusterToken !== plan.clusterToken).map((p) => p.info.member);
+        if (wrongToken.length > 0) return { healthy: false, detail: `not on the restored data yet: ${wrongToken.join(', ')}` };
+        const all = await checkEtcd(members.flatMap(quarantined), tls(), MEMBER_HEALTH_TIMEOUT_MS);
+        const names = Object.keys(plan.initialCluster).sort();
+        const listed = (all.members ?? []).filter((m) => !m.isLearner).map((m) => m.name).sort();
+        if (!all.healthy || JSON.stringify(listed) !== JSON.stringify(names)) return { healthy: false, detail: all.healthy ? `etcd lists ${listed.join(',') || 'no named member'}` : (all.error ?? 'no answer') };
+        const each = await Promise.all(members.map(async (p) => ((await checkEtcd(quarantined(p), tls(), MEMBER_HEALTH_TIMEOUT_MS)).healthy ? '' : p.info.member)));
+        const down = each.filter((m) => m !== '');
+        return down.length > 0 ? { healthy: false, detail: `not answering: ${down.join(', ')}` } : { healthy: true, detail: 'every member healthy' };
+      },
+      checkBackup: (name) => this.checkBackup(name),
+      backupNow: (detail) => this.backupCtl!.takeNow('before-restore', detail),
+      afterRestore: async (plan, members) => {
+        const etcd = await openEtcdClient(members.flatMap(quarantined), tls());
+        try {
+          await etcd.put(FENCE_KEY).value(fenceValue(this.term())).exec();
+        } finally {
+          etcd.close();
+        }
+        if (plan.writeSpec) {
+          const { writeClusterSpecFile } = await import('./control/cluster-spec.js');
+          await writeClusterSpecFile(this.backups, plan.clusterSpec);
+        }
+        if (!(await this.backups.exists(CONTROL.created))) {
+          const { markClusterCreated } = await import('./control/cluster-created.js');
+          await markClusterCreated(this.backups, { atMs: this.clock.wallNow(), extra: { restoredFrom: plan.backup, leader: self } });
+        }
+      },
+      isActing: () => this.isActing(),
+      term: () => this.term(),
+      clock: this.clock,
+      log: this.log,
+      wake: (reason) => this.controller?.wake(reason),
+      metrics: { restore: (result) => this.metrics.restores.inc({ result }) },
+    });
+  }
+
+  /** The leader's cheap look at a backup before a restore: it exists, its meta parses, the key fits. */
+  private async checkBackup(name: string): Promise<void> {
+    const lib = await import('./backup/index.js');
+    try {
+      lib.checkBackupName(name);
+    } catch (err) {
+      throw new BadBackupError('meta', `restore: ${(err as Error).message}`);
+    }
+    let info;
+    try {
+      info = await lib.loadBackupInfo(this.backups, name);
+    } catch (err) {
+      if (err instanceof lib.BackupNotFoundError || err instanceof lib.BackupFormatError) throw new BadBackupError('meta', err.message);
+      throw err;
+    }
+    if (!info.meta.etcdVersion) throw new BadBackupError('meta', `backup ${name}: ${this.backups.urlOf(`${name}/${lib.META_FILE}`)} names no etcdVersion`);
+    const encryption = info.sidecar?.encryption;
+    if (!encryption) return;
+    let key: BackupKey | undefined;
+    try {
+      key = await this.backupKey();
+    } catch (err) {
+      throw new BadBackupError('key', `backup ${name} is encrypted, and the key cannot be read: ${(err as Error).message}`);
+    }
+    if (!key) throw new BadBackupError('key', `backup ${name} is encrypted (AES-256-GCM, key id ${encryption.keyId}); give the managers its key (--backup-encryption-key-file, or the state store secret ${this.state.urlOf('secrets/etcd-backup-encryption-key')})`);
+    if (key.id !== encryption.keyId) throw new BadBackupError('key', `backup ${name} is encrypted with key id ${encryption.keyId}, but the key from ${key.source} has id ${key.id} (wrong key)`);
+  }
+
+  /** etcd's members, each one's health through its own client URLs; undefined when etcd does not answer. */
+  private async observeMembers(volume: Volume, pass: Pass): Promise<StatusMember[] | undefined> {
+    const self = volume.memberName;
+    const peers = this.peersFor(volume, pass);
+    const endpoints = [...(this.etcd.running ? this.localClientEndpoints() : []), ...peers.filter((p) => p.info.member !== self && p.info.etcdRunning).flatMap((p) => this.endpointsOf(p, self))];
+    if (endpoints.length === 0) return undefined;
+    const tls = this.tls?.etcdClient;
+    const view = await checkEtcd([...new Set(endpoints)], tls, MEMBER_HEALTH_TIMEOUT_MS);
+    if (!view.healthy || !view.members) return undefined;
+    return Promise.all(view.members.map(async (m): Promise<StatusMember> => {
+      const peer = peers.find((p) => p.info.member === m.name);
+      const address = m.name === self ? this.address : peer?.record.address;
+      const urls = m.clientURLs.map((u) => (address ? listenURL(u, address) : u));
+      const healthy = urls.length > 0 && (await checkEtcd(urls, tls, MEMBER_HEALTH_TIMEOUT_MS)).healthy;
+      return {
+        name: m.name, id: m.ID, healthy, ...(m.isLearner ? { learner: true } : {}), managerAlive: peer !== undefined || m.name === self,
+        ...(m.name === self ? { quarantined: this.etcd.isQuarantined } : {}), clientURLs: m.clientURLs, peerURLs: m.peerURLs,
+      };
+    }));
   }
 
   private async resolveAddress(): Promise<void> {
@@ -361,7 +666,7 @@ export class Manager {
       handlers: {
         info: () => this.peerInfo(volume),
         command: async (c) => {
-          const result = await this.local!.onCommand(c);
+          const result = isRestoreCommand(c) ? await this.memberRestore!.onCommand(c) : await this.local!.onCommand(c);
           this.controller?.wake(`command ${c.action}`);
           return result;
         },
@@ -385,6 +690,7 @@ export class Manager {
   private peerInfo(volume: Volume): PeerInfo {
     const v = this.voter?.current ?? { term: 0, leader: '' };
     const local = this.local;
+    const restore = this.memberRestore?.info();
     return {
       member: volume.memberName,
       term: v.term,
@@ -394,6 +700,7 @@ export class Manager {
       initialCluster: local?.volumeState?.initialCluster,
       volumeEmpty: local?.volumeEmpty ?? false,
       canLead: (this.controller?.loopAlive() ?? true) && !local?.standby && !this.stopped,
+      ...(restore ? { restore } : {}),
     };
   }
 
@@ -409,6 +716,7 @@ export class Manager {
     this.stopped = true;
     this.releaseStopped();
     this.election?.stop();
+    this.inbox?.stop();
     await this.controller?.stop();
     await this.peerServer?.close();
     await this.etcd.stop();

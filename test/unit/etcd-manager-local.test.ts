@@ -9,7 +9,7 @@ import { existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { configureLogging, logger } from '../../shared/log.js';
 import { openStore } from '../../shared/store/index.js';
-import { LocalMember, type LocalEtcd } from '../../agents/etcd-manager/controller/local.js';
+import { LocalMember, type LocalDeps, type LocalEtcd } from '../../agents/etcd-manager/controller/local.js';
 import type { EtcdHealth } from '../../agents/etcd-manager/etcd/client.js';
 import type { EtcdProcessSpec } from '../../agents/etcd-manager/etcd/process.js';
 import { readVolumeState } from '../../agents/etcd-manager/volume-state.js';
@@ -33,7 +33,7 @@ class FakeEtcd implements LocalEtcd {
   async setQuarantined(q: boolean) { this.isQuarantined = q; }
 }
 
-function setup(t: Parameters<typeof tempDir>[0], health: () => EtcdHealth = () => ({ healthy: false, error: 'starting' })) {
+function setup(t: Parameters<typeof tempDir>[0], health: () => EtcdHealth = () => ({ healthy: false, error: 'starting' }), extra: Partial<LocalDeps> = {}) {
   const dir = tempDir(t);
   const etcd = new FakeEtcd();
   const backups = openStore(`memfs://local-${Math.random()}/backups/etcd/main`);
@@ -44,6 +44,7 @@ function setup(t: Parameters<typeof tempDir>[0], health: () => EtcdHealth = () =
     checkLocal: async () => health(),
     clock: { now: () => 0, wallNow: () => Date.parse('2026-11-30T00:00:00Z') }, log: logger('test'),
     setPhase: () => undefined, changed: (reason) => changes.push(reason),
+    ...extra,
   });
   return { dir, etcd, backups, local, changes };
 }
@@ -136,6 +137,39 @@ t.test('leave racing a reconcile pass: no etcd start between "stopped" and "stan
   t.same(await local.startStep({ leading: false, spec: { memberCount: 3, etcdVersion: '3.4.23' } }), { stop: true }, 'the next pass stands by');
   t.equal(etcd.starts.length, 1, 'etcd was never started again on an emptied data dir');
   t.equal(readdirSync(join(dir, 'data-removed')).length, 1, 'the data moved aside once');
+});
+
+t.test('restore: a member told to stop never starts; a restored one starts quarantined and stays so until the leader lifts it', async (t) => {
+  let gate: 'hold' | 'quarantined' | undefined = 'hold';
+  let healthy: EtcdHealth = { healthy: false, error: 'starting' };
+  const { dir, etcd, backups, local } = setup(t, () => healthy, { restoreGate: () => gate });
+  await local.load();
+  await local.onCommand({ leader: 'b', term: 4, action: 'form', body: { clusterToken: 'etcd-x', initialCluster: { a: ['https://a:2380'] }, etcdVersion: '3.4.23' } });
+  await new Promise((r) => setTimeout(r, 10));
+  t.same(etcd.starts, [], 'held: the form did not start etcd');
+  t.same(await local.startStep({ leading: false, spec: one }), undefined, 'nor does a pass');
+  t.same(etcd.starts, []);
+  gate = 'quarantined';
+  t.same(await local.startStep({ leading: false, spec: one }), { did: 'etcd started', waitFor: 'etcd healthy' });
+  t.equal(etcd.starts[0].quarantined, true, 'restored data starts quarantined');
+  healthy = { healthy: true, members: [{ ID: '1', name: 'a', peerURLs: [], clientURLs: [], isLearner: false }] } as unknown as EtcdHealth;
+  t.same(await local.healthStep(), { waitFor: 'the leader to lift the restore quarantine' }, 'a voting member, but the quarantine stays');
+  t.equal(etcd.isQuarantined, true);
+  t.notOk(await backups.exists('control/etcd-cluster-created'), 'and no marker is written by it');
+  await local.liftRestoreQuarantine();
+  t.equal(etcd.isQuarantined, false, 'the leader lifts it');
+  await local.stopForRestore();
+  t.equal(etcd.running, false);
+  t.equal(local.etcdStarted, false);
+  t.ok(dir);
+});
+
+t.test('an empty one-member volume with a restore queued waits for it instead of failing', async (t) => {
+  const { etcd, backups, local } = setup(t, undefined, { restorePending: () => true });
+  await backups.write('control/etcd-cluster-created', '{}\n');
+  await local.load();
+  t.same(await local.startStep({ leading: false, spec: one }), undefined);
+  t.same(etcd.starts, []);
 });
 
 /** Waits for a condition the code under test reaches through its own promises (no time asserted). */

@@ -144,3 +144,25 @@ t.test('shrink: the highest-named other member, quarantined first when the rest 
   t.same(two.sent, ['leave b'], '2 → 1: no quarantine (its restart would cost the quorum)');
   t.same(etcd.actions, ['remove 3', 'remove 2']);
 });
+
+t.test('an add or a remove waits for a backup first; a promotion does not', async (t) => {
+  const etcd = new FakeEtcd([member('a', '1'), member('b', '2')]);
+  let ready = false;
+  const asked: string[] = [];
+  const { ctx, sent } = context(etcd, [peer('a'), peer('b'), peer('c', { volumeEmpty: true, clusterToken: undefined })], {
+    beforeChange: async (what) => { asked.push(what); return ready; },
+  });
+  t.same(await reconcileMembership(ctx), { waitFor: 'a backup before add c' });
+  t.same(etcd.actions, [], 'nothing changed while the backup runs');
+  t.same(sent, []);
+  ready = true;
+  t.same(await reconcileMembership(ctx), { did: 'added c' });
+  t.same(asked, ['add c', 'add c']);
+  etcd.members = etcd.members.map((m) => ({ ...m, name: m.name || 'c' }));
+  ready = false;
+  t.same(await reconcileMembership(ctx), { did: 'promoted c' }, 'a promotion completes the add: no backup of its own');
+  const shrink = new FakeEtcd([member('a', '1'), member('b', '2'), member('c', '3')]);
+  const s = context(shrink, [peer('a'), peer('b'), peer('c')], { memberCount: 2, beforeChange: async (what) => { asked.push(what); return false; } });
+  t.same(await reconcileMembership(s.ctx), { waitFor: 'a backup before remove c' });
+  t.same(shrink.actions, []);
+});

@@ -44,3 +44,20 @@ t.test('answers are checked by the client that receives them', async (t) => {
   t.same(decodeVoteResult({ granted: true, term: 4, leader: 'b' }), { granted: true, term: 4, leader: 'b' });
   t.equal(decodeVoteResult({ granted: 'true', term: 4 }), undefined);
 });
+
+t.test('restore commands and a member\'s restore state: typed, and checked like the rest', async (t) => {
+  const restore = { planId: 'cmd-1', backup: '2026-11-30T08:00:00Z-000001', clusterToken: 'etcd-new', initialCluster: { a: ['https://a:2380'] }, etcdVersion: '3.4.23' };
+  t.same(decodeRequest('POST', '/v1/command', body({ leader: 'a', term: 2, action: 'restore-prepare', body: restore })), { ok: true, value: { kind: 'command', command: { leader: 'a', term: 2, action: 'restore-prepare', body: restore } } });
+  for (const action of ['restore-stop', 'restore-start', 'restore-lift', 'restore-abort']) {
+    t.same(decodeRequest('POST', '/v1/command', body({ leader: 'a', term: 2, action, body: { planId: 'cmd-1', extra: 1 } })), { ok: true, value: { kind: 'command', command: { leader: 'a', term: 2, action, body: { planId: 'cmd-1' } } } });
+    const d = decodeRequest('POST', '/v1/command', body({ leader: 'a', term: 2, action }));
+    t.equal(d.ok ? 0 : d.status, 400, `${action} without its plan`);
+  }
+  const d = decodeRequest('POST', '/v1/command', body({ leader: 'a', term: 2, action: 'restore-prepare', body: { ...restore, initialCluster: 'x' } }));
+  t.equal(d.ok ? 0 : d.status, 400, 'restore-prepare of the wrong shape');
+  const info = { member: 'a', term: 1, leader: 'a', etcdRunning: true, volumeEmpty: false };
+  t.same(decodeInfo({ ...info, restore: { planId: 'cmd-1', state: 'prepared', bytes: 10 } })?.restore, { planId: 'cmd-1', state: 'prepared', bytes: 10 });
+  t.same(decodeInfo({ ...info, restore: { planId: 'cmd-1', state: 'failed', error: 'x', badBackup: 'gzip' } })?.restore, { planId: 'cmd-1', state: 'failed', error: 'x', badBackup: 'gzip' });
+  t.equal(decodeInfo({ ...info, restore: { planId: 'cmd-1', state: 'dancing' } }), undefined, 'an unknown state is no info');
+  t.equal(decodeInfo({ ...info, restore: { planId: 'cmd-1', state: 'failed', bytes: -1 } }), undefined);
+});

@@ -12,7 +12,7 @@ import type { Logger } from '../../../shared/log.js';
 import type { StateStore } from '../../../shared/store/types.js';
 import type { EtcdHealth } from '../etcd/client.js';
 import type { EtcdProcessSpec } from '../etcd/process.js';
-import type { Command } from '../peer/protocol.js';
+import type { LocalCommand } from '../peer/protocol.js';
 import { etcdDataDir, newClusterToken, readVolumeState, writeVolumeState, type VolumeState } from '../volume-state.js';
 import type { Volume } from '../volumes/types.js';
 import { CONTROL } from './spec.js';
@@ -41,6 +41,13 @@ export interface LocalDeps {
   setPhase(phase: string): void;
   /** This member's state changed in a way its peers should see at once (etcd started, quarantine lifted, standing by). */
   changed(reason: string): void;
+  /**
+   * What a restore under way allows (controller/restore-member.ts MemberRestore.gate): 'hold' keeps
+   * etcd stopped, 'quarantined' starts it quarantined and keeps it so until the leader lifts it.
+   */
+  restoreGate?(): 'hold' | 'quarantined' | undefined;
+  /** A restore command is queued or under way (a one-member cluster's empty volume then waits for it instead of failing). */
+  restorePending?(): boolean;
 }
 
 export const STANDBY_FILE = 'etcd-manager-standby.json';
@@ -113,10 +120,16 @@ export class LocalMember {
 
   private async startEtcd(pass?: Pass): Promise<StepResult | undefined> {
     const { volume, log, backups } = this.deps;
+    const gate = this.deps.restoreGate?.();
+    if (gate === 'hold') {
+      this.deps.setPhase('restore: etcd stopped, waiting for the leader');
+      return undefined;
+    }
     let state = await readVolumeState(volume.mountPoint);
     this.state = state;
-    // A joined member stays quarantined until it is a voting member, across manager restarts too.
-    let quarantined = this.joinQuarantined || (state?.initialClusterState === 'existing' && !state.votingSince);
+    // A joined member stays quarantined until it is a voting member, across manager restarts too;
+    // a restored one until the leader has seen every member healthy.
+    let quarantined = this.joinQuarantined || gate === 'quarantined' || (state?.initialClusterState === 'existing' && !state.votingSince);
     this.joinQuarantined = false;
     if (!state && (await fileExists(join(volume.mountPoint, STANDBY_FILE)))) {
       this.deps.setPhase('standby: removed from the etcd cluster');
@@ -138,6 +151,10 @@ export class LocalMember {
         return undefined;
       }
       if (await backups.exists(CONTROL.created)) {
+        if (this.deps.restorePending?.()) {
+          this.deps.setPhase('empty volume: waiting for the queued restore');
+          return undefined;
+        }
         // The cluster exists but this volume is empty: starting a fresh one would fork it.
         throw new Error(`volume ${volume.id} is empty but ${backups.urlOf(CONTROL.created)} says the cluster exists; refusing to create a second cluster (restore or member replacement needed)`);
       }
@@ -167,6 +184,10 @@ export class LocalMember {
       return { waitFor: 'etcd healthy' };
     }
     const me = health.members?.find((m) => m.name === volume.memberName);
+    if (etcd.isQuarantined && this.deps.restoreGate?.() === 'quarantined') {
+      this.deps.setPhase('restore: quarantined until every member is healthy on the restored data');
+      return { waitFor: 'the leader to lift the restore quarantine' };
+    }
     if (etcd.isQuarantined && me && !me.isLearner) {
       // A new cluster is only announced once it answers: then the marker, then clients.
       // A joining member stays quarantined until it is a voting member.
@@ -190,8 +211,35 @@ export class LocalMember {
     return undefined;
   }
 
+  /** Restore: stops etcd and keeps it stopped (the restore gate holds starts); serialized against starts and leaves. */
+  async stopForRestore(): Promise<void> {
+    await this.starting?.catch(() => undefined);
+    await this.leaving?.catch(() => undefined);
+    await this.deps.etcd.stop();
+    this.started = false;
+    this.healthy = false;
+  }
+
+  /** Restore: etcd started quarantined on the restored data (the volume state already written). */
+  async startRestored(state: VolumeState): Promise<void> {
+    await this.starting?.catch(() => undefined);
+    this.state = state;
+    this.standingBy = false;
+    const spec = await this.deps.processSpec(state);
+    this.deps.setPhase('etcd starting on the restored data');
+    await this.deps.etcd.start(spec, { quarantined: true });
+    this.started = true;
+  }
+
+  /** Restore: the leader saw every member healthy; clients may reach etcd again. */
+  async liftRestoreQuarantine(): Promise<void> {
+    await this.deps.etcd.setQuarantined(false);
+    this.deps.setPhase('etcd healthy');
+    this.deps.changed('quarantine lifted');
+  }
+
   /** A command from the leader; the peer API's fence already checked its term. Answers once accepted. */
-  async onCommand(command: Command): Promise<string> {
+  async onCommand(command: LocalCommand): Promise<string> {
     const { volume, log, etcd } = this.deps;
     switch (command.action) {
       case 'quarantine':
@@ -246,11 +294,11 @@ export class LocalMember {
    * Serialized against starts: a reconcile pass between "etcd stopped" and "state removed" would
    * otherwise start etcd again on a fresh, empty data dir (etcd-manager-shrink.test.ts caught it).
    */
-  private leave(command: Command): Promise<string> {
+  private leave(command: LocalCommand): Promise<string> {
     return (this.leaving ??= this.leaveNow(command).finally(() => (this.leaving = undefined)));
   }
 
-  private async leaveNow(command: Command): Promise<string> {
+  private async leaveNow(command: LocalCommand): Promise<string> {
     const { volume, log, etcd } = this.deps;
     await this.starting?.catch(() => undefined); // a start already under way finishes first, then is undone
     const state = await readVolumeState(volume.mountPoint);

@@ -18,8 +18,9 @@
 // Every change to etcd's membership first passes the etcd fence; removals
 // never leave fewer healthy members than the quorum of the new membership.
 // etcd is reached through MembershipEtcd (etcdMembership() over etcd3 in
-// production, a fake in the unit test). Backups before changes come with the
-// backup module (a `beforeChange` hook).
+// production, a fake in the unit test). Before every add or remove a backup is
+// taken (the `beforeChange` hook, controller/backup.ts): the change waits until
+// one has completed (a promotion completes an add, which had its backup).
 import type { Etcd3 } from 'etcd3';
 import type { Logger } from '../../../shared/log.js';
 import { listenURL } from '../etcd/process.js';
@@ -83,6 +84,8 @@ export interface MembershipContext {
   isLeader(): boolean;
   /** Called after isLeader() said yes and before the fence: a test hook (a pause here is what the fence is for). */
   beforeFence?(what: string): void;
+  /** True once a backup was taken for this change; false: the change waits (the hook starts one). */
+  beforeChange?(what: string): Promise<boolean>;
   /** Tells a peer's manager to join with this initial cluster (fenced by term). */
   join(peer: LivePeer, initialCluster: Record<string, string[]>): Promise<void>;
   /** Sends a fenced command ('quarantine', 'leave') to a peer's manager. */
@@ -144,6 +147,10 @@ export async function reconcileMembership(ctx: MembershipContext): Promise<Membe
     const members = await etcd.memberList();
     const peerOf = (m: EtcdMember) => ctx.alive.find((p) => samePeerURLs(m, p.record));
 
+    /** A backup first (add and remove only): false while it is being taken. */
+    const backedUp = async (what: string): Promise<boolean> => !ctx.beforeChange || (await ctx.beforeChange(what));
+    const waitBackup = (what: string): MembershipOutcome => ({ waitFor: `a backup before ${what}` });
+
     /** Leadership check, test hook, then the etcd fence: only then may membership change. */
     const fenced = async (what: string): Promise<boolean> => {
       if (!ctx.isLeader()) return false;
@@ -194,6 +201,7 @@ export async function reconcileMembership(ctx: MembershipContext): Promise<Membe
     for (const peer of ctx.alive.filter((p) => p.info.volumeEmpty)) {
       const stale = members.find((m) => m.name === peer.info.member);
       if (!stale) continue;
+      if (!(await backedUp(`remove ${stale.name}`))) return waitBackup(`remove ${stale.name}`);
       if (!(await fenced(`remove ${stale.name} (empty volume)`))) return {};
       ctx.log.warn('member is back with an empty volume: removing its old self so it can rejoin', { event: 'member.removed-empty', member: stale.name, id: stale.ID });
       await etcd.remove(stale.ID);
@@ -234,6 +242,7 @@ export async function reconcileMembership(ctx: MembershipContext): Promise<Membe
         ctx.log.warn('not removing an unhealthy member: the rest would not be a healthy quorum', { event: 'member.removal-skipped', member: m.name });
         continue;
       }
+      if (!(await backedUp(`remove ${m.name}`))) return waitBackup(`remove ${m.name}`);
       if (!(await fenced(`remove unhealthy ${m.name}`))) return {};
       ctx.log.warn('removing a member unhealthy past the threshold, its manager gone', { event: 'member.removed-unhealthy', member: m.name, id: m.ID, unhealthyForMs: Math.round(now - from) });
       await etcd.remove(m.ID);
@@ -250,6 +259,7 @@ export async function reconcileMembership(ctx: MembershipContext): Promise<Membe
         return {};
       }
       const peer = peerOf(victim);
+      if (!(await backedUp(`remove ${victim.name}`))) return waitBackup(`remove ${victim.name}`);
       if (!(await fenced(`remove extra ${victim.name}`))) return {};
       // Clients (the API server) should not use a member on its way out, but quarantine restarts its
       // etcd: only when the other members hold a quorum of the CURRENT membership without it (not 2→1).
@@ -269,6 +279,7 @@ export async function reconcileMembership(ctx: MembershipContext): Promise<Membe
     if (members.length < ctx.memberCount) {
       const candidate = ctx.alive.find((p) => p.info.volumeEmpty && !members.some((m) => samePeerURLs(m, p.record) || m.name === p.info.member));
       if (!candidate) return {};
+      if (!(await backedUp(`add ${candidate.info.member}`))) return waitBackup(`add ${candidate.info.member}`);
       if (!(await fenced(`add ${candidate.info.member}`))) return {};
       await etcd.addLearner(candidate.record.peerURLs);
       ctx.log.info('member added as a learner', { event: 'member.added', member: candidate.info.member, members: members.length + 1, want: ctx.memberCount });
@@ -297,6 +308,8 @@ export interface MembershipStepDeps {
   hooks: TestHooks;
   /** Settles when the manager stops (ends the hang test hook). */
   stopped: Promise<void>;
+  /** A backup before each add or remove (BackupController.beforeChange). */
+  beforeChange?(what: string): Promise<boolean>;
 }
 
 /** The leader's membership step: claims the etcd fence once per term, then one change per pass. */
@@ -339,6 +352,7 @@ export class MembershipLeader {
       now: deps.wallNow,
       isLeader: deps.isLeader,
       beforeFence: (what) => this.testStopBeforeFence(what, term),
+      ...(deps.beforeChange ? { beforeChange: deps.beforeChange } : {}),
       join: (peer, initialCluster) => send(peer, { action: 'join', body: { clusterToken: token, initialCluster, etcdVersion: spec.etcdVersion } }),
       command: (peer, action) => send(peer, { action }),
     });

@@ -26,6 +26,8 @@ export interface TestHooks {
   hangWhileLeading?: boolean;
   /** Issue certificates this short-lived, renewed with a third left (etcd-manager-cert-renewal*.test.ts). */
   certLifetimeMs?: number;
+  /** The on-demand backup asked with this reason holds its upload half way until the manager is killed (etcd-manager-backups*.test.ts). */
+  holdBackupUpload?: string;
 }
 
 /** What one step of a pass did. */
@@ -56,11 +58,12 @@ export interface Pass {
   leading: boolean;
   /** control/etcd-cluster-created exists (read by the leader). */
   created?: boolean;
+  /** A restore is under way (or starting): no formation, membership change or scheduled backup this pass. */
+  restoring?: boolean;
 }
 
 export type StepName = 'certificates' | 'discovery' | 'spec' | 'local-start' | 'election' | 'newcluster' | 'membership' | 'local-health'
-  // Slots for the modules still to come (issue 8): they are steps like the others.
-  | 'backup' | 'restore' | 'commands';
+  | 'commands' | 'restore' | 'backup' | 'status' | 'trash';
 
 /**
  * One concern's part of a pass. `leaderOnly` steps run only while the

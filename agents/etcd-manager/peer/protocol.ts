@@ -18,6 +18,37 @@ export interface PeerInfo {
   volumeEmpty: boolean;
   /** False while its reconcile loop is stuck or it stands by: it answers, but must not keep others from leading. Absent from older managers. */
   canLead?: boolean;
+  /** This member's part of a restore under way (controller/restore-member.ts); absent when none. */
+  restore?: MemberRestoreInfo;
+}
+
+/** Where a member is in a restore: what the leader waits on between its commands. */
+export type MemberRestoreState = 'preparing' | 'prepared' | 'failed' | 'stopping' | 'stopped' | 'started';
+
+export const MEMBER_RESTORE_STATES: readonly MemberRestoreState[] = ['preparing', 'prepared', 'failed', 'stopping', 'stopped', 'started'];
+
+export interface MemberRestoreInfo {
+  /** The restore plan (the queued command's id). */
+  planId: string;
+  state: MemberRestoreState;
+  /** When failed: one line. */
+  error?: string;
+  /** When failed because the backup itself is bad: the check that failed (backup/verify.ts VerifyCheck). */
+  badBackup?: string;
+  /** Bytes of the backup read so far while preparing. */
+  bytes?: number;
+}
+
+/** The body of a restore-prepare command: what to restore, into which new cluster. */
+export interface RestoreBody {
+  planId: string;
+  /** The backup's name in the backup store. */
+  backup: string;
+  /** A NEW token for the restored cluster (never the live one's). */
+  clusterToken: string;
+  /** Every member of the restored cluster → its peer URLs. */
+  initialCluster: Record<string, string[]>;
+  etcdVersion: string;
 }
 
 /** The body of a form or join command: the cluster this member is to start (or join) etcd in. */
@@ -32,12 +63,29 @@ export type LeaderAction =
   | { action: 'form'; body: ClusterBody }
   | { action: 'join'; body: ClusterBody }
   | { action: 'quarantine' }
-  | { action: 'leave' };
+  | { action: 'leave' }
+  // A restore (controller/restore.ts), in order: prepare the restored data beside the live data,
+  // stop etcd, switch to the restored data and start quarantined, lift the quarantine; or abort
+  // (before stop only: discard what was prepared).
+  | { action: 'restore-prepare'; body: RestoreBody }
+  | { action: 'restore-stop'; body: { planId: string } }
+  | { action: 'restore-start'; body: { planId: string } }
+  | { action: 'restore-lift'; body: { planId: string } }
+  | { action: 'restore-abort'; body: { planId: string } };
 
 /** Every command names its leader and term: the voter's fence admits it or not. */
 export type Command = { leader: string; term: number } & LeaderAction;
 
 export type ActionName = LeaderAction['action'];
+
+/** The restore commands (a member's restore module takes them; the others go to its local etcd). */
+export type RestoreAction = Extract<LeaderAction, { action: `restore-${string}` }>;
+export type RestoreCommand = { leader: string; term: number } & RestoreAction;
+export type LocalCommand = Exclude<Command, RestoreCommand>;
+
+export function isRestoreCommand(command: Command): command is RestoreCommand {
+  return command.action.startsWith('restore-');
+}
 
 /** A request as received, after decoding. */
 export type PeerRequest =
@@ -66,6 +114,13 @@ function decodeClusterBody(v: unknown): ClusterBody | undefined {
   return { clusterToken, initialCluster, etcdVersion };
 }
 
+function decodeRestoreBody(v: unknown): RestoreBody | undefined {
+  if (!isObject(v)) return undefined;
+  const { planId, backup, clusterToken, initialCluster, etcdVersion } = v;
+  if (!isName(planId) || !isName(backup) || !isName(clusterToken) || !isURLMap(initialCluster) || typeof etcdVersion !== 'string') return undefined;
+  return { planId, backup, clusterToken, initialCluster, etcdVersion };
+}
+
 function decodeCommand(body: Json): Decoded<Command> {
   const { leader, term, action } = body;
   if (!isName(leader)) return bad(`leader must be a member name, got ${JSON.stringify(leader)}`);
@@ -80,8 +135,21 @@ function decodeCommand(body: Json): Decoded<Command> {
     case 'quarantine':
     case 'leave':
       return { ok: true, value: { leader, term, action } };
+    case 'restore-prepare': {
+      const restore = decodeRestoreBody(body.body);
+      if (!restore) return bad('restore-prepare: body must be {planId, backup, clusterToken, initialCluster: {member: [peer URLs]}, etcdVersion}');
+      return { ok: true, value: { leader, term, action, body: restore } };
+    }
+    case 'restore-stop':
+    case 'restore-start':
+    case 'restore-lift':
+    case 'restore-abort': {
+      const planId = isObject(body.body) ? body.body.planId : undefined;
+      if (!isName(planId)) return bad(`${action}: body must be {planId}`);
+      return { ok: true, value: { leader, term, action, body: { planId } } };
+    }
     default:
-      return bad(`unknown action ${JSON.stringify(action)} (want form, join, quarantine or leave)`);
+      return bad(`unknown action ${JSON.stringify(action)} (want form, join, quarantine, leave or restore-prepare/stop/start/lift/abort)`);
   }
 }
 
@@ -119,13 +187,29 @@ export function encodeCommand(command: Command): Json {
 
 export function decodeInfo(v: unknown): PeerInfo | undefined {
   if (!isObject(v)) return undefined;
-  const { member, term, leader, etcdRunning, clusterToken, initialCluster, volumeEmpty, canLead } = v;
+  const { member, term, leader, etcdRunning, clusterToken, initialCluster, volumeEmpty, canLead, restore } = v;
   if (!isName(member) || !Number.isSafeInteger(term) || (term as number) < 0 || typeof leader !== 'string') return undefined;
   if (typeof etcdRunning !== 'boolean' || typeof volumeEmpty !== 'boolean') return undefined;
   if (clusterToken !== undefined && !isName(clusterToken)) return undefined;
   if (initialCluster !== undefined && !isURLMap(initialCluster)) return undefined;
   if (canLead !== undefined && typeof canLead !== 'boolean') return undefined;
-  return { member, term: term as number, leader, etcdRunning, clusterToken, initialCluster, volumeEmpty, canLead };
+  const restoreInfo = restore === undefined ? undefined : decodeMemberRestore(restore);
+  if (restore !== undefined && !restoreInfo) return undefined;
+  return { member, term: term as number, leader, etcdRunning, clusterToken, initialCluster, volumeEmpty, canLead, ...(restoreInfo ? { restore: restoreInfo } : {}) };
+}
+
+function decodeMemberRestore(v: unknown): MemberRestoreInfo | undefined {
+  if (!isObject(v)) return undefined;
+  const { planId, state, error, badBackup, bytes } = v;
+  if (!isName(planId) || !MEMBER_RESTORE_STATES.includes(state as MemberRestoreState)) return undefined;
+  if ((error !== undefined && typeof error !== 'string') || (badBackup !== undefined && typeof badBackup !== 'string')) return undefined;
+  if (bytes !== undefined && !(Number.isSafeInteger(bytes) && (bytes as number) >= 0)) return undefined;
+  return {
+    planId, state: state as MemberRestoreState,
+    ...(error !== undefined ? { error: error as string } : {}),
+    ...(badBackup !== undefined ? { badBackup: badBackup as string } : {}),
+    ...(bytes !== undefined ? { bytes: bytes as number } : {}),
+  };
 }
 
 export function decodeVoteResult(v: unknown): VoteResult | undefined {
