@@ -86,7 +86,8 @@ Look around (in another shell, first: eval "\$($mooring local-cloud env --local-
   $mooring ssh $cluster $first -- journalctl -u mooring-nodeup
   $mooring ssh $cluster $first -- systemctl status etcd-manager@main etcd-manager@events
   $mooring ssh $cluster $first -- bash -c 'cd /srv/kubernetes/kube-apiserver && ETCDCTL_API=3 /opt/etcd/3.4.23/etcdctl --endpoints https://\$(hostname -I | cut -d" " -f1):4001 --cacert etcd-ca.crt --cert etcd-client.crt --key etcd-client.key member list -w table'
-  $mooring ssh $cluster $first -- /opt/mooring/bin/etcd-manager --help
+  dist/bin/etcd-manager get --backup-store s3://mooring/$cluster/backups/etcd/main      # the cluster as etcd-manager records it
+  dist/bin/etcd-manager list-backups --backup-store s3://mooring/$cluster/backups/etcd/events
 Lose an instance, then boot its replacement from the same user-data:
   $mooring delete instance $cluster $first --yes --force
   $mooring update cluster $cluster --yes && $mooring validate cluster $cluster --wait 5m
