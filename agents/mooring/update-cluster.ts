@@ -47,7 +47,7 @@ export async function updateCluster(
     { configBase: clusterStore.baseURL },
   );
   // Asset hashes first: a version not in the known table whose hash cannot be read fails the update before anything is written.
-  const assets = await resolveNodeAssets(completed.cluster, completed.instanceGroups);
+  const assets = await resolveNodeAssets(completed.cluster, completed.instanceGroups, assetOptions);
   const warnings = [
     ...completed.settings.notes.map((note) => `note: ${note}`),
     ...assets.lookedUp.map((url) => `note: ${url} is not a release in Mooring's table of known hashes; its sha256 was read from ${url}.sha256`),
