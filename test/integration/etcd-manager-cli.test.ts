@@ -206,7 +206,7 @@ async function operatorFlow(t: Test, url: string, env: Record<string, string>, w
   t.equal((await store.read('control/etcd-cluster-spec')).toString(), '{\n  "memberCount": 3,\n  "etcdVersion": "3.4.23"\n}');
 
   // ---- backup through a leader loop; two at once are queued ----
-  const leader = leaderLoop(t, store, w, 3000);
+  const leader = leaderLoop(t, store, w, 6000);
   const first = cli(t, ['backup', ...at], env);
   // The second starts once the first is running on the leader.
   for (let i = 0; i < 600 && !(await listRequests(store)).some((e) => e.result?.state === 'running'); i++) await sleep(100);
