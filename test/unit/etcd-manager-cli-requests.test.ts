@@ -10,7 +10,7 @@ import { markClusterCreated } from '../../agents/etcd-manager/control/cluster-cr
 import { writeClusterSpecFile } from '../../agents/etcd-manager/control/cluster-spec.js';
 import { deleteCommand, listCommands } from '../../agents/etcd-manager/control/commands.js';
 import { DOORBELL_PATH, listRequests, RequestInbox } from '../../agents/etcd-manager/control/requests.js';
-import { openStore, type StateStore } from '../../shared/store/index.js';
+import { openStore, StoreError, type StateStore } from '../../shared/store/index.js';
 import { cliHarness, makeBackup, type CliHarness } from '../harness/em-cli.js';
 import { snapshotStore } from '../harness/tmp.js';
 
@@ -150,7 +150,7 @@ t.test('backup: failed and expired requests, --timeout, Ctrl-C, no cluster: one 
   t.equal((await listRequests(none.store)).length, before + 1, 'Ctrl-C leaves the request');
   h.interruptAtSleep = undefined;
 
-  // A result caught mid-rewrite (s3rver lets a GET see that) is not fatal; one that stays unreadable is.
+  // A result caught mid-rewrite (s3rver lets a GET see that) is not fatal; one that stays unreadable for 30 s is.
   const torn = await withCluster();
   const tornLeader = fakeLeader(torn.store, h, { steps: 3 });
   let tornSleeps = 0;
@@ -175,6 +175,47 @@ t.test('backup: failed and expired requests, --timeout, Ctrl-C, no cluster: one 
   const noCluster = await h.run(['backup', `--backup-store=${empty.url}`]);
   t.same([noCluster.code, noCluster.stderr], [4, `etcd-manager: no etcd cluster in ${empty.url} (control/etcd-cluster-created is missing): no leader would take the backup\n`]);
   t.same(await empty.store.list(), [], 'nothing written');
+});
+
+t.test('backup: a store that drops connections for a while is polled again; one that denies access fails at once (exit 5)', async (t) => {
+  const s = await withCluster();
+  const h = cliHarness();
+  const leader = fakeLeader(s.store, h, { steps: 2 });
+  const proto = Object.getPrototypeOf(s.store) as { readIfExists(path: string): Promise<Buffer | undefined> };
+  const original = proto.readIfExists;
+  let failure: StoreError | undefined;
+  proto.readIfExists = async function (this: StateStore, path: string) {
+    if (failure && path.endsWith('.result.json')) throw failure;
+    return original.call(this, path);
+  };
+  t.teardown(() => void (proto.readIfExists = original));
+  let sleeps = 0;
+  h.onSleep = async () => {
+    sleeps++;
+    // 25 s of failed polls (under the 30 s limit), then the store answers again.
+    failure = sleeps >= 2 && sleeps < 52 ? new StoreError('Unreachable', 'memfs://x', 'cannot reach it: connection reset') : undefined;
+    if (!failure) await leader.step();
+  };
+  const survived = await h.run(['backup', `--backup-store=${s.url}`]);
+  t.equal(survived.code, 0, `25 s of dropped connections are waited out: ${survived.stderr}`);
+
+  sleeps = 0;
+  h.onSleep = async () => {
+    sleeps++;
+    failure = sleeps >= 2 ? new StoreError('Unreachable', `${s.url}/control/requests/x.result.json`, 'cannot reach it: connection reset') : undefined;
+  };
+  const gone = await h.run(['backup', `--backup-store=${s.url}`]);
+  t.equal(gone.code, 5, 'a store gone for 30 s: exit 5');
+  t.match(gone.stderr, /\netcd-manager: memfs:.*x\.result\.json: cannot reach it: connection reset\n$/);
+
+  sleeps = 0;
+  h.onSleep = async () => {
+    sleeps++;
+    failure = sleeps >= 1 ? new StoreError('AccessDenied', `${s.url}/control/requests/x.result.json`, 'access denied (AccessDenied: no)') : undefined;
+  };
+  const denied = await h.run(['backup', `--backup-store=${s.url}`]);
+  t.equal(denied.code, 5);
+  t.equal(denied.stderr.split('\n').filter((l) => l.startsWith('queued') || l.startsWith('backing')).length, 0, 'access denied: no waiting first');
 });
 
 t.test('restore-backup: verified, then kOps\' command with the current spec and a ring; refusals write nothing', async (t) => {

@@ -8,22 +8,17 @@
 import { ExitCode, UserError } from '../../../shared/errors.js';
 import { BackupNamer } from '../backup/names.js';
 import { isClusterCreated } from '../control/cluster-created.js';
-import { listRequests, readResult, RequestFormatError, submitRequest, type RequestResult } from '../control/requests.js';
+import { listRequests, readResult, submitRequest, type RequestResult } from '../control/requests.js';
 import { flagDuration, openStores, outputFormat } from './context.js';
 import { formatBytes, formatDuration, json, table } from './output.js';
 import { ProgressLine } from './progress.js';
+import { TransientFailures } from './transient.js';
 import { EXIT_INTERRUPTED, type CommandContext, type SubcommandModule } from './types.js';
 
 /** How often the result is read while waiting (one small GET). */
 export const POLL_MS = 500;
 /** How often, while queued, the other requests are listed to say what this one waits behind. */
 const QUEUE_LOOK_MS = 5_000;
-/**
- * Reads of a result that does not parse, in a row, before giving up: some
- * S3-compatible servers (s3rver) let a GET see an object being rewritten,
- * and the leader rewrites a running result every few seconds.
- */
-const UNREADABLE_POLLS = 10;
 /** A running result not refreshed for this long: its runner stopped (the leader side's staleAfterMs default). */
 const STALE_MS = 2 * 60_000;
 
@@ -56,7 +51,7 @@ async function run(ctx: CommandContext): Promise<number> {
   let queueNote = '';
   let lastQueueLook = -Infinity;
   let last: RequestResult | undefined;
-  let unreadable = 0;
+  const failures = new TransientFailures(now);
   const row = (state: BackupRequestRow['state'], r?: RequestResult): BackupRequestRow => ({
     request: id, state, ...(r?.runner ? { runner: r.runner } : {}), ...(r?.backup ? { backup: r.backup } : {}), ...(r?.error ? { error: r.error } : {}), waitedMs: now() - started,
   });
@@ -70,9 +65,9 @@ async function run(ctx: CommandContext): Promise<number> {
       }
       try {
         last = await readResult(store, id);
-        unreadable = 0;
+        failures.ok();
       } catch (err) {
-        if (!(err instanceof RequestFormatError) || ++unreadable >= UNREADABLE_POLLS) throw err;
+        failures.failed(err); // a result caught mid-rewrite, a dropped connection: read again
       }
       const t = now();
       if (last?.state === 'succeeded' && last.backup) {
@@ -96,7 +91,7 @@ async function run(ctx: CommandContext): Promise<number> {
       } else {
         if (t - lastQueueLook >= QUEUE_LOOK_MS) {
           lastQueueLook = t;
-          queueNote = describeQueue(await listRequests(store), id);
+          queueNote = await listRequests(store).then((entries) => describeQueue(entries, id), (err: unknown) => (failures.failed(err), queueNote));
         }
         progress.update(`queued: waiting for the leader${queueNote}, ${formatDuration(t - started)}`);
       }

@@ -11,9 +11,11 @@ import { CLUSTER_SPEC_PATH, ControlFileError, readClusterSpecFile, type EtcdClus
 import { COMMAND_FILE, CONTROL_PREFIX, listCommands, queueRestoreCommand, type CommandListing } from '../control/commands.js';
 import { ringDoorbell } from '../control/requests.js';
 import type { StateStore } from '../../../shared/store/types.js';
+import type { LeaderStatusView } from './leader-status.js';
 import { flagBool, flagDuration, openStores, outputFormat } from './context.js';
 import { formatDuration, isoSecond, json } from './output.js';
 import { ProgressLine } from './progress.js';
+import { TransientFailures } from './transient.js';
 import { EXIT_INTERRUPTED, type CommandContext, type SubcommandModule } from './types.js';
 import { backupNameArg, loadBackupOrExplain, requireData } from './verify-common.js';
 import { verifiedText, verifyWithProgress, type VerifyRow } from './verify-backup.js';
@@ -136,10 +138,18 @@ async function follow(ctx: CommandContext, store: StateStore, id: string, name: 
   const { now, interrupted } = ctx.deps;
   const progress = new ProgressLine({ io: ctx.deps.io, now });
   const path = `${CONTROL_PREFIX}/${id}/${COMMAND_FILE}`;
+  const failures = new TransientFailures(now);
   try {
     for (;;) {
       if (interrupted.aborted) return 'interrupted';
-      const [present, status] = await Promise.all([store.exists(path), ctx.deps.readLeaderStatus(store)]);
+      let looked: [boolean, LeaderStatusView | undefined] | undefined;
+      try {
+        looked = await Promise.all([store.exists(path), ctx.deps.readLeaderStatus(store)]);
+        failures.ok();
+      } catch (err) {
+        failures.failed(err); // a dropped connection: look again
+      }
+      const [present, status] = looked ?? [true, undefined];
       if (!present) {
         const restore = status?.lastRestore;
         if (restore?.command === id) {
