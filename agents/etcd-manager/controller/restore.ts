@@ -118,6 +118,9 @@ export class RestoreLeader {
   /** The pass's restore step (acting manager only). */
   async step(pass: Pass): Promise<StepResult | undefined> {
     if (!this.deps.isActing()) {
+      // Leadership lapsed in this pass: the steps after this one still see pass.leading, and must
+      // not act on a cluster a restore has stopped or quarantined.
+      if (this.plan) pass.restoring = true;
       this.loadedTerm = undefined;
       this.plan = undefined;
       this.pre = undefined;
