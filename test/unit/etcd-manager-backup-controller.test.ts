@@ -219,8 +219,25 @@ t.test('a manager that stops acting starts nothing and forgets its queue', async
   t.equal(await readResult(s.inner, 'req-2'), undefined);
 });
 
-t.test('a restore or a missing spec stops scheduled backups for the pass', async (t) => {
+t.test('during a restore: no scheduled backup, and requests wait for it to end', async (t) => {
   const s = setup();
   t.same(await s.ctl.step({ ...created, restoring: true }), undefined);
+  t.equal(s.etcd.opened, 0, 'no scheduled backup');
+  const inbox = new RequestInbox(s.inner, { runner: 'a/1', now: () => s.clock.wall });
+  await submitRequest(s.inner, { kind: 'backup' }, { id: 'req-3', nowMs: s.clock.wall });
+  s.ctl.enqueue((await inbox.poll()).pending, inbox);
+  t.same(s.ctl.queued, ['req-3'], 'queued, not started');
   t.equal(s.etcd.opened, 0);
+  await s.ctl.step(created);
+  await s.idle();
+  t.equal((await readResult(s.inner, 'req-3'))?.state, 'succeeded', 'run once the restore is over');
+});
+
+t.test('a manager that stops acting reports no last backup', async (t) => {
+  const s = setup();
+  await s.ctl.step(created);
+  await s.idle();
+  s.setActing(false);
+  await s.ctl.step(created);
+  t.equal(s.counted.last.at(-1), undefined, 'the gauges are cleared');
 });

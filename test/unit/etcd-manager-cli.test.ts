@@ -9,6 +9,9 @@ import { randomBytes } from 'node:crypto';
 import { chmodSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { formatKeySecret, parseKeyMaterial } from '../../agents/etcd-manager/backup/encryption.js';
+import { readLeaderStatus } from '../../agents/etcd-manager/cli/leader-status.js';
+import { OUTCOME_FORMAT, writeOutcome } from '../../agents/etcd-manager/control/restore-plan.js';
+import { formatStatus, STATUS_FORMAT, STATUS_PATH, type ManagerStatus } from '../../agents/etcd-manager/control/status.js';
 import { markClusterCreated } from '../../agents/etcd-manager/control/cluster-created.js';
 import { writeClusterSpecFile } from '../../agents/etcd-manager/control/cluster-spec.js';
 import { listCommands, queueRestoreCommand } from '../../agents/etcd-manager/control/commands.js';
@@ -412,7 +415,7 @@ t.test('get: the store\'s view of the cluster, the leader\'s status when there i
     `Backup store: ${s.url}`,
     'Cluster spec: 3 members, etcd 3.4.23',
     'Created:      2026-11-30T07:00:00.000Z (5 h 0 min ago); leader=a term=3',
-    'Leader:       unknown (the leader writes no status to the store in this build)',
+    'Leader:       unknown (no control/status.json: no manager has acted on this cluster yet)',
     'Managers:     a 10.0.0.1 (registered 30 s ago)',
     `Last backup:  ${KOPS} (2 h 0 min ago)`,
     `Backups:      3 complete, 1 incomplete; newest ${KOPS}, ${B2}, ${B1}`,
@@ -443,4 +446,34 @@ t.test('get: the store\'s view of the cluster, the leader\'s status when there i
   const broken = await h.run(['get', `--backup-store=${s.url}`]);
   t.equal(broken.code, 0, 'a broken spec is shown, not fatal');
   t.match(broken.stdout, /^Cluster spec: unreadable: memfs:.*etcd-cluster-spec/m);
+});
+
+t.test('the leader\'s status as get and restore-backup --wait read it: control/status.json mapped, a command\'s outcome (refused restores stay queued)', async (t) => {
+  const { store } = freshStore();
+  t.equal(await readLeaderStatus(store), undefined, 'nothing written: no view');
+  const status: ManagerStatus = {
+    format: STATUS_FORMAT, updatedAt: '2026-11-30T11:59:58Z', leader: { member: 'b', term: 7, runner: 'b/n1' }, created: true, etcdAnswered: true,
+    members: [
+      { name: 'a', healthy: true, managerAlive: true, clientURLs: [], peerURLs: [] },
+      { name: 'c', healthy: false, learner: true, managerAlive: false, clientURLs: [], peerURLs: [] },
+    ],
+    lastBackup: { name: 'b1', startedAt: '2026-11-30T09:00:00Z', storedBytes: 2048 },
+    backupsQueued: [], commands: [],
+    restore: { commandId: 'cmd-1', backup: 'b1', phase: 'stopping', startedAt: '2026-11-30T11:59:00Z', members: { a: 'stopped', c: 'waiting' } },
+  };
+  await store.write(STATUS_PATH, formatStatus(status));
+  const view = await readLeaderStatus(store, 'cmd-1');
+  t.match(view, {
+    updatedAt: '2026-11-30T11:59:58Z', leader: { member: 'b', term: 7 },
+    members: [{ name: 'a', healthy: true }, { name: 'c', healthy: false, voting: false }],
+    lastBackup: { name: 'b1', at: '2026-11-30T09:00:00Z', storedBytes: 2048 },
+    activity: 'restoring b1 (command cmd-1): stopping; a stopped, c waiting',
+  });
+  t.equal(view?.lastRestore, undefined, 'no outcome yet');
+  await writeOutcome(store, { format: OUTCOME_FORMAT, id: 'cmd-1', state: 'refused', backup: 'b1', error: 'stored sha256 differs', finishedAt: '2026-11-30T12:00:00Z', leader: 'b', term: 7 });
+  t.same((await readLeaderStatus(store, 'cmd-1'))?.lastRestore, { command: 'cmd-1', backup: 'b1', state: 'failed', error: 'refused: stored sha256 differs', finishedAt: '2026-11-30T12:00:00Z' });
+  await store.delete(STATUS_PATH);
+  t.equal((await readLeaderStatus(store, 'cmd-1'))?.lastRestore?.state, 'failed', 'the outcome alone is read too');
+  await store.write(STATUS_PATH, '{"format":"x"}');
+  await t.rejects(readLeaderStatus(store), /format "x"/, 'a malformed status is an error, named');
 });

@@ -164,6 +164,23 @@ t.test('restore: a member told to stop never starts; a restored one starts quara
   t.ok(dir);
 });
 
+t.test('restore: a pass during the start on the restored data waits for it; etcd is started once', async (t) => {
+  const gate: 'quarantined' = 'quarantined';
+  const { etcd, local } = setup(t, undefined, { restoreGate: () => gate });
+  await local.load();
+  let open: () => void = () => undefined;
+  etcd.gate = new Promise((resolve) => (open = resolve));
+  const state = { clusterToken: 'restored', memberName: 'a', etcdVersion: '3.4.23', createdAt: 'now', initialCluster: { a: ['https://a:2380'] }, initialClusterState: 'new' as const };
+  const starting = local.startRestored(state);
+  const pass = local.startStep({ leading: false, spec: one });
+  open();
+  await starting;
+  await pass;
+  t.equal(etcd.starts.length, 1, 'one start, not two');
+  t.equal(etcd.starts[0].spec.clusterToken, 'restored');
+  t.equal(etcd.starts[0].quarantined, true);
+});
+
 t.test('an empty one-member volume with a restore queued waits for it instead of failing', async (t) => {
   const { etcd, backups, local } = setup(t, undefined, { restorePending: () => true });
   await backups.write('control/etcd-cluster-created', '{}\n');

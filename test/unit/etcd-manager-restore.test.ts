@@ -283,3 +283,15 @@ t.test('member commands out of order are refused; abort after stop is refused', 
   await t.rejects(m.onCommand(cmd('restore-abort', { planId: 'x' })), /can only go forward/);
   await t.rejects(m.onCommand(cmd('restore-prepare', { planId: 'y', backup: 'good', clusterToken: 'other', initialCluster: { a: ['https://a:2380'] }, etcdVersion: '3.4.23' })), /in the middle of restore x/);
 });
+
+t.test('a restore into fewer members than hold the live data fails, untouched: the others would run the old cluster on', async (t) => {
+  const w = await world(t);
+  const leader = w.leader(1);
+  await queueRestoreCommand(w.store, 'cmd-small', Date.now(), { backup: 'good-7', clusterSpec: { memberCount: 1, etcdVersion: '3.4.23' } });
+  leader.noticeCommands(await listControl(w.store));
+  await leader.step({ leading: true, spec, created: true });
+  const outcome = await readOutcome(w.store, 'cmd-small');
+  t.equal(outcome?.state, 'failed');
+  t.match(outcome?.error, /asks for 1 member\(s\), but 3 members hold the live cluster's data \(a, b, c\)/);
+  for (const n of NAMES) t.notOk(existsSync(join(w.members[n].dir, RESTORE_RECORD_FILE)), `${n} never asked`);
+});

@@ -3,6 +3,7 @@
 // registered, the newest backups, queued commands and pending requests; plus
 // the leader's own account (members, leader, last backup) through the status
 // reader (leader-status.ts) when the leader writes one.
+import { STATUS_STALE_AFTER_MS } from '../control/status.js';
 import { ExitCode, UserError } from '../../../shared/errors.js';
 import { listBackups, newestBackup } from '../backup/list.js';
 import { readClusterCreated, type ClusterCreatedFacts } from '../control/cluster-created.js';
@@ -97,7 +98,7 @@ function describe(v: GetView, t: number, newestName: string | undefined): string
     ['Backup store', v.backupStore],
     ['Cluster spec', v.clusterSpec ? `${v.clusterSpec.memberCount} member${v.clusterSpec.memberCount === 1 ? '' : 's'}, etcd ${v.clusterSpec.etcdVersion}` : v.clusterSpecError ? `unreadable: ${v.clusterSpecError}` : 'none (configure-cluster writes one)'],
     ['Created', v.created ? `${when(v.created.at)}${facts.length ? `; ${facts.join(' ')}` : ''}` : v.createdError ? `unreadable: ${v.createdError}` : 'not yet (no control/etcd-cluster-created)'],
-    ['Leader', s?.leader ? `${s.leader.member}${s.leader.term !== undefined ? ` (term ${s.leader.term})` : ''}${s.updatedAt ? `, status written ${ago(Date.parse(s.updatedAt), t)}` : ''}` : 'unknown (the leader writes no status to the store in this build)'],
+    ['Leader', s?.leader ? `${s.leader.member}${s.leader.term !== undefined ? ` (term ${s.leader.term})` : ''}${s.updatedAt ? `, status written ${ago(Date.parse(s.updatedAt), t)}${t - Date.parse(s.updatedAt) > STATUS_STALE_AFTER_MS ? ' (STALE: no manager is acting on the cluster)' : ''}` : ''}` : 'unknown (no control/status.json: no manager has acted on this cluster yet)'],
   ];
   if (s?.members) {
     rows.push(['Members', s.members.map((m) => `${m.name}${m.healthy === false ? ' (unhealthy)' : ''}${m.voting === false ? ' (learner)' : ''}${m.quarantined ? ' (quarantined)' : ''}`).join(', ') || 'none']);
@@ -126,9 +127,10 @@ Shows the etcd cluster as --backup-store records it: the cluster spec
 wrote (control/etcd-cluster-created), the managers registered in discovery/,
 the newest backups and how many there are, queued commands (list-commands),
 and operator requests (backup) queued or running. The leader's own account
-(members, leader, last backup, what it is doing) is shown when the leader
-writes a status object to the store; this build's leader writes none, so
-Leader reads "unknown" and Last backup is the newest complete backup.
+(members, leader, last backup, what it is doing) comes from
+control/status.json, which the acting manager rewrites every minute; older
+than 3 minutes, it is marked stale (no manager is acting). Without it Leader
+reads "unknown" and Last backup is the newest complete backup.
 A store that holds none of these exits 4 (a wrong --backup-store, most often).
 
 -o json prints {"backupStore", "clusterSpec", "clusterSpecError", "created":

@@ -144,19 +144,20 @@ async function follow(ctx: CommandContext, store: StateStore, id: string, name: 
       if (interrupted.aborted) return 'interrupted';
       let looked: [boolean, LeaderStatusView | undefined] | undefined;
       try {
-        looked = await Promise.all([store.exists(path), ctx.deps.readLeaderStatus(store)]);
+        looked = await Promise.all([store.exists(path), ctx.deps.readLeaderStatus(store, id)]);
         failures.ok();
       } catch (err) {
         failures.failed(err); // a dropped connection: look again
       }
       const [present, status] = looked ?? [true, undefined];
+      const restore = status?.lastRestore;
+      // A refused or failed restore stays queued with its outcome (kOps' semantics): that is its end too.
+      if (restore?.command === id && (!present || restore.state === 'failed')) {
+        return restore.state === 'succeeded'
+          ? { state: 'succeeded', detail: `the leader reports it done${restore.finishedAt ? ` at ${restore.finishedAt}` : ''}` }
+          : { state: 'failed', detail: `${restore.error ?? 'the leader gave no reason'}${present ? ` (the command stays queued: delete-command ${id} withdraws it)` : ''}` };
+      }
       if (!present) {
-        const restore = status?.lastRestore;
-        if (restore?.command === id) {
-          return restore.state === 'succeeded'
-            ? { state: 'succeeded', detail: `the leader reports it done${restore.finishedAt ? ` at ${restore.finishedAt}` : ''}` }
-            : { state: 'failed', detail: restore.error ?? 'the leader gave no reason' };
-        }
         const created = await readClusterCreated(store).catch(() => undefined);
         if (created !== undefined && markerKey(created) !== markerBefore) {
           return { state: 'succeeded', detail: `the cluster was re-created from it${created.atMs !== undefined ? ` at ${isoSecond(created.atMs)}` : ''} (command ${id} carried out)` };

@@ -111,6 +111,8 @@ export class BackupController {
   private inbox?: RequestInbox;
   private preChange?: { done: boolean; ok: boolean; at: number; retryAt: number };
   private spec?: { memberCount: number; etcdVersion: string };
+  /** A restore is under way: queued requests wait for it to end (etcd is stopped part of the time). */
+  private paused = false;
 
   constructor(private readonly deps: BackupDeps) {}
 
@@ -267,11 +269,13 @@ export class BackupController {
    */
   async step(pass: Pass): Promise<StepResult | undefined> {
     if (!this.deps.isActing()) {
+      if (this.loadedTerm !== undefined) this.deps.metrics?.setLast(undefined); // only the acting manager reports it
       this.loadedTerm = undefined;
       this.dropQueue();
       return undefined;
     }
     if (pass.spec) this.spec = pass.spec;
+    this.paused = pass.restoring === true;
     if (!pass.created) return undefined;
     const term = this.deps.term();
     if (this.loadedTerm !== term) {
@@ -338,7 +342,7 @@ export class BackupController {
 
   /** Starts the next request when nothing runs. True when one was started. */
   private pump(): boolean {
-    if (this.busy || this.requests.length === 0 || !this.inbox || !this.deps.isActing()) return false;
+    if (this.busy || this.paused || this.requests.length === 0 || !this.inbox || !this.deps.isActing()) return false;
     const request = this.requests.shift()!;
     void this.runRequest(request, this.inbox).finally(() => {
       this.requestIds.delete(request.id);

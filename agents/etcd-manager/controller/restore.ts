@@ -118,6 +118,9 @@ export class RestoreLeader {
   /** The pass's restore step (acting manager only). */
   async step(pass: Pass): Promise<StepResult | undefined> {
     if (!this.deps.isActing()) {
+      // Leadership lapsed in this pass: the steps after this one still see pass.leading, and must
+      // not act on a cluster a restore has stopped or quarantined.
+      if (this.plan) pass.restoring = true;
       this.loadedTerm = undefined;
       this.plan = undefined;
       this.pre = undefined;
@@ -186,6 +189,11 @@ export class RestoreLeader {
     }
     const peers = this.deps.peers(pass);
     const live = this.deps.liveToken();
+    const holders = peers.filter((p) => live !== undefined && p.info.clusterToken === live);
+    if (holders.length > spec.memberCount) {
+      // Members left out would keep running the old cluster beside the restored one.
+      return this.end(command.id, restore.backup, 'failed', `the restore asks for ${spec.memberCount} member(s), but ${holders.length} members hold the live cluster's data (${holders.map((p) => p.info.member).join(', ')}): queue it again with memberCount ${holders.length}, or shrink the cluster first`, undefined);
+    }
     const ordered = [...peers].sort((x, y) => Number(y.info.clusterToken === live) - Number(x.info.clusterToken === live) || x.info.member.localeCompare(y.info.member));
     if (ordered.length < spec.memberCount) {
       const why = `${ordered.length} of ${spec.memberCount} managers answer`;
