@@ -434,3 +434,21 @@ t.test('quantities and durations are written as Kubernetes writes them', async (
   t.same([spec.kubeAPIServer?.auditWebhookBatchThrottleQps, spec.kubeAPIServer?.cpuRequest, spec.kubeAPIServer?.compactionInterval], ['3140m', '500m', '5m0s']);
   t.same([spec.kubelet?.shutdownGracePeriod, spec.kubelet?.imageMinimumGCAge], ['1m0s', '1m30s']);
 });
+
+t.test('services keep 100.64.0.0/13 when nonMasqueradeCIDR is the VPC range (the AWS VPC CNI)', async (t) => {
+  for (const explicit of [false, true]) {
+    const { cluster, instanceGroups } = minimal();
+    cluster.spec.networking = { amazonvpc: {} };
+    if (explicit) cluster.spec.nonMasqueradeCIDR = '172.20.0.0/16';
+    const done = completeCluster(cluster, instanceGroups, { configBase: STORE });
+    const spec = done.cluster.spec;
+    const how = explicit ? 'set by the user' : 'defaulted to networkCIDR';
+    t.equal(spec.nonMasqueradeCIDR, '172.20.0.0/16', `nonMasqueradeCIDR ${how}`);
+    t.equal(spec.serviceClusterIPRange, '100.64.0.0/13', `${how}: kOps' fixed service range, not a slice of the VPC (was 172.20.0.0/19)`);
+    t.equal(spec.kubeDNS?.serverIP, '100.64.0.10', `${how}: cluster DNS at 100.64.0.10 (was 172.20.0.10, an address in the VPC)`);
+    t.equal(spec.kubelet?.clusterDNS, '100.64.0.10');
+    t.equal(spec.masterKubelet?.clusterDNS, '100.64.0.10');
+    t.equal(spec.kubeAPIServer?.serviceClusterIPRange, '100.64.0.0/13');
+    t.same(validateCluster(done.cluster, done.instanceGroups).map((e) => e.message), [], `${how}: the completed spec is valid`);
+  }
+});
