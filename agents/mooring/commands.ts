@@ -73,9 +73,10 @@ async function readObjectsFile(io: CliIO, file: string, options: ObjectsFileOpti
     throw new UserError(`cannot read ${file}: ${(err as Error).message}`, ExitCode.Usage, { cause: err });
   }
   const parsed = parseSpecFile(bytes.toString('utf8'), source);
+  // Additional objects alone: say what they lack, not that the file is empty.
+  checkAdditionalObjects(parsed);
   if (parsed.objects.length === 0) throw new UserError(`${file}: no Cluster or InstanceGroup objects found`, ExitCode.InvalidSpec);
   checkUnknownFields(io, parsed.objects, options.strict ?? false);
-  checkAdditionalObjects(parsed);
   return parsed;
 }
 

@@ -51,7 +51,7 @@ export async function updateCluster(
   const warnings = [
     ...completed.settings.notes.map((note) => `note: ${note}`),
     ...assets.lookedUp.map((url) => `note: ${url} is not a release in Mooring's table of known hashes; its sha256 was read from ${url}.sha256`),
-    ...renderWarnings(completed.cluster),
+    ...renderWarnings(completed.cluster, completed.instanceGroups),
     ...completed.instanceGroups.flatMap((ig) =>
       groupKubelet(completed.cluster, ig).refusedTaints.map(
         (t) => `warning: instance group "${ig.metadata.name}": taint ${JSON.stringify(t)} has no effect kubelet takes (NoSchedule, PreferNoSchedule, NoExecute); its nodes register without it`,

@@ -14,7 +14,7 @@
 import { COMPONENT_STRUCTS, FlagValueError, renderComponentFlags, type ComponentStruct } from './kops-flags.js';
 import { durationFlagValue } from './k8s-values.js';
 import { isObject } from './options/merge.js';
-import type { Cluster } from './types.js';
+import type { Cluster, InstanceGroup } from './types.js';
 
 export type ComponentSection = 'kubeAPIServer' | 'kubeControllerManager' | 'kubeScheduler' | 'kubeProxy' | 'kubelet' | 'masterKubelet' | 'containerd';
 
@@ -238,28 +238,34 @@ export function flagValueProblems(section: ComponentSection, value: Record<strin
   return problems;
 }
 
-/** Every warning about spec fields nodes would not get, by spec path. */
-export function renderWarnings(completed: Cluster): string[] {
+/** The warnings about one section, its fields named from `where` (e.g. `spec.kubelet`). */
+function sectionWarnings(section: ComponentSection, value: Record<string, unknown>, where: string): string[] {
+  let report: SectionReport;
+  try {
+    report = sectionReport(section, value);
+  } catch (err) {
+    if (err instanceof FlagValueError) return [`warning: ${where}.${err.message}; nodes leave it out`];
+    throw err;
+  }
+  return [
+    ...report.unrendered.map((field) => `warning: ${where}.${field} is set but nodeup has no way to pass it to ${componentName(section)}; nodes leave it out`),
+    ...report.overridden.map((field) => `warning: ${where}.${field} is set but nodeup sets it to ${OWNED_FIELDS[section][field]} (the file it writes); nodes do not use the spec's value`),
+  ];
+}
+
+/**
+ * Every warning about spec fields nodes would not get, by spec path: the cluster's
+ * component sections, and each instance group's own kubelet settings.
+ */
+export function renderWarnings(completed: Cluster, groups: readonly InstanceGroup[] = []): string[] {
   const warnings: string[] = [];
   for (const section of Object.keys(MODEL_FIELDS) as ComponentSection[]) {
     const value = completed.spec[section];
-    if (!isObject(value)) continue;
-    let report: SectionReport;
-    try {
-      report = sectionReport(section, value);
-    } catch (err) {
-      if (err instanceof FlagValueError) {
-        warnings.push(`warning: spec.${section}.${err.message}; nodes leave it out`);
-        continue;
-      }
-      throw err;
-    }
-    for (const field of report.unrendered) {
-      warnings.push(`warning: spec.${section}.${field} is set but nodeup has no way to pass it to ${componentName(section)}; nodes leave it out`);
-    }
-    for (const field of report.overridden) {
-      warnings.push(`warning: spec.${section}.${field} is set but nodeup sets it to ${OWNED_FIELDS[section][field]} (the file it writes); nodes do not use the spec's value`);
-    }
+    if (isObject(value)) warnings.push(...sectionWarnings(section, value, `spec.${section}`));
+  }
+  for (const ig of groups) {
+    const kubelet = ig.spec.kubelet;
+    if (isObject(kubelet)) warnings.push(...sectionWarnings('kubelet', kubelet, `instance group "${ig.metadata.name}": spec.kubelet`));
   }
   return warnings;
 }

@@ -14,7 +14,7 @@ import { parseYamlDocuments, SpecError, toYAML } from './parse.js';
 import { nodeSysctls } from './sysctls.js';
 import { INSTANCE_GROUP_ROLES, isControlPlane, type Cluster, type InstanceGroup, type InstanceGroupRole } from './types.js';
 import { assignEtcdPorts } from './etcd.js';
-import { COMPONENT_STRUCTS, FlagValueError, renderComponentFlags } from './kops-flags.js';
+import { flagValueProblems } from './component-render.js';
 import { isObject, mergeInto, type JsonObject } from './options/merge.js';
 import type { MooringSettings } from './complete.js';
 
@@ -319,12 +319,8 @@ function checkRenderedValues(d: CheckedDocument): void {
     if (typeof parsed === 'string') d.fail(`taints[${i}]`, `invalid taint ${JSON.stringify(taint)}: ${parsed}`);
   });
   // Every kubelet setting must have the format its flag or config field takes.
-  try {
-    renderComponentFlags(COMPONENT_STRUCTS.kubelet, d.record('kubelet'));
-  } catch (err) {
-    if (!(err instanceof FlagValueError)) throw err;
-    d.fail(joinPath('kubelet', err.field), err.message.slice(err.field.length + 2));
-  }
+  const problem = flagValueProblems('kubelet', d.record('kubelet'))[0];
+  if (problem) d.fail(joinPath('kubelet', problem.field), problem.reason);
   for (const [key, value] of Object.entries(d.stringRecord('sysctls'))) {
     if (/\p{Cc}/u.test(value)) d.fail(joinPath('sysctls', key), `invalid sysctl ${JSON.stringify(`${key}=${value}`)} (want key=value on one line)`);
   }

@@ -2,11 +2,12 @@
 // naming the field path and, for parsed files, the source line.
 import { cloudOf, SUPPORTED_CLOUDS } from './cloud.js';
 import { joinPath } from './fieldpath.js';
-import { labelKeyProblem, labelValueProblem, parseKopsTaint } from './k8s-syntax.js';
+import { flagValueProblems } from './component-render.js';
+import { ipAddressProblem, labelKeyProblem, labelValueProblem, parseKopsTaint } from './k8s-syntax.js';
 import { DNS_NAME_RULE, isDNSName, KUBERNETES_VERSION } from './names.js';
 import { SpecError, type ParsedObject } from './parse.js';
 import { INSTANCE_GROUP_ROLES, type ApiObject, type Cluster, type InstanceGroup } from './types.js';
-import { checkComponents } from './validate-components.js';
+import { checkComponents, checkSyntax } from './validate-components.js';
 import { checkEtcdClusters } from './validate-etcd.js';
 import { checkNetworks, checkSubnets } from './validate-network.js';
 import { checkNumbers, checkSysctls, isNonNegativeInteger, isRecord, MAX_GROUP_SIZE, optionalList, show, type Report } from './validate-util.js';
@@ -134,6 +135,19 @@ function checkInstanceGroup(
     if (typeof parsed === 'string') report(`spec.taints[${i}]`, `invalid taint ${show(taint)}: ${parsed}`);
   });
   checkSysctls(spec.sysctlParameters, 'spec.sysctlParameters', report);
+  // The group's own kubelet settings go over the cluster's (kOps): the same formats apply.
+  const kubelet: unknown = spec.kubelet;
+  if (kubelet !== undefined && kubelet !== null) {
+    if (!isRecord(kubelet)) report('spec.kubelet', 'must be an object');
+    else {
+      for (const { field, reason } of flagValueProblems('kubelet', kubelet)) report(`spec.kubelet.${field}`, reason);
+      checkSyntax(kubelet.clusterDNS, 'spec.kubelet.clusterDNS', ipAddressProblem, 'IP address', report);
+      optionalList(kubelet.taints, 'spec.kubelet.taints', report).forEach((taint, i) => {
+        const parsed = typeof taint === 'string' ? parseKopsTaint(taint) : 'must be a string';
+        if (typeof parsed === 'string') report(`spec.kubelet.taints[${i}]`, `invalid taint ${show(taint)}: ${parsed}`);
+      });
+    }
+  }
 }
 
 /** Labels kubelet registers the node with (--node-labels): Kubernetes' label syntax for keys and values. */

@@ -205,6 +205,31 @@ t.test("the local cloud's default node configs: kOps' upstream assets, and Debia
   t.ok(tasks.some((task) => task.id === 'Asset:/usr/local/bin/kubelet'), 'kubelet from its upstream URL');
 });
 
+t.test('an IPv6 cluster (nonMasqueradeCIDR ::/0): IPv6 services, DNS and node addresses; kops-controller allocates pod ranges', async (t) => {
+  const cluster = await makeCluster(t);
+  await cluster.editCluster((spec) => {
+    spec.nonMasqueradeCIDR = '::/0';
+    (spec.subnets as Array<Record<string, unknown>>)[0].ipv6CIDR = '2001:db8:0:111::/64';
+  });
+  await cluster.setAssets(ASSETS);
+  const plans: string[] = [];
+  for (const group of [CONTROL_PLANE, WORKER]) {
+    const r = await nodeup(['--conf', await cluster.bootConfig(group), '--root', makeRoot(t), '--dry-run']);
+    t.equal(r.code, 0, `${group}: dry run exits 0`);
+    plans.push(r.stdout);
+  }
+  const [cp, worker] = plans;
+  for (const plan of plans) {
+    t.match(plan, /clusterDNS:\n.*- fd00:5e4f:ce::a/, 'cluster DNS: the 10th address of fd00:5e4f:ce::/108');
+    t.ok(plan.includes('--node-ip=::'), "kubelet registers the node's IPv6 address");
+  }
+  for (const flag of ['"--bind-address=::"', '--service-cluster-ip-range=fd00:5e4f:ce::/108', '--allocate-node-cidrs=false', '--controllers=*,-nodeipam']) {
+    t.ok(cp.includes(flag), `control plane: ${flag}`);
+  }
+  t.match(cp, /SANs=\[.*fd00:5e4f:ce::1,127\.0\.0\.1\]/, "the API server's certificate names the first service address");
+  t.notOk(worker.includes('--cluster-cidr='), 'kube-proxy gets no IPv4 cluster range');
+});
+
 t.test('mooring get bootconfig prints the boot config that user-data carries', async (t) => {
   const cluster = await makeCluster(t);
   for (const group of [CONTROL_PLANE, WORKER]) {

@@ -4,7 +4,8 @@ import t from 'tap';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { ExitCode, UserError } from '../../shared/errors.js';
-import { cloudOf, completeCluster, newClusterObjects, type NewClusterOptions } from '../../shared/api/complete.js';
+import { cloudOf, completeCluster, LOCAL_CLOUD_ANNOTATION, newClusterObjects, type NewClusterOptions } from '../../shared/api/complete.js';
+import { fieldsKopsDoesNotDefine } from '../../shared/api/known-fields.js';
 import { parseObjects } from '../../shared/api/parse.js';
 import type { Cluster, InstanceGroup } from '../../shared/api/types.js';
 import { validateCluster } from '../../shared/api/validate.js';
@@ -433,4 +434,45 @@ t.test('quantities and durations are written as Kubernetes writes them', async (
   const spec = completeCluster(cluster, instanceGroups, { configBase: STORE }).cluster.spec;
   t.same([spec.kubeAPIServer?.auditWebhookBatchThrottleQps, spec.kubeAPIServer?.cpuRequest, spec.kubeAPIServer?.compactionInterval], ['3140m', '500m', '5m0s']);
   t.same([spec.kubelet?.shutdownGracePeriod, spec.kubelet?.imageMinimumGCAge], ['1m0s', '1m30s']);
+});
+
+t.test('services keep 100.64.0.0/13 when nonMasqueradeCIDR is the VPC range (the AWS VPC CNI)', async (t) => {
+  for (const explicit of [false, true]) {
+    const { cluster, instanceGroups } = minimal();
+    cluster.spec.networking = { amazonvpc: {} };
+    if (explicit) cluster.spec.nonMasqueradeCIDR = '172.20.0.0/16';
+    const done = completeCluster(cluster, instanceGroups, { configBase: STORE });
+    const spec = done.cluster.spec;
+    const how = explicit ? 'set by the user' : 'defaulted to networkCIDR';
+    t.equal(spec.nonMasqueradeCIDR, '172.20.0.0/16', `nonMasqueradeCIDR ${how}`);
+    t.equal(spec.serviceClusterIPRange, '100.64.0.0/13', `${how}: kOps' fixed service range, not a slice of the VPC (was 172.20.0.0/19)`);
+    t.equal(spec.kubeDNS?.serverIP, '100.64.0.10', `${how}: cluster DNS at 100.64.0.10 (was 172.20.0.10, an address in the VPC)`);
+    t.equal(spec.kubelet?.clusterDNS, '100.64.0.10');
+    t.equal(spec.masterKubelet?.clusterDNS, '100.64.0.10');
+    t.equal(spec.kubeAPIServer?.serviceClusterIPRange, '100.64.0.0/13');
+    t.same(validateCluster(done.cluster, done.instanceGroups).map((e) => e.message), [], `${how}: the completed spec is valid`);
+  }
+});
+
+t.test("a new cluster's completed spec holds only kOps' fields; the local cloud says where it differs", async (t) => {
+  for (const cloud of ['aws', 'local'] as const) {
+    const user = newClusterObjects({ name: `${cloud}.example.com`, zones: ['us-east-1a'], controlPlaneCount: 1, nodeCount: 1, cloud });
+    // Mooring's own etcd port fields and kOps v1alpha3's names are read, and moved out or renamed.
+    user.cluster.spec.etcdClusters![0].clientPort = 4001;
+    user.cluster.spec.controlPlaneKubelet = { maxPods: 30 };
+    user.cluster.spec.api = { publicName: `api.${cloud}.example.com` };
+    const done = completeCluster(user.cluster, user.instanceGroups, { configBase: `s3://state/${cloud}.example.com` });
+    t.same(fieldsKopsDoesNotDefine(done.cluster), [], `${cloud}: no field kOps' v1alpha2 lacks`);
+    t.equal(done.cluster.spec.masterKubelet?.maxPods, 30, `${cloud}: controlPlaneKubelet becomes masterKubelet`);
+    t.equal(done.cluster.spec.masterPublicName, `api.${cloud}.example.com`, `${cloud}: api.publicName becomes masterPublicName`);
+    const note = (done.cluster.metadata.annotations as Record<string, string> | undefined)?.[LOCAL_CLOUD_ANNOTATION];
+    if (cloud === 'aws') {
+      t.equal(note, undefined, 'aws: kOps\' etcd, nothing to say');
+      t.same(done.settings.notes, []);
+    } else {
+      const want = 'etcd 3.4.23 for "main", "events": the local cloud installs Debian 12\'s etcd-server package offline; kOps would use etcd 3.6.12 for Kubernetes 1.34.10';
+      t.equal(note, want, 'local: the completed spec says why its etcd is not kOps\'');
+      t.same(done.settings.notes, [want], 'and update prints it');
+    }
+  }
 });

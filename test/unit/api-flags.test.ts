@@ -128,4 +128,8 @@ t.test('update warns about every field nodes would not get', async (t) => {
     'warning: spec.kubeAPIServer.tlsCertFile is set but nodeup sets it to /srv/kubernetes/kube-apiserver/server.crt (the file it writes); nodes do not use the spec\'s value',
     'warning: spec.kubelet.podInfraContainerImage is set but nodeup has no way to pass it to the kubelet; nodes leave it out',
   ], 'the rest (OIDC flag, maxPods config field, scheduler config file, containerd mirrors) all reach their component');
+  const group = { apiVersion: 'kops.k8s.io/v1alpha2', kind: 'InstanceGroup', metadata: { name: 'gpu' }, spec: { role: 'Node', kubelet: { maxPods: 10, podInfraContainerImage: 'x' } } } as const;
+  t.same(renderWarnings({ ...cluster, spec: {} }, [group]), [
+    'warning: instance group "gpu": spec.kubelet.podInfraContainerImage is set but nodeup has no way to pass it to the kubelet; nodes leave it out',
+  ], "a group's own kubelet settings too");
 });

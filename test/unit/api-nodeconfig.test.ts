@@ -222,3 +222,23 @@ t.test('parseBootConfig refuses incomplete or wrong fields', async (t) => {
   for (const [doc, message] of cases) t.throws(() => parseBootConfig(toYAML(doc), 'kube_env.yaml'), { message }, message);
   t.throws(() => parseBootConfig('a: [', 'kube_env.yaml'), { message: /^kube_env\.yaml:1: invalid YAML: / });
 });
+
+t.test("a group's kubelet: the cluster's (control plane: masterKubelet) with the group's own over it", async (t) => {
+  const user = newClusterObjects({ name: 'demo.example.com', zones: ['us-east-1a'], controlPlaneCount: 1, nodeCount: 1, cloud: 'aws' });
+  user.cluster.spec.kubelet = { maxPods: 50, anonymousAuth: false, taints: ['cluster=wide:NoSchedule'], featureGates: { A: 'true' } };
+  user.cluster.spec.masterKubelet = { maxPods: 30 };
+  const [cp, nodes] = user.instanceGroups;
+  nodes.spec.kubelet = { maxPods: 70, featureGates: { B: 'false' }, taints: ['own=kubelet:NoExecute'] };
+  nodes.spec.taints = ['dedicated=gpu:NoSchedule', 'odd=x:Sometimes'];
+  cp.spec.taints = [];
+  const done = completeCluster(user.cluster, user.instanceGroups, { configBase: CONFIG_BASE });
+  const node = buildNodeConfig(done.cluster, done.instanceGroups[1], KEYPAIRS);
+  t.equal(node.kubelet.maxPods, 70, "the group's value wins");
+  t.same(node.kubelet.featureGates, { A: 'true', B: 'false' }, 'maps merge key by key');
+  t.same(node.taints, ['cluster=wide:NoSchedule', 'dedicated=gpu:NoSchedule', 'own=kubelet:NoExecute'], "taints are the union (sorted); kubelet's refused effect is left out");
+  t.notOk('taints' in node.kubelet || 'nodeLabels' in node.kubelet, 'taints and labels live in their own fields');
+  const control = buildNodeConfig(done.cluster, done.instanceGroups[0], KEYPAIRS);
+  t.equal(control.kubelet.maxPods, 30, 'the control plane starts from masterKubelet (itself the nodes\' kubelet with its own settings over it)');
+  t.equal(control.kubelet.anonymousAuth, false, "the nodes' anonymousAuth=false holds on the control plane too");
+  t.same(control.kubelet.featureGates, { A: 'true', ImageVolume: 'true' });
+});

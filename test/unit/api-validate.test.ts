@@ -328,3 +328,12 @@ t.test('a wrong kind in either position is reported, not thrown', async (t) => {
     `${C}: kind: expected InstanceGroup, found "Cluster"`,
   ]);
 });
+
+t.test("a group's own kubelet settings have the formats the cluster's have", async (t) => {
+  t.same(after((_, igs) => (igs[3].spec.kubelet = { featureGates: { A: 'maybe' }, clusterDNS: 'x', taints: ['a:b:c'], maxPods: 50 })), [
+    'InstanceGroup/nodes-us-east-1a: spec.kubelet.featureGates: invalid feature gate value "A"="maybe" (want true or false)',
+    'InstanceGroup/nodes-us-east-1a: spec.kubelet.clusterDNS: invalid IP address "x" (want an IPv4 or IPv6 address)',
+    "InstanceGroup/nodes-us-east-1a: spec.kubelet.taints[0]: invalid taint \"a:b:c\": more than one ':' (want key[=value]:NoSchedule|PreferNoSchedule|NoExecute)",
+  ]);
+  t.same(after((_, igs) => (igs[3].spec.kubelet = 'big' as never)), ['InstanceGroup/nodes-us-east-1a: spec.kubelet: must be an object']);
+});

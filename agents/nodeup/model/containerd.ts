@@ -64,12 +64,14 @@ function additionPath(key: string): string[] {
  * version 3 (version 4 from 2.3, whose plugin names are the same), containerd 1
  * version 2; the sandbox image, registry mirrors, SELinux, NRI and the user's
  * configAdditions from spec.containerd; runc with the systemd cgroup driver.
- * spec.containerd.configOverride replaces all of it.
+ * spec.containerd.configOverride replaces all of it. A containerd nodeup does not
+ * install from its release (the distro's package: Debian 12 ships 1.6) gets version
+ * 2, which every containerd reads.
  */
-export function containerdConfigToml(input: ModelInput): string {
+export function containerdConfigToml(input: ModelInput, fromRelease = true): string {
   const spec = containerdSection(input);
   if (typeof spec.configOverride === 'string') return spec.configOverride;
-  const [major, minor] = versionParts(input.nodeConfig.containerdVersion);
+  const [major, minor] = fromRelease ? versionParts(input.nodeConfig.containerdVersion) : [1, 6];
   const config: TomlTable = {};
   const cni = cniPluginsAsset(input);
   const mirrors = typeof spec.registryMirrors === 'object' && spec.registryMirrors !== null && Object.keys(spec.registryMirrors).length > 0;
@@ -171,7 +173,8 @@ export function containerdTasks(input: ModelInput): Task[] {
   let binary: string;
   let binaryTask: string;
   // A tarball the mirror leaves out is still the tarball: its task is skipped, not swapped for the package.
-  if (assetNamed(input, tarball)) {
+  const fromRelease = assetNamed(input, tarball);
+  if (fromRelease) {
     const dir = `/opt/containerd-${version}`;
     const asset = assetTask(input, tarball, { kind: 'extract', dir });
     tasks.push(asset);
@@ -193,7 +196,7 @@ export function containerdTasks(input: ModelInput): Task[] {
   }
   const cni = cniPluginsAsset(input);
   if (cni) tasks.push(assetTask(input, cni.name, { kind: 'extract', dir: cniPluginsDir(cni.version) }));
-  const config = new FileTask({ path: CONTAINERD_CONFIG, content: containerdConfigToml(input) });
+  const config = new FileTask({ path: CONTAINERD_CONFIG, content: containerdConfigToml(input, fromRelease) });
   tasks.push(config, ...registryHostsFiles(input));
   tasks.push(new ServiceTask({ name: 'containerd.service', unit: unit(binary, containerdFlags(input)), restartOn: [config.id, ...restartOn] }));
   return tasks;
