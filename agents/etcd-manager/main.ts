@@ -2,6 +2,7 @@
 // instance. `etcd-manager run [flags]` and plain `etcd-manager [flags]` (how
 // kOps starts it) are the same. SIGTERM/SIGINT stop etcd cleanly and exit 0.
 import { ExitCode, UserError } from '../../shared/errors.js';
+import { tuneForLongRunning } from '../../shared/long-running.js';
 import { versionLine } from '../../shared/version.js';
 import { helpText, parseFlags } from './flags.js';
 // The manager (etcd client, gRPC, PKI, metrics) and logging load only after the
@@ -26,6 +27,8 @@ export async function main(argv: string[]): Promise<number> {
     if ((command !== undefined && command !== 'run') || extra.length > 0) {
       throw new UserError(`unknown command ${JSON.stringify(flags.positional.join(' '))} (this build has: run)`, ExitCode.Usage);
     }
+    // The daemon: V8 tuned for a long, mostly idle life, before anything else loads.
+    tuneForLongRunning();
     const [{ resolveConfig }, { configureLogging, logger, routeProcessWarnings }, { Manager }] = await Promise.all([
       import('./config.js'),
       import('../../shared/log.js'),
