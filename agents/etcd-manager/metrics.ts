@@ -1,30 +1,71 @@
-// /healthz and Prometheus /metrics on an optional port. The registry is the
-// manager's own (not prom-client's global one), so two managers in one process
-// (tests) never mix their figures.
+// /healthz and Prometheus /metrics on an optional port. The manager records its
+// figures in plain values (below); prom-client, its registry and the default
+// process metrics are loaded only when the status server starts
+// (`--metrics-port`, off by default), so a manager without it never loads them
+// (agents/etcd-manager/README.md, "Memory"). The registry is the manager's own
+// (not prom-client's global one), so two managers in one process (tests) never
+// mix their figures.
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import type { Registry } from 'prom-client';
+
+/** A value read at scrape time. */
+export class GaugeValue {
+  value = 0;
+  set(value: number): void {
+    this.value = value;
+  }
+}
+
+/** A counter, by label set (none, or one label's value). */
+export class CounterValue<Label extends string = never> {
+  private readonly counts = new Map<string, { labels: Partial<Record<Label, string>>; value: number }>();
+  inc(labels: Partial<Record<Label, string>> = {}): void {
+    const key = JSON.stringify(Object.entries(labels).sort());
+    const entry = this.counts.get(key) ?? { labels, value: 0 };
+    entry.value += 1;
+    this.counts.set(key, entry);
+  }
+  entries(): Array<{ labels: Partial<Record<Label, string>>; value: number }> {
+    return [...this.counts.values()];
+  }
+}
 
 export class ManagerMetrics {
-  readonly registry = new Registry();
-  readonly isLeader: Gauge;
-  readonly members = new Gauge({ name: 'etcd_manager_members', help: 'etcd members this manager knows of', registers: [this.registry] });
-  readonly etcdRunning = new Gauge({ name: 'etcd_manager_etcd_running', help: '1 while the local etcd process runs', registers: [this.registry] });
-  readonly quarantined = new Gauge({ name: 'etcd_manager_etcd_quarantined', help: '1 while etcd listens on its quarantine client URLs', registers: [this.registry] });
-  readonly etcdRestarts = new Counter({ name: 'etcd_manager_etcd_restarts_total', help: 'times the local etcd was restarted after exiting', registers: [this.registry] });
-  readonly lastReconcile = new Gauge({ name: 'etcd_manager_last_reconcile_timestamp_seconds', help: 'when the last reconcile finished (unix seconds)', registers: [this.registry] });
-  readonly errors = new Counter({ name: 'etcd_manager_errors_total', help: 'errors, by where they happened', labelNames: ['step'], registers: [this.registry] });
+  readonly members = new GaugeValue();
+  readonly etcdRunning = new GaugeValue();
+  readonly quarantined = new GaugeValue();
+  readonly lastReconcile = new GaugeValue();
+  readonly etcdRestarts = new CounterValue();
+  readonly errors = new CounterValue<'step'>();
 
   /** `isLeader` is asked at every scrape: a value stored once per pass would go stale while the lease lapses. */
-  constructor(options: { defaultMetrics?: boolean; isLeader?: () => number } = {}) {
-    const leader = options.isLeader;
-    this.isLeader = new Gauge({
-      name: 'etcd_manager_is_leader',
-      help: '1 while this manager holds the leader lease (one-member clusters: while its etcd is healthy)',
-      registers: [this.registry],
-      ...(leader ? { collect(this: Gauge) { this.set(leader()); } } : {}),
-    });
-    if (options.defaultMetrics) collectDefaultMetrics({ register: this.registry });
+  constructor(private readonly options: { defaultMetrics?: boolean; isLeader?: () => number } = {}) {}
+
+  /** A prom-client registry that reads these values at every scrape (loads prom-client). */
+  async registry(): Promise<Registry> {
+    const { Counter, Gauge, Registry, collectDefaultMetrics } = await import('prom-client');
+    const registry = new Registry();
+    const gauge = (name: string, help: string, read: () => number) =>
+      new Gauge({ name, help, registers: [registry], collect(this: InstanceType<typeof Gauge>) { this.set(read()); } });
+    const counter = <Label extends string>(name: string, help: string, source: CounterValue<Label>, labelNames: Label[] = []) =>
+      new Counter({
+        name, help, labelNames, registers: [registry],
+        collect(this: InstanceType<typeof Counter>) {
+          this.reset();
+          for (const { labels, value } of source.entries()) this.inc(labels as Record<string, string>, value);
+        },
+      });
+    const leader = this.options.isLeader;
+    gauge('etcd_manager_is_leader', '1 while this manager holds the leader lease (one-member clusters: while its etcd is healthy)', () => leader?.() ?? 0);
+    gauge('etcd_manager_members', 'etcd members this manager knows of', () => this.members.value);
+    gauge('etcd_manager_etcd_running', '1 while the local etcd process runs', () => this.etcdRunning.value);
+    gauge('etcd_manager_etcd_quarantined', '1 while etcd listens on its quarantine client URLs', () => this.quarantined.value);
+    counter('etcd_manager_etcd_restarts_total', 'times the local etcd was restarted after exiting', this.etcdRestarts);
+    gauge('etcd_manager_last_reconcile_timestamp_seconds', 'when the last reconcile finished (unix seconds)', () => this.lastReconcile.value);
+    counter('etcd_manager_errors_total', 'errors, by where they happened', this.errors, ['step']);
+    if (this.options.defaultMetrics) collectDefaultMetrics({ register: registry });
+    return registry;
   }
 }
 
@@ -36,6 +77,7 @@ export interface StatusServer {
 }
 
 export async function startStatusServer(options: { address: string; port: number; metrics: ManagerMetrics; health: HealthCheck }): Promise<StatusServer> {
+  const registry = await options.metrics.registry();
   const server: Server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (req.method !== 'GET' && req.method !== 'HEAD') {
@@ -48,8 +90,8 @@ export async function startStatusServer(options: { address: string; port: number
       return;
     }
     if (path === '/metrics') {
-      options.metrics.registry.metrics().then(
-        (text) => res.writeHead(200, { 'content-type': options.metrics.registry.contentType }).end(text),
+      registry.metrics().then(
+        (text) => res.writeHead(200, { 'content-type': registry.contentType }).end(text),
         (err: unknown) => res.writeHead(500).end(String(err)),
       );
       return;
