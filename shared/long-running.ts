@@ -6,7 +6,10 @@
 // machine code (the optimizing compilers) and held more heap and malloc arenas.
 //   --no-maglev --no-turbofan  no optimizing tiers: bytecode and Sparkplug's
 //                              baseline code only; a manager's hot paths are
-//                              in native code (TLS, gzip, hashing) anyway;
+//                              in native code (TLS, gzip, hashing) anyway.
+//                              (--no-sparkplug too saved ~3 MiB more, but
+//                              made a failover's first membership change
+//                              slower in bench/etcd-manager.ts: kept);
 //   --semi-space-growth-factor=1  the young generation keeps its initial size
 //                              (1 MiB semi-spaces) instead of growing to 32 MiB
 //                              ones under allocation bursts (a backup streams

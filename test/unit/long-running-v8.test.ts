@@ -1,7 +1,7 @@
 // The long-running agents' V8 flags (shared/long-running.ts) take effect when
 // set at run time, on Node 20 (the sources) and on the Node 24 the single
-// binary is built on: after tuneForLongRunning() a hot function stays in
-// V8's interpreter (no Sparkplug, Maglev or TurboFan code) and the young
+// binary is built on: after tuneForLongRunning() a hot function never gets
+// optimized code (no Maglev or TurboFan; Sparkplug's baseline is allowed) and the young
 // generation does not grow under an allocation burst. The same child without
 // the flags is the control: there V8 optimizes the function and grows the
 // young generation, so the test fails if V8 ever ignores or renames a flag.
@@ -19,7 +19,6 @@ const node24 = join(repo, `node_modules/node-linux-${process.arch}/bin/node`);
 interface Report {
   calls: number;
   optimized: boolean;
-  baseline: boolean;
   status: number;
   newSpaceMiB: number;
 }
@@ -42,7 +41,6 @@ for (const runtime of runtimes) {
     const tuned = await run(runtime.node, 'tuned');
     t.equal(tuned.calls, 20_000, 'tuned: the hot function was never optimized, in all 20000 calls');
     t.notOk(tuned.optimized, `tuned: no Maglev or TurboFan code (status ${tuned.status})`);
-    t.notOk(tuned.baseline, `tuned: no Sparkplug code either (status ${tuned.status})`);
     t.ok(tuned.newSpaceMiB <= 8, `tuned: the young generation stays at its first size (${tuned.newSpaceMiB} MiB)`);
   });
 }
