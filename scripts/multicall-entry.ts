@@ -19,6 +19,7 @@ const PROGRAMS: Record<string, () => Promise<Main>> = {
 const DIAGNOSTICS: Record<string, () => Promise<Main>> = {
   '__selftest-etcd3': async () => (await import('./selftest-etcd3.js')).main,
   '__selftest-lazy': async () => (await import('./selftest-lazy.js')).main,
+  '__backup-footprint': async () => (await import('./backup-footprint.js')).main,
 };
 
 const DISPATCHER = 'mooring-agents';

@@ -5,6 +5,7 @@
 // that neither answer nor re-register for a long time (instances gone for good),
 // so /etc/hosts and every peer's polling stop carrying them.
 import type { StateStore } from '../../shared/store/types.js';
+import { compareNames } from './order.js';
 
 export interface PeerRecord {
   member: string;
@@ -41,7 +42,7 @@ export async function listPeers(store: StateStore): Promise<PeerRecord[]> {
       // torn or foreign file: ignore, the owner rewrites it on its next poll
     }
   }
-  return records.sort((a, b) => a.member.localeCompare(b.member));
+  return records.sort((a, b) => compareNames(a.member, b.member));
 }
 
 /** How long a silent manager's record is kept: long enough for any reboot or restore, yet not forever. */

@@ -8,6 +8,7 @@
 import { randomBytes } from 'node:crypto';
 import { readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import type { Logger } from '../../shared/log.js';
+import { compareNames } from './order.js';
 
 export interface HostEntry {
   address: string;
@@ -37,8 +38,8 @@ export function renderHosts(current: string, clusterName: string, entries: HostE
   }
   // An unterminated block (a torn hand edit) is dropped up to the end of file: it was ours.
   if (entries.length > 0) {
-    const sorted = [...entries].sort((a, b) => (a.names[0] ?? '').localeCompare(b.names[0] ?? ''));
-    kept.splice(at === -1 ? kept.length : at, 0, begin, ...sorted.map((e) => `${e.address}\t${e.names.join(' ')}`), end);
+    const sorted = [...entries].sort((a, b) => compareNames(a.names[0] ?? '', b.names[0] ?? ''));
+    kept.splice(at === -1 ? kept.length : at, 0, begin, ...sorted.map((e) => `${e.address}	${e.names.join(' ')}`), end);
   }
   return kept.length === 0 ? '' : kept.join('\n') + '\n';
 }

@@ -1,66 +1,105 @@
-// /healthz and Prometheus /metrics on an optional port. The registry is the
-// manager's own (not prom-client's global one), so two managers in one process
-// (tests) never mix their figures.
+// /healthz and Prometheus /metrics on an optional port. The manager records its
+// figures in plain values (below); prom-client, its registry and the default
+// process metrics are loaded only when the status server starts
+// (`--metrics-port`, off by default), so a manager without it never loads them
+// (agents/etcd-manager/README.md, "Memory"). The registry is the manager's own
+// (not prom-client's global one), so two managers in one process (tests) never
+// mix their figures.
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import type { Registry } from 'prom-client';
+
+/** A value read at scrape time. */
+export class GaugeValue {
+  value = 0;
+  set(value: number): void {
+    this.value = value;
+  }
+}
+
+/** A counter, by label set (none, or one label's value). */
+export class CounterValue<Label extends string = never> {
+  private readonly counts = new Map<string, { labels: Partial<Record<Label, string>>; value: number }>();
+  inc(labels: Partial<Record<Label, string>> = {}): void {
+    const key = JSON.stringify(Object.entries(labels).sort());
+    const entry = this.counts.get(key) ?? { labels, value: 0 };
+    entry.value += 1;
+    this.counts.set(key, entry);
+  }
+  entries(): Array<{ labels: Partial<Record<Label, string>>; value: number }> {
+    return [...this.counts.values()];
+  }
+}
 
 export class ManagerMetrics {
-  readonly registry = new Registry();
-  readonly isLeader: Gauge;
-  readonly members = new Gauge({ name: 'etcd_manager_members', help: 'etcd members this manager knows of', registers: [this.registry] });
-  readonly etcdRunning = new Gauge({ name: 'etcd_manager_etcd_running', help: '1 while the local etcd process runs', registers: [this.registry] });
-  readonly quarantined = new Gauge({ name: 'etcd_manager_etcd_quarantined', help: '1 while etcd listens on its quarantine client URLs', registers: [this.registry] });
-  readonly etcdRestarts = new Counter({ name: 'etcd_manager_etcd_restarts_total', help: 'times the local etcd was restarted after exiting', registers: [this.registry] });
-  readonly lastReconcile = new Gauge({ name: 'etcd_manager_last_reconcile_timestamp_seconds', help: 'when the last reconcile finished (unix seconds)', registers: [this.registry] });
-  readonly errors = new Counter({ name: 'etcd_manager_errors_total', help: 'errors, by where they happened', labelNames: ['step'], registers: [this.registry] });
-  readonly backups = new Counter({ name: 'etcd_manager_backups_total', help: 'backups taken by this manager, by reason (scheduled, on-demand, before-membership-change, before-restore)', labelNames: ['reason'], registers: [this.registry] });
-  readonly backupFailures = new Counter({ name: 'etcd_manager_backup_failures_total', help: 'backups that failed, by reason', labelNames: ['reason'], registers: [this.registry] });
-  readonly restores = new Counter({ name: 'etcd_manager_restores_total', help: 'restores carried out by this manager as leader, by result (succeeded, refused, failed)', labelNames: ['result'], registers: [this.registry] });
+  readonly members = new GaugeValue();
+  readonly etcdRunning = new GaugeValue();
+  readonly quarantined = new GaugeValue();
+  readonly lastReconcile = new GaugeValue();
+  readonly etcdRestarts = new CounterValue();
+  readonly errors = new CounterValue<'step'>();
+  readonly backups = new CounterValue<'reason'>();
+  readonly backupFailures = new CounterValue<'reason'>();
+  readonly restores = new CounterValue<'result'>();
   // The last backup's facts are known to the acting manager only (from the store): the others report no sample
   // rather than a zero an alert would read as "just backed up" or "never".
-  readonly lastBackupTimestamp: Gauge;
-  readonly lastBackupAge: Gauge;
-  readonly lastBackupSize = new Gauge({ name: 'etcd_manager_backup_last_size_bytes', help: 'size in the store of the last successful backup (acting manager only)', labelNames: ['cluster'], registers: [this.registry] });
-  readonly lastBackupDuration = new Gauge({ name: 'etcd_manager_backup_last_duration_seconds', help: 'how long the last successful backup took (acting manager only)', labelNames: ['cluster'], registers: [this.registry] });
-  private lastBackupAt?: number;
+  private lastBackup?: { startedAtMs: number; storedBytes?: number; durationMs?: number };
   private readonly cluster: string;
 
   /** `isLeader` is asked at every scrape: a value stored once per pass would go stale while the lease lapses. */
-  constructor(options: { defaultMetrics?: boolean; isLeader?: () => number; cluster?: string } = {}) {
-    const leader = options.isLeader;
+  constructor(private readonly options: { defaultMetrics?: boolean; isLeader?: () => number; cluster?: string } = {}) {
     this.cluster = options.cluster ?? 'etcd';
-    const self = () => this;
-    this.lastBackupTimestamp = new Gauge({ name: 'etcd_manager_backup_last_success_timestamp_seconds', help: 'when the last successful backup started (unix seconds; acting manager only)', labelNames: ['cluster'], registers: [this.registry] });
-    this.lastBackupAge = new Gauge({
-      name: 'etcd_manager_backup_last_success_age_seconds',
-      help: 'age of the last successful backup, at scrape time (acting manager only)',
-      labelNames: ['cluster'],
-      registers: [this.registry],
-      collect(this: Gauge) {
-        const at = self().lastBackupAt;
-        this.reset();
-        if (at !== undefined) this.set({ cluster: self().cluster }, Math.max(0, (Date.now() - at) / 1000));
-      },
-    });
-    this.isLeader = new Gauge({
-      name: 'etcd_manager_is_leader',
-      help: '1 while this manager holds the leader lease (one-member clusters: while its etcd is healthy)',
-      registers: [this.registry],
-      ...(leader ? { collect(this: Gauge) { this.set(leader()); } } : {}),
-    });
-    if (options.defaultMetrics) collectDefaultMetrics({ register: this.registry });
   }
 
   /** The last successful backup, or none known (this manager stopped acting, or no backup yet). */
   setLastBackup(last: { startedAtMs: number; storedBytes?: number; durationMs?: number } | undefined): void {
-    for (const g of [this.lastBackupTimestamp, this.lastBackupSize, this.lastBackupDuration]) g.reset();
-    this.lastBackupAt = last?.startedAtMs;
-    if (!last) return;
-    const labels = { cluster: this.cluster };
-    this.lastBackupTimestamp.set(labels, last.startedAtMs / 1000);
-    if (last.storedBytes !== undefined) this.lastBackupSize.set(labels, last.storedBytes);
-    if (last.durationMs !== undefined) this.lastBackupDuration.set(labels, last.durationMs / 1000);
+    this.lastBackup = last;
+  }
+
+  /** A prom-client registry that reads these values at every scrape (loads prom-client). */
+  async registry(): Promise<Registry> {
+    const { Counter, Gauge, Registry, collectDefaultMetrics } = await import('prom-client');
+    const registry = new Registry();
+    const gauge = (name: string, help: string, read: () => number) =>
+      new Gauge({ name, help, registers: [registry], collect(this: InstanceType<typeof Gauge>) { this.set(read()); } });
+    const counter = <Label extends string>(name: string, help: string, source: CounterValue<Label>, labelNames: Label[] = []) =>
+      new Counter({
+        name, help, labelNames, registers: [registry],
+        collect(this: InstanceType<typeof Counter>) {
+          this.reset();
+          for (const { labels, value } of source.entries()) this.inc(labels as Record<string, string>, value);
+        },
+      });
+    // A gauge of the last backup, labelled by cluster, with no sample while none is known.
+    const facts = () => this.lastBackup;
+    const cluster = this.cluster;
+    const lastBackupGauge = (name: string, help: string, read: (last: NonNullable<ManagerMetrics['lastBackup']>) => number | undefined) =>
+      new Gauge({
+        name, help, labelNames: ['cluster'], registers: [registry],
+        collect(this: InstanceType<typeof Gauge>) {
+          this.reset();
+          const last = facts();
+          const value = last ? read(last) : undefined;
+          if (value !== undefined) this.set({ cluster }, value);
+        },
+      });
+    const leader = this.options.isLeader;
+    gauge('etcd_manager_is_leader', '1 while this manager holds the leader lease (one-member clusters: while its etcd is healthy)', () => leader?.() ?? 0);
+    gauge('etcd_manager_members', 'etcd members this manager knows of', () => this.members.value);
+    gauge('etcd_manager_etcd_running', '1 while the local etcd process runs', () => this.etcdRunning.value);
+    gauge('etcd_manager_etcd_quarantined', '1 while etcd listens on its quarantine client URLs', () => this.quarantined.value);
+    counter('etcd_manager_etcd_restarts_total', 'times the local etcd was restarted after exiting', this.etcdRestarts);
+    gauge('etcd_manager_last_reconcile_timestamp_seconds', 'when the last reconcile finished (unix seconds)', () => this.lastReconcile.value);
+    counter('etcd_manager_errors_total', 'errors, by where they happened', this.errors, ['step']);
+    counter('etcd_manager_backups_total', 'backups taken by this manager, by reason (scheduled, on-demand, before-membership-change, before-restore)', this.backups, ['reason']);
+    counter('etcd_manager_backup_failures_total', 'backups that failed, by reason', this.backupFailures, ['reason']);
+    counter('etcd_manager_restores_total', 'restores carried out by this manager as leader, by result (succeeded, refused, failed)', this.restores, ['result']);
+    lastBackupGauge('etcd_manager_backup_last_success_timestamp_seconds', 'when the last successful backup started (unix seconds; acting manager only)', (b) => b.startedAtMs / 1000);
+    lastBackupGauge('etcd_manager_backup_last_success_age_seconds', 'age of the last successful backup, at scrape time (acting manager only)', (b) => Math.max(0, (Date.now() - b.startedAtMs) / 1000));
+    lastBackupGauge('etcd_manager_backup_last_size_bytes', 'size in the store of the last successful backup (acting manager only)', (b) => b.storedBytes);
+    lastBackupGauge('etcd_manager_backup_last_duration_seconds', 'how long the last successful backup took (acting manager only)', (b) => (b.durationMs === undefined ? undefined : b.durationMs / 1000));
+    if (this.options.defaultMetrics) collectDefaultMetrics({ register: registry });
+    return registry;
   }
 }
 
@@ -72,6 +111,7 @@ export interface StatusServer {
 }
 
 export async function startStatusServer(options: { address: string; port: number; metrics: ManagerMetrics; health: HealthCheck }): Promise<StatusServer> {
+  const registry = await options.metrics.registry();
   const server: Server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (req.method !== 'GET' && req.method !== 'HEAD') {
@@ -84,8 +124,8 @@ export async function startStatusServer(options: { address: string; port: number
       return;
     }
     if (path === '/metrics') {
-      options.metrics.registry.metrics().then(
-        (text) => res.writeHead(200, { 'content-type': options.metrics.registry.contentType }).end(text),
+      registry.metrics().then(
+        (text) => res.writeHead(200, { 'content-type': registry.contentType }).end(text),
         (err: unknown) => res.writeHead(500).end(String(err)),
       );
       return;

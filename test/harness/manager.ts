@@ -58,10 +58,11 @@ export function describeManagers(managers: ManagerProcess[], names: string[] = m
   }).join('\n');
 }
 
-export function startManager(t: Teardown, args: string[], env: Record<string, string> = {}): ManagerProcess {
+/** `program`: what runs the manager (default: managerCommand(); bench/footprint.ts passes its own copy of the binary). */
+export function startManager(t: Teardown, args: string[], env: Record<string, string> = {}, program: string[] = managerCommand()): ManagerProcess {
   // The manager dies with this test process (parent-death signal), and its etcd with the manager, even
   // when tap kills a test file on its timeout and no teardown runs.
-  const command = [...managerCommand(), ...args];
+  const command = [...program, ...args];
   const [file, argv] = existsSync(SETPRIV) ? [SETPRIV, ['--pdeathsig', 'KILL', '--', ...command]] : [command[0], command.slice(1)];
   const child = spawn(file, argv, {
     cwd: repo,

@@ -20,6 +20,7 @@ import { Leadership, type Member } from '../peer/leadership.js';
 import { RENEW_SHARE } from '../peer/lease.js';
 import type { PeerInfo } from '../peer/protocol.js';
 import type { Clock, Pass, StepResult } from './types.js';
+import { compareNames } from '../order.js';
 
 export interface LivePeer {
   record: PeerRecord;
@@ -80,7 +81,7 @@ export class Election {
         return { refused: (err as NodeJS.ErrnoException).code === 'ECONNREFUSED' };
       }
     }));
-    const alive = answers.flatMap((a) => (a.live ? [a.live] : [])).sort((a, b) => a.info.member.localeCompare(b.info.member));
+    const alive = answers.flatMap((a) => (a.live ? [a.live] : [])).sort((a, b) => compareNames(a.info.member, b.info.member));
     let firstCandidate: string | undefined;
     for (const [i, record] of records.entries()) {
       const { live, refused } = answers[i];

@@ -28,6 +28,7 @@ import type { PeerTransport } from '../peer/api.js';
 import type { LeaderAction } from '../peer/protocol.js';
 import type { LivePeer } from './election.js';
 import type { Pass, StepResult, TestHooks } from './types.js';
+import { compareNames } from '../order.js';
 
 export type { LivePeer } from './election.js';
 
@@ -252,7 +253,7 @@ export async function reconcileMembership(ctx: MembershipContext): Promise<Membe
 
     if (members.length > ctx.memberCount) {
       // Shrink one member at a time: the highest-named other member, preferring one already unhealthy.
-      const candidates = members.filter((m) => m.name !== ctx.self).sort((x, y) => Number(health.get(x.ID)) - Number(health.get(y.ID)) || y.name.localeCompare(x.name));
+      const candidates = members.filter((m) => m.name !== ctx.self).sort((x, y) => Number(health.get(x.ID)) - Number(health.get(y.ID)) || compareNames(y.name, x.name));
       const victim = candidates.find((m) => keepsQuorum(m));
       if (!victim) {
         ctx.log.warn('not shrinking: removing any member would lose quorum', { event: 'member.removal-skipped', members: members.length, want: ctx.memberCount });

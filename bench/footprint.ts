@@ -1,0 +1,247 @@
+// Memory of etcd-manager, the long-running agent, beside Node's own floor,
+// all measured in this one run:
+//   1. steady RSS: three managers (the built binary) form a healthy 3-member
+//      cluster with TLS everywhere, at the production intervals (10 s
+//      reconcile, 60 s discovery poll), then idle MOORING_FOOTPRINT_IDLE
+//      seconds (default 60). The floors idle as long, started at the same
+//      time: the binary's runtime, `node24 -e 'setInterval(()=>{},1e3)'`, and
+//      the system's Node 20 the same way. Printed as "floor + N MiB".
+//   2. peak RSS while the backup library takes a backup of a ~1 GB etcd
+//      database (MOORING_FOOTPRINT_BACKUP_MIB, default 1024; 0 skips it):
+//      the process measured is the binary itself running the hidden
+//      diagnostic `mooring-agents __backup-footprint` (scripts/backup-footprint.ts),
+//      which calls takeBackup as a manager does, under the same V8 flags, into
+//      a file:// store. It is not a manager (none takes backups yet in this
+//      build): it holds the etcd client and the store, not the peer API or the
+//      controller. MOORING_FOOTPRINT_COMPARE_V8=1 runs it a second time with
+//      V8's default flags.
+// Every program runs from a fresh copy (the product binary, node24, node20)
+// whose pages were dropped from the page cache: the RSS of a program's own
+// file pages depends on how the file came into the page cache (the build
+// writes the binary in one go, and the kernel then maps it in large folios:
+// ~18 MiB more RSS from the same binary than from a copy), so all three start
+// alike, as after a reboot.
+// Every process is stopped by PID and the temp directories deleted, on
+// success, failure, timeout or Ctrl-C.
+// MOORING_FOOTPRINT_BINARY=<path of a mooring binary> measures that build
+// instead of dist/bin/mooring (an older one has no __backup-footprint: run it
+// with MOORING_FOOTPRINT_BACKUP_MIB=0).
+// Run: node scripts/build-binaries.mjs && node_modules/.bin/tsx bench/footprint.ts
+import { spawn, type ChildProcess } from 'node:child_process';
+import { chmodSync, closeSync, copyFileSync, existsSync, fsyncSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { execa } from 'execa';
+import { randomBytes } from 'node:crypto';
+import { openEtcdClient } from '../agents/etcd-manager/etcd/client.js';
+import { listBackups } from '../agents/etcd-manager/backup/list.js';
+import { openStore } from '../shared/store/index.js';
+import { scenario } from '../test/harness/etcd-scenario.js';
+import { describeManagers, managerCommand, startManager, type ManagerProcess } from '../test/harness/manager.js';
+import { loopbackNet, processAlive, waitFor } from '../test/harness/net.js';
+import { etcdMissing, makeEtcdPKI, startEtcd } from '../test/harness/tls-etcd.js';
+
+const repo = join(dirname(fileURLToPath(import.meta.url)), '..');
+const IDLE_S = Number(process.env.MOORING_FOOTPRINT_IDLE ?? 60);
+const BACKUP_MIB = Number(process.env.MOORING_FOOTPRINT_BACKUP_MIB ?? 1024);
+const COMPARE_V8 = process.env.MOORING_FOOTPRINT_COMPARE_V8 === '1';
+const DEADLINE_MS = Number(process.env.MOORING_BENCH_DEADLINE_MS ?? 30 * 60_000);
+const STEADY_TARGET_MIB = 10;
+const BACKUP_TARGET_MIB = 100;
+const NODE24 = join(repo, `node_modules/node-linux-${process.arch}/bin/node`);
+const NODE20 = process.execPath;
+const BINARY = process.env.MOORING_FOOTPRINT_BINARY ?? join(repo, 'dist/bin/mooring');
+
+/** LIFO cleanup, like tap's teardown; run() drains what is registered so far. */
+class Cleanup {
+  private fns: Array<() => unknown> = [];
+  private running?: Promise<void>;
+  teardown(fn: () => unknown): void {
+    this.fns.push(fn);
+  }
+  run(): Promise<void> {
+    return (this.running ??= (async () => {
+      while (this.fns.length > 0) {
+        const fn = this.fns.pop()!;
+        try {
+          await fn();
+        } catch (err) {
+          console.error(`cleanup: ${(err as Error).message}`);
+        }
+      }
+    })().finally(() => (this.running = undefined)));
+  }
+}
+
+const cleanup = new Cleanup();
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    console.error(`${signal}: cleaning up`);
+    void cleanup.run().finally(() => process.exit(130));
+  });
+}
+const deadline = setTimeout(() => {
+  console.error(`bench: over ${DEADLINE_MS} ms, giving up`);
+  void cleanup.run().finally(() => process.exit(1));
+}, DEADLINE_MS);
+deadline.unref();
+
+interface Memory {
+  rss: number;
+  anon: number;
+  file: number;
+}
+
+/** VmRSS, RssAnon and RssFile of a live process, in MiB. */
+function memoryOf(pid: number): Memory {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const mib = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? Number.NaN) / 1024;
+  return { rss: mib('VmRSS'), anon: mib('RssAnon'), file: mib('RssFile') };
+}
+
+const fmt = (m: number) => m.toFixed(1);
+const show = (m: Memory) => `${fmt(m.rss).padStart(6)} MiB (anon ${fmt(m.anon)}, file ${fmt(m.file)})`;
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** A copy of `source` at `target`, on disk and out of the page cache (see the header). */
+async function coldCopy(source: string, target: string): Promise<void> {
+  copyFileSync(source, target);
+  chmodSync(target, 0o755);
+  const fd = openSync(target, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  await execa('dd', [`if=${target}`, 'iflag=nocache', 'count=0', 'status=none']);
+}
+
+/** `node -e 'setInterval(()=>{},1e3)'`: a Node process that does nothing, killed by PID at cleanup. */
+function startFloor(node: string): ChildProcess {
+  const child = spawn(node, ['-e', 'setInterval(()=>{},1e3)'], { stdio: 'ignore', env: {} });
+  cleanup.teardown(() => {
+    if (child.pid !== undefined && processAlive(child.pid)) child.kill('SIGKILL');
+  });
+  return child;
+}
+
+async function steadyState(bin: string, node24: string, node20: string): Promise<{ floor24: Memory; floor20: Memory }> {
+  const s = await scenario(cleanup, { hosts: 3, memberCount: 3, volumeKind: 'directory' });
+  for (const m of ['a', 'b', 'c']) await s.volume(`vol-${m}`, m);
+  // The production intervals: the scenario's fast test intervals dropped.
+  const args = (i: number) => ['run', ...s.args(i).filter((a) => !a.startsWith('--reconcile-interval=') && !a.startsWith('--discovery-poll-interval='))];
+  const floors = { node24: startFloor(node24), node20: startFloor(node20) };
+  const started = Date.now();
+  const managers: ManagerProcess[] = [0, 1, 2].map((i) => startManager(cleanup, args(i), s.env, [join(bin, 'etcd-manager')]));
+  await waitFor('a healthy 3-member cluster', () => s.view([0, 1, 2], 3, managers), 180_000, 500).catch((err: unknown) => {
+    throw new Error(`${(err as Error).message}\n${describeManagers(managers)}`);
+  });
+  console.log(`  healthy 3-member cluster after ${((Date.now() - started) / 1000).toFixed(1)} s; idling ${IDLE_S} s`);
+  const idleEnd = Date.now() + IDLE_S * 1000;
+  while (Date.now() < idleEnd) {
+    await sleep(Math.min(15_000, idleEnd - Date.now()));
+    for (const m of managers) if (m.child.exitCode !== null) throw new Error(`a manager exited: ${describeManagers([m])}`);
+    if (Date.now() < idleEnd) console.log(`  ${Math.round((idleEnd - Date.now()) / 1000)} s to go: managers ${managers.map((m) => fmt(memoryOf(m.child.pid!).rss)).join(', ')} MiB`);
+  }
+  const floor24 = memoryOf(floors.node24.pid!);
+  const floor20 = memoryOf(floors.node20.pid!);
+  const leaderNow = (m: ManagerProcess) => {
+    const wins = m.logs.filter((l) => l.event === 'leader.elected').length;
+    const losses = m.logs.filter((l) => l.event === 'leader.lost' || l.event === 'leader.stepped-down').length;
+    return wins > losses;
+  };
+  const rows = managers.map((m) => ({ m, memory: memoryOf(m.child.pid!), member: String(m.logs.find((l) => l.event === 'member.identity')?.member ?? '?') }));
+  console.log(`\nsteady RSS after ${IDLE_S} s idle (3 managers, TLS, default intervals), node floors idle as long:`);
+  console.log(`  node24 -e 'setInterval(()=>{},1e3)' (the binary's runtime: the floor)  ${show(floor24)}`);
+  console.log(`  node20 -e 'setInterval(()=>{},1e3)' (the system's Node 20)             ${show(floor20)}`);
+  for (const { m, memory, member } of rows) {
+    const label = `etcd-manager, member ${member}${leaderNow(m) ? ' (leader)' : ''}`;
+    console.log(`  ${label.padEnd(71)} ${show(memory)} = node24 floor + ${fmt(memory.rss - floor24.rss)} MiB (node20 floor + ${fmt(memory.rss - floor20.rss)} MiB)`);
+  }
+  const highest = Math.max(...rows.map((r) => r.memory.rss));
+  console.log(`  highest manager: node24 floor + ${fmt(highest - floor24.rss)} MiB   (target: floor + ${STEADY_TARGET_MIB} MiB or less)`);
+  await Promise.all(managers.map((m) => m.stop()));
+  return { floor24, floor20 };
+}
+
+interface BackupFootprint {
+  name: string;
+  v8: string;
+  snapshotBytes: number;
+  storedBytes: number;
+  durationMs: number;
+  rssBeforeMiB: number;
+  peakRssMiB: number;
+  hwmMiB: number;
+  rssAfterMiB: number;
+}
+
+async function backupPeak(bin: string, floor24: Memory): Promise<void> {
+  const root = mkdtempSync(join(tmpdir(), 'mooring-footprint-backup-'));
+  cleanup.teardown(() => rmSync(root, { recursive: true, force: true }));
+  const ip = loopbackNet()(1);
+  const pki = await makeEtcdPKI(join(root, 'pki'), [ip]);
+  const etcd = await startEtcd(cleanup, { name: 'backup', dataDir: join(root, 'etcd'), ip, pki, token: 'footprint' });
+  const client = await openEtcdClient([etcd.endpoint], pki.client, 60_000);
+  try {
+    // 1 MiB values etcd keeps as they are (random bytes: gzip cannot shrink them), four writes at a time.
+    const started = Date.now();
+    for (let i = 0; i < BACKUP_MIB; i += 4) {
+      await Promise.all(Array.from({ length: Math.min(4, BACKUP_MIB - i) }, (_, j) => client.put(`/footprint/${String(i + j).padStart(6, '0')}`).value(randomBytes(1024 * 1024))));
+      if ((i + 4) % 256 === 0) console.log(`  wrote ${i + 4} MiB`);
+    }
+    console.log(`  ${BACKUP_MIB} MiB written to etcd in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  } finally {
+    client.close();
+  }
+  const storeDir = join(root, 'backups');
+  mkdirSync(storeDir);
+  const storeURL = `file://${storeDir}`;
+  const run = async (extra: string[]): Promise<BackupFootprint> => {
+    const { stdout } = await execa(join(bin, 'mooring-agents'), ['__backup-footprint', ...extra, storeURL, etcd.endpoint, pki.client.caFile, pki.client.certFile, pki.client.keyFile], { env: {}, extendEnv: false, timeout: 20 * 60_000 });
+    const result = JSON.parse(String(stdout)) as BackupFootprint;
+    // Only a backup that completed counts.
+    const listed = (await listBackups(openStore(storeURL))).backups.some((b) => b.name === result.name);
+    if (!listed) throw new Error(`backup ${result.name} is not listed in ${storeURL}`);
+    return result;
+  };
+  const results = [await run([]), ...(COMPARE_V8 ? [await run(['--default-v8'])] : [])];
+  await etcd.stop();
+  console.log(`\npeak RSS while the backup library takes a backup of a ${BACKUP_MIB} MiB database (process: mooring-agents __backup-footprint, the binary running takeBackup into a file:// store):`);
+  for (const r of results) {
+    console.log(`  V8 flags ${r.v8.padEnd(12)} snapshot ${(r.snapshotBytes / 1048576).toFixed(0)} MiB, stored ${(r.storedBytes / 1048576).toFixed(0)} MiB in ${(r.durationMs / 1000).toFixed(1)} s`);
+    console.log(`    RSS before ${fmt(r.rssBeforeMiB)} MiB, peak ${fmt(r.peakRssMiB)} MiB (VmHWM ${fmt(r.hwmMiB)}) = node24 floor + ${fmt(r.peakRssMiB - floor24.rss)} MiB; the backup added ${fmt(r.peakRssMiB - r.rssBeforeMiB)} MiB   (target: peak ${BACKUP_TARGET_MIB} MiB or less)`);
+  }
+}
+
+async function main(): Promise<void> {
+  const missing = etcdMissing;
+  if (missing) throw new Error(`${missing} (make setup)`);
+  // The built binary, and only if it is newer than every source (managerCommand's rule).
+  if (process.env.MOORING_FOOTPRINT_BINARY === undefined && managerCommand()[0] !== join(repo, 'dist/bin/etcd-manager')) {
+    throw new Error('dist/bin/etcd-manager is missing or older than the sources: run make build');
+  }
+  if (!existsSync(NODE24)) throw new Error(`${NODE24} is missing: run make setup`);
+  const bin = mkdtempSync(join(tmpdir(), 'mooring-footprint-bin-'));
+  cleanup.teardown(() => rmSync(bin, { recursive: true, force: true }));
+  await coldCopy(BINARY, join(bin, 'mooring'));
+  for (const link of ['etcd-manager', 'mooring-agents']) symlinkSync('mooring', join(bin, link));
+  await coldCopy(NODE24, join(bin, 'node24'));
+  await coldCopy(NODE20, join(bin, 'node20'));
+  console.log(`footprint bench: fresh copies of ${BINARY}, ${NODE24} and ${NODE20}, out of the page cache`);
+  const { floor24 } = await steadyState(bin, join(bin, 'node24'), join(bin, 'node20'));
+  if (BACKUP_MIB > 0) await backupPeak(bin, floor24);
+}
+
+main().then(
+  async () => {
+    await cleanup.run();
+    process.exit(0);
+  },
+  async (err: unknown) => {
+    console.error(`bench failed: ${(err as Error).stack ?? String(err)}`);
+    await cleanup.run();
+    process.exit(1);
+  },
+);

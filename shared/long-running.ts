@@ -1,0 +1,45 @@
+// V8 settings for the long-running agents (etcd-manager's daemon, protokube),
+// set by the program itself at its start: they idle for days next to etcd and
+// the API server, often on small instances, so memory counts for more than
+// peak speed. Measured (bench/footprint.ts, agents/etcd-manager/README.md,
+// "Memory"): without them a manager touched ~10 MiB more of the runtime's own
+// machine code (the optimizing compilers) and held more heap and malloc arenas.
+//   --no-maglev --no-turbofan  no optimizing tiers: bytecode and Sparkplug's
+//                              baseline code only; a manager's hot paths are
+//                              in native code (TLS, gzip, hashing) anyway.
+//                              (--no-sparkplug too saved ~3 MiB more, but
+//                              made a failover's first membership change
+//                              slower in bench/etcd-manager.ts: kept);
+//   --semi-space-growth-factor=1  the young generation keeps its initial size
+//                              (1 MiB semi-spaces) instead of growing to 32 MiB
+//                              ones under allocation bursts (a backup streams
+//                              ~1 GB through it).
+// Not --jitless or --lite-mode: both remove WebAssembly, which Node's fetch
+// (undici's HTTP parser) needs: the aws provider's instance metadata calls.
+// The single binary cannot pass Node options per program (its SEA execArgv is
+// the same for every program and only "--"), and the CLIs (mooring, nodeup)
+// must keep the optimizing tiers; so these go through v8.setFlagsFromString
+// before the daemon loads its modules. V8 reads these flags when it decides to
+// tier up or grow the young generation, so they take effect from then on
+// (test/unit/long-running-v8.test.ts checks both on Node 20 and the binary's
+// Node 24). They change V8's flag hash, so code caches made without them are
+// refused: the build makes the lazy bundles' caches a second time with them
+// (scripts/build-binaries.mjs), and the lazy loader picks that set.
+import { setFlagsFromString } from 'node:v8';
+import flags from './long-running-v8-flags.json' with { type: 'json' };
+
+export const LONG_RUNNING_V8_FLAGS: readonly string[] = flags;
+
+let tuned = false;
+
+/** Sets LONG_RUNNING_V8_FLAGS once; call it before the daemon imports its modules. */
+export function tuneForLongRunning(): void {
+  if (tuned) return;
+  setFlagsFromString(LONG_RUNNING_V8_FLAGS.join(' '));
+  tuned = true;
+}
+
+/** Whether this process runs with LONG_RUNNING_V8_FLAGS (the lazy loader picks its code caches by it). */
+export function tunedForLongRunning(): boolean {
+  return tuned;
+}
