@@ -5,15 +5,15 @@
 // addresses. Every etcd check runs inside an instance with etcdctl over TLS.
 //
 // One cluster is brought up once and reused, in order: cold start, instance
-// loss, reboot of every instance, cleanup (also of what a crash leaves). The
-// backup checks of issue 9 go between "reboot" and "cleanup" (marked below) once etcd-manager has backups.
+// loss, reboot of every instance, backups and a restore (operator commands from
+// the host), cleanup (also of what a crash leaves).
 import t, { type Test } from 'tap';
 import { existsSync, mkdtempSync, truncateSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { execa } from 'execa';
 import {
-  etcdctl, imageInodes, instances, leftovers, localCloudSkipReason, recordedProcesses, startCloud, stopCloud, type CloudHandle, type InstanceJSON,
+  BINARY, etcdctl, imageInodes, instances, leftovers, localCloudSkipReason, recordedProcesses, startCloud, stopCloud, type CloudHandle, type InstanceJSON,
 } from '../harness/local-cloud.js';
 
 const skip = await localCloudSkipReason();
@@ -147,15 +147,52 @@ t.test('local cloud: three control-plane instances from user-data to etcd', { sk
     }
   });
 
-  // ── Backups (issue 9, "Backups") ──────────────────────────────────────────────────────────────────
-  // The place for its checks, on this same cluster after the reboot: a scheduled backup and an
-  // `etcd-manager backup` run from the host both appear in the store and verify; `restore-backup` brings
-  // back earlier data across all three instances. etcd-manager does not take backups yet (the backup
-  // library is being wired into it), so this test is declared and skipped with that reason: never passed.
-  await t.test('backups: a scheduled and an on-demand backup appear in the store and verify; restore-backup brings earlier data back on all three', {
-    skip: 'etcd-manager does not take backups yet: its backup library is being integrated (issue 9, "Backups"); the checks go here',
-  }, async () => {
-    // Skipped: nothing here runs until the checks are written.
+  // ── Backups ───────────────────────────────────────────────────────────────────────────────────────
+  // On this same cluster after the reboot, with the operator commands run from the host against the
+  // cloud's S3 state store (the instances' managers are reached only through the store): the first
+  // leader's scheduled backup is there and verifies; `etcd-manager backup` takes one on demand;
+  // `restore-backup --wait` brings the data of that backup back on all three members, with no restart.
+  await t.test('backups: a scheduled and an on-demand backup appear in the store and verify; restore-backup brings earlier data back on all three', async (t) => {
+    const store = `${c.env.MOORING_STATE_STORE}/${CLUSTER}/backups/etcd/main`;
+    const em = (...args: string[]) => execa(join(dirname(BINARY), 'etcd-manager'), [...args, `--backup-store=${store}`], { reject: false, extendEnv: false, env: c.env, timeout: 10 * 60_000 });
+    const list = async () => {
+      const r = await em('list-backups', '--details', '-o', 'json');
+      t.equal(r.exitCode, 0, `list-backups${r.exitCode === 0 ? '' : `: ${r.stderr}`}`);
+      return r.exitCode === 0 ? (JSON.parse(String(r.stdout)) as { backups: Array<{ name: string; reason?: string | null; complete: boolean }> }).backups : [];
+    };
+    const verify = async (name: string, what: string) => {
+      const r = await em('verify-backup', name, '-o', 'json');
+      t.equal(r.exitCode, 0, `${what} ${name} verifies${r.exitCode === 0 ? '' : `: ${r.stderr}`}`);
+    };
+    const scheduled = (await list()).filter((b) => b.reason === 'scheduled');
+    t.ok(scheduled.length >= 1, `a scheduled backup is in the store (${scheduled.map((b) => b.name).join(', ')})`);
+    if (scheduled.length > 0) await verify(scheduled[scheduled.length - 1].name, 'the scheduled backup');
+
+    const id = (await instances(c, CLUSTER))[0].id;
+    const put = async (key: string, value: string) => t.equal((await c.inside(CLUSTER, id, etcdctl(4001, `put ${key} ${value}`))).exitCode, 0, `put ${key}=${value}`);
+    await put('/e2e/restore-marker', 'in-the-backup');
+    const taken = await em('backup', '-o', 'json', '--timeout=5m');
+    t.equal(taken.exitCode, 0, `etcd-manager backup from the host${taken.exitCode === 0 ? '' : `: ${taken.stderr}`}`);
+    if (taken.exitCode !== 0) return;
+    const name = (JSON.parse(String(taken.stdout)) as { backup?: { name: string } }).backup?.name ?? '';
+    t.ok((await list()).some((b) => b.name === name && b.complete && b.reason === 'on-demand'), `the on-demand backup ${name} is listed as such`);
+    await verify(name, 'the on-demand backup');
+
+    await put('/e2e/restore-marker', 'after-the-backup');
+    await put('/e2e/after-backup', 'gone-after-restore');
+    const restore = await em('restore-backup', name, '--wait', '--timeout=8m', '-o', 'json');
+    t.equal(restore.exitCode, 0, `restore-backup ${name} --wait${restore.exitCode === 0 ? '' : `: ${restore.stderr}`}`);
+    t.match(JSON.parse(String(restore.stdout || '{}')), { backup: name, state: 'succeeded' }, 'the leader reports the restore done');
+    if (!(await ready(t, 'after the restore'))) return;
+    for (const i of await instances(c, CLUSTER)) {
+      const marker = await c.inside(CLUSTER, i.id, etcdctl(4001, 'get /e2e/restore-marker --print-value-only'));
+      t.equal(String(marker.stdout).trim(), 'in-the-backup', `${i.id}: the backup's value is back`);
+      const later = await c.inside(CLUSTER, i.id, etcdctl(4001, 'get /e2e/after-backup --print-value-only'));
+      t.equal(String(later.stdout).trim(), '', `${i.id}: a key written after the backup is gone`);
+      const earlier = await c.inside(CLUSTER, i.id, etcdctl(4001, 'get /e2e/before-loss --print-value-only'));
+      t.equal(String(earlier.stdout).trim(), 'main-value', `${i.id}: older data kept`);
+    }
+    await checkBoth(t, id, 'after the restore');
   });
 
   await t.test('cleanup: delete cluster releases every process, mount, loop device, overlay and namespace, also after a crash', async (t) => {
