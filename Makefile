@@ -53,6 +53,7 @@ bench: build
 	$(TSX) bench/startup.ts
 	$(TSX) bench/nodeup.ts
 	$(TSX) bench/etcd-manager.ts
+	$(TSX) bench/etcd-manager-backup.ts
 	$(TSX) bench/footprint.ts
 	$(TSX) bench/aws-volumes.ts
 	$(TSX) bench/local-cloud.ts
