@@ -57,7 +57,7 @@ t.test('local cloud: three control-plane instances from user-data to etcd', { sk
       t.equal(seen.length, 3, `${why}: ${etcd} has three members (seen from ${id})`);
       t.ok(seen.every((m) => m.startsWith('started ')), `${why}: every ${etcd} member started (${seen.join(', ')})`);
       const health = await c.inside(CLUSTER, id, etcdctl(port, 'endpoint health --cluster'));
-      t.equal(health.exitCode, 0, `${why}: ${etcd} healthy on every endpoint, over TLS`);
+      t.equal(health.exitCode, 0, `${why}: ${etcd} healthy on every endpoint, over TLS${health.exitCode === 0 ? '' : `: ${String(health.stdout)} ${String(health.stderr)}`}`);
     }
   };
 

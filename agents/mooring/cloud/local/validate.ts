@@ -40,7 +40,9 @@ function probeScript(address: string, etcd: Array<{ name: string; port: number }
     lines.push(`echo "${name}.unit=$(ctl etcd-manager@${name}.service)"`);
     lines.push(`if [ -n "$etcdctl" ] && [ -f $pki/etcd-client.key ]; then`);
     const cmd = `ETCDCTL_API=3 timeout 5 "$etcdctl" --endpoints https://${address}:${port} --cacert $pki/etcd-ca.crt --cert $pki/etcd-client.crt --key $pki/etcd-client.key --command-timeout=3s`;
-    lines.push(`  echo "${name}.health=$(${cmd} endpoint health >/dev/null 2>&1 && echo yes || echo no)"`);
+    // --cluster: every member, by the client URL it advertises, answers from this instance (its names resolve here too),
+    // so "ready" means what an operator's etcdctl would find, not only that the local member answers.
+    lines.push(`  echo "${name}.health=$(${cmd} endpoint health --cluster >/dev/null 2>&1 && echo yes || echo no)"`);
     lines.push(`  echo "${name}.status=$(${cmd} endpoint status -w simple 2>/dev/null | head -1)"`);
     lines.push(`  echo "${name}.members=$(${cmd} member list -w simple 2>/dev/null | tr '\\n' '|')"`);
     lines.push('fi');
