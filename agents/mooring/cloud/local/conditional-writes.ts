@@ -58,6 +58,27 @@ function objectOf(path: string): { bucket: string; key: string } | undefined {
   }
 }
 
+/** How long a finished write may take to show in s3rver's files before the key's turn is given up anyway. */
+const VISIBLE_WITHIN_MS = 5_000;
+
+/**
+ * s3rver answers a PUT of a small body before its file exists (it ends the write stream of a buffered body
+ * without waiting for it to open): a conditional write checked right after could find no object and let a
+ * second creator win. So the key's turn is held until the store shows what the write did: the new ETag after
+ * a PUT, no object after a DELETE.
+ */
+async function untilVisible(store: S3rverStore, object: { bucket: string; key: string }, ctx: S3rverContext): Promise<void> {
+  if (ctx.status >= 300) return;
+  const written = ctx.method === 'PUT' ? ctx.response.get('etag') : '';
+  if (ctx.method === 'PUT' && !written) return;
+  const deadline = Date.now() + VISIBLE_WITHIN_MS;
+  while (Date.now() < deadline) {
+    const etag = await currentETag(store, object.bucket, object.key).catch(() => undefined);
+    if (ctx.method === 'DELETE' ? etag === undefined : etag !== undefined && etagValue(etag) === etagValue(written)) return;
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
 /** The middleware; insert it into s3rver's stack before its router (after the virtual-host rewrite). */
 export function conditionalWrites(store: S3rverStore): S3rverMiddleware {
   // The last turn taken per key: each conditional write waits for the one before it.
@@ -88,6 +109,7 @@ export function conditionalWrites(store: S3rverStore): S3rverMiddleware {
         return;
       }
       await next();
+      await untilVisible(store, object, ctx);
     } finally {
       done();
       if (turns.get(id) === chained) turns.delete(id);

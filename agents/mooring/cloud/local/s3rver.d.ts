@@ -17,6 +17,8 @@ declare module 's3rver' {
     status: number;
     type: string;
     body: unknown;
+    /** The response as far as it is built (koa): its headers, once the router has answered. */
+    response: { get(header: string): string };
   }
   export type S3rverMiddleware = (ctx: S3rverContext, next: () => Promise<void>) => Promise<void>;
   /** s3rver's filesystem store; getMetadata rejects with ENOENT when there is no such object. */
