@@ -233,6 +233,8 @@ const LAZY_BUNDLES = {
   yaml: ['yaml'],
   execa: ['execa'],
   'prom-client': ['prom-client'],
+  // protokube's channels and node labels only: never loaded on a worker (names-only mode).
+  'kube-client': ['@kubernetes/client-node'],
 };
 const lazyDir = join(dist, 'lazy');
 const lazyBundleOf = new Map(Object.entries(LAZY_BUNDLES).flatMap(([name, packages]) => packages.map((pkg) => [pkg, name])));
