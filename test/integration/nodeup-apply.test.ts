@@ -112,9 +112,11 @@ t.test('a worker gets no control-plane material', async (t) => {
   t.equal(r.code, 0, 'worker apply succeeds');
   if (r.code !== 0) t.comment(r.stdout, r.stderr);
   const files = Object.keys(statTree(root));
-  for (const absent of ['srv/kubernetes/kube-apiserver', 'etc/kubernetes/manifests/kube-apiserver.manifest', 'opt/etcd', 'etc/mooring/etcd-manager', 'etc/systemd/system/protokube.service']) {
+  for (const absent of ['srv/kubernetes/kube-apiserver', 'etc/kubernetes/manifests/kube-apiserver.manifest', 'opt/etcd', 'etc/mooring/etcd-manager', 'var/lib/protokube/kubeconfig']) {
     t.notOk(files.includes(absent), `worker has no ${absent}`);
   }
+  t.ok(files.includes('etc/systemd/system/protokube.service'), 'worker runs protokube, names-only');
+  t.match(readFileSync(join(root, 'etc/sysconfig/protokube'), 'utf8'), /^PROTOKUBE_NAMES_ONLY=true$/m);
   t.ok(files.includes('etc/kubernetes/manifests/kube-proxy.manifest'));
   t.match(readFileSync(join(root, 'var/lib/kubelet/kubeconfig'), 'utf8'), `server: https://api.internal.${CLUSTER}`);
 });
