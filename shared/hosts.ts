@@ -48,6 +48,8 @@ export interface HostsUpdate {
 interface Scan {
   kept: string[];
   blocks: string[][];
+  /** Index in `kept` where the first block stood (undefined: none). */
+  firstAt?: number;
   repaired: boolean;
 }
 
@@ -68,6 +70,7 @@ function scan(lines: string[], markers: BlockMarkers, owned: ReadonlySet<string>
   const kept: string[] = [];
   const blocks: string[][] = [];
   let repaired = false;
+  let firstAt: number | undefined;
   for (let i = 0; i < lines.length; i++) {
     const line = lines[i];
     if (line.trim() === markers.end) {
@@ -78,6 +81,7 @@ function scan(lines: string[], markers: BlockMarkers, owned: ReadonlySet<string>
       kept.push(line);
       continue;
     }
+    if (blocks.length === 0) firstAt = kept.length;
     const end = lines.findIndex((l, j) => j > i && l.trim() === markers.end);
     if (end !== -1) {
       blocks.push(lines.slice(i + 1, end));
@@ -90,7 +94,7 @@ function scan(lines: string[], markers: BlockMarkers, owned: ReadonlySet<string>
     blocks.push(lines.slice(i + 1, j));
     i = j - 1;
   }
-  return { kept, blocks, repaired };
+  return { kept, blocks, firstAt, repaired };
 }
 
 function splitLines(text: string): string[] {
@@ -103,11 +107,16 @@ export function blockLines(entries: HostEntry[]): string[] {
   return sorted.map((e) => `${e.address}\t${e.names.join(' ')}`);
 }
 
-/** The new file content: the old one without any of our blocks, plus one block at the end (none when entries is empty). */
+/**
+ * The new file content: the old one with exactly one block of ours (none when
+ * entries is empty). The block stays where the first one stood, and is added
+ * at the end only when there was none: two agents that each moved their block
+ * to the end would take turns rewriting the file forever.
+ */
 export function renderHostsBlock(current: string, markers: BlockMarkers, entries: HostEntry[]): string {
   const owned = new Set(entries.flatMap((e) => e.names));
-  const { kept } = scan(splitLines(current), markers, owned);
-  if (entries.length > 0) kept.push(markers.begin, ...blockLines(entries), markers.end);
+  const { kept, firstAt } = scan(splitLines(current), markers, owned);
+  if (entries.length > 0) kept.splice(firstAt ?? kept.length, 0, markers.begin, ...blockLines(entries), markers.end);
   return kept.length === 0 ? '' : kept.join('\n') + '\n';
 }
 

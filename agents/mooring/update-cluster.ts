@@ -1,5 +1,6 @@
 // `mooring update cluster`: complete the user's spec and derive everything the
-// instances need (completed spec, PKI, node configs, etcd control specs, user-data).
+// instances need (completed spec, PKI, node configs, etcd control specs,
+// user-data, and the bootstrap addon channel protokube applies).
 import YAML from 'yaml';
 import { NO_FILE_REPOSITORY_WARNING, resolveNodeAssets } from '../../shared/api/assets.js';
 import { completeCluster } from '../../shared/api/complete.js';
@@ -11,6 +12,7 @@ import { loadKeyset, planIssuedRepairs, primaryKeypair, repairIssuedKeysets } fr
 import { ensureNodeCredentials, NODE_CREDENTIAL_NAMES, planNodeCredentials } from '../../shared/pki/node-credentials.js';
 import type { StateStore } from '../../shared/store/types.js';
 import { encodeUserData, renderUserData } from '../../bootstrap/render-userdata.js';
+import { bootstrapChannelObjects } from './addons.js';
 import type { AgentBinary } from './agent-binary.js';
 import { requireValid } from './validation.js';
 import type { StoredCluster } from './cluster-repository.js';
@@ -121,6 +123,7 @@ function desiredObjects(
     // What is stored is what a cloud accepts: gzip+base64 once past AWS's 16 KiB, an error past that.
     objects.push({ path: StorePaths.userData(ig.metadata.name), content: encodeUserData(userData).body });
   }
+  objects.push(...bootstrapChannelObjects(cluster));
   objects.push({ path: StorePaths.completedSpec, content: stringifyObjects([cluster], 'yaml') });
   return objects;
 }

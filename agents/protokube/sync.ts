@@ -1,6 +1,7 @@
 // One sync pass on the control plane: wait for the API server, apply every
 // channel, then the node's labels and taints. Loaded by the daemon's first
 // sync pass only (it brings @kubernetes/client-node with it).
+import { access } from 'node:fs/promises';
 import { applyChannel, type AddonOutcome } from './channels/apply.js';
 import { parseChannel } from './channels/channel.js';
 import { ResourceReader } from './channels/source.js';
@@ -33,6 +34,12 @@ async function pass(host: SyncHost): Promise<number> {
   const { config, board, metrics, log } = host;
   let kube = host.getKube();
   if (!kube) {
+    // Until nodeup has written the kubeconfig there is nothing to connect with, and no reason to load the client.
+    try {
+      await access(config.kubeconfig);
+    } catch {
+      return apiDown(host, `waiting for the kubeconfig ${config.kubeconfig} (nodeup writes it)`);
+    }
     try {
       kube = await connectKube(config.kubeconfig);
       host.setKube(kube);
