@@ -13,8 +13,9 @@ const PROGRAM = 'protokube';
 function setUpLogging(config: ProtokubeConfig): Logger {
   configureLogging({ format: config.logFormat, level: config.verbosity >= 4 ? 'debug' : 'info' });
   const log = logger(PROGRAM);
-  // DEP0040: @kubernetes/client-node's HTTP stack still requires Node's punycode module; nothing to fix on our side.
-  routeProcessWarnings(log, ['DEP0123', 'DEP0040']);
+  // @kubernetes/client-node's HTTP stack still requires Node's punycode module (DEP0040) and calls
+  // url.parse() (DEP0169): library deprecations, nothing to fix on our side, so debug lines only.
+  routeProcessWarnings(log, ['DEP0123', 'DEP0040', 'DEP0169']);
   return log;
 }
 

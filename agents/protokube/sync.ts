@@ -80,11 +80,12 @@ async function pass(host: SyncHost): Promise<number> {
       if (o.action === 'failed') {
         metrics.inc('protokube_addon_failures_total', 'addon passes that failed', labels);
         metrics.set('protokube_addon_ok', '1 when the addon is applied as its channel says', 0, labels);
-        board.set(check, false, o.reason, ADDON_EVENTS, { namespace: o.namespace, id: o.id, manifestHash: o.manifestHash });
+        board.set(check, false, o.reason, ADDON_EVENTS, { addon: o.addon, namespace: o.namespace, id: o.id, manifestHash: o.manifestHash });
       } else {
         if (o.action === 'applied') metrics.inc('protokube_addon_applies_total', 'times an addon was applied', labels);
         metrics.set('protokube_addon_ok', '1 when the addon is applied as its channel says', 1, labels);
         board.set(check, true, o.action === 'applied' ? `applied (${o.reason})` : 'up to date', ADDON_EVENTS, {
+          addon: o.addon,
           namespace: o.namespace,
           id: o.id,
           manifestHash: o.manifestHash,
