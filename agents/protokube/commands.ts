@@ -1,6 +1,7 @@
 // protokube's commands, loaded once the flags are read: the daemon, `status`
 // and `channels apply`.
 import { readFile } from 'node:fs/promises';
+import { resolve as resolvePath } from 'node:path';
 import { ExitCode, UserError } from '../../shared/errors.js';
 import { configureLogging, logger, routeProcessWarnings, type Logger } from '../../shared/log.js';
 import { StoreError } from '../../shared/store/types.js';
@@ -98,8 +99,10 @@ export async function applyChannelByHand(flags: ParsedFlags, location: string): 
     import('./kube/api.js'),
   ]);
   const { channelLocationProblem } = await import('./config.js');
-  const problem = channelLocationProblem(location);
+  const problem = channelLocationProblem(location, { relative: true });
   if (problem) throw new UserError(`channel ${JSON.stringify(location)}: ${problem}`, ExitCode.Usage);
+  // A path typed by hand is read, and its manifests resolved, from where the command runs.
+  if (!/^[A-Za-z][A-Za-z0-9+.-]*:/.test(location)) location = resolvePath(location);
   const reader = new ResourceReader([], { storeTimeoutMs: config.storeTimeoutMs });
   let data: Buffer;
   try {

@@ -51,9 +51,10 @@ export function defaultChannel(configBase: string): string {
   return `${configBase.replace(/\/+$/, '')}/addons/bootstrap-channel.yaml`;
 }
 
-/** A channel location protokube can read: a state store URL, an http(s) URL or an absolute path. */
-export function channelLocationProblem(value: string): string | undefined {
+/** A channel location protokube can read: a state store URL, an http(s) URL or a path (relative ones only by hand: `channels apply`). */
+export function channelLocationProblem(value: string, options: { relative?: boolean } = {}): string | undefined {
   if (value.startsWith('/')) return undefined;
+  if (options.relative && !/^[A-Za-z][A-Za-z0-9+.-]*:/.test(value) && value !== '') return undefined;
   if (/^https?:\/\//.test(value)) {
     try {
       new URL(value);

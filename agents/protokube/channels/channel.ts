@@ -5,6 +5,8 @@
 // namespace records once it is applied: the annotation addons.k8s.io/<name>,
 // JSON {channel, id, manifestHash, systemGeneration}, the same bytes kOps'
 // channels tool writes, so each reads what the other applied.
+import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { labelKeyProblem, labelValueProblem } from '../../../shared/api/k8s-syntax.js';
 import { isDNSLabel } from '../../../shared/api/names.js';
 import { CheckedDocument } from '../../../shared/api/checked-doc.js';
@@ -57,16 +59,16 @@ export interface ChannelVersion {
   systemGeneration?: number;
 }
 
-/** A path or URL as an absolute URL (a plain path is a file://). */
+/** A path or URL as an absolute URL (a path, relative to the working directory or not, is a file://). */
 export function absoluteLocation(location: string): string {
-  if (location.startsWith('/')) return new URL(`file://${location.split('/').map(encodeURIComponent).join('/')}`).href;
-  return location;
+  if (/^[A-Za-z][A-Za-z0-9+.-]*:/.test(location)) return location;
+  return pathToFileURL(resolve(location)).href;
 }
 
 /** A manifest's location: an absolute URL as written, a relative one against the channel's. */
 export function resolveManifest(channelLocation: string, manifest: string): string {
   if (/^[A-Za-z][A-Za-z0-9+.-]*:/.test(manifest)) return manifest;
-  if (manifest.startsWith('/')) return absoluteLocation(manifest);
+  if (manifest.startsWith('/')) return pathToFileURL(manifest).href;
   return new URL(manifest, absoluteLocation(channelLocation)).href;
 }
 
