@@ -76,11 +76,19 @@ t.test('a control-plane poll: one listing; its registration renewed every third 
   const clock = new FakeClock();
   const a = new ControlPlaneNames(store, { name: 'cp-a', address: '10.0.0.1', zone: '' }, { cluster: 'c.example.com', ttlMs: 9000, log, metrics: new Metrics(), clock });
   t.same(await a.poll(), ['10.0.0.1']);
-  t.same({ write: store.calls.write, listObjects: store.calls.listObjects, readIfChanged: store.calls.readIfChanged, read: store.calls.read }, { write: 2, listObjects: 1, readIfChanged: 1, read: 0 }, 'first poll: register, list, publish');
+  t.same(
+    { write: store.calls.write, listObjects: store.calls.listObjects, readIfChanged: store.calls.readIfChanged, createIfAbsent: store.calls.createIfAbsent, read: store.calls.read },
+    { write: 1, listObjects: 1, readIfChanged: 1, createIfAbsent: 1, read: 0 },
+    'first poll: register, read the published object, list, publish',
+  );
   store.reset();
   clock.ms += 1000;
   t.same(await a.poll(), ['10.0.0.1']);
-  t.same({ write: store.calls.write, listObjects: store.calls.listObjects, readIfChanged: store.calls.readIfChanged }, { write: 0, listObjects: 1, readIfChanged: 1 }, 'a quiet poll: one listing and one conditional read, no write');
+  t.same(
+    { write: store.calls.write, listObjects: store.calls.listObjects, readIfChanged: store.calls.readIfChanged, replaceIfVersion: store.calls.replaceIfVersion },
+    { write: 0, listObjects: 1, readIfChanged: 1, replaceIfVersion: 0 },
+    'a quiet poll: one listing and one conditional read, no write',
+  );
   clock.ms += 3000;
   store.reset();
   await a.poll();
@@ -89,10 +97,37 @@ t.test('a control-plane poll: one listing; its registration renewed every third 
   await store.write(`${REGISTRATION_FOLDER}/cp-b@10.0.0.2@-`, '{}');
   store.reset();
   t.same(await a.poll(), ['10.0.0.1', '10.0.0.2'], 'the new instance is live at the next poll');
-  t.equal(store.calls.write, 1, 'and the change is published');
+  t.equal(store.calls.replaceIfVersion, 1, 'and the change is published, at the version read');
   t.same(JSON.parse((await store.read(PUBLISHED_PATH)).toString()).addresses, ['10.0.0.1', '10.0.0.2']);
   await a.deregister();
   t.notOk(await store.exists(`${REGISTRATION_FOLDER}/cp-a@10.0.0.1@-`), 'a clean stop removes the registration');
+});
+
+t.test('an instance whose listing is older than another\'s publish does not overwrite it', async (t) => {
+  clearMemfs('names-race');
+  const clock = new FakeClock();
+  const options = { cluster: 'c.example.com', ttlMs: 9000, log, metrics: new Metrics(), clock };
+  const b = new ControlPlaneNames(new MemfsStore('memfs://names-race/c'), { name: 'cp-b', address: '10.0.0.2', zone: '' }, options);
+  let interleave: (() => Promise<void>) | undefined;
+  const inner = new MemfsStore('memfs://names-race/c');
+  // cp-a's store: right after cp-a has listed, cp-b registers and publishes (it sees both).
+  const slow = Object.assign(Object.create(inner) as MemfsStore, {
+    listObjects: async (prefix?: string) => {
+      const listed = await inner.listObjects(prefix);
+      const run = interleave;
+      interleave = undefined;
+      await run?.();
+      return listed;
+    },
+  });
+  const a = new ControlPlaneNames(slow, { name: 'cp-a', address: '10.0.0.1', zone: '' }, options);
+  await a.poll();
+  // Published: a and an instance gone since (no registration). cp-a will want to publish just itself.
+  await inner.write(PUBLISHED_PATH, renderPublished({ cluster: 'c.example.com', addresses: ['10.0.0.1', '10.0.0.3'] }));
+  interleave = async () => void (await b.poll());
+  t.same(await a.poll(), ['10.0.0.1'], 'cp-a\'s listing predates cp-b');
+  t.same(JSON.parse((await inner.read(PUBLISHED_PATH)).toString()).addresses, ['10.0.0.1', '10.0.0.2'], 'cp-b\'s newer view stays published');
+  t.same(await a.poll(), ['10.0.0.1', '10.0.0.2'], 'and cp-a agrees at its next poll');
 });
 
 t.test('a worker poll: one conditional read; unchanged costs no body; a bad object is refused once and kept refused', async (t) => {

@@ -71,6 +71,9 @@ export class ControlPlaneNames implements NamesPoller {
 
   async poll(): Promise<string[]> {
     await this.renewIfDue();
+    // The published object is read before the listing: a write below is conditional on this version,
+    // so an instance whose listing is older than someone else's publish never overwrites it.
+    const published = await this.readPublished();
     this.count('list');
     const listed = await this.store.listObjects(REGISTRATION_FOLDER);
     const own = listed.find((o) => o.name === registrationName(this.self));
@@ -100,7 +103,7 @@ export class ControlPlaneNames implements NamesPoller {
       if (key.startsWith('silent:') && (!present.has(path) || view.live.some((r) => r.path === path))) this.reported.delete(key);
     }
     const addresses = liveAddresses(view, this.self);
-    await this.publish(addresses);
+    await this.publish(addresses, published);
     return addresses;
   }
 
@@ -110,21 +113,40 @@ export class ControlPlaneNames implements NamesPoller {
     report();
   }
 
-  /** Rewrites the published object only when it says something else than this view. */
-  private async publish(addresses: string[]): Promise<void> {
-    const wanted = renderPublished({ cluster: this.options.cluster, addresses });
+  /** The published object's bytes and version (undefined: none), with a conditional GET. */
+  private async readPublished(): Promise<{ bytes?: string; version?: string }> {
     this.count('conditional-get');
     const current = await this.store.readIfChanged(PUBLISHED_PATH, this.publishedVersion);
-    if (current.status === 'missing') this.publishedBytes = undefined;
+    if (current.status === 'missing') {
+      this.publishedVersion = undefined;
+      this.publishedBytes = undefined;
+    }
     if (current.status === 'changed') {
       this.publishedVersion = current.object.version;
       this.publishedBytes = current.object.data.toString('utf8');
     }
-    if (this.publishedBytes === wanted) return;
+    return { bytes: this.publishedBytes, version: this.publishedVersion };
+  }
+
+  /**
+   * Rewrites the published object only when it says something else than this
+   * view, and only if nobody rewrote it since it was read (If-Match, or
+   * If-None-Match when there was none): two instances whose listings differ
+   * for a moment then cannot take turns overwriting each other.
+   */
+  private async publish(addresses: string[], published: { bytes?: string; version?: string }): Promise<void> {
+    const wanted = renderPublished({ cluster: this.options.cluster, addresses });
+    if (published.bytes === wanted) return;
     this.count('write');
-    await this.store.write(PUBLISHED_PATH, wanted);
-    this.publishedVersion = undefined; // learnt from the next read
-    this.publishedBytes = undefined;
+    const version = published.version === undefined
+      ? await this.store.createIfAbsent(PUBLISHED_PATH, wanted)
+      : await this.store.replaceIfVersion(PUBLISHED_PATH, wanted, published.version);
+    if (version === undefined) {
+      this.options.log.debug('the published addresses changed since they were read; left to the next poll', { event: 'names-publish-skipped', addresses });
+      return;
+    }
+    this.publishedVersion = version;
+    this.publishedBytes = wanted;
     this.options.log.info('published the live control-plane addresses', { event: 'names-published', addresses });
   }
 
