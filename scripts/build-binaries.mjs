@@ -235,6 +235,8 @@ const LAZY_BUNDLES = {
   'prom-client': ['prom-client'],
   // protokube's channels and node labels only: never loaded on a worker (names-only mode).
   'kube-client': ['@kubernetes/client-node'],
+  // The local cloud's S3 server (koa and its middleware): only `mooring local-cloud _serve` runs it.
+  s3rver: ['s3rver'],
 };
 const lazyDir = join(dist, 'lazy');
 const lazyBundleOf = new Map(Object.entries(LAZY_BUNDLES).flatMap(([name, packages]) => packages.map((pkg) => [pkg, name])));

@@ -8,7 +8,8 @@
 import { readFileSync } from 'node:fs';
 import { ExitCode, UserError } from './errors.js';
 
-export type FlagKind = 'string' | 'int' | 'bool' | 'duration' | 'list';
+/** `age`: a length of time that never becomes a timer (retention): days (d) and years (y, 365 d) allowed, as in kOps. */
+export type FlagKind = 'string' | 'int' | 'bool' | 'duration' | 'age' | 'list';
 
 export interface FlagDef {
   name: string;
@@ -21,6 +22,22 @@ export interface FlagDef {
    * 1 ms instead, so an unbounded value would make a loop spin.
    */
   range?: readonly [string, string];
+  /** Left out of --help (test-only flags; the agent's README names them). */
+  hidden?: boolean;
+  /** A one-letter form (`-o json`). */
+  short?: string;
+  /**
+   * A flag of an agent's operator commands, not of its daemon: the daemon's
+   * --help leaves it out (etcd-manager: `run` refuses it on the command line;
+   * each operator command lists the flags it takes).
+   */
+  operator?: boolean;
+  /**
+   * Taken from the command line only, never as <PREFIX><NAME>: an operator's
+   * choice (--yes, -o) must not come from an environment or env file left
+   * behind on a node.
+   */
+  commandLineOnly?: boolean;
 }
 
 export type FlagSource = 'flag' | 'env' | 'env-file' | 'default';
@@ -49,10 +66,12 @@ export interface FlagParserSpec {
 
 export interface FlagParser<N extends string> {
   envName(flag: string): string;
+  /** The definition of a flag by its name or one-letter form. */
+  flagDef(name: string): FlagDef | undefined;
   /** How a message names a setting: the flag, or its environment name and where that came from. */
   settingName(flag: string, source: FlagSource | undefined): string;
   parse(argv: string[], env?: NodeJS.ProcessEnv): ParsedFlags<N>;
-  /** The flag lines of --help, aligned. */
+  /** The daemon's flag lines of --help, aligned (hidden and operator flags left out; --help and --version added). */
   helpLines(): string[];
 }
 
@@ -86,10 +105,38 @@ export function parseDuration(text: string): number | undefined {
   return total;
 }
 
+const DAY_MS = 24 * UNIT_MS.h;
+const AGE_UNIT_MS: Record<string, number> = { ...UNIT_MS, d: DAY_MS, y: 365 * DAY_MS };
+
+/** Ages (retention): Go durations plus `d` (24 h) and `y` (365 d), kOps' ParseHumanDuration units (`7d`, `1y`, `2d12h`). */
+export function parseAge(text: string): number | undefined {
+  if (!/^(\d+(\.\d+)?(ms|s|m|h|d|y))+$/.test(text)) return undefined;
+  let total = 0;
+  for (const m of text.matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h|d|y)/g)) total += Number(m[1]) * AGE_UNIT_MS[m[2]];
+  return total;
+}
+
+export const HELP_FLAG: FlagDef = { name: 'help', short: 'h', kind: 'bool', help: 'print this help and exit' };
+export const VERSION_FLAG: FlagDef = { name: 'version', kind: 'bool', help: 'print the version and exit' };
+
+/** Aligned `--flag=<kind>  help (default …)` lines. */
+export function flagLines(defs: readonly FlagDef[]): string[] {
+  const left = (f: FlagDef) => `${f.short ? `-${f.short}, ` : ''}--${f.name}${f.kind === 'bool' ? '' : '=<' + (f.kind === 'list' ? 'value' : f.kind === 'age' ? 'duration' : f.kind) + '>'}`;
+  const width = Math.max(22, ...defs.map((f) => left(f).length));
+  return defs.map((f) => {
+    const notes = [
+      ...(f.default !== undefined && f.default !== '' && !(f.kind === 'bool' && f.default === 'false') ? [`default ${f.default}`] : []),
+      ...(f.range ? [`${f.range[0]} to ${f.range[1]}`] : []),
+    ];
+    const dflt = notes.length > 0 ? ` (${notes.join('; ')})` : '';
+    return `  ${left(f).padEnd(width + 1)} ${f.help}${dflt}`;
+  });
+}
+
 export function createFlagParser<N extends string>(spec: FlagParserSpec): FlagParser<N> {
-  const byName = new Map<string, FlagDef>(spec.flags.map((f) => [f.name, f]));
+  const byName = new Map<string, FlagDef>(spec.flags.flatMap((f) => [[f.name, f] as const, ...(f.short ? [[f.short, f] as const] : [])]));
   const envName = (flag: string) => `${spec.prefix}${flag.toUpperCase().replace(/-/g, '_')}`;
-  const envNames = new Set<string>(spec.flags.map((f) => envName(f.name)));
+  const envNames = new Set<string>(spec.flags.filter((f) => !f.commandLineOnly).map((f) => envName(f.name)));
   const settingName = (flag: string, source: FlagSource | undefined) =>
     source === 'flag' || source === undefined || source === 'default' ? `--${flag}` : `${envName(flag)} (${source})`;
 
@@ -106,11 +153,11 @@ export function createFlagParser<N extends string>(spec: FlagParserSpec): FlagPa
     const where = settingName(def.name, source);
     if (def.kind === 'int' && !/^\d+$/.test(raw)) throw usage(`${where}: ${JSON.stringify(raw)} is not a whole number`);
     if (def.kind === 'bool' && !/^(true|false|1|0)$/i.test(raw)) throw usage(`${where}: ${JSON.stringify(raw)} is not true or false`);
-    if (def.kind === 'duration') {
-      const ms = parseDuration(raw);
-      if (ms === undefined) throw usage(`${where}: ${JSON.stringify(raw)} is not a duration like 90s, 15m or 1h30m`);
+    if (def.kind === 'duration' || def.kind === 'age') {
+      const ms = def.kind === 'age' ? parseAge(raw) : parseDuration(raw);
+      if (ms === undefined) throw usage(`${where}: ${JSON.stringify(raw)} is not a duration like ${def.kind === 'age' ? '12h, 7d or 1y' : '90s, 15m or 1h30m'}`);
       if (def.range) {
-        const [min, max] = def.range.map((d) => parseDuration(d) as number);
+        const [min, max] = def.range.map((d) => parseAge(d) as number);
         if (ms < min || ms > max) throw usage(`${where}: ${JSON.stringify(raw)} is out of range: want ${def.range[0]} to ${def.range[1]}`);
       }
     }
@@ -127,6 +174,7 @@ export function createFlagParser<N extends string>(spec: FlagParserSpec): FlagPa
       if (arg === '--version') { version = true; continue; }
       if (arg === '--') { positional.push(...argv.slice(i + 1)); break; }
       if (!arg.startsWith('-')) { positional.push(arg); continue; }
+      // kOps writes --flag=value; Go's flag package also takes -flag and --flag value.
       const body = arg.replace(/^--?/, '');
       const eq = body.indexOf('=');
       const name = eq === -1 ? body : body.slice(0, eq);
@@ -174,8 +222,8 @@ export function createFlagParser<N extends string>(spec: FlagParserSpec): FlagPa
       let raw: string | string[] | undefined;
       let source: FlagSource;
       if (fromArgs.has(name)) { raw = fromArgs.get(name); source = 'flag'; }
-      else if (env[key] !== undefined) { raw = env[key]; source = 'env'; }
-      else if (fileEnv.has(key)) { raw = fileEnv.get(key); source = 'env-file'; }
+      else if (!def.commandLineOnly && env[key] !== undefined) { raw = env[key]; source = 'env'; }
+      else if (!def.commandLineOnly && fileEnv.has(key)) { raw = fileEnv.get(key); source = 'env-file'; }
       else { raw = def.default; source = 'default'; }
       if (raw === undefined) continue;
       if (def.kind === 'list' && typeof raw === 'string') raw = raw.split(',').map((s) => s.trim()).filter((s) => s !== '');
@@ -186,18 +234,8 @@ export function createFlagParser<N extends string>(spec: FlagParserSpec): FlagPa
     return { values, sources, positional, help, version };
   };
 
-  const helpLines = (): string[] => {
-    const width = Math.max(...spec.flags.map((f) => f.name.length + (f.kind === 'bool' ? 0 : 8)));
-    return spec.flags.map((f) => {
-      const left = `--${f.name}${f.kind === 'bool' ? '' : '=<' + (f.kind === 'list' ? 'value' : f.kind) + '>'}`;
-      const notes = [
-        ...(f.default !== undefined && f.default !== '' ? [`default ${f.default}`] : []),
-        ...(f.range ? [`${f.range[0]} to ${f.range[1]}`] : []),
-      ];
-      const dflt = notes.length > 0 ? ` (${notes.join('; ')})` : '';
-      return `  ${left.padEnd(width + 4)} ${f.help}${dflt}`;
-    });
-  };
+  const helpLines = (): string[] => flagLines([...spec.flags.filter((f) => !f.hidden && !f.operator), HELP_FLAG, VERSION_FLAG]);
+  const flagDef = (name: string) => byName.get(name);
 
-  return { envName, settingName, parse, helpLines };
+  return { envName, flagDef, settingName, parse, helpLines };
 }

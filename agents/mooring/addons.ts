@@ -7,7 +7,7 @@
 // its manifest changed.
 import { createHash } from 'node:crypto';
 import YAML from 'yaml';
-import type { Cluster } from '../../shared/api/types.js';
+import { StorePaths, type Cluster } from '../../shared/api/types.js';
 import type { DesiredObject } from './store-plan.js';
 
 export const BOOTSTRAP_CHANNEL_PATH = 'addons/bootstrap-channel.yaml';
@@ -152,11 +152,20 @@ function sha256(text: string): string {
   return createHash('sha256').update(text).digest('hex');
 }
 
-/** The manifests, then the channel naming them with their hashes (a reader never finds a channel whose manifest is not there yet). */
-export function bootstrapChannelObjects(cluster: Cluster): DesiredObject[] {
+/** kOps' addon for the cluster's additional objects (the other Kubernetes objects `mooring create -f` keeps with the Cluster). */
+export const CLUSTER_ADDONS_NAME = 'cluster-addons.kops.k8s.io';
+
+/**
+ * The manifests, then the channel naming them with their hashes (a reader never
+ * finds a channel whose manifest is not there yet). `clusterAddons`, the
+ * cluster's additional objects as YAML, becomes kOps' addon
+ * cluster-addons.kops.k8s.io (manifest at StorePaths.clusterAddonsManifest):
+ * applied as given, no id, nothing pruned, as kOps' bootstrap channel does.
+ */
+export function bootstrapChannelObjects(cluster: Cluster, clusterAddons?: string): DesiredObject[] {
   const addons = [coreDNSAddon(cluster)];
   const objects: DesiredObject[] = [];
-  const entries = addons.map((addon) => {
+  const entries: Array<Record<string, unknown>> = addons.map((addon) => {
     const manifestPath = `${addon.name}/${addon.id}.yaml`;
     const content = addon.objects.map((o) => YAML.stringify(o)).join('---\n');
     objects.push({ path: `addons/${manifestPath}`, content });
@@ -177,6 +186,11 @@ export function bootstrapChannelObjects(cluster: Cluster): DesiredObject[] {
       selector: { 'k8s-addon': addon.name },
     };
   });
+  if (clusterAddons !== undefined) {
+    const manifestPath = StorePaths.clusterAddonsManifest.slice('addons/'.length);
+    objects.push({ path: StorePaths.clusterAddonsManifest, content: clusterAddons });
+    entries.push({ manifest: manifestPath, manifestHash: sha256(clusterAddons), name: CLUSTER_ADDONS_NAME, selector: { 'k8s-addon': CLUSTER_ADDONS_NAME } });
+  }
   objects.push({ path: BOOTSTRAP_CHANNEL_PATH, content: YAML.stringify({ kind: 'Addons', metadata: { name: 'bootstrap' }, spec: { addons: entries } }) });
   return objects;
 }

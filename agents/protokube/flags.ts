@@ -83,8 +83,6 @@ Commands:
 Flags (also settable as PROTOKUBE_<NAME>, e.g. --config-base as
 PROTOKUBE_CONFIG_BASE; the command line wins over the environment):
 ${parser.helpLines().join('\n')}
-  --help                     print this help and exit
-  --version                  print the version and exit
 
 Durations take Go's form (500ms, 90s, 15m, 1h30m) within each flag's range.
 

@@ -6,9 +6,9 @@
 // a control-plane instance is replaced, every instance follows: the new
 // address in, the old one out.
 //
-// It is not a *.test.ts file: the local cloud's test calls it with its own
-// handles (a booted cluster), adapting them to LocalCloud below, e.g.
-//   await checkApiInternalNames(t, { cluster, instances: () => cloud.instances(), replace: (n) => cloud.replace(n) });
+// It is not a *.test.ts file: test/e2e/local-cloud.test.ts calls it with its
+// own handles (a booted cluster adapted to LocalCloud below), around the
+// replacement of its "instance loss" step.
 import type { Test } from 'tap';
 import { findBlocks } from '../../shared/hosts.js';
 import { protokubeMarkers } from '../../agents/protokube/names/hosts-block.js';

@@ -51,6 +51,7 @@ t.test('apply, rerun, change one field, dry run on a populated root', async (t) 
   t.equal(lstatSync(join(root, 'usr/local/bin/kubelet')).mode & 0o777, 0o755);
   t.ok(lstatSync(join(root, 'opt/etcd/3.4.23/etcd')).isFile(), 'etcd tarball extracted where etcd-manager --etcd-binary-dir looks');
   t.ok(lstatSync(join(root, 'opt/containerd-1.7.24/bin/containerd')).isFile(), 'containerd tarball extracted');
+  t.notMatch(first.stderr, /skipped\s+Service:protokube\.service/, 'protokube runs in this build: its service is not skipped');
   for (const unit of ['kubelet.service', 'containerd.service', 'protokube.service', 'etcd-manager@main.service', 'etcd-manager@events.service']) {
     t.match(readlinkSync(join(root, 'etc/systemd/system/multi-user.target.wants', unit)), /\/etc\/systemd\/system\//, `${unit} enabled by systemctl --root`);
   }
