@@ -56,6 +56,7 @@ bench: build
 	$(TSX) bench/etcd-manager-backup.ts
 	$(TSX) bench/footprint.ts
 	$(TSX) bench/aws-volumes.ts
+	$(TSX) bench/protokube-names.ts
 	$(TSX) bench/local-cloud.ts
 
 # The time demo.sh prints counts from here: set-up, build and image included.

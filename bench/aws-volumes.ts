@@ -13,7 +13,7 @@
 // Run: node_modules/.bin/tsx bench/aws-volumes.ts   (MOORING_BENCH_REPS=5)
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { AwsVolumeProvider } from '../agents/etcd-manager/volumes/aws.js';
-import { InstanceMetadata } from '../agents/etcd-manager/volumes/aws-imds.js';
+import { InstanceMetadata } from '../shared/aws-imds.js';
 import { configureLogging, logger } from '../shared/log.js';
 import { startEC2Server, TEST_ACCESS_KEY, TEST_REGION, TEST_SECRET_KEY } from '../test/harness/ec2-server.js';
 

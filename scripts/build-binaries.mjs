@@ -253,6 +253,8 @@ const LAZY_BUNDLES = {
   yaml: ['yaml'],
   execa: ['execa'],
   'prom-client': ['prom-client'],
+  // protokube's channels and node labels only: never loaded on a worker (names-only mode).
+  'kube-client': ['@kubernetes/client-node'],
   // The local cloud's S3 server (koa and its middleware): only `mooring local-cloud _serve` runs it.
   s3rver: ['s3rver'],
 };

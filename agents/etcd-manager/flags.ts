@@ -1,42 +1,12 @@
 // etcd-manager's flags: one table drives parsing, `--help` and the environment
-// names, so the three can never disagree. kOps starts etcd-manager with
-// `--flag=value` arguments; every flag can also come from the process
+// names, so the three can never disagree (the parser is shared/flags.ts). kOps
+// starts etcd-manager with `--flag=value` arguments; every flag but the
+// operator commands' command-line-only ones can also come from the process
 // environment or an env file as ETCD_MANAGER_<FLAG> (upper case, '-' → '_').
 // Precedence: command line, then process environment, then env file, then default.
-import { readFileSync } from 'node:fs';
-import { ExitCode, UserError } from '../../shared/errors.js';
+import { createFlagParser, type FlagDef, type FlagSource, type ParsedFlags as SharedParsedFlags } from '../../shared/flags.js';
 
-/** `age`: a length of time that never becomes a timer (retention): days (d) and years (y, 365 d) allowed, as in kOps. */
-export type FlagKind = 'string' | 'int' | 'bool' | 'duration' | 'age' | 'list';
-
-export interface FlagDef {
-  name: string;
-  kind: FlagKind;
-  help: string;
-  default?: string;
-  /**
-   * Durations: the smallest and largest value allowed. Every duration becomes a
-   * Node timer, and Node runs a timer longer than 2^31-1 ms (24.8 days) after
-   * 1 ms instead, so an unbounded value would make a loop spin.
-   */
-  range?: readonly [string, string];
-  /** Left out of --help (test-only flags; the README names them). */
-  hidden?: boolean;
-  /** A one-letter form (`-o json`). */
-  short?: string;
-  /**
-   * A flag of the operator commands (cli/), not of the manager (`run`): the
-   * manager's --help leaves it out and `run` refuses it on the command line.
-   * Each operator command lists the flags it takes (cli/types.ts).
-   */
-  operator?: boolean;
-  /**
-   * Taken from the command line only, never as ETCD_MANAGER_<NAME>: an
-   * operator's choice (--yes, -o) must not come from an environment or env
-   * file left behind on a node.
-   */
-  commandLineOnly?: boolean;
-}
+export { flagLines, HELP_FLAG, parseAge, parseDuration, parseEnvFile, type FlagDef, type FlagKind } from '../../shared/flags.js';
 
 /** The flags, in help order. Names match kOps' etcd-manager where it has them. */
 export const FLAGS = [
@@ -92,188 +62,39 @@ export const FLAGS = [
 
 export type FlagName = (typeof FLAGS)[number]['name'];
 
-export interface ParsedFlags {
-  values: Map<FlagName, string | string[]>;
-  /** Where each value came from, for the startup log. */
-  sources: Map<FlagName, 'flag' | 'env' | 'env-file' | 'default'>;
-  /** Positional arguments (the subcommand). */
-  positional: string[];
-  help: boolean;
-  version: boolean;
-}
+export type ParsedFlags = SharedParsedFlags<FlagName>;
 
-const BY_NAME = new Map<string, FlagDef>((FLAGS as readonly FlagDef[]).flatMap((f) => [[f.name, f] as const, ...(f.short ? [[f.short, f] as const] : [])]));
+/** Settings kOps' etcd-manager reads from its environment only; this one has no such setting. */
+const KOPS_ONLY_ENV = new Map(
+  ['ETCD_MANAGER_CERT_DURATION', 'ETCD_MANAGER_CERT_MIN_TIME_LEFT'].map((name) => [name, 'is a setting of kOps\' etcd-manager that this one does not have (see --help)']),
+);
+
+// Only the ETCD_MANAGER_ prefix is ours: ETCD_* names belong to etcd itself.
+const parser = createFlagParser<FlagName>({
+  prefix: 'ETCD_MANAGER_',
+  flags: FLAGS as readonly FlagDef[],
+  envFileFlag: 'env-file',
+  foreignEnv: KOPS_ONLY_ENV,
+  settingNoun: 'an etcd-manager setting',
+});
 
 /** The flag definition of a name, for the operator commands' help. */
 export function flagDef(name: FlagName): FlagDef {
-  return BY_NAME.get(name) as FlagDef;
+  return parser.flagDef(name) as FlagDef;
 }
 
 export function envName(flag: string): string {
-  return `ETCD_MANAGER_${flag.toUpperCase().replace(/-/g, '_')}`;
-}
-
-const ENV_NAMES = new Set<string>((FLAGS as readonly FlagDef[]).filter((f) => !f.commandLineOnly).map((f) => envName(f.name)));
-/** Settings kOps' etcd-manager reads from its environment only; this one has no such setting. */
-const KOPS_ONLY_ENV = new Set(['ETCD_MANAGER_CERT_DURATION', 'ETCD_MANAGER_CERT_MIN_TIME_LEFT']);
-
-/**
- * Refuses an ETCD_MANAGER_* name that is no flag's, so a typo cannot pass
- * silently. Only that prefix is ours: ETCD_* names belong to etcd itself.
- */
-function checkSettingNames(keys: Iterable<string>, where: string): void {
-  for (const key of keys) {
-    if (!key.startsWith('ETCD_MANAGER_') || ENV_NAMES.has(key)) continue;
-    if (KOPS_ONLY_ENV.has(key)) throw usage(`${where}: ${key} is a setting of kOps' etcd-manager that this one does not have (see --help)`);
-    throw usage(`${where}: ${key} is not an etcd-manager setting (see --help)`);
-  }
+  return parser.envName(flag);
 }
 
 /** How a message names a setting: the flag, or its environment name and where that came from. */
-export function settingName(flag: string, source: 'flag' | 'env' | 'env-file' | 'default' | undefined): string {
-  return source === 'flag' || source === undefined || source === 'default' ? `--${flag}` : `${envName(flag)} (${source})`;
-}
-
-function usage(message: string): UserError {
-  return new UserError(message, ExitCode.Usage);
-}
-
-/** KEY=VALUE lines; `export ` prefix, blank lines and # comments allowed; values may be quoted. */
-export function parseEnvFile(text: string, source: string): Map<string, string> {
-  const out = new Map<string, string>();
-  text.split(/\r?\n/).forEach((raw, index) => {
-    const line = raw.trim();
-    if (line === '' || line.startsWith('#')) return;
-    const m = /^(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)$/.exec(line);
-    if (!m) throw usage(`${source}:${index + 1}: not a KEY=VALUE line`);
-    let value = m[2];
-    const quoted = /^"(.*)"$/.exec(value) ?? /^'(.*)'$/.exec(value);
-    if (quoted) value = quoted[1];
-    out.set(m[1], value);
-  });
-  return out;
+export function settingName(flag: string, source: FlagSource | undefined): string {
+  return parser.settingName(flag, source);
 }
 
 export function parseFlags(argv: string[], env: NodeJS.ProcessEnv = process.env): ParsedFlags {
-  const fromArgs = new Map<FlagName, string | string[]>();
-  const positional: string[] = [];
-  let help = false;
-  let version = false;
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i];
-    if (arg === '--help' || arg === '-h') { help = true; continue; }
-    if (arg === '--version') { version = true; continue; }
-    if (arg === '--') { positional.push(...argv.slice(i + 1)); break; }
-    if (!arg.startsWith('-')) { positional.push(arg); continue; }
-    // kOps writes --flag=value; Go's flag package also takes -flag and --flag value.
-    const body = arg.replace(/^--?/, '');
-    const eq = body.indexOf('=');
-    const name = eq === -1 ? body : body.slice(0, eq);
-    const def = BY_NAME.get(name);
-    if (!def) throw usage(`unknown flag --${name} (see --help)`);
-    let value: string;
-    if (eq !== -1) value = body.slice(eq + 1);
-    else if (def.kind === 'bool') value = 'true';
-    else if (i + 1 < argv.length) value = argv[++i];
-    else throw usage(`flag --${name} needs a value`);
-    const key = def.name as FlagName;
-    if (def.kind === 'list') {
-      const list = (fromArgs.get(key) as string[] | undefined) ?? [];
-      list.push(value);
-      fromArgs.set(key, list);
-    } else {
-      fromArgs.set(key, value);
-    }
-  }
-
-  // --help and --version answer whatever the environment holds.
-  if (help || version) return { values: new Map(), sources: new Map(), positional, help, version };
-  checkSettingNames(Object.keys(env).filter((key) => env[key] !== undefined), 'environment');
-
-  const envFilePath = (fromArgs.get('env-file') as string | undefined) ?? env[envName('env-file')];
-  let fileEnv = new Map<string, string>();
-  if (envFilePath) {
-    let text: string;
-    try {
-      text = readFileSync(envFilePath, 'utf8');
-    } catch (err) {
-      throw usage(`--env-file ${envFilePath}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-    }
-    fileEnv = parseEnvFile(text, envFilePath);
-    checkSettingNames(fileEnv.keys(), envFilePath);
-  }
-
-  const values = new Map<FlagName, string | string[]>();
-  const sources: ParsedFlags['sources'] = new Map();
-  for (const def of FLAGS as readonly FlagDef[]) {
-    const name = def.name as FlagName;
-    const key = envName(def.name);
-    let raw: string | string[] | undefined;
-    let source: 'flag' | 'env' | 'env-file' | 'default';
-    if (fromArgs.has(name)) { raw = fromArgs.get(name); source = 'flag'; }
-    else if (!def.commandLineOnly && env[key] !== undefined) { raw = env[key]; source = 'env'; }
-    else if (!def.commandLineOnly && fileEnv.has(key)) { raw = fileEnv.get(key); source = 'env-file'; }
-    else { raw = def.default; source = 'default'; }
-    if (raw === undefined) continue;
-    if (def.kind === 'list' && typeof raw === 'string') raw = raw.split(',').map((s) => s.trim()).filter((s) => s !== '');
-    if (typeof raw === 'string') validate(def, raw, source);
-    values.set(name, raw);
-    sources.set(name, source);
-  }
-  return { values, sources, positional, help, version };
+  return parser.parse(argv, env);
 }
-
-function validate(def: FlagDef, raw: string, source: 'flag' | 'env' | 'env-file' | 'default'): void {
-  const where = settingName(def.name, source);
-  if (def.kind === 'int' && !/^\d+$/.test(raw)) throw usage(`${where}: ${JSON.stringify(raw)} is not a whole number`);
-  if (def.kind === 'bool' && !/^(true|false|1|0)$/i.test(raw)) throw usage(`${where}: ${JSON.stringify(raw)} is not true or false`);
-  if (def.kind === 'duration' || def.kind === 'age') {
-    const ms = def.kind === 'age' ? parseAge(raw) : parseDuration(raw);
-    if (ms === undefined) throw usage(`${where}: ${JSON.stringify(raw)} is not a duration like ${def.kind === 'age' ? '12h, 7d or 1y' : '90s, 15m or 1h30m'}`);
-    if (def.range) {
-      const [min, max] = def.range.map((d) => parseAge(d) as number);
-      if (ms < min || ms > max) throw usage(`${where}: ${JSON.stringify(raw)} is out of range: want ${def.range[0]} to ${def.range[1]}`);
-    }
-  }
-}
-
-const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
-
-/** Go-style durations (`1h30m`, `15m`, `500ms`) in milliseconds; undefined when malformed. */
-export function parseDuration(text: string): number | undefined {
-  if (!/^(\d+(\.\d+)?(ms|s|m|h))+$/.test(text)) return undefined;
-  let total = 0;
-  for (const m of text.matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h)/g)) total += Number(m[1]) * UNIT_MS[m[2]];
-  return total;
-}
-
-const DAY_MS = 24 * UNIT_MS.h;
-const AGE_UNIT_MS: Record<string, number> = { ...UNIT_MS, d: DAY_MS, y: 365 * DAY_MS };
-
-/** Ages (retention): Go durations plus `d` (24 h) and `y` (365 d), kOps' ParseHumanDuration units (`7d`, `1y`, `2d12h`). */
-export function parseAge(text: string): number | undefined {
-  if (!/^(\d+(\.\d+)?(ms|s|m|h|d|y))+$/.test(text)) return undefined;
-  let total = 0;
-  for (const m of text.matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h|d|y)/g)) total += Number(m[1]) * AGE_UNIT_MS[m[2]];
-  return total;
-}
-
-/** Aligned `--flag=<kind>  help (default …)` lines. */
-export function flagLines(defs: readonly FlagDef[]): string[] {
-  const left = (f: FlagDef) => `${f.short ? `-${f.short}, ` : ''}--${f.name}${f.kind === 'bool' ? '' : '=<' + (f.kind === 'list' ? 'value' : f.kind === 'age' ? 'duration' : f.kind) + '>'}`;
-  const width = Math.max(22, ...defs.map((f) => left(f).length));
-  return defs.map((f) => {
-    const notes = [
-      ...(f.default !== undefined && f.default !== '' && !(f.kind === 'bool' && f.default === 'false') ? [`default ${f.default}`] : []),
-      ...(f.range ? [`${f.range[0]} to ${f.range[1]}`] : []),
-    ];
-    const dflt = notes.length > 0 ? ` (${notes.join('; ')})` : '';
-    return `  ${left(f).padEnd(width + 1)} ${f.help}${dflt}`;
-  });
-}
-
-export const HELP_FLAG: FlagDef = { name: 'help', short: 'h', kind: 'bool', help: 'print this help and exit' };
-const VERSION_FLAG: FlagDef = { name: 'version', kind: 'bool', help: 'print the version and exit' };
 
 /** The operator commands, for the manager's --help (the dispatch table passes them in). */
 export interface CommandSummary {
@@ -282,8 +103,7 @@ export interface CommandSummary {
 }
 
 export function helpText(program: string, commands: readonly CommandSummary[] = []): string {
-  const shown = (FLAGS as readonly FlagDef[]).filter((f) => !f.hidden && !f.operator);
-  const lines = flagLines([...shown, HELP_FLAG, VERSION_FLAG]);
+  const lines = parser.helpLines();
   const width = Math.max(0, ...commands.map((c) => c.name.length));
   const commandLines = commands.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`);
   const commandSection = commands.length === 0 ? '' : `

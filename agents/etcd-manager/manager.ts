@@ -43,7 +43,7 @@ import { Voter } from './peer/voter.js';
 import { ensureManagerTLS, type ManagerTLS } from './tls.js';
 import { etcdDataDir, type VolumeState } from './volume-state.js';
 import { AwsVolumeProvider } from './volumes/aws.js';
-import { InstanceMetadata } from './volumes/aws-imds.js';
+import { InstanceMetadata } from '../../shared/aws-imds.js';
 import { LocalVolumeProvider } from './volumes/local.js';
 import { StaticVolumeProvider } from './volumes/static.js';
 import type { Volume, VolumeProvider } from './volumes/types.js';

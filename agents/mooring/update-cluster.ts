@@ -1,5 +1,6 @@
 // `mooring update cluster`: complete the user's spec and derive everything the
-// instances need (completed spec, PKI, node configs, etcd control specs, user-data).
+// instances need (completed spec, PKI, node configs, etcd control specs,
+// user-data, and the bootstrap addon channel protokube applies).
 import YAML from 'yaml';
 import { resolveNodeAssets, type ResolveOptions } from '../../shared/api/assets.js';
 import { completeCluster, type CompletedObjects } from '../../shared/api/complete.js';
@@ -14,6 +15,7 @@ import { ensureNodeCredentials, NODE_CREDENTIAL_NAMES, planNodeCredentials } fro
 import type { StateStore } from '../../shared/store/types.js';
 import { ExitCode, UserError } from '../../shared/errors.js';
 import { encodeUserData, renderUserData } from '../../bootstrap/render-userdata.js';
+import { bootstrapChannelObjects } from './addons.js';
 import type { AgentBinary } from './agent-binary.js';
 import { requireValid } from './validation.js';
 import type { StoredCluster } from './cluster-repository.js';
@@ -139,9 +141,9 @@ function desiredObjects(
     // What is stored is what a cloud accepts: gzip+base64 once past AWS's 16 KiB, an error past that.
     objects.push({ path: StorePaths.userData(ig.metadata.name), content: encodeUserData(userData).body });
   }
-  // The cluster's other additional objects go to nodes' addon channel, as kOps applies them (cluster-addons.kops.k8s.io).
+  // The cluster's other additional objects go to the bootstrap channel, as kOps applies them (the addon cluster-addons.kops.k8s.io).
   const toApply = additionalObjects.filter((o) => o !== kubeSchedulerConfig);
-  if (toApply.length > 0) objects.push({ path: StorePaths.clusterAddonsManifest, content: stringifyAdditionalObjects(toApply) });
+  objects.push(...bootstrapChannelObjects(cluster, toApply.length > 0 ? stringifyAdditionalObjects(toApply) : undefined));
   objects.push({ path: StorePaths.completedSpec, content: stringifyObjects([cluster], 'yaml') });
   return objects;
 }

@@ -1,31 +1,51 @@
-// `protokube`: keeps a control-plane instance's /etc/hosts names right, waits
-// for the API server, applies addon channels and labels its node. This build
-// only identifies itself; every other invocation fails plainly.
+// `protokube`: keeps the API server's internal name in the hosts file on every
+// node, and on the control plane applies addon channels and labels its node.
+// `protokube [run]` is the daemon (SIGTERM/SIGINT stop it cleanly, exit 0);
+// `protokube status` prints its last status; `protokube channels apply` does
+// one channel pass by hand. Only the flag parser loads before a command runs,
+// so --help and --version stay light.
+import { ExitCode, UserError } from '../../shared/errors.js';
 import { versionLine } from '../../shared/version.js';
+import { helpText, parseFlags, type ParsedFlags } from './flags.js';
 
 const PROGRAM = 'protokube';
 
-const HELP = `Usage: ${PROGRAM} [--help | --version]
-
-Keeps /etc/hosts names (api.internal, etcd members) right, waits for the API
-server, applies addon channels and labels its node.
-
-Options implemented in this build:
-  --help      print this help and exit
-  --version   print the version and exit
-
-Not implemented yet (planned): running the agent. Any other invocation exits 1.
-`;
-
 export async function main(argv: string[]): Promise<number> {
-  if (argv.includes('--help') || argv.includes('-h')) {
-    process.stdout.write(HELP);
-    return 0;
+  let flags: ParsedFlags;
+  try {
+    flags = parseFlags(argv);
+  } catch (err) {
+    process.stderr.write(`${PROGRAM}: ${(err as Error).message}\n`);
+    return err instanceof UserError ? err.exitCode : ExitCode.Failure;
   }
-  if (argv.includes('--version')) {
+  if (flags.help) {
+    process.stdout.write(helpText(PROGRAM));
+    return ExitCode.OK;
+  }
+  if (flags.version) {
     process.stdout.write(versionLine(PROGRAM));
-    return 0;
+    return ExitCode.OK;
   }
-  process.stderr.write(`${PROGRAM}: not implemented yet in this build\n`);
-  return 1;
+  const [command, ...rest] = flags.positional;
+  try {
+    if (command === undefined || command === 'run') {
+      if (rest.length > 0) throw new UserError(`run takes no arguments (got ${JSON.stringify(rest.join(' '))})`, ExitCode.Usage);
+      return await (await import('./commands.js')).runDaemon(flags);
+    }
+    if (command === 'status') {
+      if (rest.length > 0) throw new UserError(`status takes no arguments (got ${JSON.stringify(rest.join(' '))})`, ExitCode.Usage);
+      return await (await import('./commands.js')).printStatus(flags);
+    }
+    if (command === 'channels') {
+      const [verb, location, ...extra] = rest;
+      if (verb !== 'apply') throw new UserError(`unknown command "channels ${verb ?? ''}" (want: channels apply FILE|URL)`, ExitCode.Usage);
+      if (location === undefined) throw new UserError('channels apply needs the channel: a file or a URL', ExitCode.Usage);
+      if (extra.length > 0) throw new UserError(`channels apply takes one channel (got also ${JSON.stringify(extra.join(' '))})`, ExitCode.Usage);
+      return await (await import('./commands.js')).applyChannelByHand(flags, location);
+    }
+    throw new UserError(`unknown command ${JSON.stringify(command)} (this build has: run, status, channels apply)`, ExitCode.Usage);
+  } catch (err) {
+    process.stderr.write(`${PROGRAM}: ${(err as Error).message}\n`);
+    return err instanceof UserError ? err.exitCode : ExitCode.Failure;
+  }
 }

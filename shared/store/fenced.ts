@@ -16,8 +16,10 @@ export function fencedStore(store: StateStore, check: () => void): StateStore {
     exists: (path) => store.exists(path),
     list: (prefix) => store.list(prefix),
     listChildren: (prefix) => store.listChildren(prefix),
+    listObjects: (prefix) => store.listObjects(prefix),
     openReadStream: (path) => store.openReadStream(path),
     readVersioned: (path): Promise<VersionedObject | undefined> => store.readVersioned(path),
+    readIfChanged: (path, version) => store.readIfChanged(path, version),
     async write(path: string, data: Buffer | string, options?: WriteOptions) {
       check();
       return store.write(path, data, options);

@@ -18,7 +18,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { contentVersion } from './content-version.js';
 import { checkObjectPath, comparePaths, guardNameFor, isTempName, joinPath, normalizePrefix, tempNameFor } from './paths.js';
-import { StoreError, type StateStore, type VersionedObject, type WriteOptions } from './types.js';
+import { StoreError, type ConditionalRead, type ListedObject, type StateStore, type VersionedObject, type WriteOptions } from './types.js';
 
 const DEFAULT_FILE_MODE = 0o644;
 /** A guard is held for one read, compare and rename (milliseconds); one this old was left by a crash. */
@@ -241,6 +241,13 @@ export class FileStore implements StateStore {
     return data === undefined ? undefined : { data, version: contentVersion(data) };
   }
 
+  /** The version is a hash of the bytes, so the file is read either way: locally that is the cheap part. */
+  async readIfChanged(path: string, version: string | undefined): Promise<ConditionalRead> {
+    const object = await this.readVersioned(path);
+    if (object === undefined) return { status: 'missing' };
+    return object.version === version ? { status: 'unchanged' } : { status: 'changed', object };
+  }
+
   async createIfAbsent(path: string, data: Buffer | string, options?: WriteOptions): Promise<string | undefined> {
     const bytes = typeof data === 'string' ? Buffer.from(data) : data;
     const file = this.fileOf(path);
@@ -371,6 +378,26 @@ export class FileStore implements StateStore {
       throw toStoreError(err, this.urlOf(folder));
     }
     return names.sort(comparePaths);
+  }
+
+  async listObjects(prefix?: string): Promise<ListedObject[]> {
+    const folder = normalizePrefix(this.baseURL, prefix);
+    const found: ListedObject[] = [];
+    try {
+      for (const entry of await this.entriesOf(folder)) {
+        if (isTempName(entry.name) || !entry.isFile()) continue;
+        const path = joinPath(folder, entry.name);
+        try {
+          const info = await stat(join(this.dir, path));
+          found.push({ name: entry.name, path, modified: info.mtime, size: info.size });
+        } catch (err) {
+          if (!isMissing(err)) throw err; // deleted since readdir: not listed, as on S3
+        }
+      }
+    } catch (err) {
+      throw toStoreError(err, this.urlOf(folder));
+    }
+    return found.sort((a, b) => comparePaths(a.name, b.name));
   }
 
   private async holdsObject(folder: string): Promise<boolean> {

@@ -5,14 +5,27 @@
 import { Readable } from 'node:stream';
 import { contentVersion } from './content-version.js';
 import { checkObjectPath, comparePaths, joinPath, normalizePrefix } from './paths.js';
-import { StoreError, type StateStore, type VersionedObject, type WriteOptions } from './types.js';
+import { StoreError, type ConditionalRead, type ListedObject, type StateStore, type VersionedObject, type WriteOptions } from './types.js';
 
-const volumes = new Map<string, Map<string, Buffer>>();
+/** A Map of key → bytes that also notes when each key was last set (listObjects' times). */
+class Volume extends Map<string, Buffer> {
+  readonly modified = new Map<string, Date>();
+  override set(key: string, value: Buffer): this {
+    this.modified.set(key, new Date());
+    return super.set(key, value);
+  }
+  override delete(key: string): boolean {
+    this.modified.delete(key);
+    return super.delete(key);
+  }
+}
 
-function volume(name: string): Map<string, Buffer> {
+const volumes = new Map<string, Volume>();
+
+function volume(name: string): Volume {
   let objects = volumes.get(name);
   if (!objects) {
-    objects = new Map();
+    objects = new Volume();
     volumes.set(name, objects);
   }
   return objects;
@@ -84,6 +97,12 @@ export class MemfsStore implements StateStore {
     return data && { data: Buffer.from(data), version: contentVersion(data) };
   }
 
+  async readIfChanged(path: string, version: string | undefined): Promise<ConditionalRead> {
+    const object = await this.readVersioned(path);
+    if (object === undefined) return { status: 'missing' };
+    return object.version === version ? { status: 'unchanged' } : { status: 'changed', object };
+  }
+
   async createIfAbsent(path: string, data: Buffer | string, _options?: WriteOptions): Promise<string | undefined> {
     const key = this.keyOf(path);
     const objects = volume(this.name);
@@ -129,6 +148,20 @@ export class MemfsStore implements StateStore {
     const names = new Set<string>();
     for (const path of await this.list(folder)) names.add(path.slice(strip).split('/')[0]);
     return [...names].sort(comparePaths);
+  }
+
+  async listObjects(prefix?: string): Promise<ListedObject[]> {
+    const folder = normalizePrefix(this.baseURL, prefix);
+    const strip = folder === '' ? 0 : folder.length + 1;
+    const objects = volume(this.name);
+    const found: ListedObject[] = [];
+    for (const path of await this.list(folder)) {
+      const name = path.slice(strip);
+      if (name.includes('/')) continue;
+      const key = joinPath(this.prefix, path);
+      found.push({ name, path, modified: objects.modified.get(key) ?? new Date(0), size: objects.get(key)?.length ?? 0 });
+    }
+    return found;
   }
 
   async delete(path: string): Promise<void> {

@@ -4,7 +4,7 @@ import type { Readable } from 'node:stream';
 import { joinPath, normalizePrefix } from './paths.js';
 import { parseS3URL } from './s3-url.js';
 import type { S3Connection } from './s3.js';
-import type { StateStore, VersionedObject, WriteOptions } from './types.js';
+import type { ConditionalRead, ListedObject, StateStore, VersionedObject, WriteOptions } from './types.js';
 
 export class LazyS3Store implements StateStore {
   readonly baseURL: string;
@@ -40,10 +40,12 @@ export class LazyS3Store implements StateStore {
   async write(path: string, data: Buffer | string, options?: WriteOptions): Promise<void> { return (await this.store()).write(path, data, options); }
   async list(prefix?: string): Promise<string[]> { return (await this.store()).list(prefix); }
   async listChildren(prefix?: string): Promise<string[]> { return (await this.store()).listChildren(prefix); }
+  async listObjects(prefix?: string): Promise<ListedObject[]> { return (await this.store()).listObjects(prefix); }
   async delete(path: string): Promise<void> { return (await this.store()).delete(path); }
   async openReadStream(path: string): Promise<Readable> { return (await this.store()).openReadStream(path); }
   async writeStream(path: string, source: Readable, options?: WriteOptions): Promise<number> { return (await this.store()).writeStream(path, source, options); }
   async readVersioned(path: string): Promise<VersionedObject | undefined> { return (await this.store()).readVersioned(path); }
+  async readIfChanged(path: string, version: string | undefined): Promise<ConditionalRead> { return (await this.store()).readIfChanged(path, version); }
   async createIfAbsent(path: string, data: Buffer | string, options?: WriteOptions): Promise<string | undefined> { return (await this.store()).createIfAbsent(path, data, options); }
   async replaceIfVersion(path: string, data: Buffer | string, version: string, options?: WriteOptions): Promise<string | undefined> { return (await this.store()).replaceIfVersion(path, data, version, options); }
   async deleteIfVersion(path: string, version: string): Promise<boolean> { return (await this.store()).deleteIfVersion(path, version); }

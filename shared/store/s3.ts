@@ -17,7 +17,7 @@ import { pipeline } from 'node:stream/promises';
 import { checkObjectPath, comparePaths, joinPath, normalizePrefix } from './paths.js';
 import { parseS3URL } from './s3-url.js';
 import { DEFAULT_STORE_TIMEOUT_MS } from './timeout.js';
-import { StoreError, type StateStore, type WriteOptions } from './types.js';
+import { StoreError, type ConditionalRead, type ListedObject, type StateStore, type WriteOptions } from './types.js';
 
 const PART_SIZE = 8 * 1024 * 1024;
 /**
@@ -290,6 +290,25 @@ export class S3Store implements StateStore {
     return [...names].sort(comparePaths);
   }
 
+  async listObjects(prefix?: string): Promise<ListedObject[]> {
+    const folder = normalizePrefix(this.baseURL, prefix);
+    const strip = joinPath(this.prefix, folder).length;
+    const found: ListedObject[] = [];
+    try {
+      // With the delimiter, deeper keys come back as common prefixes, which are not objects here.
+      for await (const page of this.listPages(folder, '/')) {
+        for (const { Key, LastModified, Size } of page.Contents ?? []) {
+          if (!Key || Key.endsWith('/')) continue;
+          const name = Key.slice(strip === 0 ? 0 : strip + 1);
+          found.push({ name, path: joinPath(folder, name), modified: LastModified ?? new Date(0), size: Size ?? 0 });
+        }
+      }
+    } catch (err) {
+      throw this.toStoreError(err, folder);
+    }
+    return found.sort((a, b) => comparePaths(a.name, b.name));
+  }
+
   async delete(path: string): Promise<void> {
     const Key = this.keyOf(path);
     try {
@@ -322,6 +341,31 @@ export class S3Store implements StateStore {
       const bytes = object.Body ? await object.Body.transformToByteArray() : new Uint8Array();
       if (!object.ETag) throw new StoreError('Other', this.urlOf(path), 'the server sent no ETag, which conditional writes need');
       return { data: Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), version: object.ETag };
+    } catch (err) {
+      throw this.toStoreError(err, path);
+    }
+  }
+
+  async readIfChanged(path: string, version: string | undefined): Promise<ConditionalRead> {
+    if (version === undefined) {
+      const object = await this.readVersioned(path);
+      return object === undefined ? { status: 'missing' } : { status: 'changed', object };
+    }
+    const Key = this.keyOf(path);
+    let object;
+    try {
+      object = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key, IfNoneMatch: version }));
+    } catch (err) {
+      // 304 Not Modified: the SDK throws it as an error with no body to read.
+      if (errorShape(err).$metadata?.httpStatusCode === 304 || errorShape(err).name === 'NotModified') return { status: 'unchanged' };
+      const mapped = this.toStoreError(err, path);
+      if (mapped.kind === 'NotFound' && errorShape(err).name !== 'NoSuchBucket') return { status: 'missing' };
+      throw mapped;
+    }
+    try {
+      const bytes = object.Body ? await object.Body.transformToByteArray() : new Uint8Array();
+      if (!object.ETag) throw new StoreError('Other', this.urlOf(path), 'the server sent no ETag, which conditional reads need');
+      return { status: 'changed', object: { data: Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), version: object.ETag } };
     } catch (err) {
       throw this.toStoreError(err, path);
     }

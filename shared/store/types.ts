@@ -38,6 +38,23 @@ export interface VersionedObject {
  */
 export type ConditionalWrites = 'atomic' | 'server';
 
+/** An object directly below a folder, as a listing gives it (no read of the object). */
+export interface ListedObject {
+  /** The object's name inside the folder (no '/'). */
+  name: string;
+  /** Its path relative to the store. */
+  path: string;
+  /** When it was last written, by the clock of whoever keeps it (S3: the server's; file://: the file system's). */
+  modified: Date;
+  size: number;
+}
+
+/** What a conditional read found: the version asked about is still current, the object is gone, or a newer one. */
+export type ConditionalRead =
+  | { status: 'unchanged' }
+  | { status: 'missing' }
+  | { status: 'changed'; object: VersionedObject };
+
 export interface StateStore {
   /** The base URL this store was opened with, normalised (no trailing slash). */
   readonly baseURL: string;
@@ -58,6 +75,12 @@ export interface StateStore {
    * without trailing '/', sorted. Cheap on S3 (a delimiter list), unlike a recursive list.
    */
   listChildren(prefix?: string): Promise<string[]>;
+  /**
+   * The objects directly below prefix (one level; folders left out), with their
+   * modification times and sizes, sorted by name. One listing request on S3 per
+   * 1,000 objects: no object is read.
+   */
+  listObjects(prefix?: string): Promise<ListedObject[]>;
   /** Deleting a missing object is not an error. */
   delete(path: string): Promise<void>;
   openReadStream(path: string): Promise<Readable>;
@@ -77,6 +100,13 @@ export interface StateStore {
   readonly conditionalWrites: ConditionalWrites;
   /** The object and its version, or undefined when it does not exist. */
   readVersioned(path: string): Promise<VersionedObject | undefined>;
+  /**
+   * Reads path only if its version is no longer `version` (S3: a GET with
+   * `If-None-Match: <etag>`, answered 304 without a body when nothing changed).
+   * Without a version it is readVersioned. The cheap poll for a small object
+   * many readers watch.
+   */
+  readIfChanged(path: string, version: string | undefined): Promise<ConditionalRead>;
   /**
    * Creates path only if no object is there (S3: `If-None-Match: *`; file://: a complete
    * file linked into place, so a reader never sees half of it). Returns the new version,

@@ -141,7 +141,7 @@ t.test('systemd reads what nodeup writes as nodeup meant it', { skip, timeout: 2
     if (task instanceof ServiceTask && task.spec.unit !== undefined) put(unitPath(task.spec.name).slice(1), task.spec.unit);
     if (task instanceof ServiceTask && (task.spec.running ?? true)) units.push(task.spec.name);
   }
-  t.same(units.sort(), ['containerd.service', 'etcd-manager@main.service', 'kubelet.service'] /* protokube's unit is written but not started until protokube runs (nodeup model) */);
+  t.same(units.sort(), ['containerd.service', 'etcd-manager@main.service', 'kubelet.service', 'protokube.service'], 'every unit nodeup writes is started, protokube\'s included');
   for (const program of ['usr/local/bin/kubelet', 'opt/mooring/bin/protokube', 'opt/mooring/bin/etcd-manager', `opt/containerd-${HOSTILE_CONTAINERD}/bin/containerd`]) {
     put(program, RECORDER, 0o755);
   }

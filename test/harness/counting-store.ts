@@ -3,7 +3,7 @@
 import type { Readable } from 'node:stream';
 import type { StateStore, WriteOptions } from '../../shared/store/types.js';
 
-const METHODS = ['read', 'readIfExists', 'exists', 'write', 'list', 'listChildren', 'delete', 'openReadStream', 'writeStream', 'readVersioned', 'createIfAbsent', 'replaceIfVersion', 'deleteIfVersion'] as const;
+const METHODS = ['read', 'readIfExists', 'exists', 'write', 'list', 'listChildren', 'listObjects', 'delete', 'openReadStream', 'writeStream', 'readVersioned', 'readIfChanged', 'createIfAbsent', 'replaceIfVersion', 'deleteIfVersion'] as const;
 export type StoreMethod = (typeof METHODS)[number];
 
 export interface CountingStore extends StateStore {
@@ -35,11 +35,13 @@ export function countingStore(inner: StateStore): CountingStore {
     write: (path: string, data: Buffer | string, options?: WriteOptions) => (calls.write++, store.write(path, data, options)),
     list: (prefix) => (calls.list++, listed.push(store.urlOf(prefix ?? '')), store.list(prefix)),
     listChildren: (prefix) => (calls.listChildren++, listed.push(store.urlOf(prefix ?? '')), store.listChildren(prefix)),
+    listObjects: (prefix) => (calls.listObjects++, listed.push(store.urlOf(prefix ?? '')), store.listObjects(prefix)),
     delete: (path) => (calls.delete++, store.delete(path)),
     openReadStream: (path): Promise<Readable> => (calls.openReadStream++, store.openReadStream(path)),
     writeStream: (path: string, source: Readable, options?: WriteOptions) => (calls.writeStream++, store.writeStream(path, source, options)),
     conditionalWrites: store.conditionalWrites,
     readVersioned: (path) => (calls.readVersioned++, store.readVersioned(path)),
+    readIfChanged: (path: string, version: string | undefined) => (calls.readIfChanged++, store.readIfChanged(path, version)),
     createIfAbsent: (path: string, data: Buffer | string, options?: WriteOptions) => (calls.createIfAbsent++, store.createIfAbsent(path, data, options)),
     replaceIfVersion: (path: string, data: Buffer | string, version: string, options?: WriteOptions) => (calls.replaceIfVersion++, store.replaceIfVersion(path, data, version, options)),
     deleteIfVersion: (path: string, version: string) => (calls.deleteIfVersion++, store.deleteIfVersion(path, version)),

@@ -55,6 +55,10 @@ export function recordingStores(inner: (url: string) => StateStore, deny: (url: 
         check(prefix ?? '');
         return store.listChildren(prefix);
       },
+      async listObjects(prefix) {
+        check(prefix ?? '');
+        return store.listObjects(prefix);
+      },
       async delete(path) {
         refuseWrite(path);
       },
@@ -69,6 +73,10 @@ export function recordingStores(inner: (url: string) => StateStore, deny: (url: 
       async readVersioned(path) {
         check(path);
         return store.readVersioned(path);
+      },
+      async readIfChanged(path, version) {
+        check(path);
+        return store.readIfChanged(path, version);
       },
       async createIfAbsent(path: string): Promise<string | undefined> {
         return refuseWrite(path);

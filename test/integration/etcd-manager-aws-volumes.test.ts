@@ -13,7 +13,7 @@ import { execa } from 'execa';
 import { configureLogging, logger } from '../../shared/log.js';
 import { AwsVolumeProvider, type AwsProviderOptions } from '../../agents/etcd-manager/volumes/aws.js';
 import { nvmeByIdPath } from '../../agents/etcd-manager/volumes/aws-devices.js';
-import { InstanceMetadata } from '../../agents/etcd-manager/volumes/aws-imds.js';
+import { InstanceMetadata } from '../../shared/aws-imds.js';
 import { filesystemType, mountedAt } from '../../agents/etcd-manager/volumes/blockdev.js';
 import { AttachVolumeCommand, DescribeInstancesCommand, DescribeVolumesCommand, EC2Client, paginateDescribeVolumes, type AttachVolumeCommandInput, type EC2ServiceException } from '@aws-sdk/client-ec2';
 import { EC2TestServer, startEC2Server, TEST_ACCESS_KEY, TEST_REGION, TEST_SECRET_KEY, type AttachRequest, type FakeInstance } from '../harness/ec2-server.js';

@@ -3,12 +3,14 @@
 // `get all` (so its output can be given back to replace -f), a
 // KubeSchedulerConfiguration becomes the control plane's kube-scheduler config
 // (nodeup sets its kubeconfig), and the rest are written as the addon
-// cluster-addons.kops.k8s.io for the cluster.
+// cluster-addons.kops.k8s.io, listed in the bootstrap channel protokube applies.
 import t from 'tap';
+import { createHash } from 'node:crypto';
 import { cpSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import YAML from 'yaml';
+import { parseChannel } from '../../agents/protokube/channels/channel.js';
 import { parseNodeConfig } from '../../shared/api/nodeconfig.js';
 import { openStore } from '../../shared/store/index.js';
 import { mooring, TEST_AGENT_ARGS } from '../harness/cli.js';
@@ -65,6 +67,14 @@ t.test('kept with the cluster, listed, passed to the scheduler and to the cluste
   await ok([...state, 'update', 'cluster', CLUSTER, '--yes', ...TEST_AGENT_ARGS]);
   const applied = YAML.parseAllDocuments((await cs.read('addons/cluster-addons.kops.k8s.io/default.yaml')).toString()).map((d) => d.toJS() as { kind: string });
   t.same(applied.map((o) => o.kind), ['ConfigMap'], 'the addon for the cluster: every object but the scheduler configuration');
+  // protokube applies it: the bootstrap channel lists it as kOps' does (no id, nothing pruned), with the manifest's sha256.
+  const channelPath = join(storeDir, CLUSTER, 'addons/bootstrap-channel.yaml');
+  const channel = parseChannel(readFileSync(channelPath, 'utf8'), channelPath);
+  t.same(channel.addons.map((a) => a.name), ['coredns.addons.k8s.io', 'cluster-addons.kops.k8s.io'], 'the bootstrap channel lists the cluster\'s addon after CoreDNS');
+  const clusterAddon = channel.addons.find((a) => a.name === 'cluster-addons.kops.k8s.io');
+  t.match(clusterAddon, { manifest: 'cluster-addons.kops.k8s.io/default.yaml', id: '', selector: { 'k8s-addon': 'cluster-addons.kops.k8s.io' } });
+  t.equal(clusterAddon?.manifestHash, createHash('sha256').update(await cs.read('addons/cluster-addons.kops.k8s.io/default.yaml')).digest('hex'), 'with the sha256 of the manifest as written');
+  t.equal(clusterAddon?.prune, undefined, 'nothing pruned');
   const cpNC = parseNodeConfig((await cs.read(`igconfig/control-plane/${CONTROL_PLANE}/nodeupconfig.yaml`)).toString(), 'cp');
   t.match(cpNC.kubeSchedulerConfig, { kind: 'KubeSchedulerConfiguration', profiles: [{ schedulerName: 'default-scheduler' }] }, 'the control plane carries the scheduler configuration');
   const workerNC = parseNodeConfig((await cs.read(`igconfig/node/${WORKER}/nodeupconfig.yaml`)).toString(), 'worker');

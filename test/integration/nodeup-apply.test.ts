@@ -5,7 +5,7 @@
 // that must leave the tree alone and make no request.
 import t from 'tap';
 import { createHash, X509Certificate } from 'node:crypto';
-import { existsSync, lstatSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { lstatSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import YAML from 'yaml';
 import { startAssetServer } from '../harness/asset-server.js';
@@ -51,10 +51,8 @@ t.test('apply, rerun, change one field, dry run on a populated root', async (t) 
   t.equal(lstatSync(join(root, 'usr/local/bin/kubelet')).mode & 0o777, 0o755);
   t.ok(lstatSync(join(root, 'opt/etcd/3.4.23/etcd')).isFile(), 'etcd tarball extracted where etcd-manager --etcd-binary-dir looks');
   t.ok(lstatSync(join(root, 'opt/containerd-1.7.24/bin/containerd')).isFile(), 'containerd tarball extracted');
-  // protokube only answers --help/--version in this build: its unit is reported as skipped, never installed to crash-loop.
-  t.match(first.stderr, /skipped\s+Service:protokube\.service \d+ ms: protokube is not implemented in this build yet/, 'protokube service skipped with its reason');
-  t.notOk(existsSync(join(root, 'etc/systemd/system/protokube.service')), 'no protokube unit written');
-  for (const unit of ['kubelet.service', 'containerd.service', 'etcd-manager@main.service', 'etcd-manager@events.service']) {
+  t.notMatch(first.stderr, /skipped\s+Service:protokube\.service/, 'protokube runs in this build: its service is not skipped');
+  for (const unit of ['kubelet.service', 'containerd.service', 'protokube.service', 'etcd-manager@main.service', 'etcd-manager@events.service']) {
     t.match(readlinkSync(join(root, 'etc/systemd/system/multi-user.target.wants', unit)), /\/etc\/systemd\/system\//, `${unit} enabled by systemctl --root`);
   }
   const manifest = readFileSync(join(root, 'etc/kubernetes/manifests/kube-apiserver.manifest'), 'utf8');
@@ -66,7 +64,8 @@ t.test('apply, rerun, change one field, dry run on a populated root', async (t) 
   t.equal(lstatSync(join(root, 'srv/kubernetes/kube-apiserver/server.key')).mode & 0o777, 0o600, 'keys are 0600');
   const kubeconfig = YAML.parse(readFileSync(join(root, 'var/lib/kubelet/kubeconfig'), 'utf8')) as { clusters: Array<{ cluster: { server: string } }> };
   t.equal(kubeconfig.clusters[0].cluster.server, 'https://127.0.0.1');
-  t.match(readFileSync(join(root, 'etc/hosts'), 'utf8'), /^127\.0\.0\.1\tlocalhost\n[^]*127\.0\.0\.1\tapi\.internal\.nodeup\.example\.com/, '/etc/hosts keeps its lines and gains ours');
+  // protokube keeps api.internal (its block follows the live control plane): nodeup leaves the file as it was.
+  t.equal(readFileSync(join(root, 'etc/hosts'), 'utf8'), '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n', '/etc/hosts untouched: protokube owns api.internal');
 
   // Rerun: nothing changes, nothing is rewritten, nothing is downloaded.
   const before = statTree(root);
@@ -115,9 +114,11 @@ t.test('a worker gets no control-plane material', async (t) => {
   t.equal(r.code, 0, 'worker apply succeeds');
   if (r.code !== 0) t.comment(r.stdout, r.stderr);
   const files = Object.keys(statTree(root));
-  for (const absent of ['srv/kubernetes/kube-apiserver', 'etc/kubernetes/manifests/kube-apiserver.manifest', 'opt/etcd', 'etc/mooring/etcd-manager', 'etc/systemd/system/protokube.service']) {
+  for (const absent of ['srv/kubernetes/kube-apiserver', 'etc/kubernetes/manifests/kube-apiserver.manifest', 'opt/etcd', 'etc/mooring/etcd-manager', 'var/lib/protokube/kubeconfig']) {
     t.notOk(files.includes(absent), `worker has no ${absent}`);
   }
+  t.ok(files.includes('etc/systemd/system/protokube.service'), 'worker runs protokube, names-only');
+  t.match(readFileSync(join(root, 'etc/sysconfig/protokube'), 'utf8'), /^PROTOKUBE_NAMES_ONLY=true$/m);
   t.ok(files.includes('etc/kubernetes/manifests/kube-proxy.manifest'));
   t.match(readFileSync(join(root, 'var/lib/kubelet/kubeconfig'), 'utf8'), `server: https://api.internal.${CLUSTER}`);
 });

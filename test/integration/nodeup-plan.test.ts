@@ -80,9 +80,11 @@ t.test('golden plans for a control-plane and a worker group', async (t) => {
 
     const ids = parsed.tasks.map((task) => task.id);
     if (group === WORKER) {
-      for (const cp of ['kube-apiserver', 'kube-controller-manager', 'kube-scheduler', 'etcd', 'protokube', 'service-account']) {
+      for (const cp of ['kube-apiserver', 'kube-controller-manager', 'kube-scheduler', 'etcd', 'service-account', 'Kubeconfig:/var/lib/protokube']) {
         t.notOk(ids.some((id) => id.includes(cp)), `worker plan has no ${cp} task`);
       }
+      t.ok(ids.includes('Service:protokube.service'), 'worker runs protokube (names-only)');
+      t.match(plan, /PROTOKUBE_NAMES_ONLY=true/);
       t.ok(ids.includes('File:/etc/kubernetes/manifests/kube-proxy.manifest'), 'worker runs kube-proxy');
     } else {
       for (const id of [
@@ -90,7 +92,9 @@ t.test('golden plans for a control-plane and a worker group', async (t) => {
         'Service:etcd-manager@main.service',
         'Service:etcd-manager@events.service',
         'Service:protokube.service',
+        'Kubeconfig:/var/lib/protokube/kubeconfig',
       ]) t.ok(ids.includes(id), `control plane has ${id}`);
+      t.notMatch(plan, /PROTOKUBE_NAMES_ONLY/);
       t.match(plan, /--etcd-servers=https:\/\/127\.0\.0\.1:4001/);
       t.match(plan, /--etcd-servers-overrides=\/events#https:\/\/127\.0\.0\.1:4002/);
     }

@@ -41,9 +41,9 @@ interface Difference {
 }
 
 const DIFFERENCES: readonly Difference[] = [
-  { side: 'kops', path: /^spec\.cloudControllerManager\./, why: "kOps' AWS cloud-controller-manager addon settings: Mooring applies no addons (protokube's channels are not built)" },
-  { side: 'kops', path: /^spec\.nodeTerminationHandler\./, why: "kOps' node-termination-handler addon settings: no addons" },
-  { side: 'kops', path: /^spec\.externalDns\./, why: "kOps' dns-controller addon: no addons" },
+  { side: 'kops', path: /^spec\.cloudControllerManager\./, why: "kOps' AWS cloud-controller-manager addon settings: Mooring's bootstrap channel has no such addon (CoreDNS and the cluster's additional objects only)" },
+  { side: 'kops', path: /^spec\.nodeTerminationHandler\./, why: "kOps' node-termination-handler addon settings: no such addon in Mooring's channel" },
+  { side: 'kops', path: /^spec\.externalDns\./, why: "kOps' dns-controller addon: no such addon in Mooring's channel (protokube keeps api.internal from the state store)" },
   { side: 'kops', path: /^spec\.dnsZone$/, why: 'kOps looks the Route 53 zone up in the cloud; Mooring makes no cloud call at update' },
   { side: 'mooring', path: /^spec\.containerRuntime$/, why: "the user's own v1alpha2 field, kept as written (kOps' round trip through its internal API drops it)" },
   { side: 'mooring', path: /^spec\.serviceOIDCProvider\./, why: "not a v1alpha2 field: kOps' decoder drops it, Mooring keeps unknown fields as written (and warns at create)" },

@@ -1,7 +1,7 @@
 // Device-name helpers of the aws volume provider, and the IMDS endpoint choice.
 import t from 'tap';
 import { devicePaths, deviceSlot, firstFreeDevice, nvmeByIdPath } from '../../agents/etcd-manager/volumes/aws-devices.js';
-import { metadataEndpoint } from '../../agents/etcd-manager/volumes/aws-imds.js';
+import { metadataEndpoint } from '../../shared/aws-imds.js';
 
 t.test('device slots treat sdX and xvdX as one attachment point', async (t) => {
   t.equal(deviceSlot('/dev/xvdu'), 'u');

@@ -35,7 +35,7 @@ t.test('block added, replaced, removed; the rest untouched', async (t) => {
   t.equal(readFileSync(hosts, 'utf8'), `${BASE}10.1.1.1 user-added\n`, 'no entries: block removed, rest byte for byte');
 });
 
-t.test('duplicated blocks from older writers collapse into one', async (t) => {
+t.test('duplicated blocks from older writers collapse into one, where the first stood', async (t) => {
   const { begin, end } = blockMarkers('etcd');
   const dup = `${BASE}${begin}\n1.1.1.1 x\n${end}\nkeep me\n${begin}\n2.2.2.2 y\n${end}\n`;
   const out = renderHosts(dup, 'etcd', [{ address: '127.0.1.1', names: ['etcd-a'] }]);

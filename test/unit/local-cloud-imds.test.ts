@@ -10,7 +10,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fromInstanceMetadata } from '@smithy/credential-provider-imds';
-import { InstanceMetadata } from '../../agents/etcd-manager/volumes/aws-imds.js';
+import { InstanceMetadata } from '../../shared/aws-imds.js';
 import { metadataHandler } from '../../agents/mooring/cloud/local/imds.js';
 import { ROLE_NAME, S3_KEYS } from '../../agents/mooring/cloud/local/plan.js';
 import type { InstanceRecord } from '../../agents/mooring/cloud/local/records.js';

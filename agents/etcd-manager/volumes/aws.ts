@@ -19,7 +19,7 @@ import type { Logger } from '../../../shared/log.js';
 import { firstFreeDevice, waitForDevice } from './aws-devices.js';
 import { allPages } from './aws-pages.js';
 import { isIP } from 'node:net';
-import { InstanceMetadata, networkReason, type InstanceIdentity, type MetadataOptions } from './aws-imds.js';
+import { InstanceMetadata, networkReason, type InstanceIdentity, type MetadataOptions } from '../../../shared/aws-imds.js';
 import { filesystemType, makeExt4, mount, mountedAt, unmount } from './blockdev.js';
 import { matchesTags, parseNameTag, type Volume, type VolumeProvider } from './types.js';
 

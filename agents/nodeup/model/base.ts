@@ -7,6 +7,7 @@ import { DebPackageTask, debIdentity, PackagesTask } from '../tasks/package.js';
 import { SysctlTask } from '../tasks/sysctl.js';
 import type { Task } from '../engine/task.js';
 import { assetsByName, isControlPlaneRole, type ModelInput } from './context.js';
+import { runsProtokube } from './protokube.js';
 
 /** What kubelet and kube-proxy shell out to, per package family. */
 const BASE_PACKAGES: Record<'debian' | 'rhel', string[]> = {
@@ -34,8 +35,16 @@ export function baseTasks(input: ModelInput): Task[] {
   return tasks;
 }
 
-/** The API server's internal name: this node itself on the control plane, else the boot config's API server IPs. */
+/**
+ * The API server's internal name, on nodes without protokube (bastions): this
+ * node itself on the control plane, else the boot config's API server IPs.
+ * Where protokube runs it owns the name (its block follows the live control
+ * plane; nodeup passes it the boot config's IPs as seeds), so nodeup's block
+ * stays empty, and a block an older nodeup wrote is removed: two blocks for
+ * one name would leave the first, stale one to win.
+ */
 function hostsEntries(input: ModelInput): Array<[string, string[]]> {
+  if (runsProtokube(input)) return [];
   const name = input.nodeConfig.masterInternalName;
   if (isControlPlaneRole(input.nodeConfig)) return [['127.0.0.1', [name]]];
   return (input.boot.apiServerIPs ?? []).map((ip): [string, string[]] => [ip, [name]]);

@@ -85,8 +85,8 @@ export const cases: HostileCase[] = [
     name: 'protokube -r SCRIPT',
     program: 'protokube',
     prepare: (w) => ({ args: ['-r', evilScript(w)] }),
-    exit: 1,
-    message: /^protokube: /,
+    exit: 2,
+    message: /^protokube: unknown flag --r \(see --help\)$/m,
     never: [INJECTED],
   },
 ];

@@ -1,4 +1,4 @@
-// Instance identity from the EC2 instance metadata service, IMDSv2 only: a
+// Instance identity from the EC2 instance metadata service (shared: etcd-manager finds its volume with it, protokube its address and zone), IMDSv2 only: a
 // session token from PUT /latest/api/token (with its TTL header), then GETs
 // that carry it. There is no silent IMDSv1 fallback: an instance whose IMDS
 // refuses tokens is misconfigured, and the error says so.
