@@ -241,7 +241,9 @@ export class MemberRestore {
       } catch (err) {
         const bad = err instanceof BadBackupError ? err.check : undefined;
         const error = (err as Error).message.split('\n')[0];
-        await this.save({ ...record, state: 'failed', error, ...(bad ? { badBackup: bad } : {}), updatedAt: this.isoNow() });
+        // Nobody awaits this job: a record that cannot be written is logged, never an unhandled rejection.
+        await this.save({ ...record, state: 'failed', error, ...(bad ? { badBackup: bad } : {}), updatedAt: this.isoNow() })
+          .catch((saveErr: unknown) => log.error('cannot record the failed prepare', { event: 'member.restore-record-failed', planId: body.planId, err: saveErr }));
         log.error(bad ? 'the backup is bad: restore refused here, live data untouched' : 'preparing the restore failed (live data untouched)', { event: 'member.restore-prepare-failed', planId: body.planId, backup: body.backup, ...(bad ? { check: bad } : {}), error });
       }
     })().finally(async () => {
@@ -298,11 +300,19 @@ export class MemberRestore {
     for (const e of entries) if (e.startsWith(`.restoring-${token}-`)) await rm(join(this.dataRoot, e), { recursive: true, force: true });
   }
 
-  private async save(record: RestoreRecord): Promise<void> {
-    await mkdir(this.deps.volume.mountPoint, { recursive: true });
-    await writeFile(`${this.path}.tmp`, JSON.stringify(record, null, 2) + '\n', { mode: 0o600 });
-    await rename(`${this.path}.tmp`, this.path);
-    this.record = record;
+  /** The record's writes, one at a time: the background prepare job and a command may both save, and share the temp file. */
+  private saving: Promise<void> = Promise.resolve();
+
+  private save(record: RestoreRecord): Promise<void> {
+    const write = async () => {
+      await mkdir(this.deps.volume.mountPoint, { recursive: true });
+      await writeFile(`${this.path}.tmp`, JSON.stringify(record, null, 2) + '\n', { mode: 0o600 });
+      await rename(`${this.path}.tmp`, this.path);
+      this.record = record;
+    };
+    const next = this.saving.then(write, write);
+    this.saving = next.catch(() => undefined);
+    return next;
   }
 
   /** Every member's step: empties the trash of entries past --trash-retention (looked at hourly). */
