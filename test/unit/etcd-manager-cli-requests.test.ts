@@ -6,6 +6,7 @@
 // the clock and lets the fake leader take one step, so nothing here times
 // anything.
 import t from 'tap';
+import type { LeaderStatusView } from '../../agents/etcd-manager/cli/leader-status.js';
 import { markClusterCreated } from '../../agents/etcd-manager/control/cluster-created.js';
 import { writeClusterSpecFile } from '../../agents/etcd-manager/control/cluster-spec.js';
 import { deleteCommand, listCommands } from '../../agents/etcd-manager/control/commands.js';
@@ -328,7 +329,23 @@ t.test('restore-backup --wait: done when the leader removes the command having r
   const failed = await h.run(['restore-backup', B, `--backup-store=${s.url}`, '--wait', '--skip-verify']);
   t.equal(failed.code, 1);
   t.match(failed.stderr, /failed: member c: etcdctl snapshot restore: exit 1\n$/);
-  h.status = undefined;
+
+  // The status read that went out with the look at the queue was answered before the leader wrote the
+  // outcome, the look after it removed the command: the outcome is read once more before judging.
+  sleeps = 0;
+  let outcome: LeaderStatusView | undefined;
+  let readsAfterOutcome = 0;
+  Object.defineProperty(h, 'status', { configurable: true, get: () => (outcome && readsAfterOutcome++ === 0 ? undefined : outcome) });
+  h.onSleep = async () => {
+    if (++sleeps !== 2) return;
+    const [c] = (await listCommands(s.store)).commands;
+    outcome = { lastRestore: { command: c.id, backup: B, state: 'succeeded', finishedAt: '2026-11-30T12:00:02Z' } };
+    await deleteCommand(s.store, c.id);
+  };
+  const raced = await h.run(['restore-backup', B, `--backup-store=${s.url}`, '--wait', '--skip-verify']);
+  t.equal(raced.code, 0, raced.stderr);
+  t.match(raced.stdout, /the leader reports it done at 2026-11-30T12:00:02Z/);
+  Object.defineProperty(h, 'status', { configurable: true, writable: true, enumerable: true, value: undefined });
 
   h.onSleep = undefined;
   const waited = await h.run(['restore-backup', B, `--backup-store=${s.url}`, '--wait', '--skip-verify', '--timeout=3s']);

@@ -150,7 +150,10 @@ async function follow(ctx: CommandContext, store: StateStore, id: string, name: 
         failures.failed(err); // a dropped connection: look again
       }
       const [present, status] = looked ?? [true, undefined];
-      const restore = status?.lastRestore;
+      let restore = status?.lastRestore;
+      // The two reads went out together: the outcome may have been read just before the leader wrote it and
+      // removed the command. It is written first, so a read that starts now finds it.
+      if (!present && restore?.command !== id) restore = (await ctx.deps.readLeaderStatus(store, id).catch(() => undefined))?.lastRestore;
       // A refused or failed restore stays queued with its outcome (kOps' semantics): that is its end too.
       if (restore?.command === id && (!present || restore.state === 'failed')) {
         return restore.state === 'succeeded'

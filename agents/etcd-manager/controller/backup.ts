@@ -371,7 +371,7 @@ export class BackupController {
     const beat = setInterval(() => void inbox.progress(request.id, startedAt, { bytes }).catch(() => undefined), REQUEST_PROGRESS_MS);
     log.info('backup request started', { event: 'backup.request-started', requestId: request.id, requestedBy: request.requestedBy });
     try {
-      const job = this.takeNow('on-demand', request.spec.reason, { requestId: request.id, requestReason: request.spec.reason, onProgress: (b) => (bytes = b) });
+      const job = this.takeNow('on-demand', request.spec.reason === 'on-demand' ? undefined : request.spec.reason, { requestId: request.id, requestReason: request.spec.reason, onProgress: (b) => (bytes = b) });
       this.jobs--; // takeNow counts the job itself from here
       const taken = await job;
       clearInterval(beat);
