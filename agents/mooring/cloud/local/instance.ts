@@ -5,7 +5,7 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, openSync, closeSync } from 'node:fs';
-import { mkdir, open, rm, stat, unlink, writeFile } from 'node:fs/promises';
+import { mkdir, open, readFile, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import type { Logger } from '../../../../shared/log.js';
@@ -23,16 +23,27 @@ export function newInstanceId(): string {
   return `i-${randomBytes(9).toString('hex').slice(0, 17)}`;
 }
 
-/** Reserves the lowest free instance address (an O_EXCL file per address, so two launches never share one). */
+const ADDRESS_COUNT = 60_000;
+
+/**
+ * Reserves a free instance address (an O_EXCL file per address, so two launches never share one), going on
+ * from the last one handed out rather than taking the lowest free one: like EC2, a replacement gets a new
+ * address, so what follows an instance's address (etcd's peers, protokube's api.internal names) is exercised
+ * by a replacement. `next` is only a hint; the O_EXCL file decides.
+ */
 async function reserveAddress(layout: CloudLayout, id: string): Promise<string> {
   const dir = join(layout.runDir, 'addresses');
   await mkdir(dir, { recursive: true });
-  for (let i = 0; i < 60_000; i++) {
+  const hint = join(dir, 'next');
+  const start = Number.parseInt(await readFile(hint, 'utf8').catch(() => '0'), 10) || 0;
+  for (let n = 0; n < ADDRESS_COUNT; n++) {
+    const i = (start + n) % ADDRESS_COUNT;
     const address = instanceAddress(i);
     try {
       const handle = await open(join(dir, address), 'wx', 0o600);
       await handle.writeFile(`${id}\n`);
       await handle.close();
+      await writeFile(hint, `${(i + 1) % ADDRESS_COUNT}\n`);
       return address;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
