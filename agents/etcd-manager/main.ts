@@ -74,7 +74,7 @@ export function processDeps(interrupted: AbortSignal): CommandDeps {
     sleep: (ms, signal) => sleepFor(ms, undefined, signal ? { signal } : undefined).catch(() => undefined),
     randomInt: (below) => randomInt(below),
     interrupted,
-    readLeaderStatus: async (store) => (await import('./cli/leader-status.js')).readLeaderStatus(store),
+    readLeaderStatus: async (store, commandId) => (await import('./cli/leader-status.js')).readLeaderStatus(store, commandId),
     requestedBy: whoAmI(),
     fileExists: existsSync,
   };
