@@ -56,17 +56,15 @@ export const FLAGS = [
 
 export type FlagName = (typeof FLAGS)[number]['name'];
 
-export interface ParsedFlags {
-  values: Map<FlagName, string | string[]>;
+export interface ParsedFlags<N extends string = FlagName> {
+  values: Map<N, string | string[]>;
   /** Where each value came from, for the startup log. */
-  sources: Map<FlagName, 'flag' | 'env' | 'env-file' | 'default'>;
+  sources: Map<N, 'flag' | 'env' | 'env-file' | 'default'>;
   /** Positional arguments (the subcommand). */
   positional: string[];
   help: boolean;
   version: boolean;
 }
-
-const BY_NAME = new Map<string, FlagDef>(FLAGS.map((f) => [f.name, f]));
 
 export function envName(flag: string): string {
   return `ETCD_MANAGER_${flag.toUpperCase().replace(/-/g, '_')}`;
@@ -80,9 +78,9 @@ const KOPS_ONLY_ENV = new Set(['ETCD_MANAGER_HOURLY_BACKUPS_RETENTION', 'ETCD_MA
  * Refuses an ETCD_MANAGER_* name that is no flag's, so a typo cannot pass
  * silently. Only that prefix is ours: ETCD_* names belong to etcd itself.
  */
-function checkSettingNames(keys: Iterable<string>, where: string): void {
+function checkSettingNames(keys: Iterable<string>, where: string, envNames: Set<string> = ENV_NAMES): void {
   for (const key of keys) {
-    if (!key.startsWith('ETCD_MANAGER_') || ENV_NAMES.has(key)) continue;
+    if (!key.startsWith('ETCD_MANAGER_') || envNames.has(key)) continue;
     if (KOPS_ONLY_ENV.has(key)) throw usage(`${where}: ${key} is a setting of kOps' etcd-manager that this one does not have (see --help)`);
     throw usage(`${where}: ${key} is not an etcd-manager setting (see --help)`);
   }
@@ -114,7 +112,14 @@ export function parseEnvFile(text: string, source: string): Map<string, string> 
 }
 
 export function parseFlags(argv: string[], env: NodeJS.ProcessEnv = process.env): ParsedFlags {
-  const fromArgs = new Map<FlagName, string | string[]>();
+  return parseFlagTable(FLAGS, argv, env);
+}
+
+/** The same parser over another table: a subcommand's own flags (e.g. migrate-v2). */
+export function parseFlagTable<N extends string>(table: readonly (FlagDef & { name: N })[], argv: string[], env: NodeJS.ProcessEnv): ParsedFlags<N> {
+  const byName = new Map<string, FlagDef>(table.map((f) => [f.name, f]));
+  const envNames = new Set<string>(table.map((f) => envName(f.name)));
+  const fromArgs = new Map<N, string | string[]>();
   const positional: string[] = [];
   let help = false;
   let version = false;
@@ -128,14 +133,14 @@ export function parseFlags(argv: string[], env: NodeJS.ProcessEnv = process.env)
     const body = arg.replace(/^--?/, '');
     const eq = body.indexOf('=');
     const name = eq === -1 ? body : body.slice(0, eq);
-    const def = BY_NAME.get(name);
+    const def = byName.get(name);
     if (!def) throw usage(`unknown flag --${name} (see --help)`);
     let value: string;
     if (eq !== -1) value = body.slice(eq + 1);
     else if (def.kind === 'bool') value = 'true';
     else if (i + 1 < argv.length) value = argv[++i];
     else throw usage(`flag --${name} needs a value`);
-    const key = def.name as FlagName;
+    const key = def.name as N;
     if (def.kind === 'list') {
       const list = (fromArgs.get(key) as string[] | undefined) ?? [];
       list.push(value);
@@ -147,9 +152,9 @@ export function parseFlags(argv: string[], env: NodeJS.ProcessEnv = process.env)
 
   // --help and --version answer whatever the environment holds.
   if (help || version) return { values: new Map(), sources: new Map(), positional, help, version };
-  checkSettingNames(Object.keys(env).filter((key) => env[key] !== undefined), 'environment');
+  checkSettingNames(Object.keys(env).filter((key) => env[key] !== undefined), 'environment', envNames);
 
-  const envFilePath = (fromArgs.get('env-file') as string | undefined) ?? env[envName('env-file')];
+  const envFilePath = byName.has('env-file') ? ((fromArgs.get('env-file' as N) as string | undefined) ?? env[envName('env-file')]) : undefined;
   let fileEnv = new Map<string, string>();
   if (envFilePath) {
     let text: string;
@@ -159,13 +164,13 @@ export function parseFlags(argv: string[], env: NodeJS.ProcessEnv = process.env)
       throw usage(`--env-file ${envFilePath}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
     }
     fileEnv = parseEnvFile(text, envFilePath);
-    checkSettingNames(fileEnv.keys(), envFilePath);
+    checkSettingNames(fileEnv.keys(), envFilePath, envNames);
   }
 
-  const values = new Map<FlagName, string | string[]>();
-  const sources: ParsedFlags['sources'] = new Map();
-  for (const def of FLAGS as readonly FlagDef[]) {
-    const name = def.name as FlagName;
+  const values = new Map<N, string | string[]>();
+  const sources: ParsedFlags<N>['sources'] = new Map();
+  for (const def of table) {
+    const name = def.name;
     const key = envName(def.name);
     let raw: string | string[] | undefined;
     let source: 'flag' | 'env' | 'env-file' | 'default';
@@ -218,6 +223,7 @@ export function helpText(program: string): string {
     return `  ${left.padEnd(width + 4)} ${f.help}${dflt}`;
   });
   return `Usage: ${program} [run] [flags]
+       ${program} migrate-v2 --from URL|BACKUP --to URL [flags]   (etcd2 → etcd3; see ${program} migrate-v2 --help)
        ${program} --help | --version
 
 Runs the manager of one etcd cluster (main or events) on a control-plane

@@ -11,6 +11,8 @@ import { Manager } from './manager.js';
 const PROGRAM = 'etcd-manager';
 
 export async function main(argv: string[]): Promise<number> {
+  // Operator commands with flags of their own, dispatched before the manager's flags are parsed.
+  if (argv[0] === 'migrate-v2') return (await import('./migrate/cli.js')).migrateV2Main(argv.slice(1), PROGRAM);
   let manager: Manager;
   try {
     const flags = parseFlags(argv);
@@ -24,7 +26,7 @@ export async function main(argv: string[]): Promise<number> {
     }
     const [command, ...extra] = flags.positional;
     if ((command !== undefined && command !== 'run') || extra.length > 0) {
-      throw new UserError(`unknown command ${JSON.stringify(flags.positional.join(' '))} (this build has: run)`, ExitCode.Usage);
+      throw new UserError(`unknown command ${JSON.stringify(flags.positional.join(' '))} (this build has: run, migrate-v2)`, ExitCode.Usage);
     }
     const config = resolveConfig(flags);
     const envFormat = process.env.MOORING_LOG_FORMAT === 'json' ? 'json' : undefined;
