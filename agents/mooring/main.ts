@@ -2,13 +2,13 @@
 // InstanceGroup objects in the state store and, on `update cluster`, derives
 // what instances boot from.
 import { Command, CommanderError, Option } from 'commander';
-import { openStore, storeURLFromEnv } from '../../shared/store/index.js';
+import type * as StoreModule from '../../shared/store/index.js';
 import { StoreError, type StateStore } from '../../shared/store/types.js';
 import { storeTimeoutMs } from '../../shared/store/timeout.js';
 import { ExitCode, UserError } from '../../shared/errors.js';
-import { MAX_SPEC_SIZE_TEXT } from '../../shared/api/parse.js';
+import { MAX_SPEC_SIZE_TEXT } from '../../shared/api/limits.js';
 import { VERSION } from '../../shared/version.js';
-import * as cmd from './commands.js';
+import type * as Commands from './commands.js';
 import { processIO, type CliIO } from './io.js';
 import { ALLOW_UNSERIALIZED_HELP, DEFAULT_LOCK_TIMEOUT, LOCK_TIMEOUT_HELP, lockSettings, type WriterLockFlags } from './writer-lock.js';
 
@@ -93,10 +93,17 @@ Example:
   mooring get userdata demo.example.com --instance-group control-plane-local-a`,
     );
 
+  // The commands and the store backends (YAML, PKI, crypto, streams) load when a
+  // command is about to run, not for --help, --version or a usage error.
+  let cmd!: typeof Commands;
+  let stores!: typeof StoreModule;
+  program.hook('preAction', async () => {
+    [cmd, stores] = await Promise.all([import('./commands.js'), import('../../shared/store/index.js')]);
+  });
   const store = (): StateStore => {
     const opts = program.opts<{ state?: string; storeTimeout?: string }>();
     const timeoutMs = storeTimeoutMs(opts.storeTimeout, io.env);
-    return openStore(storeURLFromEnv(opts.state, io.env), { env: io.env, timeoutMs });
+    return stores.openStore(stores.storeURLFromEnv(opts.state, io.env), { env: io.env, timeoutMs });
   };
   const inherit = (c: Command) => c.exitOverride().configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) });
 
@@ -123,7 +130,7 @@ Example:
       .option('--node-count <n>', 'number of worker nodes (0-5000)', '2')
       .addOption(new Option('--cloud <cloud>', 'cloud provider').choices(['aws', 'local']).default('aws'))
       .option('--kubernetes-version <version>', 'Kubernetes version (default: the completion default)')
-      .action(async (name: string, o: cmd.CreateClusterOptions) => cmd.createCluster(store(), io, name, o, locking(create.opts<WriterLockFlags>()))),
+      .action(async (name: string, o: Commands.CreateClusterOptions) => cmd.createCluster(store(), io, name, o, locking(create.opts<WriterLockFlags>()))),
   );
   program.addCommand(create);
 

@@ -5,10 +5,11 @@ import { parseArgs } from 'node:util';
 import { ExitCode, UserError } from '../../shared/errors.js';
 import { StoreError } from '../../shared/store/types.js';
 import { parseSeconds, storeTimeoutMs } from '../../shared/store/timeout.js';
-import { SpecError } from '../../shared/api/parse.js';
 import { versionLine } from '../../shared/version.js';
-import { DEFAULT_CACHE, requireRoot, runNodeup, type NodeupIO } from './nodeup.js';
-import { DEFAULT_STALL_TIMEOUT_MS } from './host/assets.js';
+import { DEFAULT_CACHE, DEFAULT_STALL_TIMEOUT_MS } from './defaults.js';
+// The run itself (and the YAML, PKI and host code under it) loads only after
+// the flags are read, so --help, --version and usage errors stay light.
+import type { NodeupIO } from './nodeup.js';
 
 const PROGRAM = 'nodeup';
 
@@ -99,6 +100,7 @@ export async function main(argv: string[], io: NodeupIO = processIO): Promise<nu
     const stall = values['asset-stall-timeout'];
     const assetStallTimeoutMs = stall === undefined ? DEFAULT_STALL_TIMEOUT_MS : parseSeconds('--asset-stall-timeout', stall, 1, 600) * 1000;
     if (!isAbsolute(values.root)) throw new UserError(`--root must be an absolute path, got ${values.root}`, ExitCode.Usage);
+    const { requireRoot, runNodeup } = await import('./nodeup.js');
     const { code } = await runNodeup({
       conf: values.conf,
       root: requireRoot(values.root),
@@ -115,6 +117,7 @@ export async function main(argv: string[], io: NodeupIO = processIO): Promise<nu
   } catch (err) {
     io.err(`${PROGRAM}: error: ${(err as Error).message}\n`);
     if (err instanceof UserError) return err.exitCode;
+    const { SpecError } = await import('../../shared/api/parse.js');
     if (err instanceof SpecError) return ExitCode.InvalidSpec;
     if (err instanceof StoreError) return err.kind === 'NotFound' ? ExitCode.NotFound : ExitCode.StoreUnavailable;
     return ExitCode.Failure;

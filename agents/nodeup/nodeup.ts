@@ -40,7 +40,7 @@ export interface NodeupIO {
   err(text: string): void;
 }
 
-export const DEFAULT_CACHE = '/var/cache/nodeup';
+export { DEFAULT_CACHE } from './defaults.js';
 
 export interface PreparedRun {
   tasks: Task[];

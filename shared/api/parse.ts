@@ -4,6 +4,7 @@
 import { isAlias, isMap, isScalar, isSeq, LineCounter, parseAllDocuments, stringify, type Document, type Node } from 'yaml';
 import { ExitCode, UserError } from '../errors.js';
 import { joinPath, parsePath, type PathSegment } from './fieldpath.js';
+import { MAX_SPEC_BYTES, MAX_SPEC_SIZE_TEXT } from './limits.js';
 import { API_VERSION, type ApiObject, type Cluster, type InstanceGroup } from './types.js';
 
 /** A problem in a spec file: `<source>:<line>: <path>: <what>`. */
@@ -87,9 +88,7 @@ function isEmptyDocument(doc: Document): boolean {
   return doc.contents === null || (isScalar(doc.contents) && doc.contents.value === null);
 }
 
-/** The largest spec or config text read: kOps specs are tens of KiB; megabytes are a mistake or an attack. */
-export const MAX_SPEC_BYTES = 4 * 1024 * 1024;
-export const MAX_SPEC_SIZE_TEXT = '4 MiB';
+export { MAX_SPEC_BYTES, MAX_SPEC_SIZE_TEXT } from './limits.js';
 
 export function tooLarge(source: string, bytes: number | undefined): SpecError {
   const size = bytes === undefined ? '' : ` (${(bytes / 1024 / 1024).toFixed(1)} MiB)`;

@@ -49,7 +49,10 @@ function storeRetryStrategy(): RetryStrategyV2 {
     acquireInitialRetryToken: async () => token(0, 0),
     refreshRetryTokenForRetry: async (previous, info) => {
       const attempts = previous.getRetryCount() + 1;
-      const timedOut = (info.error as { name?: string } | undefined)?.name === 'TimeoutError';
+      // The SDK's HTTP handler also names a reset or broken connection "TimeoutError" (with the
+      // socket's code); only the handler's own timers, which set no code, are a silent endpoint.
+      const error = info.error as { name?: string; code?: string } | undefined;
+      const timedOut = error?.name === 'TimeoutError' && error.code !== 'ECONNRESET' && error.code !== 'EPIPE';
       if (timedOut || (info.errorType !== 'TRANSIENT' && info.errorType !== 'THROTTLING') || attempts >= MAX_ATTEMPTS) {
         throw new Error('not retried'); // the SDK then throws the request's own error
       }

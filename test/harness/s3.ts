@@ -54,7 +54,7 @@ require('readline').createInterface({ input: process.stdin })
   .on('close', () => process.exit(0));
 `;
 
-const READY_TIMEOUT_MS = 15_000;
+const READY_TIMEOUT_MS = 60_000; // generous: a loaded CI machine can take many seconds to start a Node process
 
 type ServerMessage = { port: number } | S3Request | { sync: number };
 

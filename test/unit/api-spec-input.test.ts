@@ -184,16 +184,16 @@ t.test('nodeup refuses a node config whose rendered values slipped past validati
     [['nodeLabels', 'workload'], 'a --anonymous-auth=true', /^nc\.yaml:\d+: nodeLabels\.workload: invalid label value/],
     [['nodeLabels', 'bad key'], 'x', /nodeLabels\["bad key"\]: invalid label key/],
     [['taints', 0], 'a b:NoSchedule', /taints\[0\]: invalid taint/],
-    [['containerdVersion'], '1.7 --debug', /containerdVersion: invalid version/],
+    [['containerdVersion'], '1.7 --debug', /containerdVersion: invalid value "1\.7 --debug" \(want a release version/],
     [['configBase'], 's3://b/x Y=1', /configBase: invalid state store URL/],
-    [['masterInternalName'], 'a b', /masterInternalName: invalid name/],
+    [['masterInternalName'], 'a b', /masterInternalName: invalid value "a b" \(want a lowercase DNS name\)/],
     [['clusterDNS'], 'x', /clusterDNS: invalid IP address/],
     [['podCIDR'], '10.0.0.0/8 x', /podCIDR: invalid CIDR/],
     [['sysctls', 'kernel.panic'], '1\nvm.x=2', /sysctls\["kernel\.panic"\]: invalid sysctl/],
     [['etcdClusters', 0, 'backupStore'], 'file:///x y', /etcdClusters\[0\]\.backupStore: invalid state store URL/],
     [['etcdClusters', 0, 'clientPort'], 70000, /etcdClusters\[0\]\.clientPort: must be a port number/],
-    [['etcdClusters', 0, 'version'], '3.5 x', /etcdClusters\[0\]\.version: invalid version/],
-    [['etcdClusters', 0, 'memberNames', 0], 'A B', /etcdClusters\[0\]\.memberNames\[0\]: invalid member name/],
+    [['etcdClusters', 0, 'version'], '3.5 x', /etcdClusters\[0\]\.version: invalid value "3\.5 x" \(want an etcd version/],
+    [['etcdClusters', 0, 'memberNames', 0], 'A B', /etcdClusters\[0\]\.memberNames\[0\]: invalid value "A B" \(want a lowercase DNS label\)/],
   ];
   for (const [keys, value, want] of edits) {
     const doc = parseDocument(text);

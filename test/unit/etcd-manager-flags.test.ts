@@ -147,7 +147,7 @@ t.test('cluster names, URL templates and the backup store are checked at start',
   for (const [store, want] of [
     ['ftp://h/c.example.com/backups/etcd/main', /^--backup-store: ftp:\/\/h\/c\.example\.com\/backups\/etcd\/main: unsupported state store scheme "ftp"/],
     ['s3:///c.example.com/backups/etcd/main', /^--backup-store: s3:\/\/\/c\.example\.com\/backups\/etcd\/main: want s3:\/\/<bucket>/],
-    ['file://otherhost/c.example.com/backups/etcd/main', /^--backup-store: file:\/\/otherhost\/.*not a local file URL/],
+    ['file://otherhost/c.example.com/backups/etcd/main', /^--backup-store: file:\/\/otherhost\/.*not a file state store URL \(want file:\/\/\/absolute\/dir/],
     ['relative/c.example.com/backups/etcd/main', /^--backup-store: relative\/c\.example\.com\/backups\/etcd\/main: not a state store URL/],
   ] as const) {
     t.throws(() => resolveConfig(parseFlags(['--cluster-name=etcd', `--backup-store=${store}`], {})), { message: want, exitCode: 2 }, store);

@@ -12,6 +12,7 @@ import { basename, join } from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
+import { DEFAULT_STALL_TIMEOUT_MS } from '../defaults.js';
 import { lstatIfExists, tempPathFor } from './fs.js';
 
 export interface AssetRef {
@@ -22,8 +23,6 @@ export interface AssetRef {
 }
 
 const SPEC = /^([0-9a-f]{64})@(.+)$/;
-
-export const DEFAULT_STALL_TIMEOUT_MS = 30_000;
 
 /** A mirror sent no byte for the stall timeout: it was given up, and the next one tried. */
 export class MirrorStalledError extends Error {
