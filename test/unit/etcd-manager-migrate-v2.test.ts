@@ -10,7 +10,8 @@ import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
-import { migrateV2Main, checkEndpoint } from '../../agents/etcd-manager/migrate/cli.js';
+import { migrateV2Main, checkEndpoint, textSummary } from '../../agents/etcd-manager/migrate/cli.js';
+import type { MigrationSummary } from '../../agents/etcd-manager/migrate/migrate.js';
 import { ContentSums, keyDigest } from '../../agents/etcd-manager/migrate/content-hash.js';
 import { bucketEndMs, bucketOf, bucketStartMs, grantTTLSeconds, LEASE_BOUND, leaseBound, leaseIdFor, MAX_LEASE_TTL_S } from '../../agents/etcd-manager/migrate/leases.js';
 import { compareLeafOrder, DoneRanges } from '../../agents/etcd-manager/migrate/order.js';
@@ -246,6 +247,27 @@ t.test('the progress line: keys done, keys/s, ETA', async (t) => {
   t.equal(progressLine({ phase: 'copy', done: 12_000, total: 50_000, written: 2_000, skipped: 10_000, verified: 0, elapsedMs: 2000 }), 'copying: 12,000 of 50,000 keys (24%) (10,000 done by an earlier run), 6,000 keys/s, ETA 6s');
   t.equal(progressLine({ phase: 'copy', done: 1, total: 1_000_000, written: 1, skipped: 0, verified: 0, elapsedMs: 1000 }), 'copying: 1 of 1,000,000 keys (0%), 1 keys/s, ETA 277h46m');
   t.equal(progressLine({ phase: 'verify', done: 50_000, total: 50_000, written: 50_000, skipped: 0, verified: 20_000, elapsedMs: 9000 }), 'verifying: 20,000 of ~50,000 keys read back from the target');
+});
+
+t.test('the summary at the end: keys, rate, leases, transactions, verification', async (t) => {
+  const summary: MigrationSummary = {
+    source: 'https://10.0.0.1:2379', target: ['https://10.0.0.2:2379'], migrationId: 'abc', runs: 2, resumed: true, alreadyDone: false,
+    keys: { source: 50_000, written: 30_000, skippedDone: 20_000, expiredBeforeCopy: 3, withTTL: 4_997 },
+    leases: { used: 421, granted: 100, bound: 461, absoluteBound: 1941, rule: 'r' },
+    verify: { equal: true, sourceKeys: 49_990, sourceHash: 'ab'.repeat(32), targetKeys: 49_990, targetHash: 'ab'.repeat(32), expiringNotCompared: { source: 10, target: 9 }, differences: [] },
+    transactions: { count: 237, largest: 127, maxTxnOps: 128, maxPutBytes: 1_000_000 },
+    durationMs: 12_500, keysPerSecond: 4_000,
+  };
+  t.equal(textSummary(summary), [
+    'migrated 50,000 keys from https://10.0.0.1:2379 to https://10.0.0.2:2379 in 13s (4,000 keys/s), resumed (run 2)',
+    '  with a TTL: 4,997 keys on 421 leases (at most 461 for these TTLs, 1,941 for any)',
+    '  written:    30,000 by this run in 237 transactions of up to 127 puts, 20,000 by earlier runs; 3 had expired before the copy',
+    `  verified:   49,990 keys, content hash ${'ab'.repeat(8)}…, equal on both sides (keys expiring within seconds left out: 10 source, 9 target)`,
+    '',
+  ].join('\n'));
+  const failed = textSummary({ ...summary, verify: { ...summary.verify, equal: false, targetKeys: 49_989, targetHash: 'cd'.repeat(32) } });
+  t.match(failed, /  verify:     FAILED: source 49,990 keys abab.*, target 49,989 keys cdcd/);
+  t.equal(textSummary({ ...summary, alreadyDone: true }), 'already migrated: 50,000 keys from https://10.0.0.1:2379 (migration abc); nothing was written\n');
 });
 
 t.test('migrate-v2 usage: one clear line, exit 2, before anything is touched', async (t) => {

@@ -119,7 +119,7 @@ function tlsFiles(values: Map<MigrateFlag, string | string[]>, side: 'from' | 't
   return { caFile: ca || undefined, certFile: cert || undefined, keyFile: key || undefined };
 }
 
-function textSummary(s: MigrationSummary): string {
+export function textSummary(s: MigrationSummary): string {
   const n = new Intl.NumberFormat('en-US');
   if (s.alreadyDone) {
     return `already migrated: ${n.format(s.keys.source)} keys from ${s.source} (migration ${s.migrationId}); nothing was written\n`;
@@ -127,7 +127,7 @@ function textSummary(s: MigrationSummary): string {
   const lines = [
     `migrated ${n.format(s.keys.source)} keys from ${s.source} to ${s.target.join(',')} in ${formatDuration(s.durationMs)} (${n.format(s.keysPerSecond)} keys/s)${s.resumed ? `, resumed (run ${s.runs})` : ''}`,
     `  with a TTL: ${n.format(s.keys.withTTL)} keys on ${n.format(s.leases.used)} leases (at most ${n.format(s.leases.bound)} for these TTLs, ${n.format(s.leases.absoluteBound)} for any)`,
-    `  written:    ${n.format(s.keys.written)} by this run, ${n.format(s.keys.skippedDone)} by earlier runs; ${n.format(s.keys.expiredBeforeCopy)} had expired before the copy`,
+    `  written:    ${n.format(s.keys.written)} by this run${s.transactions ? ` in ${n.format(s.transactions.count)} transactions of up to ${n.format(s.transactions.largest)} puts` : ''}, ${n.format(s.keys.skippedDone)} by earlier runs; ${n.format(s.keys.expiredBeforeCopy)} had expired before the copy`,
     s.verify.equal
       ? `  verified:   ${n.format(s.verify.sourceKeys)} keys, content hash ${s.verify.sourceHash.slice(0, 16)}…, equal on both sides${s.verify.expiringNotCompared.source + s.verify.expiringNotCompared.target > 0 ? ` (keys expiring within seconds left out: ${s.verify.expiringNotCompared.source} source, ${s.verify.expiringNotCompared.target} target)` : ''}`
       : `  verify:     FAILED: source ${n.format(s.verify.sourceKeys)} keys ${s.verify.sourceHash.slice(0, 16)}…, target ${n.format(s.verify.targetKeys)} keys ${s.verify.targetHash.slice(0, 16)}…`,

@@ -91,6 +91,8 @@ export interface MigrationSummary {
     /** Buckets that differ (at most 5), for the error message. */
     differences: string[];
   };
+  /** This run's write transactions: how many, the most puts in one, and the limits they kept to (lowered if the target refused). */
+  transactions: { count: number; largest: number; maxTxnOps: number; maxPutBytes: number };
   durationMs: number;
   keysPerSecond: number;
 }
@@ -225,7 +227,7 @@ export async function migrateV2(o: MigrateOptions): Promise<MigrationSummary> {
     o.log.info(resumed ? 'resuming migration' : 'starting migration', { event: resumed ? 'migrate-v2.resume' : 'migrate-v2.start', migrationId: current.id, run: current.runs, source: o.source.description, target: targetName, doneRanges: done.size });
 
     // Copy.
-    const counters = { read: 0, written: 0, skipped: 0, expired: 0, withTTL: 0, granted: 0, verified: 0 };
+    const counters = { read: 0, written: 0, skipped: 0, expired: 0, withTTL: 0, granted: 0, verified: 0, transactions: 0, largest: 0 };
     const sourceSums = new ContentSums();
     const buckets = new Set<number>();
     let maxRemaining = 0;
@@ -253,6 +255,8 @@ export async function migrateV2(o: MigrateOptions): Promise<MigrationSummary> {
         try {
           await target.writeBatch(items.map((i) => ({ key: i.key, value: i.value, lease: i.bucket > 0 ? leaseIdFor(current.id, i.bucket) : undefined })), { name, range: { first: items[0].path, last: items[items.length - 1].path } });
           counters.written += items.length;
+          counters.transactions++;
+          counters.largest = Math.max(counters.largest, items.length);
           progress('copy');
           return;
         } catch (err) {
@@ -382,6 +386,7 @@ export async function migrateV2(o: MigrateOptions): Promise<MigrationSummary> {
         expiringNotCompared: { source: sourceSums.total((b) => !settled(b)).count, target: targetSums.total((b) => !settled(b)).count },
         differences: differences.slice(0, 5),
       },
+      transactions: { count: counters.transactions, largest: counters.largest, maxTxnOps: limits.ops, maxPutBytes: limits.bytes },
       durationMs,
       keysPerSecond: Math.round(counters.read / Math.max(durationMs / 1000, 0.001)),
     };
