@@ -1,4 +1,4 @@
-// Real etcd 3.4.23 processes for the v2 → v3 migration tests and benchmark: a
+// Real etcd 3.4.23 processes for the v2 → v3 migration and version tests and benchmark: a
 // v2 source (--enable-v2=true, etcd2's data model) or a v3 target, each with
 // mutual TLS from a throwaway ECDSA CA, on its own 127.0.x.y address, ports and
 // data directory, killed by PID in teardown. Plus a small v2 HTTP client to
@@ -58,6 +58,8 @@ export interface StartOptions {
   pki: TestPKI;
   enableV2?: boolean;
   extraArgs?: string[];
+  /** The etcd to run (default /usr/bin/etcd), e.g. a version directory's stand-in (etcd-binary-dirs.ts). */
+  binary?: string;
 }
 
 export async function startTestEtcd(t: Teardown, o: StartOptions): Promise<TestEtcd> {
@@ -75,7 +77,7 @@ export async function startTestEtcd(t: Teardown, o: StartOptions): Promise<TestE
   ];
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('ETCD')));
   // Dies with the test process even when tap kills it on a timeout and no teardown runs.
-  const child = spawn(SETPRIV, ['--pdeathsig', 'KILL', '--', ETCD, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(SETPRIV, ['--pdeathsig', 'KILL', '--', o.binary ?? ETCD, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   const tail: string[] = [];
   const keep = (chunk: Buffer) => {
     tail.push(...chunk.toString().split('\n').filter((l) => l.trim() !== ''));

@@ -4,7 +4,7 @@
 // except the fake `etcd --version` scripts of the binary lookup.
 import t from 'tap';
 import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { clearMemfs, MemfsStore } from '../../shared/store/memfs.js';
 import { checkBinaries, findEtcdBinaries, findV2CapableEtcd, installedVersions, requiredTools } from '../../agents/etcd-manager/versions/binaries.js';
 import { markBlocked, markDone, newVersionChange, nextAction, type ClusterObservation, type MemberObservation, type VersionChangeRecord } from '../../agents/etcd-manager/versions/plan.js';
@@ -206,10 +206,11 @@ t.test('the progress record: round trip, strict decoding, compare-and-swap with 
   t.ok(await store.exists(VERSION_CHANGE_PATH));
 });
 
-/** A fake etcd tool printing a version, as `etcd --version` does. */
+/** A fake etcd tool printing a version, as `etcd --version` ("etcd Version: X") and `etcdctl version` ("etcdctl version: X") do. */
 function fakeTool(path: string, version: string): void {
   mkdirSync(join(path, '..'), { recursive: true });
-  writeFileSync(path, `#!/bin/sh\necho "etcd Version: ${version}"\n`);
+  const tool = basename(path);
+  writeFileSync(path, `#!/bin/sh\necho "${tool === 'etcd' ? 'etcd Version' : `${tool} version`}: ${version}"\n`);
   chmodSync(path, 0o755);
 }
 
@@ -255,4 +256,14 @@ t.test('binaries per version: <dir>/<version>/{etcd,etcdctl,etcdutl}, else the s
   t.ok(await checkBinaries(decideTransition('3.5.9', '3.4.23'), bins, options));
   await t.rejects(checkBinaries(decideTransition('3.4.23', '3.6.0'), bins, options), { kind: 'no-binary', message: `no etcdutl 3.6.0 for the snapshot restore: ${join(bins, '3.6.0/etcdutl')} is missing` });
   await t.rejects(checkBinaries(decideTransition('2.2.1', '3.4.23'), bins, options), { kind: 'no-binary', message: /no etcd 2\.2\.1/ });
+
+  // Every tool is asked its version before a change: one that says another version than its directory is refused.
+  fakeTool(join(bins, '3.5.10', 'etcd'), '3.5.9');
+  await t.rejects(checkBinaries(decideTransition('3.4.23', '3.5.10'), bins, options), { kind: 'no-binary', message: `no etcd 3.5.10 for the members after the change: ${join(bins, '3.5.10/etcd')} says it is 3.5.9` });
+  fakeTool(join(bins, '3.3.18', 'etcd'), '3.3.18');
+  writeFileSync(join(bins, '3.3.18', 'etcdctl'), '#!/bin/sh\necho "no such command" >&2\nexit 1\n', { mode: 0o755 });
+  await t.rejects(checkBinaries(decideTransition('3.4.23', '3.3.18'), bins, options), { kind: 'no-binary', message: `${join(bins, '3.3.18/etcdctl')} version: exit 1, no "etcdctl version:" line: no such command` });
+  const asked: string[] = [];
+  await checkBinaries(decideTransition('3.5.9', '3.4.23'), bins, { ...options, toolProbe: async (tool, path, version) => (asked.push(`${tool}@${version.text}`), version.text) });
+  t.same(asked, ['etcd@3.4.23', 'etcdctl@3.4.23'], 'each tool the transition needs is asked');
 });

@@ -6,6 +6,7 @@
 // asked, since nothing else says what it is.
 import { access, constants, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { execa } from 'execa';
 import { etcdBinaryVersion, SYSTEM_ETCD } from '../etcd/binary.js';
 import type { Transition } from './transition.js';
 import { compareVersions, parseEtcdVersion, servesV2API, VersionError, type EtcdVersion } from './version.js';
@@ -21,6 +22,24 @@ export type EtcdTool = 'etcd' | 'etcdctl' | 'etcdutl';
 
 /** How the system binary is asked its version; injectable for tests. */
 export type VersionProbe = (binary: string) => Promise<string>;
+
+/** How a tool is asked its version before a change uses it; injectable for tests. */
+export type ToolProbe = (tool: EtcdTool, path: string, version: EtcdVersion) => Promise<string>;
+
+const PROBE_TIMEOUT_MS = 30_000;
+
+/**
+ * The version a tool says it is: `etcd --version`, `etcdctl version` (v3 API;
+ * `--version` for etcdctl 2.x), `etcdutl version`, each printing
+ * "<tool> version: X" (etcd: "etcd Version: X").
+ */
+export async function toolVersion(tool: EtcdTool, path: string, version: EtcdVersion): Promise<string> {
+  const args = tool === 'etcd' || (tool === 'etcdctl' && version.major === 2) ? ['--version'] : ['version'];
+  const out = await execa(path, args, { reject: false, stdin: 'ignore', timeout: PROBE_TIMEOUT_MS, env: { ETCDCTL_API: version.major === 2 ? '2' : '3' } });
+  const m = new RegExp(`^${tool} version:\\s*(\\S+)`, 'im').exec(String(out.stdout));
+  if (out.exitCode !== 0 || !m) throw new VersionError('no-binary', `${path} ${args.join(' ')}: exit ${out.exitCode ?? out.signal}, no "${tool} version:" line: ${String(out.stderr || out.stdout).trim().split('\n')[0] ?? ''}`);
+  return m[1];
+}
 
 async function executable(path: string): Promise<boolean> {
   try {
@@ -147,17 +166,25 @@ export function requiredTools(t: Transition): RequiredTool[] {
 }
 
 /**
- * Every tool a transition needs, found; VersionError('no-binary') naming the
- * first one missing. Checked before a change starts, so none stops half way
- * for want of a binary.
+ * Every tool a transition needs, found and saying it is the version its
+ * directory declares; VersionError('no-binary') naming the first one missing
+ * or wrong (a 3.5 binary left in 3.4.23/ would move the data to 3.5 behind the
+ * plan's back). Checked before a change starts, so none stops half way for
+ * want of a binary.
  */
-export async function checkBinaries(t: Transition, binaryDir: string | undefined, options: { systemEtcd?: string; probe?: VersionProbe } = {}): Promise<Map<string, EtcdBinaries>> {
+export async function checkBinaries(t: Transition, binaryDir: string | undefined, options: { systemEtcd?: string; probe?: VersionProbe; toolProbe?: ToolProbe } = {}): Promise<Map<string, EtcdBinaries>> {
   const found = new Map<string, EtcdBinaries>();
+  const askTool = options.toolProbe ?? toolVersion;
   for (const need of requiredTools(t)) {
     const set = found.get(need.version) ?? (await findEtcdBinaries(need.version, binaryDir, options));
     found.set(need.version, set);
-    if (!set[need.tool]) {
+    const path = set[need.tool];
+    if (!path) {
       throw new VersionError('no-binary', `no ${need.tool} ${need.version} for ${need.purpose}: ${join(set.etcd, '..', need.tool)} is missing`);
+    }
+    const reported = await askTool(need.tool, path, parseEtcdVersion(need.version));
+    if (reported !== need.version) {
+      throw new VersionError('no-binary', `no ${need.tool} ${need.version} for ${need.purpose}: ${path} says it is ${reported}`);
     }
   }
   if (t.kind === 'migrate-v2') await findV2CapableEtcd(binaryDir, options);
