@@ -26,6 +26,8 @@ interface StepBase {
   /** Unique within the plan: "backup", "member/<name>", "restore", … */
   id: string;
   state: StepState;
+  /** ISO time the step's effect was first started (stored before it runs, so a pass after a crash knows it began). */
+  startedAt?: string;
   /** ISO time the step was marked done. */
   doneAt?: string;
 }
@@ -63,6 +65,8 @@ export interface VersionChangeRecord {
   steps: PlanStep[];
   /** Why the change is not moving, as of the last pass (`get` shows it); absent while it moves. */
   blocked?: { reason: WaitReason; member?: string; message: string; since: string };
+  /** The last attempt at a step that failed (it is tried again on the next pass); cleared when a step is done. */
+  lastError?: { step: string; message: string; at: string; attempts: number };
 }
 
 export interface MemberObservation {
@@ -157,8 +161,15 @@ export function markDone(record: VersionChangeRecord, stepId: string, now: Date,
   return {
     ...record,
     blocked: undefined,
+    lastError: undefined,
     steps: record.steps.map((s) => (s.id === stepId ? ({ ...s, ...(s.kind === 'backup' && output.name ? { name: output.name } : {}), state: 'done', doneAt: now.toISOString() } as PlanStep) : s)),
   };
+}
+
+/** A copy with the step marked as started (kept from its first start). */
+export function markStarted(record: VersionChangeRecord, stepId: string, now: Date): VersionChangeRecord {
+  if (!record.steps.some((s) => s.id === stepId)) throw new Error(`version change ${record.id} has no step ${stepId}`);
+  return { ...record, steps: record.steps.map((s) => (s.id === stepId && !s.startedAt ? { ...s, startedAt: now.toISOString() } : s)) };
 }
 
 /** A copy recording why the change waits (kept with its first `since` while the reason stays the same). */
@@ -196,9 +207,10 @@ export function nextAction(record: VersionChangeRecord, obs: ClusterObservation,
 
   if (record.transition !== 'in-place') {
     // Everything before the cluster is stopped needs every member healthy (the
-    // backup must be of the whole, current data); after that, the steps rebuild
-    // the members, so their health is the steps' business.
-    const stopped = record.steps.some((s) => s.kind === 'stop-cluster' && s.state === 'done');
+    // backup must be of the whole, current data); once the stop has begun (even
+    // if the pass that began it died before marking it), the steps rebuild the
+    // members, so their health is the steps' business.
+    const stopped = record.steps.some((s) => s.kind === 'stop-cluster' && (s.state === 'done' || s.startedAt !== undefined));
     if (!stopped) {
       const wait = firstNotReady(obs, maxLag);
       if (wait) return wait;

@@ -70,6 +70,12 @@ export function decodeVersionChange(text: string, source: string): VersionChange
   if (raw.blocked !== undefined) {
     if (!isObject(raw.blocked) || !WAIT_REASONS.has(raw.blocked.reason as WaitReason)) fail('blocked.reason', `must be one of ${[...WAIT_REASONS].join(', ')}`);
   }
+  if (raw.lastError !== undefined) {
+    if (!isObject(raw.lastError)) return fail('lastError', 'not an object');
+    if (!ids.has(str(raw.lastError, 'step', 'lastError.step'))) fail('lastError.step', 'names no step of this change');
+    str(raw.lastError, 'message', 'lastError.message');
+    if (typeof raw.lastError.attempts !== 'number' || !Number.isSafeInteger(raw.lastError.attempts) || raw.lastError.attempts < 1) fail('lastError.attempts', 'must be a whole number from 1');
+  }
   return raw as unknown as VersionChangeRecord;
 }
 
