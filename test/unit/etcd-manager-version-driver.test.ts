@@ -277,6 +277,7 @@ t.test('an unhealthy member stops the change with a stored status, counted once;
   sim.members.get('c')!.out = false;
   sim.failNext.set('backup', 2);
   t.match(await versionChangePass(input()), { kind: 'failed', step: { id: 'backup' }, message: 'backup failed (simulated)' });
+  t.equal((await readVersionChange(store))?.record.blocked, undefined, 'the block is cleared once the change moves again');
   t.match(await versionChangePass(input()), { kind: 'failed', record: { lastError: { step: 'backup', attempts: 2 } } });
   t.match((await readVersionChange(store))?.record.lastError, { step: 'backup', attempts: 2, message: 'backup failed (simulated)' }, 'the failure is stored for get');
   t.match(await versionChangePass(input()), { kind: 'ran', step: { id: 'backup' }, record: { blocked: undefined, lastError: undefined } });

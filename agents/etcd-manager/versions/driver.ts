@@ -197,7 +197,13 @@ export async function versionChangePass(input: VersionPassInput): Promise<Versio
       return { kind: 'replanned', record: next, message: action.message };
     }
     case 'move-raft-leader': {
-      if (!(await stillOurs(input.store, held))) return { kind: 'conflict' };
+      // Moving again: a block the record shows is over (saving it is also the check that the record is still ours).
+      if (record.blocked) {
+        const lost = await save({ ...record, blocked: undefined });
+        if (lost) return lost;
+      } else if (!(await stillOurs(input.store, held))) {
+        return { kind: 'conflict' };
+      }
       await input.effects.moveRaftLeader(action.from, action.to);
       log.info('raft leadership moved for the version change', { event: 'version-change.move-leader', id: record.id, from: action.from, to: action.to });
       return { kind: 'moved-leader', record, from: action.from, to: action.to };
@@ -205,9 +211,9 @@ export async function versionChangePass(input: VersionPassInput): Promise<Versio
     case 'run': {
       const step = action.step;
       let current = record;
-      if (step.startedAt === undefined) {
-        // Stored before the effect runs: it is also the check that the record is still ours.
-        current = markStarted(record, step.id, now());
+      if (step.startedAt === undefined || record.blocked) {
+        // Stored before the effect runs (and any block cleared): it is also the check that the record is still ours.
+        current = { ...markStarted(record, step.id, now()), blocked: undefined };
         const lost = await save(current);
         if (lost) return lost;
       } else if (!(await stillOurs(input.store, held))) {
