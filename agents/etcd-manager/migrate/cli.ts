@@ -104,8 +104,10 @@ export function checkEndpoint(flag: string, url: string): string {
   } catch {
     throw usage(`--${flag}: ${JSON.stringify(url)} is not a URL like https://10.0.0.1:2379`);
   }
+  // A password in the URL is never echoed back (etcd takes client certificates: --${flag}-cert/--${flag}-key).
+  if (u.username || u.password) throw usage(`--${flag}: a URL with user:password@ is refused (not echoed here); want scheme://host:port, and --${flag}-cert/--${flag}-key for credentials`);
   if (u.protocol !== 'http:' && u.protocol !== 'https:') throw usage(`--${flag}: ${JSON.stringify(url)}: want http:// or https://`);
-  if (u.pathname !== '/' || u.search || u.hash || u.username || u.password) throw usage(`--${flag}: ${JSON.stringify(url)}: want scheme://host:port and nothing else`);
+  if (u.pathname !== '/' || u.search || u.hash) throw usage(`--${flag}: ${JSON.stringify(url)}: want scheme://host:port and nothing else`);
   if (!u.port) throw usage(`--${flag}: ${JSON.stringify(url)}: the port is missing`);
   return `${u.protocol}//${u.host}`;
 }
