@@ -47,6 +47,7 @@ bench: build
 	$(TSX) bench/nodeup.ts
 	$(TSX) bench/etcd-manager.ts
 	$(TSX) bench/aws-volumes.ts
+	$(TSX) bench/migrate-v2.ts
 
 demo: build
 	bash scripts/demo.sh
