@@ -44,7 +44,7 @@ export const FLAGS = [
   { name: 'unhealthy-member-timeout', kind: 'duration', default: '1m', range: ['1s', '24h'], help: 'the leader removes a member from etcd once it has been unhealthy this long with its manager gone (never below quorum), so a replacement can join (kOps: 1m)' },
   { name: 'discovery-poll-interval', kind: 'duration', default: '60s', range: ['100ms', '1h'], help: 'interval between re-registering this member in <backup-store>/discovery/ and re-reading its peers' },
   { name: 'store-timeout', kind: 'duration', default: '30s', range: ['1s', '10m'], help: 'a state or backup store request that gets no byte for this long fails (and is not retried), so a silent S3 endpoint costs this, not minutes' },
-  { name: 'etcd-binary-dir', kind: 'string', default: '', help: 'directory of versioned etcd binaries, <dir>/<version>/etcd (default: /usr/bin/etcd whatever its version)' },
+  { name: 'etcd-binary-dir', kind: 'string', default: '', help: 'directory of versioned etcd binaries: <dir>/<version>/etcd, with etcdctl and etcdutl beside it where the version has them (without it, or without that version there: /usr/bin/etcd, only if it says it is that version)' },
   { name: 'hosts-file', kind: 'string', default: '/etc/hosts', help: 'file holding this cluster\'s guarded block of member names' },
   { name: 'insecure', kind: 'bool', default: 'false', help: 'plain HTTP for etcd and the manager API; for debugging only (logs a warning)' },
   { name: 'metrics-port', kind: 'int', default: '0', help: 'serve /healthz and Prometheus /metrics on this port (0: off)' },
