@@ -7,7 +7,8 @@
 // needs), on 127.0.0.1 with kernel-chosen ports and mutual TLS from a CA made
 // for it and thrown away with it. That etcd is started through
 // `setpriv --pdeathsig KILL`, so it dies with this process even on kill -9,
-// and is otherwise stopped by its PID; the directory is deleted when done.
+// and is otherwise stopped by its PID; the directory is deleted when done, or
+// by the next run when this one was killed (its name carries the PID).
 //
 // Accepted forms of `--from`: a backup folder in a store (file://, s3://:
 // `<backup-store>/<name>`, holding etcd.backup.gz), that .gz object itself, a
@@ -15,7 +16,7 @@
 // in place).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createReadStream } from 'node:fs';
-import { cp, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -138,6 +139,38 @@ function checkMeta(data: Buffer | undefined, where: string): void {
   if (parsed.major !== 2) throw new UserError(`--from ${where}: a backup of etcd ${version} (a v3 snapshot); this command reads etcd 2 backups, and a v3 backup is restored with restore-backup`, ExitCode.Usage);
 }
 
+/** Working directories are named <prefix><pid>-<random>: the pid says whose it is. */
+export const WORK_PREFIX = 'etcd-manager-migrate-v2-';
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Deletes the working directories of earlier runs that died without cleaning up
+ * (kill -9): each holds a full copy of the cluster's data and a private key.
+ * A directory whose process still runs (or whose pid was reused) is left alone.
+ */
+export async function removeStaleWorkDirs(root: string, log: Logger): Promise<void> {
+  let names: string[];
+  try {
+    names = await readdir(root);
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    const m = new RegExp(`^${WORK_PREFIX}(\\d+)-[^/]+$`).exec(name);
+    if (!m || processAlive(Number(m[1]))) continue;
+    await rm(join(root, name), { recursive: true, force: true });
+    log.info('removed the working directory of a run that died', { event: 'migrate-v2.stale-removed', path: join(root, name), pid: Number(m[1]) });
+  }
+}
+
 function freePort(host: string): Promise<number> {
   return new Promise((resolvePort, reject) => {
     const server = createServer();
@@ -185,7 +218,9 @@ async function serveBackup(located: Located, options: OpenBackupOptions): Promis
     throw err;
   }
 
-  const work = await mkdtemp(join(options.workRoot ?? tmpdir(), 'etcd-manager-migrate-v2-'));
+  const workRoot = options.workRoot ?? tmpdir();
+  await removeStaleWorkDirs(workRoot, options.log);
+  const work = await mkdtemp(join(workRoot, `${WORK_PREFIX}${process.pid}-`));
   let child: ChildProcess | undefined;
   let exited: Promise<void> = Promise.resolve();
   const stop = async () => {
