@@ -14,7 +14,7 @@ import { randomBytes } from 'node:crypto';
 import { ExitCode, UserError } from '../../../shared/errors.js';
 import type { Logger } from '../../../shared/log.js';
 import type { EtcdTLSFiles } from '../etcd/process.js';
-import { ContentSums } from './content-hash.js';
+import { ContentSums, sumHex } from './content-hash.js';
 import { bucketOf, bucketStartMs, grantTTLSeconds, LEASE_BOUND, LEASE_RULE, leaseBound, leaseIdFor } from './leases.js';
 import { DoneRanges } from './order.js';
 import { classifyLimit, DEFAULT_MAX_REQUEST_BYTES, DEFAULT_MAX_TXN_OPS, type MigrationState, openTarget, putBudget, putCost, RESERVED_PREFIX, Target } from './target.js';
@@ -97,12 +97,17 @@ export interface MigrationSummary {
   keysPerSecond: number;
 }
 
-const READ_AHEAD_BYTES = 64 * 1024 * 1024;
+/** Source pages read ahead of the writes: enough to keep the writers busy, small enough not to make the GC's work large. */
+const READ_AHEAD_BYTES = 16 * 1024 * 1024;
 /** Buckets whose keys may expire this soon after the check starts are left out of it. */
 const SETTLE_SLACK_MS = 2_000;
 /** A bucket index that is none of ours: a target key on a lease this migration did not grant. */
 const FOREIGN = -1;
 const MAX_ATTEMPTS = 4;
+/** Range scans of the verification in flight at once. */
+const VERIFY_CONCURRENCY = 4;
+/** Points the verification cuts the keyspace at, at most (from the source's subtree roots). */
+const MAX_SPLITS = 256;
 
 /** Pages from `pages`, read ahead up to `maxBytes` while the consumer writes. */
 async function* readAhead(pages: AsyncGenerator<V2Page>, maxBytes: number, onRead: (leaves: number, finished: boolean) => void): AsyncGenerator<V2Page> {
@@ -294,6 +299,8 @@ export async function migrateV2(o: MigrateOptions): Promise<MigrationSummary> {
     };
 
     const walkInfo: WalkInfo = { clockSkewMs: 0 };
+    /** Subtree roots seen ("/registry/pods/"): where the verification cuts the keyspace for parallel scans. */
+    const splits = new Set<string>();
     let batch: Item[] = [];
     let batchBytes = 0;
     try {
@@ -332,6 +339,7 @@ export async function migrateV2(o: MigrateOptions): Promise<MigrationSummary> {
           batch.push({ path: leaf.key, key, value, bucket });
           batchBytes += cost;
         }
+        if (splits.size < MAX_SPLITS) splits.add(`${page.root === '/' ? '' : page.root}/`);
         progress('copy');
       }
       if (batch.length > 0) await dispatch(batch);
@@ -350,18 +358,19 @@ export async function migrateV2(o: MigrateOptions): Promise<MigrationSummary> {
     const leaseBucket = new Map<string, number>();
     for (let b = 1; b <= LEASE_BOUND; b++) leaseBucket.set(leaseIdFor(current.id, b), b);
     const targetSums = new ContentSums();
-    for await (const kv of target.scanMigrated()) {
+    await target.scanMigrated([...splits].map((s) => Buffer.from(s, 'utf8')), VERIFY_CONCURRENCY, (kv) => {
       const bucket = kv.lease === '0' ? 0 : (leaseBucket.get(kv.lease) ?? FOREIGN);
       targetSums.add(bucket, kv.key, kv.value);
       if (++counters.verified % 5000 === 0) progress('verify');
-    }
+    });
     progress('verify');
     const settled = (b: number) => b <= 0 || current.t0 + bucketStartMs(b) >= verifyStart + SETTLE_SLACK_MS;
     const differences: string[] = [];
     for (const b of [...new Set([...sourceSums.buckets.keys(), ...targetSums.buckets.keys()])].filter(settled).sort((x, y) => x - y)) {
-      const s = sourceSums.buckets.get(b) ?? { count: 0, sum: 0n };
-      const t = targetSums.buckets.get(b) ?? { count: 0, sum: 0n };
-      if (s.count === t.count && s.sum === t.sum) continue;
+      const zero = { count: 0, sum: [0, 0, 0, 0, 0, 0, 0, 0] };
+      const s = sourceSums.buckets.get(b) ?? zero;
+      const t = targetSums.buckets.get(b) ?? zero;
+      if (s.count === t.count && sumHex(s.sum) === sumHex(t.sum)) continue;
       const what = b === 0 ? 'keys without a TTL' : b === FOREIGN ? 'keys on leases this migration did not grant' : `keys on lease bucket ${b}`;
       differences.push(`${what}: source ${s.count}, target ${t.count}${s.count === t.count ? ' (same count, different content)' : ''}`);
     }

@@ -202,11 +202,30 @@ export class Target {
     }
   }
 
-  /** Every key outside etcd-manager's prefix, at one revision. */
-  async *scanMigrated(): AsyncGenerator<IKeyValue> {
-    const at: { revision?: string } = {};
-    yield* this.scan(Buffer.from([0]), utf8(RESERVED_PREFIX), at);
-    yield* this.scan(prefixEnd(RESERVED_PREFIX), Buffer.from([0]), at);
+  /**
+   * Every key outside etcd-manager's prefix, all at one revision, read by up to
+   * `concurrency` range scans at once: the keyspace is cut at `splits` (any
+   * keys; the source's subtree roots make even pieces), and the pieces together
+   * cover every key exactly once, so a stray key anywhere is still seen.
+   */
+  async scanMigrated(splits: Buffer[], concurrency: number, onKey: (kv: IKeyValue) => void): Promise<void> {
+    const revision = (await this.client.kv.range({ key: Buffer.from([0]) })).header.revision;
+    const reserved = [utf8(RESERVED_PREFIX), prefixEnd(RESERVED_PREFIX)];
+    const points = [Buffer.from([0]), ...splits, ...reserved]
+      .filter((b) => b.length > 0)
+      .sort(Buffer.compare)
+      .filter((b, i, all) => i === 0 || !b.equals(all[i - 1]));
+    const pieces: Array<[Buffer, Buffer]> = points
+      .map((from, i): [Buffer, Buffer] => [from, points[i + 1] ?? Buffer.from([0])])
+      // the reserved prefix is a piece of its own (its bounds are points): leave it out
+      .filter(([from]) => !(Buffer.compare(from, reserved[0]) >= 0 && Buffer.compare(from, reserved[1]) < 0));
+    let next = 0;
+    await Promise.all(Array.from({ length: Math.min(concurrency, pieces.length) }, async () => {
+      while (next < pieces.length) {
+        const [from, to] = pieces[next++];
+        for await (const kv of this.scan(from, to, { revision })) onKey(kv);
+      }
+    }));
   }
 
   close(): void {
