@@ -3,13 +3,21 @@
 //  - 50,000 v2 leaves in nested directories (10% with TTLs from 30 s to 1 h) from
 //    a live v2 source: the command's own verification passes, and the test's own
 //    comparison of both sides (every key, every value, a lease exactly on the TTL
-//    keys) agrees; the leases stay within the bound; the short TTL keys carry
-//    their remaining TTL, are there before it runs out and gone after;
-//  - the same migration killed with SIGKILL half way, then run again: it resumes
-//    and ends equal, with no stray lease;
+//    keys) agrees; the leases stay within the bound and are the migration's own;
+//    the TTL keys carry their remaining TTL; transactions are as large as the
+//    target allows; progress lines show keys done, keys/s and ETA;
+//  - the same migration killed with SIGKILL half way, then run again: it resumes,
+//    and its verification catches two keys written into the target meanwhile
+//    (exit 1); without them a third run ends equal to the source and to the
+//    migration never stopped, with no stray lease;
+//  - the short TTL keys of the first migration are gone once their TTL has run
+//    out, the others stay;
 //  - a v2 backup in kOps' layout (a tar.gz of `etcdctl backup` in a file://
-//    backup store) as the source; run again, it is already done and starts no
-//    etcd; a target holding another migration is refused (exit 6).
+//    backup store) as the source, into a target with a lower --max-txn-ops:
+//    killed with SIGKILL as it starts writing (its etcd dies with it), then run
+//    again: resumes, verifies, and removes the killed run's working directory;
+//    run again, it is already done (text summary) and starts no etcd; a target
+//    holding another migration is refused (exit 6) with nothing written.
 import t from 'tap';
 import { spawn } from 'node:child_process';
 import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
@@ -22,7 +30,7 @@ import { openEtcdClient } from '../../agents/etcd-manager/etcd/client.js';
 import { leaseBound, leaseIdFor } from '../../agents/etcd-manager/migrate/leases.js';
 import type { MigrationSummary } from '../../agents/etcd-manager/migrate/migrate.js';
 import { managerCommand } from '../harness/manager.js';
-import { loopbackNet, waitFor } from '../harness/net.js';
+import { loopbackNet, processAlive, waitFor } from '../harness/net.js';
 import { tempDir, type Teardown } from '../harness/tmp.js';
 import { etcdSkipReason, ETCDCTL, inParallel, makeTestPKI, SETPRIV, startTestEtcd, V2Client, type TestEtcd, type TestPKI } from '../harness/v2-etcd.js';
 
@@ -114,7 +122,7 @@ interface CliRun {
   pid: number;
 }
 
-function runMigrate(t: Teardown, args: string[], onStart?: (pid: number) => void): Promise<CliRun> {
+function runMigrate(t: Teardown, args: string[], onStart?: (pid: number) => void, onEvent?: (entry: Record<string, unknown>) => void): Promise<CliRun> {
   const command = [...managerCommand(), 'migrate-v2', ...args];
   const child = spawn(SETPRIV, ['--pdeathsig', 'KILL', '--', ...command], { env: { ...process.env, MOORING_LOG_FORMAT: 'json' }, stdio: ['ignore', 'pipe', 'pipe'] });
   t.teardown(() => {
@@ -128,8 +136,11 @@ function runMigrate(t: Teardown, args: string[], onStart?: (pid: number) => void
   createInterface({ input: child.stderr! }).on('line', (line) => {
     stderr += line + '\n';
     try {
-      const event = (JSON.parse(line) as { event?: string }).event;
-      if (event) events.push(event);
+      const entry = JSON.parse(line) as Record<string, unknown>;
+      if (typeof entry.event === 'string') {
+        events.push(entry.event);
+        onEvent?.(entry);
+      }
     } catch {
       // progress lines
     }
@@ -284,13 +295,27 @@ t.test('migrate-v2 with real etcd 3.4.23', { skip: etcdSkipReason, timeout: 540_
     const state = JSON.parse((await client.get(`${RESERVED}migrate-v2/state`).string()) ?? '{}') as { state?: string; runs?: number };
     t.match(state, { state: 'copying', runs: 1 }, 'the target says the migration is under way');
 
+    // Meanwhile someone writes into the target: one key before every subtree, one inside one. The rerun
+    // finishes the copy and its verification must catch both (exit 1), wherever its parallel scans cut.
+    const strays = ['/aaa-stray', '/registry/r5/ns4/zzz-stray'];
+    for (const key of strays) await client.put(key).value('not from the source');
     const second = await runMigrate(t, args);
-    t.equal(second.code, 0, `the rerun exits 0: ${second.stderr.split('\n').slice(-3).join(' | ')}`);
-    const s = summaryOf(second);
-    t.match(s, { resumed: true, runs: 2, alreadyDone: false });
-    t.ok(s.keys.skippedDone >= N / 2 - 1000, `${s.keys.skippedDone} keys were already there and not written again`);
-    t.ok(s.keys.written > 0 && s.keys.written < N, `${s.keys.written} written by the rerun`);
-    t.ok(s.verify.equal, 'the rerun verifies');
+    t.equal(second.code, 1, 'the rerun finds what does not belong: exit 1');
+    t.match(second.stderr, /verification failed: keys without a TTL: source \d+, target \d+/);
+    const failed = summaryOf(second);
+    t.match(failed, { resumed: true, runs: 2, alreadyDone: false, verify: { equal: false } });
+    t.equal(failed.verify.targetKeys - failed.verify.sourceKeys, 2, 'exactly the two stray keys are extra');
+    t.ok(failed.keys.skippedDone >= N / 2 - 1000, `${failed.keys.skippedDone} keys were already there and not written again`);
+    t.ok(failed.keys.written > 0 && failed.keys.written < N, `${failed.keys.written} written by the rerun`);
+
+    // The strays removed, a third run has nothing left to write and verifies.
+    for (const key of strays) await client.delete().key(key);
+    const third = await runMigrate(t, args);
+    t.equal(third.code, 0, `the third run exits 0: ${third.stderr.split('\n').slice(-3).join(' | ')}`);
+    const s = summaryOf(third);
+    t.match(s, { resumed: true, runs: 3, alreadyDone: false });
+    t.equal(s.keys.written, 0, 'nothing left to write');
+    t.ok(s.verify.equal, 'it verifies');
     t.equal(s.verify.sourceHash, s.verify.targetHash);
 
     const sourceNow = await v2.leaves();
@@ -359,24 +384,44 @@ t.test('migrate-v2 with real etcd 3.4.23', { skip: etcdSkipReason, timeout: 540_
     mkdirSync(folder, { recursive: true });
     await execa('tar', ['-czf', join(folder, 'etcd.backup.gz'), '-C', backupDir, '--no-recursion', ...files]);
     writeFileSync(join(folder, '_etcd_backup.meta'), JSON.stringify({ etcdVersion: '2.2.1', timestamp: '1717200000', clusterSpec: { memberCount: 1, etcdVersion: '2.2.1' } }));
-    const tempBefore = new Set(readdirSync(tmpdir()).filter((n) => n.startsWith('etcd-manager-migrate-v2-')));
+    const ours = () => readdirSync(tmpdir()).filter((n) => n.startsWith('etcd-manager-migrate-v2-'));
+    const tempBefore = new Set(ours());
 
     // This target takes at most 50 operations per transaction: the command (asking 128) lowers its batches to fit.
     const { etcd, client } = await target('target-c', 5, ['--max-txn-ops=50']);
     const args = ['--from', `file://${folder}`, '--to', etcd.endpoint, ...tlsArgs(pki, 'to'), '-o', 'json', '--v=3'];
+
+    // First killed with SIGKILL as soon as it starts writing: the backup's etcd dies with it, its
+    // working directory (a copy of the data) is left behind, and the rerun resumes and removes it.
+    let servedPid = 0;
+    let firstPid = 0;
+    let killed = false;
+    const first = await runMigrate(t, [...args, '--concurrency=1'], (pid) => (firstPid = pid), (entry) => {
+      if (entry.event === 'migrate-v2.backup-served') servedPid = Number(entry.pid);
+      if (entry.event === 'migrate-v2.start' && !killed) {
+        killed = true;
+        process.kill(firstPid, 'SIGKILL');
+      }
+    });
+    t.equal(first.signal, 'SIGKILL', 'the first run was killed');
+    t.ok(servedPid > 0, 'it had started an etcd to serve the backup');
+    await waitFor('the backup\'s etcd to die with it', async () => !processAlive(servedPid), 10_000, 50);
+    const leftover = ours().filter((n) => !tempBefore.has(n));
+    t.equal(leftover.length, 1, 'a killed run leaves its working directory');
     const run = await runMigrate(t, args);
     t.equal(run.code, 0, `exit 0: ${run.stderr.split('\n').slice(-3).join(' | ')}`);
     const s = summaryOf(run);
     t.ok(s.verify.equal, 'verified');
+    t.match(s, { resumed: true, runs: 2 }, 'the rerun resumed the killed one');
     t.equal(s.keys.source + s.keys.expiredBeforeCopy, 3000);
     t.ok(s.keys.withTTL >= 290, `${s.keys.withTTL} TTL keys`);
-    t.same(run.events.filter((e) => e.startsWith('migrate-v2.') && e !== 'migrate-v2.limit'), ['migrate-v2.backup-unpacked', 'migrate-v2.backup-served', 'migrate-v2.start', 'migrate-v2.done']);
+    t.same(run.events.filter((e) => e.startsWith('migrate-v2.') && e !== 'migrate-v2.limit'), ['migrate-v2.stale-removed', 'migrate-v2.backup-unpacked', 'migrate-v2.backup-served', 'migrate-v2.resume', 'migrate-v2.done']);
     t.ok(run.events.includes('migrate-v2.limit'), 'the target\'s lower --max-txn-ops was noticed');
     t.ok(s.transactions.largest <= 49 && s.transactions.largest >= 16, `transactions of up to ${s.transactions.largest} puts (+1 record) fit the target's 50`);
     const cmp = compareSides(expected, await readTarget(client), smallExpiry, Date.now());
     t.same(cmp.problems, [], `${cmp.compared} keys of the backup equal in the target`);
     t.ok(cmp.compared >= 2790);
-    t.same(readdirSync(tmpdir()).filter((n) => n.startsWith('etcd-manager-migrate-v2-') && !tempBefore.has(n)), [], 'the throwaway etcd\'s directory is gone');
+    t.same(ours().filter((n) => !tempBefore.has(n)), [], 'the killed run\'s directory and this run\'s are gone');
 
     // Again, with the summary as text: already done, nothing written.
     const again = await runMigrate(t, args.filter((a) => a !== '-o' && a !== 'json'));
