@@ -13,11 +13,15 @@
 // source's data directory (a v2 backup, served by its own throwaway etcd: the
 // same input etcdctl migrate gets). Both write into a fresh etcd 3.4.23 with
 // mutual TLS, and the three methods take turns within each repetition.
+// Besides keys/s, the CPU seconds each method spends (every process it needs:
+// the command, the target etcd, the source etcd; GNU time for the commands,
+// /proc for the etcd processes), since on a busy machine wall time mostly says
+// how much CPU a method was given.
 // Every etcd listens on its own 127.0.x.y and is stopped by PID; the temp
 // directory is deleted on success, failure, timeout or Ctrl-C.
 // Run: node_modules/.bin/tsx bench/migrate-v2.ts   (MOORING_BENCH_KEYS=100000 MOORING_BENCH_REPS=3)
 import { spawn } from 'node:child_process';
-import { cpSync, mkdtempSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -64,6 +68,25 @@ const deadline = setTimeout(() => {
 deadline.unref();
 
 const seconds = (start: bigint) => Number(process.hrtime.bigint() - start) / 1e9;
+const TIME = '/usr/bin/time';
+const CLK_TCK = 100;
+
+/** CPU seconds (user + system) a running process has used so far. */
+function cpuOf(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
+}
+
+/** The command line run under GNU time, which writes its CPU seconds (children it reaped included) to `file`. */
+function timed(file: string, command: string[]): string[] {
+  return existsSync(TIME) ? [TIME, '-f', '%U %S', '-o', file, SETPRIV, '--pdeathsig', 'KILL', '--', ...command] : command;
+}
+
+function cpuFrom(file: string): number {
+  if (!existsSync(file)) return NaN;
+  const [user, system] = readFileSync(file, 'utf8').trim().split('\n').at(-1)!.split(' ').map(Number);
+  return user + system;
+}
 const median = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)];
 const number = new Intl.NumberFormat('en-US');
 
@@ -108,7 +131,10 @@ async function main(): Promise<void> {
   };
 
   // The v2 source.
-  const source = await startTestEtcd(cleanup, { name: 'source', ip: ip(host++), dataDir: join(root, 'source'), pki, enableV2: true });
+  // etcd 2's data layout: a snapshot every 10,000 entries (etcd 2's default; 3.x's is 100,000), so a
+  // data directory holds a v2 snapshot and a short WAL, as an etcd2 backup does.
+  const v2Layout = ['--snapshot-count=10000'];
+  const source = await startTestEtcd(cleanup, { name: 'source', ip: ip(host++), dataDir: join(root, 'source'), pki, enableV2: true, extraArgs: v2Layout });
   const v2 = new V2Client(source.endpoint, pki.client, 64);
   const seeds = Array.from({ length: KEYS }, (_, i) => ({
     key: `/registry/r${i % 20}/ns${Math.floor(i / 20) % 50}/${i % 9 === 0 ? 'sub/' : ''}obj-${i}`,
@@ -122,10 +148,14 @@ async function main(): Promise<void> {
   console.log(`seeded ${number.format(KEYS)} v2 keys (${number.format(withTTL)} with a TTL) in ${seconds(seeding).toFixed(1)} s`);
 
   const tls = (side: 'from' | 'to') => [`--${side}-cacert=${pki.client.caFile}`, `--${side}-cert=${pki.client.certFile}`, `--${side}-key=${pki.client.keyFile}`];
-  const ours = async (from: string[], label: string): Promise<{ rate: number; wallRate: number; summary: MigrationSummary }> => {
+  const ours = async (from: string[], label: string, sourcePid?: number): Promise<{ rate: number; wallRate: number; summary: MigrationSummary; servingMs?: number; cpu: { command: number; target: number; source: number } }> => {
     const { etcd, client } = await target(`target-${label}-${host}`);
+    const cpuFile = join(root, `cpu-${label}-${host}`);
+    const [targetCpu0, sourceCpu0] = [cpuOf(etcd.pid), sourcePid ? cpuOf(sourcePid) : 0];
     const started = process.hrtime.bigint();
-    const child = spawn(SETPRIV, ['--pdeathsig', 'KILL', '--', ...managerCommand(), 'migrate-v2', ...from, '--to', etcd.endpoint, ...tls('to'), '-o', 'json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const startedAt = Date.now();
+    const command = timed(cpuFile, [...managerCommand(), 'migrate-v2', ...from, '--to', etcd.endpoint, ...tls('to'), '-o', 'json', '--v=3']);
+    const child = spawn(SETPRIV, ['--pdeathsig', 'KILL', '--', ...command], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, MOORING_LOG_FORMAT: 'json' } });
     cleanup.teardown(() => child.exitCode === null && child.signalCode === null && child.kill('SIGKILL'));
     let out = '';
     let err = '';
@@ -136,10 +166,19 @@ async function main(): Promise<void> {
     if (code !== 0) throw new Error(`migrate-v2 (${label}) exit ${code}: ${err.split('\n').slice(-4).join(' | ')}`);
     const summary = JSON.parse(out) as MigrationSummary;
     if (!summary.verify.equal) throw new Error(`migrate-v2 (${label}): verification failed`);
+    const cpu = { command: cpuFrom(cpuFile), target: cpuOf(etcd.pid) - targetCpu0, source: sourcePid ? cpuOf(sourcePid) - sourceCpu0 : 0 };
     const counted = await countKeys(client);
     if (counted.keys !== KEYS || counted.onLease !== withTTL) throw new Error(`migrate-v2 (${label}): ${counted.keys} keys, ${counted.onLease} on leases; want ${KEYS}, ${withTTL}`);
     await etcd.stop();
-    return { rate: summary.keys.source / (summary.durationMs / 1000), wallRate: KEYS / wall, summary };
+    // When the backup's throwaway etcd answered (JSON log line), for the data-directory runs.
+    const served = err.split('\n').map((l) => {
+      try {
+        return JSON.parse(l) as { event?: string; time?: string };
+      } catch {
+        return {};
+      }
+    }).find((e) => e.event === 'migrate-v2.backup-served');
+    return { rate: summary.keys.source / (summary.durationMs / 1000), wallRate: KEYS / wall, summary, servingMs: served?.time ? Date.parse(served.time) - startedAt : undefined, cpu };
   };
 
   // The same v2 data twice: the live source, and a frozen copy of its data directory (the source
@@ -147,7 +186,7 @@ async function main(): Promise<void> {
   await source.stop();
   const frozen = join(root, 'frozen');
   cpSync(source.dataDir, frozen, { recursive: true });
-  const live = await startTestEtcd(cleanup, { name: 'source', ip: ip(host++), dataDir: source.dataDir, pki, enableV2: true });
+  const live = await startTestEtcd(cleanup, { name: 'source', ip: ip(host++), dataDir: source.dataDir, pki, enableV2: true, extraArgs: v2Layout });
 
   // The naive copy (kOps): one recursive read, then one Put per key, in order. Once: its rate is steady.
   let naive: Row;
@@ -167,6 +206,7 @@ async function main(): Promise<void> {
   }
 
   // Interleaved, so a machine whose load changes over the run weighs on every method alike.
+  const cpuSeconds = { live: [] as number[], offline: [] as number[], frozen: [] as number[] };
   const ourLive: number[] = [];
   const ourLiveWall: number[] = [];
   const offline: number[] = [];
@@ -174,18 +214,22 @@ async function main(): Promise<void> {
   let leases = 0;
   let ttlNote = '';
   for (let r = 0; r < REPS; r++) {
-    const run = await ours(['--from', live.endpoint, ...tls('from')], 'live');
+    const run = await ours(['--from', live.endpoint, ...tls('from')], 'live', live.pid);
     ourLive.push(run.rate);
+    cpuSeconds.live.push(run.cpu.command + run.cpu.target + run.cpu.source);
     ourLiveWall.push(run.wallRate);
     leases = run.summary.leases.used;
-    console.log(`  run ${r + 1}: migrate-v2 from the live source: ${number.format(Math.round(run.rate))} keys/s (${number.format(Math.round(run.wallRate))} keys/s counting process start), ${run.summary.transactions.count} transactions, ${leases} leases`);
+    console.log(`  run ${r + 1}: migrate-v2 from the live source: ${number.format(Math.round(run.rate))} keys/s (${number.format(Math.round(run.wallRate))} keys/s counting process start), ${run.summary.transactions.count} transactions, ${leases} leases; CPU ${run.cpu.command.toFixed(1)} s command + ${run.cpu.target.toFixed(1)} s target etcd + ${run.cpu.source.toFixed(1)} s source etcd`);
 
     const copy = join(root, `offline-${r}`);
     cpSync(frozen, copy, { recursive: true });
+    const ctlCpu = join(root, `cpu-etcdctl-${r}`);
     const started = process.hrtime.bigint();
-    await execa(ETCDCTL, ['migrate', `--data-dir=${copy}`], { env: { ETCDCTL_API: '3' }, timeout: 20 * 60_000 });
+    const [bin, ...rest] = timed(ctlCpu, [ETCDCTL, 'migrate', `--data-dir=${copy}`]);
+    await execa(bin, rest, { env: { ETCDCTL_API: '3' }, timeout: 20 * 60_000 });
     const rate = KEYS / seconds(started);
     offline.push(rate);
+    cpuSeconds.offline.push(cpuFrom(ctlCpu));
     // Not timed: serve the result and check it holds every key.
     const check = await startTestEtcd(cleanup, { name: 'source', ip: ip(host++), dataDir: copy, pki });
     const client = await openEtcdClient([check.endpoint], pki.client, 60_000);
@@ -195,11 +239,12 @@ async function main(): Promise<void> {
     rmSync(copy, { recursive: true, force: true });
     if (counted.keys !== KEYS) throw new Error(`etcdctl migrate: ${counted.keys} keys, want ${KEYS}`);
     ttlNote = `TTLs dropped: ${counted.onLease} of ${number.format(withTTL)} TTL keys on a lease`;
-    console.log(`  run ${r + 1}: etcdctl migrate (offline): ${number.format(Math.round(rate))} keys/s; ${ttlNote}`);
+    console.log(`  run ${r + 1}: etcdctl migrate (offline): ${number.format(Math.round(rate))} keys/s, CPU ${cpuFrom(ctlCpu).toFixed(1)} s; ${ttlNote}`);
 
     const fromData = await ours(['--from', frozen], 'data-dir');
     ourFrozen.push(fromData.rate);
-    console.log(`  run ${r + 1}: migrate-v2 from the data directory: ${number.format(Math.round(fromData.rate))} keys/s (copy and throwaway etcd start included)`);
+    cpuSeconds.frozen.push(fromData.cpu.command + fromData.cpu.target);
+    console.log(`  run ${r + 1}: migrate-v2 from the data directory: ${number.format(Math.round(fromData.rate))} keys/s (copy and throwaway etcd start included: ${((fromData.servingMs ?? NaN) / 1000).toFixed(1)} s of ${(fromData.summary.durationMs / 1000).toFixed(1)} s); CPU ${fromData.cpu.command.toFixed(1)} s command and its etcd + ${fromData.cpu.target.toFixed(1)} s target etcd`);
   }
   const rows: Row[] = [
     { name: 'etcd-manager migrate-v2, live v2 source', rates: ourLive, note: `TTLs kept: ${number.format(withTTL)} keys on ${leases} leases; verified` },
@@ -218,6 +263,7 @@ async function main(): Promise<void> {
   const perRun = (ours: number[]) => median(ours.map((v, i) => v / offline[i])).toFixed(2);
   console.log(`  ratio to etcdctl migrate within each run, median: live ${perRun(ourLive)}×, data directory ${perRun(ourFrozen)}×`);
   console.log(`  (process start of etcd-manager counted in: ${number.format(Math.round(median(ourLiveWall)))} keys/s from the live source)`);
+  console.log(`  CPU seconds for the ${number.format(KEYS)} keys, every process of the method counted (median): live ${median(cpuSeconds.live).toFixed(1)} s, data directory ${median(cpuSeconds.frozen).toFixed(1)} s, etcdctl migrate ${median(cpuSeconds.offline).toFixed(1)} s`);
 }
 
 main()
