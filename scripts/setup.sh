@@ -4,7 +4,11 @@
 set -o errexit -o nounset -o pipefail
 cd "$(dirname "$0")/.."
 
-apt_packages=(etcd-server etcd-client shellcheck curl ca-certificates openssl binutils systemd e2fsprogs util-linux iproute2)
+# systemd-container (systemd-nspawn) and debootstrap: make image and the instances of the local cloud
+# (make demo, the e2e tests); mount (mount, losetup), util-linux (nsenter, blkid), e2fsprogs (mkfs.ext4)
+# and iproute2 (ip netns, veth): volumes and namespaces; tar and gzip: the mirror's etcd tarball.
+apt_packages=(etcd-server etcd-client shellcheck curl ca-certificates openssl binutils systemd systemd-container debootstrap
+  e2fsprogs util-linux mount iproute2 tar gzip)
 missing=()
 for pkg in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")

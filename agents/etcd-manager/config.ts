@@ -1,10 +1,15 @@
 // The manager's settings, typed and checked, from the parsed flags.
+import { readFileSync, statSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { isIP } from 'node:net';
 import { ExitCode, UserError } from '../../shared/errors.js';
 import { openStore } from '../../shared/store/index.js';
 import { StoreError } from '../../shared/store/types.js';
-import { parseDuration, settingName, type FlagName, type ParsedFlags } from './flags.js';
+import type { TestHooks } from './controller/types.js';
+import { BackupKeyError, parseKeyMaterial } from './backup/encryption.js';
+import type { RetentionPolicy } from './backup/retention.js';
+import { parseAge, parseDuration, settingName, type FlagName, type ParsedFlags } from './flags.js';
+import { parseTestHooks } from './test-hooks.js';
 
 export type VolumeProviderName = 'local' | 'static' | 'aws';
 
@@ -28,8 +33,16 @@ export interface ManagerConfig {
   localVolumeDir: string;
   mountRoot: string;
   instanceId: string;
+  /** local provider: the address comes from the instance metadata service. */
+  instanceMetadata: boolean;
   pkiDir: string;
   backupIntervalMs: number;
+  /** Encrypt backups with the key in this file (checked at start); else the state store secret, if any. */
+  backupEncryptionKeyFile?: string;
+  /** Which backups the retention pass keeps (kOps' rules by default). */
+  retention: RetentionPolicy;
+  /** Data replaced by a restore stays in the volume's trash this long. */
+  trashRetentionMs: number;
   discoveryPollIntervalMs: number;
   reconcileIntervalMs: number;
   unhealthyMemberTimeoutMs: number;
@@ -42,6 +55,8 @@ export interface ManagerConfig {
   metricsAddress: string;
   logFormat: 'text' | 'json';
   verbosity: number;
+  /** Test-only behaviour (the hidden --test-hook flag); empty in production. */
+  testHooks: TestHooks;
 }
 
 function usage(message: string): UserError {
@@ -137,6 +152,16 @@ export function resolveConfig(flags: ParsedFlags): ManagerConfig {
   if (provider === 'static' && !dataDir) throw usage('--volume-provider=static needs --data-dir');
   const logFormat = str('log-format');
   if (logFormat !== 'text' && logFormat !== 'json') throw usage(`--log-format ${JSON.stringify(logFormat)}: want text or json`);
+  const age = (name: FlagName): number => {
+    const ms = parseAge(str(name));
+    if (ms === undefined) throw usage(`${where(name)}: not a duration`); // parseFlags checked it; kept for the type
+    return ms;
+  };
+  const retention: RetentionPolicy = { keepAllForMs: age('all-backups-retention'), hourlyForMs: age('hourly-backups-retention'), dailyForMs: age('daily-backups-retention') };
+  if (retention.hourlyForMs < retention.keepAllForMs) throw usage(`${where('hourly-backups-retention')} (${str('hourly-backups-retention')}) is shorter than ${where('all-backups-retention')} (${str('all-backups-retention')}): the hourly band must not end before the keep-all band`);
+  if (retention.dailyForMs < retention.hourlyForMs) throw usage(`${where('daily-backups-retention')} (${str('daily-backups-retention')}) is shorter than ${where('hourly-backups-retention')} (${str('hourly-backups-retention')}): the daily band must not end before the hourly band`);
+  const keyFile = str('backup-encryption-key-file') || undefined;
+  if (keyFile) checkKeyFile(keyFile, where('backup-encryption-key-file'));
   const port = (name: FlagName): number => {
     const n = Number(str(name));
     if (n > 65535) throw usage(`--${name} ${n} is not a port`);
@@ -160,9 +185,13 @@ export function resolveConfig(flags: ParsedFlags): ManagerConfig {
     localVolumeDir: str('local-volume-dir'),
     mountRoot: str('mount-root'),
     instanceId: str('instance-id') || hostname(),
+    instanceMetadata: /^(true|1)$/i.test(str('instance-metadata')),
     pkiDir: str('pki-dir'),
     // Each within its flag's range (flags.ts), so every one is a valid Node timer.
     backupIntervalMs: duration('backup-interval'),
+    ...(keyFile ? { backupEncryptionKeyFile: keyFile } : {}),
+    retention,
+    trashRetentionMs: age('trash-retention'),
     discoveryPollIntervalMs: duration('discovery-poll-interval'),
     reconcileIntervalMs: duration('reconcile-interval'),
     unhealthyMemberTimeoutMs: duration('unhealthy-member-timeout'),
@@ -174,7 +203,24 @@ export function resolveConfig(flags: ParsedFlags): ManagerConfig {
     metricsAddress: str('metrics-address'),
     logFormat,
     verbosity: Number(str('v')),
+    testHooks: parseTestHooks((flags.values.get('test-hook') as string[] | undefined) ?? []),
   };
+}
+
+/**
+ * The key file is checked at start (readable, 0600 or stricter, an AES-256 key)
+ * so a bad one stops the manager before anything runs; it is read again at
+ * every backup and restore, so replacing the file needs no restart.
+ */
+function checkKeyFile(path: string, flag: string): void {
+  try {
+    const info = statSync(path);
+    if ((info.mode & 0o077) !== 0) throw new BackupKeyError(`${path}: the backup encryption key file is readable by group or others (mode ${(info.mode & 0o777).toString(8)}); chmod 600 it`);
+    parseKeyMaterial(readFileSync(path), path);
+  } catch (err) {
+    if (err instanceof BackupKeyError) throw usage(`${flag}: ${err.message}`);
+    throw usage(`${flag}: ${path}: cannot read the backup encryption key file: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
 }
 
 /** A member's DNS name, as kOps writes it into /etc/hosts. */

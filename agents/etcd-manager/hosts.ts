@@ -27,15 +27,18 @@ export function renderHosts(current: string, clusterName: string, entries: HostE
   const lines = current === '' ? [] : current.replace(/\n$/, '').split('\n');
   const kept: string[] = [];
   let inside = false;
+  // Where our first block was: the new one goes back there, so blocks of other writers (nodeup, the
+  // other etcd cluster's manager) never see theirs moved and nobody rewrites the file in turn.
+  let at = -1;
   for (const line of lines) {
-    if (line.trim() === begin) { inside = true; continue; }
+    if (line.trim() === begin) { inside = true; if (at === -1) at = kept.length; continue; }
     if (inside && line.trim() === end) { inside = false; continue; }
     if (!inside) kept.push(line);
   }
   // An unterminated block (a torn hand edit) is dropped up to the end of file: it was ours.
   if (entries.length > 0) {
     const sorted = [...entries].sort((a, b) => (a.names[0] ?? '').localeCompare(b.names[0] ?? ''));
-    kept.push(begin, ...sorted.map((e) => `${e.address}\t${e.names.join(' ')}`), end);
+    kept.splice(at === -1 ? kept.length : at, 0, begin, ...sorted.map((e) => `${e.address}\t${e.names.join(' ')}`), end);
   }
   return kept.length === 0 ? '' : kept.join('\n') + '\n';
 }

@@ -1,109 +1,104 @@
-// The manager daemon: volume → identity → TLS → /etc/hosts → status server →
-// etcd supervisor, then a reconcile pass every --reconcile-interval.
-//
-// Scope of this build: creating a cluster and growing/healing it. One member
-// (memberCount 1) needs no leader: only the holder of the member's volume can
-// start it (claims are atomic) and only while control/etcd-cluster-created is
-// absent. With memberCount > 1 the managers elect a leader over the
-// mutual-TLS peer API (majority leases + fenced terms, peer/voter.ts); the
-// leader forms the cluster once every member has registered, and afterwards
-// adds missing members as learners, replaces members whose volume came back
-// empty, removes members unhealthy past --unhealthy-member-timeout and extra
-// members (shrink), every etcd membership change fenced in etcd itself
-// (membership.ts). A removed member's manager stops its etcd, moves its data
-// aside and stands by. Backups and restore are not here yet.
-import { rename, rm, writeFile, readFile, mkdir } from 'node:fs/promises';
+// The manager daemon's lifecycle: volume → identity → TLS → status server →
+// peer API → etcd supervisor → the controller (controller/), and stop. What a
+// reconcile pass does lives in controller/: one module per concern (election,
+// newcluster, membership, local, discovery, commands, restore, backup,
+// status), each a step of the pass; this file only builds them from the
+// configuration and hands them their dependencies. The backup library is
+// loaded the first time a backup, restore or trash check needs it.
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { performance } from 'node:perf_hooks';
+import { join } from 'node:path';
 import { logger, type Logger } from '../../shared/log.js';
 import { openStore } from '../../shared/store/index.js';
 import type { StateStore } from '../../shared/store/types.js';
+import type { BackupKey } from './backup/encryption.js';
+import type { SnapshotTool } from './backup/etcdctl.js';
 import { expandURLs, memberDNSName, splitBackupStore, type ManagerConfig } from './config.js';
-import { listPeers, pruneStaleRecords, recordTTLms, registerPeer, type PeerRecord } from './discovery.js';
+import type { StatusMember } from './control/status.js';
+import { BackupController, type SnapshotLease } from './controller/backup.js';
+import { ControlInbox } from './controller/commands.js';
+import { Discovery } from './controller/discovery.js';
+import { Election } from './controller/election.js';
+import { LocalMember } from './controller/local.js';
+import { etcdMembership, FENCE_KEY, fenceValue, MembershipLeader } from './controller/membership.js';
+import { formCluster } from './controller/newcluster.js';
+import { Controller } from './controller/reconcile.js';
+import { RestoreLeader } from './controller/restore.js';
+import { BadBackupError, MemberRestore } from './controller/restore-member.js';
+import { CONTROL, readClusterSpec, type EtcdClusterSpecFile } from './controller/spec.js';
+import { StatusWriter } from './controller/status.js';
+import { systemClock, type Clock, type Pass, type Step, type TestHooks } from './controller/types.js';
+import type { LivePeer } from './controller/election.js';
+import { listPeers, type PeerRecord } from './discovery.js';
 import { resolveEtcdBinary } from './etcd/binary.js';
 import { checkEtcd, openEtcdClient } from './etcd/client.js';
 import { EtcdSupervisor, listenURL, type EtcdProcessSpec } from './etcd/process.js';
 import { updateHostsFile } from './hosts.js';
-import { claimFence, reconcileMembership, type LivePeer } from './membership.js';
-import { parseDuration } from './flags.js';
-import { PeerClient, startPeerServer, type Command, type PeerInfo, type PeerServer } from './peer/api.js';
-import { Leadership } from './peer/leadership.js';
-import { Voter } from './peer/voter.js';
-import { join } from 'node:path';
 import { ManagerMetrics, startStatusServer, type StatusServer } from './metrics.js';
+import { PeerClient, startPeerServer, type PeerInfo, type PeerServer } from './peer/api.js';
+import { leaseMs } from './peer/lease.js';
+import { isRestoreCommand, type RestoreAction, type RestoreCommand } from './peer/protocol.js';
+import { Voter } from './peer/voter.js';
 import { ensureManagerTLS, type ManagerTLS } from './tls.js';
-import { etcdDataDir, newClusterToken, readVolumeState, writeVolumeState, type VolumeState } from './volume-state.js';
+import { etcdDataDir, type VolumeState } from './volume-state.js';
 import { AwsVolumeProvider } from './volumes/aws.js';
+import { InstanceMetadata } from './volumes/aws-imds.js';
 import { LocalVolumeProvider } from './volumes/local.js';
 import { StaticVolumeProvider } from './volumes/static.js';
 import type { Volume, VolumeProvider } from './volumes/types.js';
 
-export interface EtcdClusterSpecFile {
-  memberCount: number;
-  etcdVersion: string;
-}
+export { CONTROL, readClusterSpec, type EtcdClusterSpecFile } from './controller/spec.js';
 
-export const CONTROL = {
-  spec: 'control/etcd-cluster-spec',
-  created: 'control/etcd-cluster-created',
-};
-
-export async function readClusterSpec(store: StateStore): Promise<EtcdClusterSpecFile | undefined> {
-  const data = await store.readIfExists(CONTROL.spec);
-  if (!data) return undefined;
-  const spec = JSON.parse(data.toString('utf8')) as Partial<EtcdClusterSpecFile>;
-  if (!Number.isInteger(spec.memberCount) || (spec.memberCount ?? 0) < 1 || typeof spec.etcdVersion !== 'string') {
-    throw new Error(`${store.urlOf(CONTROL.spec)}: want {"memberCount":N,"etcdVersion":"3.x.y"}, got ${data.toString('utf8').trim()}`);
-  }
-  return spec as EtcdClusterSpecFile;
-}
+/** What an established member's health check may take: a member still joining accepts and never answers. */
+const MEMBER_HEALTH_TIMEOUT_MS = 1_000;
 
 export class Manager {
   readonly log: Logger;
   // is_leader is read at scrape time, so a manager resumed after a pause never reports a lapsed lease.
-  readonly metrics = new ManagerMetrics({ defaultMetrics: true, isLeader: () => this.leaderNow() });
+  readonly metrics: ManagerMetrics;
   private readonly backups: StateStore;
   private readonly state: StateStore;
   private readonly provider: VolumeProvider;
   private readonly etcd: EtcdSupervisor;
+  private readonly clock: Clock = systemClock;
+  private readonly hooks: TestHooks;
   private volume?: Volume;
   private dnsName = '';
   /** --address, else the provider's idea of this instance's IP, else 127.0.0.1 (resolved in start). */
   private address = '';
   private tls?: ManagerTLS;
   private status?: StatusServer;
-  private timer?: NodeJS.Timeout;
-  private stopped = false;
-  private lastDiscovery = 0;
-  private lastReconcileOK = 0;
-  private lastError = '';
-  private etcdHealthy = false;
-  private phase = 'starting';
-  private warnedMulti = false;
-  private etcdStarted = false;
-  private reconciling?: Promise<void>;
-  private starting?: Promise<void>;
-  private voter?: Voter;
   private peerServer?: PeerServer;
   private peerClient?: PeerClient;
-  private leadership?: Leadership;
+  private voter?: Voter;
+  private local?: LocalMember;
+  private election?: Election;
+  private discovery?: Discovery;
+  private controller?: Controller;
+  private backupCtl?: BackupController;
+  private inbox?: ControlInbox;
+  private restoreLeader?: RestoreLeader;
+  private memberRestore?: MemberRestore;
+  /** The spec as the last pass read it (undefined until then, or while there is none). */
+  private spec?: EtcdClusterSpecFile;
+  /** The managers that answered the last survey (multi-member clusters). */
+  private lastAlive: LivePeer[] = [];
+  /** `<member>/<nonce>`: names this process in request results and the status object. */
+  private runner = '';
   private memberCount = 1;
-  /** etcd's member count at the last health check: more than the spec means a shrink is due. */
-  private lastMembers = 0;
-  private fencedTerm = 0;
-  /** Consecutive peer-info rounds each member did not answer (see lead). */
-  private readonly missedInfo = new Map<string, number>();
-  private standby = false;
-  private testStoppedBeforeFence = false;
-  /** When the running reconcile pass started (monotonic ms), 0 between passes; and when the last one ended. */
-  private passStartedAt = 0;
-  private passEndedAt = 0;
-  private step = 'starting';
-  private watchdog?: NodeJS.Timeout;
-  private warnedStuck = false;
+  private certsCheckedAt = 0;
+  private phase = 'starting';
+  private lastReconcileOK = 0;
+  private lastError = '';
+  private stopped = false;
+  private releaseStopped: () => void = () => undefined;
+  private readonly stoppedSignal = new Promise<void>((resolve) => (this.releaseStopped = resolve));
 
   constructor(readonly config: ManagerConfig, log: Logger = logger('etcd-manager')) {
     this.log = log.child({ cluster: config.clusterName });
+    this.metrics = new ManagerMetrics({ defaultMetrics: true, isLeader: () => this.leaderNow(), cluster: config.clusterName });
+    this.hooks = config.testHooks;
     this.backups = openStore(config.backupStore, { timeoutMs: config.storeTimeoutMs });
     this.state = openStore(config.stateStore, { timeoutMs: config.storeTimeoutMs });
     this.provider =
@@ -124,6 +119,7 @@ export class Manager {
             tagFilters: config.volumeTags,
             nameTag: config.volumeNameTag,
             log: this.log,
+            metadata: config.instanceMetadata ? new InstanceMetadata() : undefined,
           });
     this.etcd = new EtcdSupervisor({
       log: this.log.child({ component: 'etcd' }),
@@ -139,23 +135,430 @@ export class Manager {
 
   async start(): Promise<void> {
     const cfg = this.config;
-    if (cfg.insecure) this.log.warn('--insecure: etcd runs without TLS and there is no peer API (one-member clusters only); for debugging only, never in production');
+    if (cfg.insecure) this.log.warn('--insecure: etcd runs without TLS and there is no peer API (one-member clusters only); for debugging only, never in production', { event: 'config.insecure' });
     if (cfg.metricsPort > 0) {
       this.status = await startStatusServer({ address: cfg.metricsAddress, port: cfg.metricsPort, metrics: this.metrics, health: () => this.health() });
       this.log.info('status server listening', { address: cfg.metricsAddress, port: this.status.port });
     }
     this.phase = 'mounting volume';
-    this.volume = await this.provider.acquire();
+    const volume = (this.volume = await this.provider.acquire());
     await this.resolveAddress();
-    this.dnsName = memberDNSName(this.volume.memberName, cfg.dnsSuffix);
-    this.log.info('member identity', { member: this.volume.memberName, dnsName: this.dnsName, volume: this.volume.id, mountPoint: this.volume.mountPoint });
-    // Read before the peer API answers: a restarted member must never look empty to the leader.
-    this.volumeStateCache = await readVolumeState(this.volume.mountPoint);
-    this.volumeStateLoaded = true;
-    if (!cfg.insecure) await this.startPeerAPI(this.volume);
-    this.watchdog = setInterval(() => this.checkLoop(), Math.max(1_000, cfg.reconcileIntervalMs)).unref();
-    await this.reconcileOnce();
-    this.schedule();
+    this.dnsName = memberDNSName(volume.memberName, cfg.dnsSuffix);
+    this.log.info('member identity', { event: 'member.identity', member: volume.memberName, dnsName: this.dnsName, volume: volume.id, mountPoint: volume.mountPoint });
+    const local = (this.local = new LocalMember({
+      volume,
+      clusterName: cfg.clusterName,
+      backups: this.backups,
+      etcd: this.etcd,
+      processSpec: (state) => this.processSpec(volume, state),
+      checkLocal: () => checkEtcd(this.localClientEndpoints(), this.tls?.etcdClient),
+      clock: this.clock,
+      log: this.log,
+      setPhase: (phase) => (this.phase = phase),
+      changed: (reason) => this.changed(reason),
+      restoreGate: () => this.memberRestore?.gate(),
+      restorePending: () => this.restoreLeader?.pending ?? false,
+    }));
+    this.runner = `${volume.memberName}/${randomBytes(4).toString('hex')}`;
+    this.memberRestore = this.newMemberRestore(volume, local);
+    // Read before the peer API answers: a restarted member must never look empty to the leader,
+    // nor start the etcd a restore has stopped.
+    await local.load();
+    await this.memberRestore.load();
+    if (!cfg.insecure) await this.startPeerAPI(volume);
+    this.controller = new Controller({
+      steps: this.steps(volume, local),
+      reconcileIntervalMs: cfg.reconcileIntervalMs,
+      clock: this.clock,
+      log: this.log,
+      onPassEnd: ({ report, error }) => {
+        this.metrics.etcdRunning.set(this.etcd.running ? 1 : 0);
+        this.metrics.quarantined.set(this.etcd.isQuarantined ? 1 : 0);
+        if (error) {
+          this.lastError = error.message;
+          this.metrics.errors.inc({ step: 'reconcile' });
+          return;
+        }
+        if (report) {
+          this.lastError = '';
+          this.lastReconcileOK = this.clock.wallNow();
+          this.metrics.lastReconcile.set(this.lastReconcileOK / 1000);
+        }
+      },
+      onStuck: () => this.metrics.errors.inc({ step: 'stuck' }),
+    });
+    this.election?.start();
+    this.inbox?.start();
+    await this.controller.start();
+  }
+
+  /**
+   * This manager acts for the cluster (backups, restores, operator commands, the status object):
+   * the elected leader, or the manager of a one-member cluster.
+   */
+  private isActing(): boolean {
+    if (this.stopped || !this.local || this.local.standby) return false;
+    if (this.soleMember()) return true;
+    return this.election?.isLeader() ?? false;
+  }
+
+  private soleMember(): boolean {
+    return this.spec?.memberCount === 1 && !(this.local?.multiMember ?? false);
+  }
+
+  private term(): number {
+    return this.soleMember() ? 0 : (this.election?.currentTerm ?? 0);
+  }
+
+  /** The pass, in order. */
+  private steps(volume: Volume, local: LocalMember): Step[] {
+    const cfg = this.config;
+    const discovery = (this.discovery = new Discovery({
+      backups: this.backups,
+      record: () => this.peerRecord(volume),
+      updateHosts: async (records) => void await updateHostsFile(cfg.hostsFile, cfg.clusterName, records.map((p) => ({ address: p.address, names: [p.dnsName] })), this.log),
+      pollIntervalMs: cfg.discoveryPollIntervalMs,
+      clock: this.clock,
+      log: this.log,
+      announce: (records, reason) => this.announce(records, reason),
+    }));
+    const election = this.election;
+    const isLeader = () => election?.isLeader() ?? false;
+    const term = () => election?.currentTerm ?? 0;
+    const backup = (this.backupCtl = this.newBackupController());
+    const restore = (this.restoreLeader = this.newRestoreLeader(volume, local));
+    const memberRestore = this.memberRestore!;
+    this.inbox = new ControlInbox({
+      store: this.backups,
+      runner: this.runner,
+      clock: this.clock,
+      log: this.log,
+      isActing: () => this.isActing(),
+      onRequests: (requests, inbox) => backup.enqueue(requests, inbox),
+      onCommands: (listing) => restore.noticeCommands(listing),
+    });
+    const status = new StatusWriter({
+      store: this.backups,
+      self: volume.memberName,
+      runner: this.runner,
+      term: () => this.term(),
+      isActing: () => this.isActing(),
+      observeMembers: (pass) => this.observeMembers(volume, pass),
+      managers: (pass) => this.peersFor(volume, pass).map((p) => ({ name: p.info.member, healthy: false, managerAlive: true, clientURLs: p.record.clientURLs, peerURLs: p.record.peerURLs })),
+      backup,
+      restore,
+      clock: this.clock,
+      log: this.log,
+    });
+    const acting = (pass: Pass) => this.isActing() && (pass.leading || this.soleMember());
+    const openMembershipEtcd = async (endpoints: string[]) => etcdMembership(await openEtcdClient(endpoints, this.tls?.etcdClient));
+    const membership = new MembershipLeader({
+      self: volume.memberName,
+      transport: () => this.peerClient!,
+      openEtcd: openMembershipEtcd,
+      memberHealthy: async (urls) => (await checkEtcd(urls, this.tls?.etcdClient, MEMBER_HEALTH_TIMEOUT_MS)).healthy,
+      clusterToken: () => local.volumeState?.clusterToken,
+      isLeader,
+      term,
+      unhealthyTimeoutMs: cfg.unhealthyMemberTimeoutMs,
+      wallNow: () => this.clock.wallNow(),
+      log: this.log,
+      hooks: this.hooks,
+      stopped: this.stoppedSignal,
+      beforeChange: (what) => backup.beforeChange(what),
+    });
+    /** Multi-member clusters elect a leader; a one-member cluster has none. */
+    const elects = (pass: Pass) => !!pass.spec && (pass.spec.memberCount > 1 || local.multiMember) && !!this.peerClient && !!election && !local.standby;
+    return [
+      {
+        name: 'certificates',
+        run: async () => {
+          // At most once an interval: renewal is never urgent (a third of a lifetime is left), and each check reads the CAs.
+          if (cfg.insecure || (this.certsCheckedAt > 0 && this.clock.now() - this.certsCheckedAt < cfg.reconcileIntervalMs)) return undefined;
+          this.certsCheckedAt = this.clock.now();
+          const result = await this.ensureTLS(volume);
+          this.tls = result.files;
+          // etcd reads its files per handshake; the peer API holds its certificate in memory.
+          if (result.issued.includes('manager')) await this.reloadPeerTLS();
+          return undefined;
+        },
+      },
+      { name: 'discovery', run: () => discovery.step() },
+      {
+        name: 'spec',
+        run: async (pass) => {
+          pass.spec = await readClusterSpec(this.backups);
+          this.spec = pass.spec;
+          return undefined;
+        },
+      },
+      { name: 'local-start', run: (pass) => local.startStep(pass) },
+      {
+        name: 'election',
+        run: async (pass) => {
+          if (!elects(pass) || !election || !pass.spec) return undefined;
+          this.memberCount = pass.spec.memberCount;
+          pass.survey = await election.survey(await listPeers(this.backups));
+          this.lastAlive = pass.survey.alive;
+          // While etcd has more members than the spec (a shrink under way), votes are counted against the larger number.
+          const result = await election.step(pass, Math.max(pass.spec.memberCount, local.lastMembers));
+          if (pass.leading) pass.created = await this.backups.exists(CONTROL.created);
+          return result;
+        },
+      },
+      { name: 'discovery', leaderOnly: true, run: (pass) => discovery.prune(pass) },
+      {
+        name: 'commands',
+        run: async (pass) => {
+          if (!acting(pass)) return undefined;
+          pass.created ??= await this.backups.exists(CONTROL.created);
+          return this.inbox!.step();
+        },
+      },
+      { name: 'restore', run: (pass) => (acting(pass) || !this.isActing() ? restore.step(pass) : Promise.resolve(undefined)) },
+      {
+        name: 'newcluster',
+        leaderOnly: true,
+        run: (pass) => (pass.created || pass.restoring ? Promise.resolve(undefined) : formCluster({
+          self: volume.memberName,
+          clusterName: cfg.clusterName,
+          backups: this.backups,
+          transport: () => this.peerClient!,
+          checkCluster: (endpoints, timeoutMs) => checkEtcd(endpoints, this.tls?.etcdClient, timeoutMs),
+          isLeader,
+          term,
+          clock: this.clock,
+          log: this.log,
+          setPhase: (phase) => (this.phase = phase),
+        }, pass)),
+      },
+      { name: 'membership', leaderOnly: true, run: (pass) => (pass.created && !pass.restoring ? membership.step(pass) : Promise.resolve(undefined)) },
+      { name: 'backup', run: (pass) => (acting(pass) || !this.isActing() ? backup.step(pass) : Promise.resolve(undefined)) },
+      { name: 'status', run: (pass) => (acting(pass) ? status.step(pass) : Promise.resolve(undefined)) },
+      {
+        name: 'local-health',
+        run: async () => {
+          const result = await local.healthStep();
+          this.metrics.members.set(local.lastMembers);
+          return result;
+        },
+      },
+      {
+        name: 'trash',
+        run: async () => {
+          await memberRestore.trashStep();
+          return undefined;
+        },
+      },
+    ];
+  }
+
+  /** The key backups are encrypted with: --backup-encryption-key-file, else the state store's secret, else none. Read each time. */
+  private async backupKey(): Promise<BackupKey | undefined> {
+    const { loadKeyFile, loadKeySecret } = await import('./backup/encryption.js');
+    return this.config.backupEncryptionKeyFile ? loadKeyFile(this.config.backupEncryptionKeyFile) : loadKeySecret(this.state);
+  }
+
+  /** etcd 3.4's etcdctl for this version: <etcd-binary-dir>/<version>/etcdctl when there, else the system one. */
+  private async snapshotTool(version: string): Promise<SnapshotTool> {
+    const { SYSTEM_ETCDCTL } = await import('./backup/etcdctl.js');
+    const dir = this.config.etcdBinaryDir;
+    const own = dir ? join(dir, version, 'etcdctl') : undefined;
+    return own && existsSync(own) ? { binary: own, kind: 'etcdctl' } : SYSTEM_ETCDCTL;
+  }
+
+  /** The managers that answered this pass; a one-member cluster's manager is its own. */
+  private peersFor(volume: Volume, pass: Pass): LivePeer[] {
+    if (pass.survey) return pass.survey.alive;
+    return this.soleMember() && this.local ? [{ record: this.peerRecord(volume), info: this.peerInfo(volume) }] : this.lastAlive;
+  }
+
+  /** Client endpoints (by IP) of a peer, or of this member (quarantined or not). */
+  private endpointsOf(peer: LivePeer, self: string): string[] {
+    if (peer.info.member === self) return this.localClientEndpoints();
+    return peer.record.clientURLs.map((u) => listenURL(u, peer.record.address));
+  }
+
+  /** A snapshot source on one healthy member: this one's etcd first, then the others that answered. */
+  private async openSnapshot(volume: Volume): Promise<SnapshotLease | undefined> {
+    const candidates: string[] = [];
+    if (this.etcd.running) candidates.push(...this.localClientEndpoints());
+    for (const a of this.lastAlive) if (a.info.member !== volume.memberName && a.info.etcdRunning) candidates.push(...this.endpointsOf(a, volume.memberName));
+    for (const endpoint of [...new Set(candidates)]) {
+      const client = await openEtcdClient([endpoint], this.tls?.etcdClient);
+      try {
+        await client.maintenance.status();
+      } catch {
+        client.close();
+        continue;
+      }
+      const { etcdSnapshotSource } = await import('./backup/snapshot-stream.js');
+      return { source: etcdSnapshotSource(client, endpoint), endpoint, close: () => client.close() };
+    }
+    return undefined;
+  }
+
+  private newBackupController(): BackupController {
+    const cfg = this.config;
+    return new BackupController({
+      store: this.backups,
+      openSnapshot: () => this.openSnapshot(this.volume!),
+      key: () => this.backupKey(),
+      clusterSpec: () => this.spec,
+      intervalMs: cfg.backupIntervalMs,
+      retention: cfg.retention,
+      clock: this.clock,
+      log: this.log,
+      isActing: () => this.isActing(),
+      term: () => this.term(),
+      wake: (reason) => this.controller?.wake(reason),
+      metrics: {
+        setLast: (last) => this.metrics.setLastBackup(last),
+        succeeded: (reason) => this.metrics.backups.inc({ reason }),
+        failed: (reason) => this.metrics.backupFailures.inc({ reason }),
+      },
+      ...(this.hooks.holdBackupUpload ? { holdUploadReason: this.hooks.holdBackupUpload } : {}),
+    });
+  }
+
+  private newMemberRestore(volume: Volume, local: LocalMember): MemberRestore {
+    const cfg = this.config;
+    return new MemberRestore({
+      volume,
+      local: () => local,
+      restoreData: async ({ backup, clusterToken, initialCluster, onProgress }) => {
+        const lib = await import('./backup/index.js');
+        const key = await this.backupKey();
+        try {
+          await lib.restoreMemberData({
+            store: this.backups, name: backup, key, tool: await this.snapshotTool(local.volumeState?.etcdVersion ?? this.spec?.etcdVersion ?? ''),
+            workDir: join(volume.mountPoint, 'restore-work'), dataRoot: join(volume.mountPoint, 'data'),
+            member: { name: volume.memberName, peerURLs: initialCluster[volume.memberName] ?? [] }, initialCluster, clusterToken,
+            onProgress: (p) => onProgress(p.storedBytes),
+          });
+        } catch (err) {
+          if (err instanceof lib.BackupVerifyError) throw new BadBackupError(err.check, err.message);
+          throw err;
+        }
+      },
+      emptyTrash: async (root, nowMs) => (await (await import('./backup/trash.js')).emptyTrash(root, nowMs, { keepForMs: cfg.trashRetentionMs })).map((e) => e.path),
+      moveToTrash: async (path, root, nowMs) => (await import('./backup/trash.js')).moveToTrash(path, root, nowMs),
+      clock: this.clock,
+      log: this.log,
+      changed: (reason) => this.changed(reason),
+    });
+  }
+
+  private newRestoreLeader(volume: Volume, local: LocalMember): RestoreLeader {
+    const cfg = this.config;
+    const self = volume.memberName;
+    const tls = () => this.tls?.etcdClient;
+    const quarantined = (p: LivePeer) => expandURLs(cfg.quarantineClientURLs, p.record.dnsName, p.record.address).map((u) => listenURL(u, p.record.address));
+    return new RestoreLeader({
+      self,
+      clusterName: cfg.clusterName,
+      store: this.backups,
+      send: async (peer, action: RestoreAction) => {
+        const command = { leader: self, term: this.term(), ...action } as RestoreCommand;
+        if (peer.info.member === self) {
+          await this.memberRestore!.onCommand(command); // this manager's own member: no fence to pass but its own
+          return;
+        }
+        const r = await this.peerClient!.command(peer.record.grpcEndpoint, command);
+        if (r.status !== 200) throw new Error(`${peer.info.member} refused ${action.action}: ${r.body.error ?? r.status}`);
+      },
+      peers: (pass) => this.peersFor(volume, pass),
+      liveToken: () => local.volumeState?.clusterToken,
+      clusterHealthy: async (peers) => {
+        const token = local.volumeState?.clusterToken;
+        const endpoints = peers.filter((p) => token !== undefined && p.info.clusterToken === token && p.info.etcdRunning).flatMap((p) => this.endpointsOf(p, self));
+        return endpoints.length > 0 && (await checkEtcd([...new Set(endpoints)], tls(), MEMBER_HEALTH_TIMEOUT_MS)).healthy;
+      },
+      restoredHealthy: async (members, plan) => {
+        const wrongToken = members.filter((p) => p.info.clusterToken !== plan.clusterToken).map((p) => p.info.member);
+        if (wrongToken.length > 0) return { healthy: false, detail: `not on the restored data yet: ${wrongToken.join(', ')}` };
+        const all = await checkEtcd(members.flatMap(quarantined), tls(), MEMBER_HEALTH_TIMEOUT_MS);
+        const names = Object.keys(plan.initialCluster).sort();
+        const listed = (all.members ?? []).filter((m) => !m.isLearner).map((m) => m.name).sort();
+        if (!all.healthy || JSON.stringify(listed) !== JSON.stringify(names)) return { healthy: false, detail: all.healthy ? `etcd lists ${listed.join(',') || 'no named member'}` : (all.error ?? 'no answer') };
+        const each = await Promise.all(members.map(async (p) => ((await checkEtcd(quarantined(p), tls(), MEMBER_HEALTH_TIMEOUT_MS)).healthy ? '' : p.info.member)));
+        const down = each.filter((m) => m !== '');
+        return down.length > 0 ? { healthy: false, detail: `not answering: ${down.join(', ')}` } : { healthy: true, detail: 'every member healthy' };
+      },
+      checkBackup: (name) => this.checkBackup(name),
+      backupNow: (detail) => this.backupCtl!.takeNow('before-restore', detail),
+      afterRestore: async (plan, members) => {
+        const etcd = await openEtcdClient(members.flatMap(quarantined), tls());
+        try {
+          await etcd.put(FENCE_KEY).value(fenceValue(this.term())).exec();
+        } finally {
+          etcd.close();
+        }
+        if (plan.writeSpec) {
+          const { writeClusterSpecFile } = await import('./control/cluster-spec.js');
+          await writeClusterSpecFile(this.backups, plan.clusterSpec);
+        }
+        if (!(await this.backups.exists(CONTROL.created))) {
+          const { markClusterCreated } = await import('./control/cluster-created.js');
+          await markClusterCreated(this.backups, { atMs: this.clock.wallNow(), extra: { restoredFrom: plan.backup, leader: self } });
+        }
+      },
+      isActing: () => this.isActing(),
+      term: () => this.term(),
+      clock: this.clock,
+      log: this.log,
+      wake: (reason) => this.controller?.wake(reason),
+      metrics: { restore: (result) => this.metrics.restores.inc({ result }) },
+    });
+  }
+
+  /** The leader's cheap look at a backup before a restore: it exists, its meta parses, the key fits. */
+  private async checkBackup(name: string): Promise<void> {
+    const lib = await import('./backup/index.js');
+    try {
+      lib.checkBackupName(name);
+    } catch (err) {
+      throw new BadBackupError('meta', `restore: ${(err as Error).message}`);
+    }
+    let info;
+    try {
+      info = await lib.loadBackupInfo(this.backups, name);
+    } catch (err) {
+      if (err instanceof lib.BackupNotFoundError || err instanceof lib.BackupFormatError) throw new BadBackupError('meta', err.message);
+      throw err;
+    }
+    if (!info.meta.etcdVersion) throw new BadBackupError('meta', `backup ${name}: ${this.backups.urlOf(`${name}/${lib.META_FILE}`)} names no etcdVersion`);
+    const encryption = info.sidecar?.encryption;
+    if (!encryption) return;
+    let key: BackupKey | undefined;
+    try {
+      key = await this.backupKey();
+    } catch (err) {
+      throw new BadBackupError('key', `backup ${name} is encrypted, and the key cannot be read: ${(err as Error).message}`);
+    }
+    if (!key) throw new BadBackupError('key', `backup ${name} is encrypted (AES-256-GCM, key id ${encryption.keyId}); give the managers its key (--backup-encryption-key-file, or the state store secret ${this.state.urlOf('secrets/etcd-backup-encryption-key')})`);
+    if (key.id !== encryption.keyId) throw new BadBackupError('key', `backup ${name} is encrypted with key id ${encryption.keyId}, but the key from ${key.source} has id ${key.id} (wrong key)`);
+  }
+
+  /** etcd's members, each one's health through its own client URLs; undefined when etcd does not answer. */
+  private async observeMembers(volume: Volume, pass: Pass): Promise<StatusMember[] | undefined> {
+    const self = volume.memberName;
+    const peers = this.peersFor(volume, pass);
+    const endpoints = [...(this.etcd.running ? this.localClientEndpoints() : []), ...peers.filter((p) => p.info.member !== self && p.info.etcdRunning).flatMap((p) => this.endpointsOf(p, self))];
+    if (endpoints.length === 0) return undefined;
+    const tls = this.tls?.etcdClient;
+    const view = await checkEtcd([...new Set(endpoints)], tls, MEMBER_HEALTH_TIMEOUT_MS);
+    if (!view.healthy || !view.members) return undefined;
+    return Promise.all(view.members.map(async (m): Promise<StatusMember> => {
+      const peer = peers.find((p) => p.info.member === m.name);
+      const address = m.name === self ? this.address : peer?.record.address;
+      const urls = m.clientURLs.map((u) => (address ? listenURL(u, address) : u));
+      const healthy = urls.length > 0 && (await checkEtcd(urls, tls, MEMBER_HEALTH_TIMEOUT_MS)).healthy;
+      return {
+        name: m.name, id: m.ID, healthy, ...(m.isLearner ? { learner: true } : {}), managerAlive: peer !== undefined || m.name === self,
+        ...(m.name === self ? { quarantined: this.etcd.isQuarantined } : {}), clientURLs: m.clientURLs, peerURLs: m.peerURLs,
+      };
+    }));
   }
 
   private async resolveAddress(): Promise<void> {
@@ -165,51 +568,16 @@ export class Manager {
     }
     const fromProvider = await this.provider.localAddress?.();
     this.address = fromProvider ?? '127.0.0.1';
-    this.log.info(fromProvider ? 'address from the volume provider (no --address given)' : 'no --address given: using 127.0.0.1 (one-node clusters only)', { address: this.address, provider: this.provider.name });
-  }
-
-  /**
-   * How long a pass may run, or the loop stay idle, before the manager counts
-   * as stuck: its peers then stop waiting for it to lead (see peerInfo). Every
-   * etcd, store and peer call has its own deadline, so this is a backstop.
-   */
-  private get stuckAfterMs(): number {
-    return Math.max(20 * this.config.reconcileIntervalMs, 20_000);
-  }
-
-  /** False when a pass has run, or no pass has ended, for longer than stuckAfterMs. */
-  private loopAlive(): boolean {
-    const now = performance.now();
-    if (this.passStartedAt > 0) return now - this.passStartedAt < this.stuckAfterMs;
-    return this.passEndedAt === 0 || now - this.passEndedAt < this.stuckAfterMs + this.config.reconcileIntervalMs;
-  }
-
-  private checkLoop(): void {
-    if (this.stopped || this.passStartedAt === 0) return;
-    const ranMs = Math.round(performance.now() - this.passStartedAt);
-    if (ranMs < this.stuckAfterMs || this.warnedStuck) return;
-    this.warnedStuck = true;
-    this.metrics.errors.inc({ step: 'stuck' });
-    this.log.error('reconcile pass is stuck; peers no longer wait for this manager to lead', { step: this.step, ranMs });
+    this.log.info(fromProvider ? 'address from the volume provider (no --address given)' : 'no --address given: using 127.0.0.1 (one-node clusters only)', { event: fromProvider ? 'member.address-from-provider' : 'member.address-default', address: this.address, provider: this.provider.name });
   }
 
   private leaderNow(): number {
-    if (this.memberCount === 1) return this.etcdHealthy && this.lastMembers === 1 ? 1 : 0;
-    return this.leadership?.isLeader() ? 1 : 0;
-  }
-
-  private schedule(): void {
-    if (this.stopped) return;
-    this.timer = setTimeout(() => {
-      this.reconciling = this.reconcileOnce().finally(() => {
-        this.reconciling = undefined;
-        this.schedule();
-      });
-    }, this.config.reconcileIntervalMs);
+    if (this.memberCount === 1) return this.local?.etcdHealthy && this.local.lastMembers === 1 ? 1 : 0;
+    return this.election?.isLeader() ? 1 : 0;
   }
 
   health(): { healthy: boolean; detail: string } {
-    const fresh = Date.now() - this.lastReconcileOK < Math.max(3 * this.config.reconcileIntervalMs, 30_000);
+    const fresh = this.clock.wallNow() - this.lastReconcileOK < Math.max(3 * this.config.reconcileIntervalMs, 30_000);
     const detail = `${this.phase}${this.lastError ? `; last error: ${this.lastError}` : ''}`;
     return { healthy: this.lastReconcileOK > 0 && fresh && this.lastError === '', detail };
   }
@@ -224,83 +592,9 @@ export class Manager {
     return this.urls(urls).map((u) => listenURL(u, this.address));
   }
 
-  async reconcileOnce(): Promise<void> {
-    if (this.stopped || !this.volume) return;
-    this.passStartedAt = performance.now();
-    try {
-      await this.reconcile(this.volume);
-      this.lastError = '';
-      this.lastReconcileOK = Date.now();
-      this.metrics.lastReconcile.set(this.lastReconcileOK / 1000);
-    } catch (err) {
-      this.lastError = (err as Error).message;
-      this.metrics.errors.inc({ step: 'reconcile' });
-      this.log.error('reconcile failed', { step: this.step, err });
-    } finally {
-      if (this.warnedStuck) this.log.info('reconcile pass ended after being stuck', { step: this.step, ranMs: Math.round(performance.now() - this.passStartedAt) });
-      this.warnedStuck = false;
-      this.passStartedAt = 0;
-      this.passEndedAt = performance.now();
-      this.step = 'idle';
-    }
-  }
-
-  private async reconcile(volume: Volume): Promise<void> {
+  private peerRecord(volume: Volume): PeerRecord {
     const cfg = this.config;
-    if (!cfg.insecure) {
-      this.step = 'certificates';
-      const result = await this.ensureTLS(volume);
-      this.tls = result.files;
-      // etcd reads its files per handshake; the peer API holds its certificate in memory.
-      if (result.issued.includes('manager')) await this.reloadPeerTLS();
-    }
-    this.step = 'discovery';
-    await this.discover(volume);
-
-    this.metrics.etcdRunning.set(this.etcd.running ? 1 : 0);
-    this.metrics.quarantined.set(this.etcd.isQuarantined ? 1 : 0);
-    // Started once; after that the supervisor restarts it whenever it exits.
-    this.step = 'starting etcd';
-    if (!this.etcdStarted) await this.ensureEtcdStarted(volume);
-    this.step = 'reading the cluster spec';
-    const spec = await readClusterSpec(this.backups);
-    const multiMember = Object.keys(this.volumeStateCache?.initialCluster ?? {}).length > 1 || this.lastMembers > 1;
-    if (spec && (spec.memberCount > 1 || multiMember) && this.peerClient && !this.standby) await this.lead(spec);
-    if (!this.etcdStarted) return;
-
-    this.step = 'checking local etcd';
-    const health = await checkEtcd(this.localClientEndpoints(), this.tls?.etcdClient);
-    this.etcdHealthy = health.healthy;
-    if (health.members) this.lastMembers = health.members.length;
-    this.metrics.members.set(health.members?.length ?? 0);
-    if (!health.healthy) {
-      this.phase = 'etcd not healthy yet';
-      this.log.info('etcd not healthy yet', { error: health.error });
-      return;
-    }
-    const me = health.members?.find((m) => m.name === volume.memberName);
-    if (this.etcd.isQuarantined && me && !me.isLearner) {
-      // A new cluster is only announced once it answers: then the marker, then clients.
-      // A joining member stays quarantined until it is a voting member.
-      if (!(await this.backups.exists(CONTROL.created))) {
-        await this.backups.write(CONTROL.created, JSON.stringify({ createdAt: new Date().toISOString(), member: volume.memberName }) + '\n');
-        this.log.info('cluster created', { marker: this.backups.urlOf(CONTROL.created) });
-      }
-      const state = this.volumeStateCache;
-      if (state?.initialClusterState === 'existing' && !state.votingSince) {
-        this.volumeStateCache = { ...state, votingSince: new Date().toISOString() };
-        await writeVolumeState(volume.mountPoint, this.volumeStateCache);
-      }
-      await this.etcd.setQuarantined(false);
-    }
-    this.phase = 'etcd healthy';
-  }
-
-  private async discover(volume: Volume): Promise<void> {
-    const cfg = this.config;
-    const now = Date.now();
-    if (now - this.lastDiscovery < cfg.discoveryPollIntervalMs && this.lastDiscovery > 0) return;
-    const self: PeerRecord = {
+    return {
       member: volume.memberName,
       instanceId: cfg.instanceId,
       address: this.address,
@@ -308,247 +602,15 @@ export class Manager {
       grpcEndpoint: `${this.address}:${cfg.grpcPort}`,
       peerURLs: this.urls(cfg.peerURLs),
       clientURLs: this.urls(cfg.clientURLs),
-      updatedAt: new Date(now).toISOString(),
-    };
-    await registerPeer(this.backups, self);
-    const peers = await listPeers(this.backups);
-    await updateHostsFile(cfg.hostsFile, cfg.clusterName, peers.map((p) => ({ address: p.address, names: [p.dnsName] })), this.log);
-    this.lastDiscovery = now;
-  }
-
-  /** One start at a time: the reconcile loop and a leader's command may both ask. */
-  private ensureEtcdStarted(volume: Volume): Promise<void> {
-    if (this.etcdStarted) return Promise.resolve();
-    return (this.starting ??= this.startEtcd(volume).finally(() => (this.starting = undefined)));
-  }
-
-  /** The member's certificates (CN = member name; SANs = DNS name, host name, address), issued or renewed as needed. */
-  private ensureTLS(volume: Volume): ReturnType<typeof ensureManagerTLS> {
-    const cfg = this.config;
-    const identity = { memberName: volume.memberName, dnsNames: [this.dnsName, hostname()], ipAddresses: [this.address] };
-    return ensureManagerTLS({ store: this.state, etcdName: cfg.etcdName, identity, pkiDir: cfg.pkiDir, log: this.log, ...testCertLifetime() });
-  }
-
-  private async startPeerAPI(volume: Volume): Promise<void> {
-    const cfg = this.config;
-    this.tls = (await this.ensureTLS(volume)).files;
-    // The lease outlives two missed renewals at the reconcile interval.
-    const leaseMs = Math.max(3 * cfg.reconcileIntervalMs, 1000);
-    this.voter = new Voter(join(volume.mountPoint, 'etcd-manager-vote.json'), leaseMs);
-    await this.voter.load();
-    this.peerServer = await startPeerServer({
-      address: this.address,
-      port: cfg.grpcPort,
-      tls: this.tls.manager,
-      voter: this.voter,
-      log: this.log.child({ component: 'peer-api' }),
-      handlers: { info: () => this.peerInfo(), command: (c) => this.onCommand(volume, c) },
-    });
-    this.peerClient = await PeerClient.open(this.tls.manager);
-    this.log.info('peer API listening (mutual TLS)', { address: this.address, port: this.peerServer.port });
-  }
-
-  private volumeStateCache?: VolumeState;
-  private volumeStateLoaded = false;
-
-  private peerInfo(): PeerInfo {
-    const v = this.voter?.current ?? { term: 0, leader: '' };
-    return {
-      member: this.volume?.memberName ?? '',
-      term: v.term,
-      leader: v.leader,
-      etcdRunning: this.etcd.running,
-      clusterToken: this.volumeStateCache?.clusterToken,
-      initialCluster: this.volumeStateCache?.initialCluster,
-      volumeEmpty: this.volumeStateLoaded && this.volumeStateCache === undefined,
-      canLead: this.loopAlive() && !this.standby && !this.stopped,
+      updatedAt: new Date(this.clock.wallNow()).toISOString(),
     };
   }
 
-  /** Commands from the leader; the fence in the peer API already checked the term. */
-  private async onCommand(volume: Volume, command: Command): Promise<unknown> {
-    if (command.action === 'quarantine') {
-      this.log.info('quarantining etcd on the leader\'s command (a membership change is under way)', { leader: command.leader, term: command.term });
-      await this.etcd.setQuarantined(true);
-      return 'quarantined';
-    }
-    if (command.action === 'leave') return this.leave(volume, command);
-    if (command.action !== 'form' && command.action !== 'join') throw new Error(`unknown command ${command.action}`);
-    const body = command.body as { clusterToken: string; initialCluster: Record<string, string[]>; etcdVersion: string };
-    const existing = await readVolumeState(volume.mountPoint);
-    if (existing && existing.clusterToken !== body.clusterToken) {
-      throw new Error(`member ${volume.memberName} already belongs to cluster ${existing.clusterToken}; refusing to form ${body.clusterToken}`);
-    }
-    if (!Object.hasOwn(body.initialCluster, volume.memberName)) throw new Error(`member ${volume.memberName} is not in the initial cluster`);
-    if (!existing) {
-      const state: VolumeState = {
-        clusterToken: body.clusterToken,
-        memberName: volume.memberName,
-        etcdVersion: body.etcdVersion,
-        createdAt: new Date().toISOString(),
-        initialCluster: body.initialCluster,
-        initialClusterState: command.action === 'join' ? 'existing' : 'new',
-      };
-      await writeVolumeState(volume.mountPoint, state);
-      await rm(join(volume.mountPoint, STANDBY_FILE), { force: true });
-      this.standby = false;
-      this.volumeStateCache = state;
-      this.joinQuarantined = command.action === 'join';
-      this.log.info(command.action === 'join' ? 'joining the running cluster on the leader\'s command' : 'joining a new cluster on the leader\'s command', { leader: command.leader, term: command.term, members: Object.keys(body.initialCluster) });
-    }
-    await this.ensureEtcdStarted(volume);
-    return command.action === 'join' ? 'joined' : 'formed';
-  }
-
-  /** The leader's part: keep the lease, and form the cluster once every member is there. */
-  private async lead(spec: EtcdClusterSpecFile): Promise<void> {
-    const client = this.peerClient!;
-    const self = this.volume!.memberName;
-    this.memberCount = spec.memberCount;
-    // While etcd has more members than the spec (a shrink under way), votes are counted against the larger number.
-    const voters = Math.max(spec.memberCount, this.lastMembers);
-    const leadership = (this.leadership ??= new Leadership({ self, client: () => this.peerClient!, memberCount: voters, leaseMs: Math.max(3 * this.config.reconcileIntervalMs, 1000), log: this.log }));
-    leadership.setMemberCount(voters);
-    this.step = 'lead: asking peers';
-    const records = await listPeers(this.backups);
-    const answers = await Promise.all(records.map(async (p) => {
-      try {
-        const r = await client.info(p.grpcEndpoint);
-        return r.status === 200 ? { record: p, info: r.body } : undefined;
-      } catch {
-        return undefined;
-      }
-    }));
-    const alive = answers.filter((a): a is { record: PeerRecord; info: PeerInfo } => a !== undefined).sort((a, b) => a.info.member.localeCompare(b.info.member));
-    // Only the lowest-named live member that can lead campaigns (kOps' rule), which keeps split votes
-    // rare; the votes make it safe. A manager whose loop is stuck, or that stands by, still answers
-    // its API but cannot lead, so it must not hold the others back. One missed answer is not enough to
-    // pass a peer over: after a pause (or a burst of load) every request in flight times out at once.
-    let firstCandidate: string | undefined;
-    for (const [i, p] of records.entries()) {
-      const answer = answers[i];
-      const missed = answer ? 0 : (this.missedInfo.get(p.member) ?? 0) + 1;
-      this.missedInfo.set(p.member, missed);
-      if (firstCandidate === undefined && (answer ? answer.info.canLead !== false : missed < 2)) firstCandidate = p.member;
-    }
-    // The incumbent whose lease lapsed (a slow pass) may campaign too: its voters grant it at once,
-    // where anyone else waits out the lease, so leadership does not move for nothing.
-    if (!leadership.isLeader() && !leadership.incumbent && firstCandidate !== self) return;
-    this.step = 'lead: leadership round';
-    await leadership.round(alive.map((a) => ({ member: a.info.member, endpoint: a.record.grpcEndpoint })));
-    if (!leadership.isLeader()) return;
-    const ttlMs = recordTTLms(this.config.discoveryPollIntervalMs);
-    const pruned = await pruneStaleRecords(this.backups, records, new Set(alive.map((a) => a.record.member)), ttlMs);
-    if (pruned.length > 0) this.log.info('pruned the discovery records of managers silent for too long', { members: pruned, ttlMs });
-    if (await this.backups.exists(CONTROL.created)) {
-      await this.testHangWhileLeading();
-      const token = this.volumeStateCache?.clusterToken ?? alive.find((a) => a.info.clusterToken)?.info.clusterToken;
-      if (!token) return;
-      const term = leadership.currentTerm;
-      this.step = 'lead: membership';
-      if (this.fencedTerm !== term) await this.claimFenceOnElection(alive, token, term);
-      const did = await reconcileMembership({
-        self,
-        alive,
-        memberCount: spec.memberCount,
-        clusterToken: token,
-        term,
-        etcdTLS: this.tls?.etcdClient,
-        log: this.log,
-        unhealthyTimeoutMs: this.config.unhealthyMemberTimeoutMs,
-        now: () => Date.now(),
-        isLeader: () => leadership.isLeader(),
-        beforeFence: (what) => this.testStopBeforeFence(what),
-        join: async (peer, initialCluster) => {
-          const r = await client.command(peer.record.grpcEndpoint, { leader: self, term, action: 'join', body: { clusterToken: token, initialCluster, etcdVersion: spec.etcdVersion } });
-          if (r.status !== 200) throw new Error(`${peer.info.member} refused to join: ${r.body.error ?? r.status}`);
-        },
-        command: async (peer, action) => {
-          const r = await client.command(peer.record.grpcEndpoint, { leader: self, term, action });
-          if (r.status !== 200) throw new Error(`${peer.info.member} refused ${action}: ${r.body.error ?? r.status}`);
-        },
-      });
-      if (did) this.log.info('membership step', { did });
-      return;
-    }
-
-    const tokened = alive.filter((a) => a.info.clusterToken);
-    let clusterToken: string;
-    let initialCluster: Record<string, string[]>;
-    if (tokened.length > 0) {
-      // A formation was started (perhaps by a leader since deposed): finish that one, never a second.
-      const first = tokened[0].info;
-      if (tokened.some((a) => a.info.clusterToken !== first.clusterToken || JSON.stringify(a.info.initialCluster) !== JSON.stringify(first.initialCluster)) || !first.initialCluster) {
-        this.log.error('members disagree about the cluster they belong to; not forming', { tokens: tokened.map((a) => `${a.info.member}:${a.info.clusterToken}`) });
-        return;
-      }
-      clusterToken = first.clusterToken!;
-      initialCluster = first.initialCluster;
-    } else {
-      if (alive.length < spec.memberCount) {
-        this.phase = `leader: waiting for members (${alive.length}/${spec.memberCount})`;
-        return;
-      }
-      const chosen = alive.slice(0, spec.memberCount);
-      clusterToken = newClusterToken(this.config.clusterName);
-      initialCluster = Object.fromEntries(chosen.map((a) => [a.info.member, a.record.peerURLs]));
-      this.log.info('forming a new cluster', { term: leadership.currentTerm, members: Object.keys(initialCluster) });
-    }
-    this.step = 'lead: forming';
-    for (const a of alive.filter((x) => Object.hasOwn(initialCluster, x.info.member) && x.info.clusterToken !== clusterToken)) {
-      if (!leadership.isLeader()) return; // checked before every action
-      const r = await client.command(a.record.grpcEndpoint, { leader: self, term: leadership.currentTerm, action: 'form', body: { clusterToken, initialCluster, etcdVersion: spec.etcdVersion } });
-      if (r.status !== 200) this.log.warn('member refused to form', { member: a.info.member, status: r.status, error: r.body.error });
-    }
-    // Announce the cluster once etcd itself reports every member, healthy.
-    const endpoints = alive.filter((a) => Object.hasOwn(initialCluster, a.info.member)).flatMap((a) => a.record.clientURLs.map((u) => listenURL(u, a.record.address)));
-    // A short deadline: members still joining do not answer, and a long pass would cost the lease.
-    const health = await checkEtcd(endpoints, this.tls?.etcdClient, 1_000);
-    if (health.healthy && health.members?.length === spec.memberCount && health.members.every((m) => m.name !== '')) {
-      await this.backups.write(CONTROL.created, JSON.stringify({ createdAt: new Date().toISOString(), leader: self, term: leadership.currentTerm, members: Object.keys(initialCluster) }) + '\n');
-      this.log.info('cluster created', { marker: this.backups.urlOf(CONTROL.created), members: Object.keys(initialCluster) });
-    }
-  }
-
-  private async startEtcd(volume: Volume): Promise<void> {
+  private async processSpec(volume: Volume, state: VolumeState): Promise<EtcdProcessSpec> {
     const cfg = this.config;
-    let state: VolumeState | undefined = await readVolumeState(volume.mountPoint);
-    this.volumeStateCache = state;
-    // A joined member stays quarantined until it is a voting member, across manager restarts too.
-    let quarantined = this.joinQuarantined || (state?.initialClusterState === 'existing' && !state.votingSince);
-    this.joinQuarantined = false;
-    if (!state && (await readStandby(volume.mountPoint))) {
-      this.phase = 'standby: removed from the etcd cluster';
-      if (!this.standby) this.log.info('standing by: this member was removed from the etcd cluster; etcd stays stopped until the leader adds it again', { marker: join(volume.mountPoint, STANDBY_FILE) });
-      this.standby = true;
-      return;
-    }
-    if (!state) {
-      const spec = await readClusterSpec(this.backups);
-      if (!spec) {
-        this.phase = `waiting for ${CONTROL.spec}`;
-        this.log.info('no cluster spec yet; waiting', { path: this.backups.urlOf(CONTROL.spec) });
-        return;
-      }
-      if (spec.memberCount !== 1) {
-        this.phase = `waiting for the leader to form a ${spec.memberCount}-member cluster`;
-        if (!this.warnedMulti) this.log.info('waiting for the leader to form the cluster', { memberCount: spec.memberCount });
-        this.warnedMulti = true;
-        return;
-      }
-      if (await this.backups.exists(CONTROL.created)) {
-        // The cluster exists but this volume is empty: starting a fresh one would fork it.
-        throw new Error(`volume ${volume.id} is empty but ${this.backups.urlOf(CONTROL.created)} says the cluster exists; refusing to create a second cluster (restore or member replacement needed)`);
-      }
-      state = { clusterToken: newClusterToken(cfg.clusterName), memberName: volume.memberName, etcdVersion: spec.etcdVersion, createdAt: new Date().toISOString() };
-      await writeVolumeState(volume.mountPoint, state);
-      this.volumeStateCache = state;
-      quarantined = true; // new clusters start where the API server cannot see them
-      this.log.info('creating a new one-member cluster', { member: state.memberName, token: state.clusterToken });
-    }
     const binary = await resolveEtcdBinary(state.etcdVersion, cfg.etcdBinaryDir);
     const peerURLs = this.urls(cfg.peerURLs);
-    const spec: EtcdProcessSpec = {
+    return {
       binary,
       name: state.memberName,
       dataDir: etcdDataDir(volume.mountPoint, state.clusterToken),
@@ -562,92 +624,105 @@ export class Manager {
       peerTLS: this.tls?.peer,
       clientTLS: this.tls?.server,
     };
-    this.phase = 'etcd starting';
-    await this.etcd.start(spec, { quarantined });
-    this.etcdStarted = true;
   }
 
-  private joinQuarantined = false;
-
-  /** The leader's command after removing this member from etcd: stop etcd, move its data aside, stand by. */
-  private async leave(volume: Volume, command: Command): Promise<string> {
-    const state = await readVolumeState(volume.mountPoint);
-    await this.etcd.stop();
-    this.etcdStarted = false;
-    let movedTo: string | undefined;
-    if (state) {
-      const from = etcdDataDir(volume.mountPoint, state.clusterToken);
-      movedTo = join(volume.mountPoint, 'data-removed', `${state.clusterToken}-${new Date().toISOString().replace(/[:.]/g, '')}`);
-      await mkdir(join(volume.mountPoint, 'data-removed'), { recursive: true, mode: 0o700 });
-      await rename(from, movedTo).catch((err: unknown) => {
-        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-        movedTo = undefined;
-      });
-    }
-    await writeFile(join(volume.mountPoint, STANDBY_FILE), JSON.stringify({ removedFrom: state?.clusterToken, removedAt: new Date().toISOString(), leader: command.leader, term: command.term, dataMovedTo: movedTo }) + '\n', { mode: 0o600 });
-    await rm(join(volume.mountPoint, 'etcd-manager-state.json'), { force: true });
-    this.volumeStateCache = undefined;
-    this.lastMembers = 0;
-    this.standby = true;
-    this.phase = 'standby: removed from the etcd cluster';
-    this.log.info('removed from the etcd cluster: etcd stopped, data moved aside (not deleted); standing by', { leader: command.leader, term: command.term, dataMovedTo: movedTo });
-    return 'standing by';
+  /** This member changed in a way the leader should see now: tell the others, and look again ourselves. */
+  private changed(reason: string): void {
+    if (this.discovery && this.volume) this.announce(this.discovery.records.filter((r) => r.member !== this.volume!.memberName), reason);
+    this.controller?.wake(reason);
   }
 
-  /** A new leader writes its term into etcd's fence key before anything else, locking out older leaders' late changes. */
-  private async claimFenceOnElection(alive: LivePeer[], token: string, term: number): Promise<void> {
-    const endpoints = alive.filter((a) => a.info.clusterToken === token).flatMap((a) => a.record.clientURLs.map((u) => listenURL(u, a.record.address)));
-    if (endpoints.length === 0) return;
-    const etcd = await openEtcdClient(endpoints, this.tls?.etcdClient);
-    try {
-      const f = await claimFence(etcd, term);
-      if (f.ok) {
-        this.fencedTerm = term;
-        this.log.info('etcd fence claimed for this term', { term });
-      } else {
-        this.log.warn('etcd fence holds a newer term: not acting', { term, fenceTerm: f.held });
-      }
-    } finally {
-      etcd.close();
+  /** Best effort: a peer that misses it finds out at its next pass anyway. */
+  private announce(records: PeerRecord[], reason: string): void {
+    const client = this.peerClient;
+    const self = this.volume?.memberName;
+    if (!client || !self) return;
+    for (const r of records) {
+      client.announce(r.grpcEndpoint, self, reason).catch((err: unknown) => this.log.debug('announcement not delivered', { to: r.member, err }));
     }
   }
 
-  /** Test hook (MOORING_TEST_ETCD_MANAGER_STOP_BEFORE_FENCE=1): SIGSTOP itself once, between the leadership check and the fence. */
-  private testStopBeforeFence(what: string): void {
-    if (process.env.MOORING_TEST_ETCD_MANAGER_STOP_BEFORE_FENCE !== '1' || this.testStoppedBeforeFence) return;
-    this.testStoppedBeforeFence = true;
-    this.log.warn('test hook: stopping before the etcd fence', { change: what, term: this.leadership?.currentTerm });
-    process.kill(process.pid, 'SIGSTOP');
+  /** The member's certificates (CN = member name; SANs = DNS name, host name, address), issued or renewed as needed. */
+  private ensureTLS(volume: Volume): ReturnType<typeof ensureManagerTLS> {
+    const cfg = this.config;
+    const identity = { memberName: volume.memberName, dnsNames: [this.dnsName, hostname()], ipAddresses: [this.address] };
+    const lifetime = this.hooks.certLifetimeMs;
+    const short = lifetime ? { validityDays: lifetime / 86_400_000, renewBeforeMs: lifetime / 3 } : {};
+    return ensureManagerTLS({ store: this.state, etcdName: cfg.etcdName, identity, pkiDir: cfg.pkiDir, log: this.log, ...short });
   }
 
-  /** Test hook (MOORING_TEST_ETCD_MANAGER_HANG_WHILE_LEADING=1): the leader's pass hangs until stop, its peer API still answering. */
-  private async testHangWhileLeading(): Promise<void> {
-    if (process.env.MOORING_TEST_ETCD_MANAGER_HANG_WHILE_LEADING !== '1' || this.stopped) return;
-    this.log.warn('test hook: this reconcile pass hangs until the manager stops', { term: this.leadership?.currentTerm });
-    await new Promise<void>((resolve) => (this.releaseHang = resolve));
+  private async startPeerAPI(volume: Volume): Promise<void> {
+    const cfg = this.config;
+    this.tls = (await this.ensureTLS(volume)).files;
+    const lease = leaseMs(cfg.reconcileIntervalMs);
+    const voter = (this.voter = new Voter(join(volume.mountPoint, 'etcd-manager-vote.json'), lease, () => this.clock.now()));
+    await voter.load();
+    this.peerServer = await startPeerServer({
+      address: this.address,
+      port: cfg.grpcPort,
+      tls: this.tls.manager,
+      voter,
+      log: this.log.child({ component: 'peer-api' }),
+      handlers: {
+        info: () => this.peerInfo(volume),
+        command: async (c) => {
+          const result = isRestoreCommand(c) ? await this.memberRestore!.onCommand(c) : await this.local!.onCommand(c);
+          this.controller?.wake(`command ${c.action}`);
+          return result;
+        },
+        announce: (member, reason) => this.controller?.wake(`${member}: ${reason}`),
+      },
+    });
+    this.peerClient = await PeerClient.open(this.tls.manager);
+    this.election = new Election({
+      self: volume.memberName,
+      transport: () => this.peerClient!,
+      voter,
+      leaseMs: lease,
+      clock: this.clock,
+      log: this.log,
+      canRenew: () => !this.stopped && (this.controller?.loopAlive() ?? true),
+      wake: (reason) => this.controller?.wake(reason),
+    });
+    this.log.info('peer API listening (mutual TLS)', { address: this.address, port: this.peerServer.port, leaseMs: lease });
   }
 
-  private releaseHang?: () => void;
+  private peerInfo(volume: Volume): PeerInfo {
+    const v = this.voter?.current ?? { term: 0, leader: '' };
+    const local = this.local;
+    const restore = this.memberRestore?.info();
+    return {
+      member: volume.memberName,
+      term: v.term,
+      leader: v.leader,
+      etcdRunning: this.etcd.running,
+      clusterToken: local?.volumeState?.clusterToken,
+      initialCluster: local?.volumeState?.initialCluster,
+      volumeEmpty: local?.volumeEmpty ?? false,
+      canLead: (this.controller?.loopAlive() ?? true) && !local?.standby && !this.stopped,
+      ...(restore ? { restore } : {}),
+    };
+  }
 
   private async reloadPeerTLS(): Promise<void> {
     if (!this.tls || !this.peerServer) return;
     await this.peerServer.reload(this.tls.manager);
     this.peerClient = await PeerClient.open(this.tls.manager);
-    this.log.info('peer API certificate reloaded');
+    this.log.info('peer API certificate reloaded', { event: 'tls.peer-api-reloaded' });
   }
 
   /** Stops etcd and the loop; keeps the volume (a restarted manager takes it back). */
   async stop(options: { releaseVolume?: boolean } = {}): Promise<void> {
     this.stopped = true;
-    if (this.timer) clearTimeout(this.timer);
-    if (this.watchdog) clearInterval(this.watchdog);
-    this.releaseHang?.();
-    await this.reconciling;
+    this.releaseStopped();
+    this.election?.stop();
+    this.inbox?.stop();
+    await this.controller?.stop();
     await this.peerServer?.close();
     await this.etcd.stop();
     if (options.releaseVolume) await this.provider.release();
     await this.status?.close();
-    this.log.info('manager stopped');
+    this.log.info('manager stopped', { event: 'manager.stopped' });
   }
 
   get etcdPid(): number | undefined {
@@ -655,26 +730,6 @@ export class Manager {
   }
 
   get healthyEtcd(): boolean {
-    return this.etcdHealthy;
+    return this.local?.etcdHealthy ?? false;
   }
-}
-
-const STANDBY_FILE = 'etcd-manager-standby.json';
-
-async function readStandby(mountPoint: string): Promise<boolean> {
-  try {
-    await readFile(join(mountPoint, STANDBY_FILE));
-    return true;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
-    throw err;
-  }
-}
-
-/** Test-only: MOORING_TEST_ETCD_MANAGER_CERT_LIFETIME=<duration> issues certificates that short-lived, renewed with a third left. */
-function testCertLifetime(): { validityDays?: number; renewBeforeMs?: number } {
-  const raw = process.env.MOORING_TEST_ETCD_MANAGER_CERT_LIFETIME;
-  const ms = raw ? parseDuration(raw) : undefined;
-  if (!ms) return {};
-  return { validityDays: ms / 86_400_000, renewBeforeMs: ms / 3 };
 }

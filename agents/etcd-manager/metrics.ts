@@ -14,10 +14,35 @@ export class ManagerMetrics {
   readonly etcdRestarts = new Counter({ name: 'etcd_manager_etcd_restarts_total', help: 'times the local etcd was restarted after exiting', registers: [this.registry] });
   readonly lastReconcile = new Gauge({ name: 'etcd_manager_last_reconcile_timestamp_seconds', help: 'when the last reconcile finished (unix seconds)', registers: [this.registry] });
   readonly errors = new Counter({ name: 'etcd_manager_errors_total', help: 'errors, by where they happened', labelNames: ['step'], registers: [this.registry] });
+  readonly backups = new Counter({ name: 'etcd_manager_backups_total', help: 'backups taken by this manager, by reason (scheduled, on-demand, before-membership-change, before-restore)', labelNames: ['reason'], registers: [this.registry] });
+  readonly backupFailures = new Counter({ name: 'etcd_manager_backup_failures_total', help: 'backups that failed, by reason', labelNames: ['reason'], registers: [this.registry] });
+  readonly restores = new Counter({ name: 'etcd_manager_restores_total', help: 'restores carried out by this manager as leader, by result (succeeded, refused, failed)', labelNames: ['result'], registers: [this.registry] });
+  // The last backup's facts are known to the acting manager only (from the store): the others report no sample
+  // rather than a zero an alert would read as "just backed up" or "never".
+  readonly lastBackupTimestamp: Gauge;
+  readonly lastBackupAge: Gauge;
+  readonly lastBackupSize = new Gauge({ name: 'etcd_manager_backup_last_size_bytes', help: 'size in the store of the last successful backup (acting manager only)', labelNames: ['cluster'], registers: [this.registry] });
+  readonly lastBackupDuration = new Gauge({ name: 'etcd_manager_backup_last_duration_seconds', help: 'how long the last successful backup took (acting manager only)', labelNames: ['cluster'], registers: [this.registry] });
+  private lastBackupAt?: number;
+  private readonly cluster: string;
 
   /** `isLeader` is asked at every scrape: a value stored once per pass would go stale while the lease lapses. */
-  constructor(options: { defaultMetrics?: boolean; isLeader?: () => number } = {}) {
+  constructor(options: { defaultMetrics?: boolean; isLeader?: () => number; cluster?: string } = {}) {
     const leader = options.isLeader;
+    this.cluster = options.cluster ?? 'etcd';
+    const self = () => this;
+    this.lastBackupTimestamp = new Gauge({ name: 'etcd_manager_backup_last_success_timestamp_seconds', help: 'when the last successful backup started (unix seconds; acting manager only)', labelNames: ['cluster'], registers: [this.registry] });
+    this.lastBackupAge = new Gauge({
+      name: 'etcd_manager_backup_last_success_age_seconds',
+      help: 'age of the last successful backup, at scrape time (acting manager only)',
+      labelNames: ['cluster'],
+      registers: [this.registry],
+      collect(this: Gauge) {
+        const at = self().lastBackupAt;
+        this.reset();
+        if (at !== undefined) this.set({ cluster: self().cluster }, Math.max(0, (Date.now() - at) / 1000));
+      },
+    });
     this.isLeader = new Gauge({
       name: 'etcd_manager_is_leader',
       help: '1 while this manager holds the leader lease (one-member clusters: while its etcd is healthy)',
@@ -25,6 +50,17 @@ export class ManagerMetrics {
       ...(leader ? { collect(this: Gauge) { this.set(leader()); } } : {}),
     });
     if (options.defaultMetrics) collectDefaultMetrics({ register: this.registry });
+  }
+
+  /** The last successful backup, or none known (this manager stopped acting, or no backup yet). */
+  setLastBackup(last: { startedAtMs: number; storedBytes?: number; durationMs?: number } | undefined): void {
+    for (const g of [this.lastBackupTimestamp, this.lastBackupSize, this.lastBackupDuration]) g.reset();
+    this.lastBackupAt = last?.startedAtMs;
+    if (!last) return;
+    const labels = { cluster: this.cluster };
+    this.lastBackupTimestamp.set(labels, last.startedAtMs / 1000);
+    if (last.storedBytes !== undefined) this.lastBackupSize.set(labels, last.storedBytes);
+    if (last.durationMs !== undefined) this.lastBackupDuration.set(labels, last.durationMs / 1000);
   }
 }
 

@@ -131,7 +131,7 @@ export async function ensureManagerTLS(options: EnsureTLSOptions): Promise<{ fil
       await atomicWrite(keyFile, leaf.keyPEM, 0o600);
       await atomicWrite(certFile, leaf.certPEM, 0o644);
       issued.push(want.kind);
-      log.info('certificate issued', { cert: certFile, ca: want.ca, cn: want.commonName, reason });
+      log.info('certificate issued', { event: 'tls.issued', cert: certFile, ca: want.ca, cn: want.commonName, reason });
     }
     files[want.kind] = { certFile, keyFile, caFile };
   }

@@ -1,6 +1,7 @@
 // The user's objects in the state store, in kOps' layout:
 // <cluster>/config and <cluster>/instancegroup/<ig>. Reading always validates.
-import { parseObjects, stringifyObjects, SpecError, type ParsedObject } from '../../shared/api/parse.js';
+import { stringifyAdditionalObjects, type AdditionalObject } from '../../shared/api/additional-objects.js';
+import { parseObjects, parseSpecFile, stringifyObjects, SpecError, type ParsedObject } from '../../shared/api/parse.js';
 import { StorePaths, type Cluster, type InstanceGroup } from '../../shared/api/types.js';
 import type { StateStore } from '../../shared/store/types.js';
 import { ExitCode, UserError } from '../../shared/errors.js';
@@ -8,6 +9,8 @@ import { ExitCode, UserError } from '../../shared/errors.js';
 export interface StoredCluster {
   cluster: ParsedObject & { object: Cluster };
   instanceGroups: Array<ParsedObject & { object: InstanceGroup }>;
+  /** kOps' additional objects kept with the cluster (clusteraddons/default). */
+  additionalObjects: AdditionalObject[];
 }
 
 export class ClusterRepository {
@@ -44,15 +47,24 @@ export class ClusterRepository {
       instanceGroups.push(single(parseObjects(text.toString('utf8'), cs.urlOf(path)), 'InstanceGroup'));
     }
     instanceGroups.sort((a, b) => a.object.metadata.name.localeCompare(b.object.metadata.name));
-    return { cluster, instanceGroups };
+    const addonsText = await cs.readIfExists(StorePaths.clusterAddons);
+    const addons = addonsText === undefined ? undefined : parseSpecFile(addonsText.toString('utf8'), cs.urlOf(StorePaths.clusterAddons));
+    if (addons && addons.objects.length > 0) {
+      throw new SpecError('holds a Cluster or InstanceGroup; only additional objects belong here', { source: cs.urlOf(StorePaths.clusterAddons) });
+    }
+    return { cluster, instanceGroups, additionalObjects: addons?.additional.map((a) => a.object) ?? [] };
   }
 
   /**
    * Writes the given objects. Instance groups go first and the cluster's config last,
    * so a crash part-way never leaves a `config` that names groups not yet written.
    */
-  async save(clusterName: string, objects: { cluster?: Cluster; instanceGroups: InstanceGroup[] }): Promise<void> {
+  async save(clusterName: string, objects: { cluster?: Cluster; instanceGroups: InstanceGroup[]; additionalObjects?: AdditionalObject[] }): Promise<void> {
     const cs = this.clusterStore(clusterName);
+    // As kOps: a file's additional objects replace the ones kept before.
+    if (objects.additionalObjects && objects.additionalObjects.length > 0) {
+      await cs.write(StorePaths.clusterAddons, stringifyAdditionalObjects(objects.additionalObjects));
+    }
     for (const ig of objects.instanceGroups) {
       await cs.write(StorePaths.instanceGroup(ig.metadata.name), stringifyObjects([ig], 'yaml'));
     }

@@ -6,7 +6,8 @@ import YAML from 'yaml';
 import { buildBootConfig } from '../../shared/api/nodeconfig.js';
 import { newClusterObjects } from '../../shared/api/complete.js';
 import { unknownFields } from '../../shared/api/known-fields.js';
-import { MAX_SPEC_BYTES, parseObjects, SpecError, stringifyObjects, tooLarge, type ParsedObject } from '../../shared/api/parse.js';
+import { additionalObjectProblems, describeAdditionalObject, stringifyAdditionalObjects, type AdditionalObject } from '../../shared/api/additional-objects.js';
+import { MAX_SPEC_BYTES, parseObjects, parseSpecFile, SpecError, stringifyObjects, tooLarge, type ParsedObject, type ParsedSpecFile } from '../../shared/api/parse.js';
 import { StorePaths, type Cluster, type InstanceGroup } from '../../shared/api/types.js';
 import { MAX_GROUP_SIZE } from '../../shared/api/validate-util.js';
 import { ExitCode, UserError } from '../../shared/errors.js';
@@ -62,7 +63,7 @@ export interface ObjectsFileOptions {
   strict?: boolean;
 }
 
-async function readObjectsFile(io: CliIO, file: string, options: ObjectsFileOptions): Promise<ParsedObject[]> {
+async function readObjectsFile(io: CliIO, file: string, options: ObjectsFileOptions): Promise<ParsedSpecFile> {
   const source = file === '-' ? '<stdin>' : file;
   let bytes: Buffer;
   try {
@@ -71,10 +72,31 @@ async function readObjectsFile(io: CliIO, file: string, options: ObjectsFileOpti
     if (err instanceof SpecError) throw err;
     throw new UserError(`cannot read ${file}: ${(err as Error).message}`, ExitCode.Usage, { cause: err });
   }
-  const objects = parseObjects(bytes.toString('utf8'), source);
-  if (objects.length === 0) throw new UserError(`${file}: no Cluster or InstanceGroup objects found`, ExitCode.InvalidSpec);
-  checkUnknownFields(io, objects, options.strict ?? false);
-  return objects;
+  const parsed = parseSpecFile(bytes.toString('utf8'), source);
+  // Additional objects alone: say what they lack, not that the file is empty.
+  checkAdditionalObjects(parsed);
+  if (parsed.objects.length === 0) throw new UserError(`${file}: no Cluster or InstanceGroup objects found`, ExitCode.InvalidSpec);
+  checkUnknownFields(io, parsed.objects, options.strict ?? false);
+  return parsed;
+}
+
+/** kOps: additional objects belong to the one cluster the file creates or replaces; its own rules for them. */
+function checkAdditionalObjects(parsed: ParsedSpecFile): void {
+  if (parsed.additional.length === 0) return;
+  const clusters = parsed.objects.filter((o) => o.object.kind === 'Cluster');
+  const first = parsed.additional[0];
+  if (clusters.length !== 1) {
+    const why = clusters.length === 0 ? 'the file holds no Cluster' : 'the file holds several Clusters';
+    throw new SpecError(`${first.object.kind}: additional objects go with exactly one Cluster in the same file (${why})`, {
+      source: first.source,
+      path: 'kind',
+      line: first.lineOf('kind'),
+    });
+  }
+  const problems = parsed.additional.flatMap((a) =>
+    additionalObjectProblems(a.object).map((p) => new SpecError(`${a.object.kind}: ${p.reason}`, { source: a.source, path: p.path, line: a.lineOf(p.path) })),
+  );
+  if (problems.length > 0) throw new UserError(problems.map((e) => e.message).join('\n'), ExitCode.InvalidSpec);
 }
 
 /** A spec file, refused by its size before it is read (and, for a pipe or device, once too much has come). */
@@ -117,7 +139,8 @@ function checkUnknownFields(io: CliIO, objects: ParsedObject[], strict: boolean)
 }
 
 /** Groups objects by the cluster they belong to (a group names its cluster by label, or the file's only cluster). */
-function byCluster(objects: ParsedObject[]): Map<string, ClusterPart> {
+function byCluster(file: ParsedSpecFile): Map<string, ClusterPart> {
+  const objects = file.objects;
   const clusters = objects.filter((o) => o.object.kind === 'Cluster');
   const fallback = clusters.length === 1 ? clusters[0]?.object.metadata.name : undefined;
   const result = new Map<string, ClusterPart>();
@@ -142,16 +165,19 @@ function byCluster(objects: ParsedObject[]): Map<string, ClusterPart> {
       entry(name).groups.push(parsed);
     }
   }
+  // checkAdditionalObjects made sure there is exactly one cluster when there are any.
+  if (file.additional.length > 0 && fallback) entry(fallback).additional = file.additional.map((a) => a.object);
   return result;
 }
 
 export async function createFromFile(store: StateStore, io: CliIO, file: string, lock: WriterLockSettings, options: ObjectsFileOptions = {}): Promise<void> {
-  const objects = await readObjectsFile(io, file, options);
-  await createObjects(store, io, objects, lock);
+  const parsed = await readObjectsFile(io, file, options);
+  await createObjects(store, io, parsed, lock);
 }
 
-async function createObjects(store: StateStore, io: CliIO, input: Array<ParsedObject | Cluster | InstanceGroup>, lock: WriterLockSettings): Promise<void> {
-  await validateThenSave(store, io, input.map(asParsed), 'created', lock, (name, part, current) => {
+async function createObjects(store: StateStore, io: CliIO, input: ParsedSpecFile | Array<Cluster | InstanceGroup>, lock: WriterLockSettings): Promise<void> {
+  const file: ParsedSpecFile = Array.isArray(input) ? { objects: input.map(asParsed), additional: [] } : input;
+  await validateThenSave(store, io, file, 'created', lock, (name, part, current) => {
     if (part.cluster && current) throw new UserError(`cluster "${name}" already exists in ${store.baseURL}; use replace -f to change it`, ExitCode.Conflict);
     for (const g of part.groups) {
       if (current?.instanceGroups.some((c) => c.object.metadata.name === g.object.metadata.name)) {
@@ -162,8 +188,8 @@ async function createObjects(store: StateStore, io: CliIO, input: Array<ParsedOb
 }
 
 export async function replaceFromFile(store: StateStore, io: CliIO, file: string, force: boolean, lock: WriterLockSettings, options: ObjectsFileOptions = {}): Promise<void> {
-  const objects = await readObjectsFile(io, file, options);
-  await validateThenSave(store, io, objects, 'replaced', lock, (name, part, current) => {
+  const parsed = await readObjectsFile(io, file, options);
+  await validateThenSave(store, io, parsed, 'replaced', lock, (name, part, current) => {
     if (!current && !(force && part.cluster)) {
       throw new UserError(`cluster "${name}" not found in ${store.baseURL}; use create -f (or replace --force)`, ExitCode.NotFound);
     }
@@ -175,7 +201,7 @@ export async function replaceFromFile(store: StateStore, io: CliIO, file: string
   });
 }
 
-type ClusterPart = { cluster?: ParsedObject; groups: ParsedObject[] };
+type ClusterPart = { cluster?: ParsedObject; groups: ParsedObject[]; additional?: AdditionalObject[] };
 
 /**
  * Checks and validates every cluster the input touches (the stored objects merged with
@@ -185,12 +211,12 @@ type ClusterPart = { cluster?: ParsedObject; groups: ParsedObject[] };
 async function validateThenSave(
   root: StateStore,
   io: CliIO,
-  objects: ParsedObject[],
+  file: ParsedSpecFile,
   verb: 'created' | 'replaced',
   lock: WriterLockSettings,
   check: (name: string, part: ClusterPart, current: StoredCluster | undefined) => void,
 ): Promise<void> {
-  const parts = byCluster(objects);
+  const parts = byCluster(file);
   await withWriterLock(root, [...parts.keys()], io, lock, (store) => validateThenSaveLocked(store, io, parts, verb, check));
 }
 
@@ -215,17 +241,19 @@ async function validateThenSaveLocked(
       await repo.save(name, {
         cluster: part.cluster?.object as Cluster | undefined,
         instanceGroups: part.groups.map((g) => g.object as InstanceGroup),
+        additionalObjects: part.additional,
       });
-      io.out(describeWrite(verb, name, part.cluster !== undefined, part.groups));
+      io.out(describeWrite(verb, name, part.cluster !== undefined, part.groups, part.additional ?? []));
     });
   }
   for (const write of writes) await write();
 }
 
-function describeWrite(verb: string, cluster: string, wroteCluster: boolean, groups: ParsedObject[]): string {
+function describeWrite(verb: string, cluster: string, wroteCluster: boolean, groups: ParsedObject[], additional: AdditionalObject[]): string {
   const parts: string[] = [];
   if (wroteCluster) parts.push(`cluster "${cluster}"`);
   for (const g of groups) parts.push(`instance group "${g.object.metadata.name}"`);
+  if (additional.length > 0) parts.push(`${additional.length} additional object${additional.length === 1 ? '' : 's'}`);
   return `${verb} ${parts.join(', ')}${wroteCluster ? '' : ` in cluster "${cluster}"`}\n`;
 }
 
@@ -258,10 +286,20 @@ export async function getCluster(store: StateStore, io: CliIO, name: string, out
   if (format === 'table') {
     io.out(table(['NAME', 'CLOUD', 'ZONES'], [[cluster.metadata.name, cloudName(cluster), zonesOf(cluster)]]));
     if (withGroups) io.out('\n' + formatInstanceGroups(stored.instanceGroups.map((g) => g.object), 'table'));
+    if (withGroups && stored.additionalObjects.length > 0) {
+      io.out('\n' + table(['ADDITIONAL OBJECT'], stored.additionalObjects.map((o) => [describeAdditionalObject(o)])));
+    }
     return;
   }
   const objects = withGroups ? [cluster, ...stored.instanceGroups.map((g) => g.object)] : [cluster];
-  io.out(stringifyObjects(objects, format));
+  // `get all` lists the additional objects too, so its output can be given back to create/replace -f.
+  const additional = withGroups ? stored.additionalObjects : [];
+  if (format === 'yaml') {
+    io.out([stringifyObjects(objects, 'yaml'), ...(additional.length > 0 ? [stringifyAdditionalObjects(additional)] : [])].join('---\n'));
+    return;
+  }
+  const all: unknown[] = [...objects, ...additional];
+  io.out(`${JSON.stringify(all.length === 1 ? all[0] : { apiVersion: 'v1', kind: 'List', items: all }, null, 2)}\n`);
 }
 
 export async function getInstanceGroups(store: StateStore, io: CliIO, name: string, output?: string): Promise<void> {
@@ -326,9 +364,15 @@ export async function runUpdateCluster(
   await withWriterLock(store, [name], io, lock, (locked) => updateClusterIn(locked, io, name, agent, true));
 }
 
-async function updateClusterIn(store: StateStore, io: CliIO, name: string, agent: AgentBinary, yes: boolean): Promise<void> {
+async function updateClusterIn(store: StateStore, io: CliIO, name: string, resolvedAgent: AgentBinary, yes: boolean): Promise<void> {
   const repo = new ClusterRepository(store);
-  const stored = await repo.load(name);
+  let stored = await repo.load(name);
+  // Loaded on demand, like update-cluster.js below.
+  const localCloud = await import('./cloud/local/update.js');
+  const local = localCloud.isLocalCluster(stored.cluster.object) ? await localCloud.prepareLocalUpdate(store, io, stored, resolvedAgent) : undefined;
+  const target = local && !('note' in local) ? local : undefined;
+  if (target) stored = target.stored;
+  const agent = target?.agent ?? resolvedAgent;
   const clusterStore = repo.clusterStore(name);
   checkReachableFromInstances(stored.cluster.object, clusterStore.baseURL, agent);
   const configBase = stored.cluster.object.spec.configBase;
@@ -337,7 +381,7 @@ async function updateClusterIn(store: StateStore, io: CliIO, name: string, agent
   }
   // Loaded on demand: the PKI and X.509 stack costs start-up time every other command would pay.
   const { updateCluster } = await import('./update-cluster.js');
-  const result = await updateCluster(clusterStore, stored, agent, yes);
+  const result = await updateCluster(clusterStore, stored, agent, yes, target ? { mirrorHash: target.mirrorHash } : {});
   for (const warning of result.warnings) io.err(`${warning}\n`);
   io.out(formatPlan(clusterStore.baseURL, result.entries, result.applied));
   if (!hasChanges(result.entries)) {
@@ -347,10 +391,13 @@ async function updateClusterIn(store: StateStore, io: CliIO, name: string, agent
   } else {
     io.out(`\nCluster "${name}" updated in ${clusterStore.baseURL}.\n`);
   }
+  if (target) await localCloud.updateLocalCluster(target, clusterStore, result.completed, yes, io);
+  // Last, once the store is written: a plan or an error reads the same on every cloud.
+  if (yes && local && 'note' in local) io.err(`${local.note}\n`);
 }
 
 /** The top-level paths of kOps' layout that `delete cluster` removes; anything else is left alone. */
-const CLUSTER_LAYOUT = ['config', 'cluster-completed.spec', 'instancegroup/', 'pki/', 'secrets/', 'igconfig/', 'addons/', 'manifests/', 'userdata/'];
+const CLUSTER_LAYOUT = ['config', 'cluster-completed.spec', 'instancegroup/', 'clusteraddons/', 'pki/', 'secrets/', 'igconfig/', 'addons/', 'manifests/', 'userdata/'];
 const BACKUPS = 'backups/';
 
 export async function deleteCluster(
@@ -361,12 +408,21 @@ export async function deleteCluster(
   lock: WriterLockSettings,
 ): Promise<void> {
   const repo = new ClusterRepository(store);
-  if (!(await repo.exists(name))) throw new UserError(`cluster "${name}" not found in ${store.baseURL}`, ExitCode.NotFound);
+  // The local cloud's instances and volumes go first (under the lock), also when a crashed run left them behind
+  // without a spec: its records, not the store, say what it holds, so there is then no cluster to lock.
+  const releaseLocal = async (s: StateStore) => (await import('./cloud/local/update.js')).deleteLocalCluster(s, name, io);
+  if (!(await repo.exists(name))) {
+    if (o.yes && (await releaseLocal(store))) return;
+    throw new UserError(`cluster "${name}" not found in ${store.baseURL}`, ExitCode.NotFound);
+  }
   if (!o.yes) {
     await deleteClusterIn(store, io, name, o);
     return;
   }
-  await withWriterLock(store, [name], io, lock, (locked) => deleteClusterIn(locked, io, name, o));
+  await withWriterLock(store, [name], io, lock, async (locked) => {
+    await releaseLocal(locked);
+    await deleteClusterIn(locked, io, name, o);
+  });
 }
 
 async function deleteClusterIn(store: StateStore, io: CliIO, name: string, o: { yes: boolean; includeBackups: boolean }): Promise<void> {

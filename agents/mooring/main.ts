@@ -9,6 +9,7 @@ import { ExitCode, UserError } from '../../shared/errors.js';
 import { MAX_SPEC_SIZE_TEXT } from '../../shared/api/limits.js';
 import { VERSION } from '../../shared/version.js';
 import type * as Commands from './commands.js';
+import { deleteInstanceCommand, ExitWith, getInstancesCommand, getVolumesCommand, localCloudCommand, sshCommand, validateCommand } from './cloud/local/cli.js';
 import { processIO, type CliIO } from './io.js';
 import { ALLOW_UNSERIALIZED_HELP, DEFAULT_LOCK_TIMEOUT, LOCK_TIMEOUT_HELP, lockSettings, type WriterLockFlags } from './writer-lock.js';
 
@@ -26,6 +27,7 @@ export async function main(argv: string[], io: CliIO = processIO): Promise<numbe
 }
 
 function reportError(err: unknown, io: CliIO): number {
+  if (err instanceof ExitWith) return err.exitCode;
   if (err instanceof CommanderError) {
     // Commander already printed its message (or the help/version text).
     return err.exitCode === 0 ? ExitCode.OK : ExitCode.Usage;
@@ -188,6 +190,8 @@ Example:
       .requiredOption('--instance-group <ig>', 'instance group name')
       .action(async (name: string, o: { instanceGroup: string }) => cmd.getBootConfig(store(), io, name, o.instanceGroup)),
   );
+  get.addCommand(getInstancesCommand(io, inherit));
+  get.addCommand(getVolumesCommand(io, inherit));
   program.addCommand(get);
 
   // update
@@ -218,7 +222,11 @@ Example:
       .option('--include-backups', 'also delete backups/ (etcd backups and control files)', false))
       .action(async (name: string, o: { yes: boolean; includeBackups: boolean } & WriterLockFlags) => cmd.deleteCluster(store(), io, name, o, locking(o))),
   );
+  del.addCommand(deleteInstanceCommand(io, inherit));
   program.addCommand(del);
+  program.addCommand(sshCommand(io, inherit));
+  program.addCommand(validateCommand(io, inherit, store));
+  program.addCommand(localCloudCommand(io, inherit));
 
   return program;
 }

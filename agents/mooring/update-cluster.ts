@@ -1,15 +1,18 @@
 // `mooring update cluster`: complete the user's spec and derive everything the
 // instances need (completed spec, PKI, node configs, etcd control specs, user-data).
 import YAML from 'yaml';
-import { NO_FILE_REPOSITORY_WARNING, resolveNodeAssets } from '../../shared/api/assets.js';
-import { completeCluster } from '../../shared/api/complete.js';
-import { buildBootConfig, buildNodeConfig, serializeNodeConfig, type NodeAssets } from '../../shared/api/nodeconfig.js';
+import { resolveNodeAssets, type ResolveOptions } from '../../shared/api/assets.js';
+import { completeCluster, type CompletedObjects } from '../../shared/api/complete.js';
+import { renderWarnings } from '../../shared/api/component-render.js';
+import { buildBootConfig, buildNodeConfig, groupKubelet, serializeNodeConfig, type NodeAssets } from '../../shared/api/nodeconfig.js';
 import { stringifyObjects } from '../../shared/api/parse.js';
+import { isSchedulerConfiguration, stringifyAdditionalObjects, type AdditionalObject } from '../../shared/api/additional-objects.js';
 import { StorePaths, type Cluster, type InstanceGroup } from '../../shared/api/types.js';
 import { clusterKeysetNames, ensureClusterPKI, planClusterPKI } from '../../shared/pki/cluster-pki.js';
 import { loadKeyset, planIssuedRepairs, primaryKeypair, repairIssuedKeysets } from '../../shared/pki/keyset.js';
 import { ensureNodeCredentials, NODE_CREDENTIAL_NAMES, planNodeCredentials } from '../../shared/pki/node-credentials.js';
 import type { StateStore } from '../../shared/store/types.js';
+import { ExitCode, UserError } from '../../shared/errors.js';
 import { encodeUserData, renderUserData } from '../../bootstrap/render-userdata.js';
 import type { AgentBinary } from './agent-binary.js';
 import { requireValid } from './validation.js';
@@ -25,6 +28,8 @@ export interface UpdateResult {
   applied: boolean;
   /** One line each, for stderr. */
   warnings: string[];
+  /** The completed spec the plan was made from (a cloud creates its parts from it). */
+  completed: { cluster: Cluster; instanceGroups: InstanceGroup[] };
 }
 
 export async function updateCluster(
@@ -32,6 +37,8 @@ export async function updateCluster(
   stored: StoredCluster,
   agent: AgentBinary,
   apply: boolean,
+  /** How asset hashes are read (the local cloud reads its mirror's files). */
+  assetOptions: ResolveOptions = {},
 ): Promise<UpdateResult> {
   requireValid(stored.cluster, stored.instanceGroups);
   const completed = completeCluster(
@@ -39,9 +46,18 @@ export async function updateCluster(
     stored.instanceGroups.map((p) => p.object),
     { configBase: clusterStore.baseURL },
   );
-  // Asset hashes first: a mirror that cannot answer fails the update before anything is written.
-  const assets = await resolveNodeAssets(completed.cluster, completed.instanceGroups);
-  const warnings = assets ? [] : [NO_FILE_REPOSITORY_WARNING];
+  // Asset hashes first: a version not in the known table whose hash cannot be read fails the update before anything is written.
+  const assets = await resolveNodeAssets(completed.cluster, completed.instanceGroups, assetOptions);
+  const warnings = [
+    ...completed.settings.notes.map((note) => `note: ${note}`),
+    ...assets.lookedUp.map((url) => `note: ${url} is not a release in Mooring's table of known hashes; its sha256 was read from ${url}.sha256`),
+    ...renderWarnings(completed.cluster, completed.instanceGroups),
+    ...completed.instanceGroups.flatMap((ig) =>
+      groupKubelet(completed.cluster, ig).refusedTaints.map(
+        (t) => `warning: instance group "${ig.metadata.name}": taint ${JSON.stringify(t)} has no effect kubelet takes (NoSchedule, PreferNoSchedule, NoExecute); its nodes register without it`,
+      ),
+    ),
+  ];
   const etcdNames = (completed.cluster.spec.etcdClusters ?? []).map((e) => e.name);
   const keysetNames = clusterKeysetNames(etcdNames);
   const pki = await planClusterPKI(clusterStore, keysetNames);
@@ -61,7 +77,7 @@ export async function updateCluster(
 
   // Instances read their configuration where the completed spec says: spec.configBase when the user set it.
   const configBase = completed.cluster.spec.configBase ?? clusterStore.baseURL;
-  const desired = desiredObjects(completed.cluster, completed.instanceGroups, keypairIDs, configBase, agent, assets);
+  const desired = desiredObjects(completed, keypairIDs, configBase, agent, assets.byGroup, stored.additionalObjects);
   const obsolete = await obsoleteGroupObjects(clusterStore, desired);
   const entries = await diffAgainstStore(clusterStore, desired, obsolete);
   const keysetEntry = (name: string, action: 'create' | 'modify'): PlanEntry[] => [
@@ -79,7 +95,7 @@ export async function updateCluster(
     warnings.push(`warning: ${clusterStore.urlOf(StorePaths.issued(r.name))} does not match pki/private/${r.name} (${r.reason}); ${apply ? 'rewrote' : 'will rewrite'} it from pki/private`);
   }
   if (apply) await applyPlan(clusterStore, entries);
-  return { entries: [...pkiEntries, ...entries], pkiToCreate: [...pki.toCreate, ...credentials.toCreate], applied: apply, warnings };
+  return { entries: [...pkiEntries, ...entries], pkiToCreate: [...pki.toCreate, ...credentials.toCreate], applied: apply, warnings, completed };
 }
 
 async function existingKeypairIDs(store: StateStore, existing: string[], pending: string[]): Promise<Record<string, string>> {
@@ -97,20 +113,22 @@ async function existingKeypairIDs(store: StateStore, existing: string[], pending
  * spec, so the completed spec never points at node configs that are not there yet.
  */
 function desiredObjects(
-  cluster: Cluster,
-  instanceGroups: InstanceGroup[],
+  completed: CompletedObjects,
   keypairIDs: Record<string, string>,
   configBase: string,
   agent: AgentBinary,
-  assets: Map<string, NodeAssets> | undefined,
+  assets: Map<string, NodeAssets>,
+  additionalObjects: AdditionalObject[],
 ): DesiredObject[] {
+  const { cluster, instanceGroups, settings } = completed;
+  const kubeSchedulerConfig = schedulerConfiguration(additionalObjects);
   const objects: DesiredObject[] = [];
   for (const etcd of cluster.spec.etcdClusters ?? []) {
     const spec = { memberCount: etcd.etcdMembers.length, etcdVersion: etcd.version ?? '' };
     objects.push({ path: StorePaths.etcdClusterSpec(etcd.name), content: JSON.stringify(spec) });
   }
   for (const ig of instanceGroups) {
-    const nodeConfig = serializeNodeConfig(buildNodeConfig(cluster, ig, keypairIDs, assets?.get(ig.metadata.name)));
+    const nodeConfig = serializeNodeConfig(buildNodeConfig(cluster, ig, keypairIDs, assets.get(ig.metadata.name), { settings, kubeSchedulerConfig }));
     objects.push({ path: StorePaths.nodeupConfig(ig.spec.role, ig.metadata.name), content: nodeConfig });
     const bootConfig = buildBootConfig(cluster, ig, nodeConfig, configBase);
     const userData = renderUserData({
@@ -121,8 +139,20 @@ function desiredObjects(
     // What is stored is what a cloud accepts: gzip+base64 once past AWS's 16 KiB, an error past that.
     objects.push({ path: StorePaths.userData(ig.metadata.name), content: encodeUserData(userData).body });
   }
+  // The cluster's other additional objects go to nodes' addon channel, as kOps applies them (cluster-addons.kops.k8s.io).
+  const toApply = additionalObjects.filter((o) => o !== kubeSchedulerConfig);
+  if (toApply.length > 0) objects.push({ path: StorePaths.clusterAddonsManifest, content: stringifyAdditionalObjects(toApply) });
   objects.push({ path: StorePaths.completedSpec, content: stringifyObjects([cluster], 'yaml') });
   return objects;
+}
+
+/** kOps: a KubeSchedulerConfiguration among the cluster's objects configures kube-scheduler instead of being applied. */
+function schedulerConfiguration(objects: AdditionalObject[]): AdditionalObject | undefined {
+  const found = objects.filter(isSchedulerConfiguration);
+  if (found.length > 1) {
+    throw new UserError('found several KubeSchedulerConfiguration objects with the cluster; expected at most one', ExitCode.InvalidSpec);
+  }
+  return found[0];
 }
 
 /** Node configs and user-data of groups that no longer exist. */

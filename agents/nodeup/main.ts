@@ -32,6 +32,9 @@ Options:
   -o, --output text|json    plan/report format (default text)
   --install-systemd-unit    install and start mooring-nodeup.service, which runs
                             nodeup at every boot, then exit
+  --arch amd64|arm64        install (or plan, with --dry-run) the release files of this
+                            CPU architecture (default: this machine's); for building
+                            an image of the other architecture under --root
   --cache DIR               asset cache, an absolute path on the node (default
                             ${DEFAULT_CACHE}, under --root)
   --retries N               retries per failed task, capped jittered backoff (default 3)
@@ -70,6 +73,7 @@ export async function main(argv: string[], io: NodeupIO = processIO): Promise<nu
         output: { type: 'string', short: 'o', default: 'text' },
         'install-systemd-unit': { type: 'boolean', default: false },
         cache: { type: 'string', default: DEFAULT_CACHE },
+        arch: { type: 'string' },
         retries: { type: 'string', default: '3' },
         'store-timeout': { type: 'string' },
         'asset-stall-timeout': { type: 'string' },
@@ -99,6 +103,8 @@ export async function main(argv: string[], io: NodeupIO = processIO): Promise<nu
     const storeTimeout = storeTimeoutMs(values['store-timeout'], process.env);
     const stall = values['asset-stall-timeout'];
     const assetStallTimeoutMs = stall === undefined ? DEFAULT_STALL_TIMEOUT_MS : parseSeconds('--asset-stall-timeout', stall, 1, 600) * 1000;
+    const arch = values.arch;
+    if (arch !== undefined && arch !== 'amd64' && arch !== 'arm64') throw new UserError(`--arch: want amd64 or arm64, got ${arch}`, ExitCode.Usage);
     if (!isAbsolute(values.root)) throw new UserError(`--root must be an absolute path, got ${values.root}`, ExitCode.Usage);
     const { requireRoot, runNodeup } = await import('./nodeup.js');
     const { code } = await runNodeup({
@@ -109,6 +115,7 @@ export async function main(argv: string[], io: NodeupIO = processIO): Promise<nu
       output: values.output,
       installSystemdUnit: values['install-systemd-unit'],
       cache: values.cache,
+      ...(arch ? { arch } : {}),
       retries: Number(values.retries),
       storeTimeoutMs: storeTimeout,
       assetStallTimeoutMs,

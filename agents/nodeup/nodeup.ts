@@ -3,7 +3,7 @@ import { resolve } from 'node:path';
 import { UserError } from '../../shared/errors.js';
 import { configureLogging, logger } from '../../shared/log.js';
 import { readEmbeddedText } from '../../bootstrap/embedded-text.js';
-import { detectHost, type HostInfo } from './host/os-release.js';
+import { detectHost, type Arch, type HostInfo } from './host/os-release.js';
 import { NodeRoot } from './host/fs.js';
 import { NODE_CREDENTIAL_NAMES } from '../../shared/pki/node-credentials.js';
 import { loadCACertificates, loadInputs, readBootConfig, refusingCASource, storeCASource, storeKeypairSource, type NodeInputs, type StoreOpener } from './inputs.js';
@@ -23,6 +23,8 @@ export interface NodeupOptions {
   installSystemdUnit: boolean;
   /** Node path of the asset cache (resolved under root). */
   cache: string;
+  /** Whose release files to install (default: this machine's CPU). */
+  arch?: Arch;
   retries: number;
   retryBaseMs?: number;
   concurrency?: number;
@@ -52,7 +54,7 @@ export async function prepare(options: NodeupOptions): Promise<PreparedRun> {
   const boot = await readBootConfig(options.conf);
   const inputs = await loadInputs(boot, options.openStore ?? ((url) => openStore(url, { timeoutMs: options.storeTimeoutMs })));
   const fs = new NodeRoot(options.root);
-  const host = await detectHost(fs);
+  const host = await detectHost(fs, options.arch);
   const tasks = options.installSystemdUnit
     ? [new ServiceTask({ name: 'mooring-nodeup.service', unit: readEmbeddedText('systemd/mooring-nodeup.service'), noBlock: true })]
     : await modelTasks(inputs, host);

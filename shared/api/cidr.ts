@@ -83,3 +83,68 @@ export function subdivide(cidr: CIDRLike, prefix: number): IPv4CIDR[] {
   }
   return blocks;
 }
+
+/** An IPv6 range: addresses as 128-bit bigints. */
+export interface IPv6CIDR {
+  network: bigint;
+  prefix: number;
+}
+
+/** Parses an IPv6 address (RFC 4291 text, `::` compression, no zone, no embedded IPv4). */
+export function parseIPv6(text: string): bigint {
+  const bad = () => new Error(`invalid IPv6 address ${JSON.stringify(text)}`);
+  const halves = text.split('::');
+  if (halves.length > 2) throw bad();
+  const groups = (part: string) => (part === '' ? [] : part.split(':'));
+  const head = groups(halves[0]);
+  const tail = halves.length === 2 ? groups(halves[1]) : [];
+  const missing = 8 - head.length - tail.length;
+  if (halves.length === 1 ? missing !== 0 : missing < 1) throw bad();
+  let value = 0n;
+  for (const group of [...head, ...Array<string>(halves.length === 2 ? missing : 0).fill('0'), ...tail]) {
+    if (!/^[0-9a-fA-F]{1,4}$/.test(group)) throw bad();
+    value = (value << 16n) | BigInt(`0x${group}`);
+  }
+  return value;
+}
+
+/** RFC 5952 text: lowercase, leading zeros dropped, the longest run (2+) of zero groups as `::`. */
+export function formatIPv6(value: bigint): string {
+  const groups: number[] = [];
+  for (let i = 7; i >= 0; i--) groups.push(Number((value >> BigInt(i * 16)) & 0xffffn));
+  let best = { start: -1, length: 0 };
+  for (let i = 0; i < 8; ) {
+    if (groups[i] !== 0) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && groups[j] === 0) j++;
+    if (j - i > best.length && j - i >= 2) best = { start: i, length: j - i };
+    i = j;
+  }
+  const hex = groups.map((g) => g.toString(16));
+  if (best.start < 0) return hex.join(':');
+  return `${hex.slice(0, best.start).join(':')}::${hex.slice(best.start + best.length).join(':')}`;
+}
+
+export function parseIPv6CIDR(text: string): IPv6CIDR {
+  const match = /^([0-9a-fA-F:]+)\/(0|[1-9][0-9]{0,2})$/.exec(text);
+  if (!match || Number(match[2]) > 128) throw new Error(`invalid CIDR ${JSON.stringify(text)} (want IPv6 such as fd00::/108)`);
+  const prefix = Number(match[2]);
+  const address = parseIPv6(match[1]);
+  const hostBits = BigInt(128 - prefix);
+  return { network: (address >> hostBits) << hostBits, prefix };
+}
+
+export function isIPv6CIDR(text: string): boolean {
+  return text.includes(':');
+}
+
+/** The n-th address of an IPv4 or IPv6 range, as kOps' WellKnownServiceIP (100.64.0.10, fd00:5e4f:ce::a). */
+export function nthAddressOf(cidr: string, n: number): string {
+  if (!isIPv6CIDR(cidr)) return nthAddress(cidr, n);
+  const c = parseIPv6CIDR(cidr);
+  if (BigInt(n) >= 1n << BigInt(128 - c.prefix)) throw new Error(`address #${n} is outside ${cidr}`);
+  return formatIPv6(c.network + BigInt(n));
+}

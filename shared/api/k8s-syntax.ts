@@ -70,6 +70,27 @@ export function parseTaint(text: string): Taint | string {
   return { key, ...(value !== undefined ? { value } : {}), effect: effect as TaintEffect };
 }
 
+/**
+ * What kOps accepts as a taint (pkg/apis/kops/util/taints.go): `key`, or
+ * `key[=value]:effect` with any effect word. Key and value must still have
+ * label syntax (they end up in kubelet's config); kubelet itself takes only
+ * parseTaint's form, so `update` warns about the rest and leaves them out.
+ */
+export function parseKopsTaint(text: string): { key: string; value?: string; effect: string } | string {
+  const parts = text.split(':');
+  if (parts.length > 2) return `more than one ':' (want key[=value]:${TAINT_EFFECTS.join('|')})`;
+  const [keyValue, effect = ''] = parts;
+  if (!/^[A-Za-z]*$/.test(effect)) return `effect ${JSON.stringify(effect)}: want a word such as ${TAINT_EFFECTS.join(', ')}`;
+  const kv = parts.length === 2 ? keyValue.split('=') : [keyValue];
+  if (kv.length > 2) return `more than one '=' (want key[=value]:${TAINT_EFFECTS.join('|')})`;
+  const [key, value] = kv;
+  const keyProblem = labelKeyProblem(key);
+  if (keyProblem) return `key ${JSON.stringify(key)}: ${keyProblem}`;
+  const valueProblem = value === undefined ? undefined : labelValueProblem(value);
+  if (valueProblem) return `value ${JSON.stringify(value)}: ${valueProblem}`;
+  return { key, ...(value !== undefined ? { value } : {}), effect };
+}
+
 /** A host name: a lowercase DNS name. */
 export function hostNameProblem(value: string): string | undefined {
   return isDNSName(value) ? undefined : "want a lowercase DNS name: a-z, 0-9, '-' and '.', labels of at most 63";

@@ -4,6 +4,7 @@
 import { isAlias, isMap, isScalar, isSeq, LineCounter, parseAllDocuments, stringify, type Document, type Node } from 'yaml';
 import { ExitCode, UserError } from '../errors.js';
 import { joinPath, parsePath, type PathSegment } from './fieldpath.js';
+import { isAdditionalObject, type AdditionalObject } from './additional-objects.js';
 import { MAX_SPEC_BYTES, MAX_SPEC_SIZE_TEXT } from './limits.js';
 import { API_VERSION, type ApiObject, type Cluster, type InstanceGroup } from './types.js';
 
@@ -161,6 +162,9 @@ function itemLineOf(parent: LineOf, base: string): LineOf {
   return (path) => parent(path === '' ? base : base + (path.startsWith('[') ? '' : '.') + path);
 }
 
+/** kOps' own legacy group name for the same v1alpha2 API (still decoded by kOps). */
+const LEGACY_API_VERSION = 'kops/v1alpha2';
+
 function checkObject(value: unknown, source: string, lineOf: LineOf, base: string): ParsedObject {
   const fail = (path: string, reason: string): SpecError => {
     const full = base === '' ? path : path === '' ? base : `${base}.${path}`;
@@ -168,6 +172,7 @@ function checkObject(value: unknown, source: string, lineOf: LineOf, base: strin
   };
   if (!isRecord(value)) throw fail('', `expected a ${API_VERSION} Cluster or InstanceGroup object`);
   if (value.apiVersion === undefined) throw fail('apiVersion', `missing (want ${API_VERSION})`);
+  if (value.apiVersion === LEGACY_API_VERSION) value.apiVersion = API_VERSION;
   if (value.apiVersion !== API_VERSION) {
     throw fail('apiVersion', `unsupported apiVersion ${JSON.stringify(value.apiVersion)} (want ${API_VERSION})`);
   }
@@ -185,23 +190,60 @@ function checkObject(value: unknown, source: string, lineOf: LineOf, base: strin
   return { object: value as unknown as Cluster | InstanceGroup, source, lineOf };
 }
 
+/** Another Kubernetes object in a spec file (kOps' additional objects), with where it came from. */
+export interface ParsedAdditionalObject {
+  object: AdditionalObject;
+  source: string;
+  lineOf(path: string): number | undefined;
+}
+
+export interface ParsedSpecFile {
+  objects: ParsedObject[];
+  additional: ParsedAdditionalObject[];
+}
+
+/** A document of kOps' own API group (any version or kind) is never an additional object. */
+function isKopsDocument(value: unknown): boolean {
+  return isRecord(value) && typeof value.apiVersion === 'string' && (value.apiVersion.startsWith('kops.k8s.io/') || value.apiVersion.startsWith('kops/'));
+}
+
 /**
- * Parses Cluster and InstanceGroup objects from YAML or JSON: single or
- * multi-document, or a `kind: List` wrapper (what stringifyObjects writes for JSON).
+ * Parses a spec file: Cluster and InstanceGroup objects from YAML or JSON (single or
+ * multi-document, or a `kind: List` wrapper), and, as kOps does, any other object
+ * with an apiVersion and a kind as an additional object.
  */
-export function parseObjects(text: string, source: string): ParsedObject[] {
+export function parseSpecFile(text: string, source: string): ParsedSpecFile {
   const objects: ParsedObject[] = [];
+  const additional: ParsedAdditionalObject[] = [];
+  const take = (value: unknown, lineOf: LineOf, base: string) => {
+    if (!isKopsDocument(value) && isAdditionalObject(value) && value.apiVersion !== LEGACY_API_VERSION) {
+      additional.push({ object: value, source, lineOf });
+    } else {
+      objects.push(checkObject(value, source, lineOf, base));
+    }
+  };
   for (const doc of parseYamlDocuments(text, source)) {
     const value = doc.value;
     if (isRecord(value) && value.kind === 'List' && 'items' in value) {
       if (!Array.isArray(value.items)) throw new SpecError('must be a list', { source, path: 'items', line: doc.lineOf('items') });
       value.items.forEach((item: unknown, i: number) => {
         const base = joinPath('items', i);
-        objects.push(checkObject(item, source, itemLineOf(doc.lineOf, base), base));
+        take(item, itemLineOf(doc.lineOf, base), base);
       });
     } else {
-      objects.push(checkObject(value, source, doc.lineOf, ''));
+      take(value, doc.lineOf, '');
     }
+  }
+  return { objects, additional };
+}
+
+/** Parses Cluster and InstanceGroup objects only: any other object is an error naming it. */
+export function parseObjects(text: string, source: string): ParsedObject[] {
+  const { objects, additional } = parseSpecFile(text, source);
+  const first = additional[0];
+  if (first) {
+    const { apiVersion, kind } = first.object;
+    throw new SpecError(`unsupported apiVersion ${JSON.stringify(apiVersion)} (kind ${kind}; want ${API_VERSION})`, { source, path: 'apiVersion', line: first.lineOf('apiVersion') });
   }
   return objects;
 }

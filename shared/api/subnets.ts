@@ -7,7 +7,7 @@ import type { ClusterSubnetSpec, InstanceGroup } from './types.js';
  * into 8 blocks (a /16 into /19s); zone subnets take blocks 2..8 in order, then
  * block 1; Utility subnets take the 8 smaller blocks (/22s) of block 1 first.
  * Blocks that overlap a CIDR already given are skipped. Subnets with an `id`
- * (existing cloud subnets) are left alone. Mutates `subnets`; returns the
+ * (existing cloud subnets) and IPv6-only private subnets are left alone. Mutates `subnets`; returns the
  * index of the first subnet that found no room, or -1.
  */
 export function assignSubnetCIDRs(subnets: ClusterSubnetSpec[], networkCIDR: string): number {
@@ -23,7 +23,8 @@ export function assignSubnetCIDRs(subnets: ClusterSubnetSpec[], networkCIDR: str
   const big = subdivide(network, Math.min(network.prefix + 3, 32));
   const small = subdivide(network, Math.min(network.prefix + 6, 32));
   const zoneCandidates = [...big.slice(1), big[0]];
-  const needsCIDR = (s: ClusterSubnetSpec): boolean => s.cidr === undefined && s.id === undefined;
+  // kOps: an IPv6-only private subnet (ipv6CIDR, no IPv4 range) gets no IPv4 range.
+  const needsCIDR = (s: ClusterSubnetSpec): boolean => s.cidr === undefined && s.id === undefined && !(s.ipv6CIDR !== undefined && s.type === 'Private');
   const order = [
     ...subnets.filter((s) => needsCIDR(s) && s.type !== 'Utility'),
     ...subnets.filter((s) => needsCIDR(s) && s.type === 'Utility'),

@@ -28,7 +28,10 @@ export interface EtcdClusterSpec {
   memoryRequest?: string;
   backups?: { backupStore?: string; [extra: string]: unknown };
   manager?: { backupRetentionDays?: number; env?: Array<{ name: string; value: string }>; [extra: string]: unknown };
-  /** Mooring additions, filled by completion (kOps derives these in code). */
+  /**
+   * Mooring additions a user may set (kOps derives ports in code). Completion moves
+   * them out of the completed spec into the node configs (MooringSettings.etcdPorts).
+   */
   clientPort?: number;
   peerPort?: number;
   grpcPort?: number;
@@ -79,6 +82,7 @@ export interface ClusterSpec {
   kubeAPIServer?: KubeAPIServerConfig;
   kubelet?: KubeletConfigSpec;
   masterKubelet?: KubeletConfigSpec;
+  /** kOps v1alpha3's name for masterKubelet, read as it (completion moves it there). */
   controlPlaneKubelet?: KubeletConfigSpec;
   kubeDNS?: { serverIP?: string; domain?: string; provider?: string; [extra: string]: unknown };
   kubeProxy?: { clusterCIDR?: string; [extra: string]: unknown };
@@ -86,6 +90,7 @@ export interface ClusterSpec {
   containerd?: { version?: string; [extra: string]: unknown };
   /** kOps' asset mirror: nodes download release files from `fileRepository` (shared/api/assets.ts). */
   assets?: { fileRepository?: string; containerRegistry?: string; [extra: string]: unknown };
+  /** `publicName` is kOps v1alpha3's name, read as v1alpha2's masterPublicName (completion moves it there). */
   api?: { dns?: Record<string, unknown>; loadBalancer?: Record<string, unknown>; publicName?: string; [extra: string]: unknown };
   masterPublicName?: string;
   masterInternalName?: string;
@@ -163,4 +168,8 @@ export const StorePaths = {
   nodeupConfig: (role: InstanceGroupRole, ig: string) => `igconfig/${roleFolder(role)}/${ig}/nodeupconfig.yaml`,
   etcdClusterSpec: (etcd: string) => `backups/etcd/${etcd}/control/etcd-cluster-spec`,
   userData: (ig: string) => `userdata/${ig}.sh`,
+  /** kOps' additional objects: other Kubernetes objects kept with the cluster (kops create -f). */
+  clusterAddons: 'clusteraddons/default',
+  /** The ones applied to the cluster, as kOps' addon cluster-addons.kops.k8s.io. */
+  clusterAddonsManifest: 'addons/cluster-addons.kops.k8s.io/default.yaml',
 } as const;

@@ -13,6 +13,7 @@ import {
   releaseVersionProblem,
   storeURLProblem,
 } from './k8s-syntax.js';
+import { flagValueProblems } from './component-render.js';
 import type { Cluster } from './types.js';
 import { isRecord, optionalList, show, type Report } from './validate-util.js';
 
@@ -35,8 +36,13 @@ function checkObject(value: unknown, path: string, report: Report): Record<strin
   return value;
 }
 
-export function checkComponents(cluster: Cluster, report: Report): void {
+export function checkComponents(cluster: Cluster, reportTo: Report): void {
   const spec = cluster.spec;
+  const reported = new Set<string>();
+  const report: Report = (path, reason) => {
+    reported.add(path);
+    reportTo(path, reason);
+  };
   checkSyntax(spec.configBase, 'spec.configBase', storeURLProblem, 'state store URL', report);
   checkSyntax(spec.masterInternalName, 'spec.masterInternalName', hostNameProblem, 'name', report);
   checkSyntax(spec.masterPublicName, 'spec.masterPublicName', hostNameProblem, 'name', report);
@@ -74,6 +80,17 @@ export function checkComponents(cluster: Cluster, report: Report): void {
 
   const assets = checkObject(spec.assets, 'spec.assets', report);
   checkSyntax(assets?.fileRepository === '' ? undefined : assets?.fileRepository, 'spec.assets.fileRepository', mirrorURLProblem, 'mirror URL', report);
+
+  // Every component setting must have the format its flag or config field takes (durations,
+  // quantities, lists); a field the checks above already reported is not reported twice.
+  for (const key of ['kubeAPIServer', 'kubeControllerManager', 'kubeScheduler', 'kubeProxy', 'kubelet', 'masterKubelet', 'controlPlaneKubelet', 'containerd'] as const) {
+    const value = spec[key];
+    if (!isRecord(value)) continue;
+    for (const { field, reason } of flagValueProblems(key === 'controlPlaneKubelet' ? 'masterKubelet' : key, value)) {
+      const path = `spec.${key}.${field}`;
+      if (!reported.has(path)) report(path, reason);
+    }
+  }
 
   // The version is part of containerd's install folder, hence of its unit's ExecStart.
   const containerd = checkObject(spec.containerd, 'spec.containerd', report);

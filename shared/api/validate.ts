@@ -2,11 +2,12 @@
 // naming the field path and, for parsed files, the source line.
 import { cloudOf, SUPPORTED_CLOUDS } from './cloud.js';
 import { joinPath } from './fieldpath.js';
-import { labelKeyProblem, labelValueProblem, parseTaint } from './k8s-syntax.js';
+import { flagValueProblems } from './component-render.js';
+import { ipAddressProblem, labelKeyProblem, labelValueProblem, parseKopsTaint } from './k8s-syntax.js';
 import { DNS_NAME_RULE, isDNSName, KUBERNETES_VERSION } from './names.js';
 import { SpecError, type ParsedObject } from './parse.js';
 import { INSTANCE_GROUP_ROLES, type ApiObject, type Cluster, type InstanceGroup } from './types.js';
-import { checkComponents } from './validate-components.js';
+import { checkComponents, checkSyntax } from './validate-components.js';
 import { checkEtcdClusters } from './validate-etcd.js';
 import { checkNetworks, checkSubnets } from './validate-network.js';
 import { checkNumbers, checkSysctls, isNonNegativeInteger, isRecord, MAX_GROUP_SIZE, optionalList, show, type Report } from './validate-util.js';
@@ -57,6 +58,12 @@ export function validateCluster(cluster: ParsedObject | Cluster, instanceGroups:
     return problems;
   }
   const c = parsedCluster.object;
+  // A cloud the agents cannot run nodes on is the one thing to say: the rest would only follow from it.
+  const cloud = cloudOf(c);
+  if (c.spec?.cloudProvider !== undefined && !(SUPPORTED_CLOUDS as readonly string[]).includes(cloud)) {
+    report('spec.cloudProvider', `unsupported cloud ${show(cloud || c.spec.cloudProvider)} (want ${SUPPORTED_CLOUDS.join(' or ')})`);
+    return problems;
+  }
   checkClusterFields(c, report);
   checkComponents(c, report);
   const subnetZones = checkSubnets(c, checkNetworks(c, report), report);
@@ -91,11 +98,8 @@ function checkName(name: unknown, report: Report): void {
 function checkClusterFields(cluster: Cluster, report: Report): void {
   const spec = cluster.spec;
   checkName(cluster.metadata?.name, report);
-  const cloud = cloudOf(cluster);
+  // An unsupported cloud is reported (alone) by validateCluster.
   if (spec.cloudProvider === undefined) report('spec.cloudProvider', `missing (want ${SUPPORTED_CLOUDS.join(' or ')})`);
-  else if (!(SUPPORTED_CLOUDS as readonly string[]).includes(cloud)) {
-    report('spec.cloudProvider', `unsupported cloud ${show(cloud || spec.cloudProvider)} (want ${SUPPORTED_CLOUDS.join(' or ')})`);
-  }
   const version: unknown = spec.kubernetesVersion;
   if (version !== undefined && (typeof version !== 'string' || !KUBERNETES_VERSION.test(version))) {
     report('spec.kubernetesVersion', `invalid version ${show(version)} (want a string such as "1.30.5")`);
@@ -127,10 +131,23 @@ function checkInstanceGroup(
   checkPlacement(ig, subnetZones, report);
   checkNodeLabels(spec.nodeLabels, report);
   optionalList(spec.taints, 'spec.taints', report).forEach((taint, i) => {
-    const parsed = typeof taint === 'string' ? parseTaint(taint) : 'must be a string';
+    const parsed = typeof taint === 'string' ? parseKopsTaint(taint) : 'must be a string';
     if (typeof parsed === 'string') report(`spec.taints[${i}]`, `invalid taint ${show(taint)}: ${parsed}`);
   });
   checkSysctls(spec.sysctlParameters, 'spec.sysctlParameters', report);
+  // The group's own kubelet settings go over the cluster's (kOps): the same formats apply.
+  const kubelet: unknown = spec.kubelet;
+  if (kubelet !== undefined && kubelet !== null) {
+    if (!isRecord(kubelet)) report('spec.kubelet', 'must be an object');
+    else {
+      for (const { field, reason } of flagValueProblems('kubelet', kubelet)) report(`spec.kubelet.${field}`, reason);
+      checkSyntax(kubelet.clusterDNS, 'spec.kubelet.clusterDNS', ipAddressProblem, 'IP address', report);
+      optionalList(kubelet.taints, 'spec.kubelet.taints', report).forEach((taint, i) => {
+        const parsed = typeof taint === 'string' ? parseKopsTaint(taint) : 'must be a string';
+        if (typeof parsed === 'string') report(`spec.kubelet.taints[${i}]`, `invalid taint ${show(taint)}: ${parsed}`);
+      });
+    }
+  }
 }
 
 /** Labels kubelet registers the node with (--node-labels): Kubernetes' label syntax for keys and values. */

@@ -20,6 +20,13 @@ import { DEFAULT_STORE_TIMEOUT_MS } from './timeout.js';
 import { StoreError, type StateStore, type WriteOptions } from './types.js';
 
 const PART_SIZE = 8 * 1024 * 1024;
+/**
+ * Parts of a multipart upload (writeStream: etcd backups) in flight at once. One:
+ * a part uploads while the next fills, so a 1 GB upload holds two parts' buffers
+ * (the SDK's default of 4 held five, 40 MiB and more in copies: etcd-manager's
+ * RSS during a backup is bounded, bench/etcd-manager-backup.ts).
+ */
+const PART_QUEUE = 1;
 const UNREACHABLE_CODES = new Set([
   'ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EPIPE',
 ]);
@@ -224,7 +231,7 @@ export class S3Store implements StateStore {
       },
     });
     // Upload aborts the multipart upload on failure (leavePartsOnError false): no half object appears.
-    const upload = new Upload({ client: this.client, params: { Bucket: this.bucket, Key, Body: counter }, partSize: PART_SIZE });
+    const upload = new Upload({ client: this.client, params: { Bucket: this.bucket, Key, Body: counter }, partSize: PART_SIZE, queueSize: PART_QUEUE });
     const uploaded = upload.done().catch((err: unknown) => {
       counter.destroy(err instanceof Error ? err : new Error(String(err))); // unblocks the pipeline
       throw err;

@@ -162,8 +162,8 @@ export function withTimeout<T>(what: string, p: Promise<T>, ms = 5_000): Promise
   return Promise.race([p, late]).finally(() => clearTimeout(timer));
 }
 
-/** Log lines of these managers with this msg. */
-export const logged = (managers: ManagerProcess[], msg: string) => managers.flatMap((m) => m.logs.filter((l) => l.msg === msg));
+/** Log lines of these managers with this structured event (the README's table of events). */
+export const logged = (managers: ManagerProcess[], event: string) => managers.flatMap((m) => m.logs.filter((l) => l.event === event));
 
 /**
  * Leadership as the managers' logs tell it: every `became leader` with its term.
@@ -171,6 +171,6 @@ export const logged = (managers: ManagerProcess[], msg: string) => managers.flat
  */
 export function leadershipHistory(managers: ManagerProcess[]): Array<{ manager: number; term: number; time: string }> {
   return managers
-    .flatMap((m, manager) => m.logs.filter((l) => l.msg === 'became leader').map((l) => ({ manager, term: Number(l.term), time: String(l.time) })))
+    .flatMap((m, manager) => m.logs.filter((l) => l.event === 'leader.elected').map((l) => ({ manager, term: Number(l.term), time: String(l.time) })))
     .sort((a, b) => a.time.localeCompare(b.time) || a.term - b.term);
 }

@@ -81,7 +81,7 @@ export function startManager(t: Teardown, args: string[], env: Record<string, st
   });
   child.stdout?.resume();
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
-  const etcdPids = () => logs.filter((l) => l.msg === 'etcd started' && typeof l.pid === 'number').map((l) => l.pid as number);
+  const etcdPids = () => logs.filter((l) => l.event === 'etcd.started' && typeof l.pid === 'number').map((l) => l.pid as number);
   const kill = async () => {
     if (child.exitCode === null && child.signalCode === null) {
       child.kill('SIGKILL');

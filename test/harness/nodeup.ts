@@ -41,12 +41,15 @@ export async function makeCluster(t: Teardown): Promise<TestCluster> {
   // Fixed CAs and node client keypairs (kubelet, kube-proxy): update cluster reuses existing
   // keysets, so keypair ids and certificates are stable.
   cpSync(join(FIXTURES, 'ca-store/pki'), join(storeDir, CLUSTER, 'pki'), { recursive: true });
-  let assets: string[] = [];
+  // Until a test sets its own, node configs keep the assets update wrote (kOps' upstream
+  // URLs, whose hashes the shipped table knows), so user-data pins their hash.
+  let assets: string[] | undefined;
   const update = async (): Promise<void> => {
     await run([...state, 'update', 'cluster', CLUSTER, '--yes', ...TEST_AGENT_ARGS]);
     await writeAssets();
   };
   const writeAssets = async (): Promise<void> => {
+    if (assets === undefined) return;
     const store = openStore(storeURL).sub(CLUSTER);
     for (const path of await store.list('igconfig/')) {
       const nc = parseNodeConfig((await store.read(path)).toString('utf8'), path);

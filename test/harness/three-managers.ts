@@ -12,6 +12,7 @@ import { scenario } from './etcd-scenario.js';
 import { loopSkipReason, type LoopArea } from './loop.js';
 import { startManager, type ManagerProcess } from './manager.js';
 import { waitFor } from './net.js';
+import type { S3Server } from './s3.js';
 import type { Teardown } from './tmp.js';
 import { existsSync } from 'node:fs';
 
@@ -21,6 +22,8 @@ export interface ThreeManagers {
   volumeKind: 'image' | 'directory';
   ips: string[];
   backups: StateStore;
+  /** The s3rver the store lives on (store 's3'). */
+  s3?: S3Server;
   endpoint(i: number): string;
   quarantineEndpoint(i: number): string;
   tls: EtcdTLSFiles;
@@ -49,12 +52,12 @@ export async function membershipVolumeKind(): Promise<'image' | 'directory'> {
   return (await loopSkipReason()) ? 'directory' : 'image';
 }
 
-export async function threeManagers(t: Teardown, spec: { memberCount: number }, hosts = 3): Promise<ThreeManagers> {
+export async function threeManagers(t: Teardown, spec: { memberCount: number; store?: 'file' | 's3' }, hosts = 3): Promise<ThreeManagers> {
   const volumeKind = await membershipVolumeKind();
-  const s = await scenario(t, { hosts, memberCount: spec.memberCount, volumeKind });
+  const s = await scenario(t, { hosts, memberCount: spec.memberCount, volumeKind, ...(spec.store ? { store: spec.store } : {}) });
   for (const m of ['a', 'b', 'c']) await s.volume(`vol-${m}`, m);
   const memberOf = (m: ManagerProcess) => {
-    const id = m.logs.find((l) => l.msg === 'member identity');
+    const id = m.logs.find((l) => l.event === 'member.identity');
     return id ? String(id.member) : undefined;
   };
   const endpointOf = (m: ManagerProcess) => `https://${String(m.child.spawnargs.find((a) => a.startsWith('--address='))?.slice('--address='.length))}:${s.client}`;
@@ -69,6 +72,7 @@ export async function threeManagers(t: Teardown, spec: { memberCount: number }, 
     volumeKind,
     ips: s.ips,
     backups: s.backups,
+    ...(s.s3 ? { s3: s.s3 } : {}),
     endpoint: s.endpoint,
     quarantineEndpoint: (i) => `https://${s.ips[i]}:${s.quarantine}`,
     tls: s.tls,
@@ -76,7 +80,7 @@ export async function threeManagers(t: Teardown, spec: { memberCount: number }, 
     viewOf: (m) => viewAt(endpointOf(m)),
     endpointOf,
     view: (i) => viewAt(s.endpoint(i)),
-    mountPoint: (m) => String(m.logs.find((l) => l.msg === 'member identity')?.mountPoint),
+    mountPoint: (m) => String(m.logs.find((l) => l.event === 'member.identity')?.mountPoint),
     memberOf,
     byMember,
     logsOf: (ms) => ms.flatMap((m) => m.logs),

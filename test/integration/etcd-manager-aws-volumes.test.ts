@@ -170,7 +170,7 @@ t.test('finds the tagged volume in its zone, attaches it on /dev/xvdu, resolves 
   const filters = Object.entries(search!.params).filter(([k]) => /^Filter\.\d+\.Name$/.test(k)).map(([, v]) => v);
   t.same(filters.sort(), ['availability-zone', 'tag-key', `tag:k8s.io/role/control-plane`, `tag:kubernetes.io/cluster/${CLUSTER}`].sort());
   t.ok(s.requests.every((r) => r.params.Version === '2016-11-15'), 'every call is EC2 Query 2016-11-15');
-  t.match(lines.join('\n'), /"msg":"volume claimed".*"volume":"vol-00000abc".*"reason":"first available candidate by volume id/);
+  t.match(lines.join('\n'), /"event":"volume.claimed".*"volume":"vol-00000abc".*"reason":"first available candidate by volume id/);
 });
 
 t.test('takes the next free device when xvdu is used, and waits for "attached"', { skip: loopSkip }, async (t) => {
@@ -720,8 +720,8 @@ t.test('etcd-manager --volume-provider=aws: one member on the attached EBS volum
   t.ok(existsSync(join(mountPoint, 'etcd-manager-state.json')), 'the member state lives on the volume');
   t.same(s.volumes.get('vol-0000aaaa')!.attachments.map((a) => [a.instanceId, a.device]), [[me.id, '/dev/xvdu']]);
   t.equal(s.volumes.get('vol-0000bbbb')!.attachments.length, 0, 'the other cluster\'s volume is left alone');
-  t.ok(manager.logs.some((l) => l.msg === 'volume claimed' && l.volume === 'vol-0000aaaa' && typeof l.reason === 'string'), 'the log says which volume and why');
-  t.ok(manager.logs.some((l) => l.msg === 'address from the volume provider (no --address given)' && l.address === ip), `etcd listens on the instance's private IP from IMDS (${ip})`);
+  t.ok(manager.logs.some((l) => l.event === 'volume.claimed' && l.volume === 'vol-0000aaaa' && typeof l.reason === 'string'), 'the log says which volume and why');
+  t.ok(manager.logs.some((l) => l.event === 'member.address-from-provider' && l.address === ip), `etcd listens on the instance's private IP from IMDS (${ip})`);
   t.same(await manager.stop(), { code: 0, signal: null });
 
   const second = startManager(t, args, env);
@@ -733,6 +733,6 @@ t.test('etcd-manager --volume-provider=aws: one member on the attached EBS volum
   t.equal(await again.get('/registry/k').string(), 'on-ebs', 'data intact after the restart');
   again.close();
   t.equal(s.count('AttachVolume'), 1, 'the restart found the volume attached: no second AttachVolume');
-  t.ok(second.logs.some((l) => l.msg === 'volume claimed' && l.reason === 'already attached to this instance (restart)'));
+  t.ok(second.logs.some((l) => l.event === 'volume.claimed' && l.reason === 'already attached to this instance (restart)'));
   t.same(await second.stop(), { code: 0, signal: null });
 });

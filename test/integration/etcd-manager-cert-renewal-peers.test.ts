@@ -1,5 +1,5 @@
 // Certificate renewal across three managers, with no restart: with a test-only
-// lifetime of 45 s (MOORING_TEST_ETCD_MANAGER_CERT_LIFETIME) every certificate
+// lifetime of 45 s (the test-only --test-hook=cert-lifetime=45s) every certificate
 // of every member expires during the test, and must have been renewed in place:
 //   - etcd keeps its PIDs, and writes through the leading manager's member keep
 //     succeeding and read back on every member (replicated over peer TLS);
@@ -81,12 +81,12 @@ t.test('three managers: etcd peer TLS and the managers\' peer API keep working a
   // forced leadership change below.
   const s = await scenario(t, { hosts: 3, memberCount: 3, volumeKind: 'directory', reconcileInterval: '1s', discoveryInterval: '1s' });
   for (const m of ['a', 'b', 'c']) await s.volume(`vol-${m}`, m);
-  const env = { ...s.env, MOORING_TEST_ETCD_MANAGER_CERT_LIFETIME: `${LIFETIME_MS / 1000}s` };
+  const hook = `--test-hook=cert-lifetime=${LIFETIME_MS / 1000}s`;
   const managers: ManagerProcess[] = [];
   t.teardown(() => { for (const m of managers) if (m.child.exitCode === null && m.child.signalCode === null) process.kill(m.child.pid!, 'SIGCONT'); });
-  for (const i of [0, 1, 2]) managers.push(startManager(t, s.args(i), env));
+  for (const i of [0, 1, 2]) managers.push(startManager(t, [...s.args(i), hook], s.env));
   const pki = (i: number) => join(s.area.root, `pki-${i}`);
-  const names = () => managers.map((m) => String(m.logs.find((l) => l.msg === 'member identity')?.member));
+  const names = () => managers.map((m) => String(m.logs.find((l) => l.event === 'member.identity')?.member));
 
   const views = await waitFor('three healthy members', () => s.view([0, 1, 2], 3, managers), 120_000, 500).catch((err: unknown) => {
     throw new Error(`${(err as Error).message}\n${describeManagers(managers)}`);
@@ -109,7 +109,7 @@ t.test('three managers: etcd peer TLS and the managers\' peer API keep working a
   // Writes through the member of the manager that leads, for the whole expiry.
   const leaderNow = () => waitFor('a current leader', async () => {
     const h = leadershipHistory(managers).at(-1);
-    return h && !managers[h.manager].logs.some((l) => l.msg === 'lost leadership' && Number(l.term) === h.term) ? h : undefined;
+    return h && !managers[h.manager].logs.some((l) => l.event === 'leader.lost' && Number(l.term) === h.term) ? h : undefined;
   }, 30_000, 200);
   const leader = await leaderNow();
   const w = await openEtcdClient([s.endpoint(leader.manager)], s.tls);
@@ -158,22 +158,22 @@ t.test('three managers: etcd peer TLS and the managers\' peer API keep working a
   t.same(managers.map((m) => m.etcdPids()), pids, 'no etcd was restarted for the renewals');
   t.ok(pids.every((p) => processAlive(p.at(-1)!)), 'and each is still running');
   for (const [i, m] of managers.entries()) {
-    const renewed = m.logs.filter((l) => l.msg === 'certificate issued' && /s left/.test(String(l.reason)) && String(l.time) < expiredAt);
+    const renewed = m.logs.filter((l) => l.event === 'tls.issued' && /s left/.test(String(l.reason)) && String(l.time) < expiredAt);
     t.same([...new Set(renewed.map((l) => String(l.cert).split('/').at(-1)))].sort(), ['etcdClient.crt', 'manager.crt', 'peer.crt', 'server.crt'], `${names()[i]}: all four certificates renewed ahead of their expiry`);
-    t.ok(m.logs.some((l) => l.msg === 'peer API certificate reloaded'), `${names()[i]}: its peer API took the renewed certificate`);
+    t.ok(m.logs.some((l) => l.event === 'tls.peer-api-reloaded'), `${names()[i]}: its peer API took the renewed certificate`);
   }
 
   // Membership after the expiry: the new leader shrinks 3→2 through fenced peer-API commands.
   await s.setSpec(2);
-  const removed = await waitFor('a member removed', async () => logged(managers, 'extra member removed')[0], 90_000, 200).catch((err: unknown) => {
+  const removed = await waitFor('a member removed', async () => logged(managers, 'member.removed-extra')[0], 90_000, 200).catch((err: unknown) => {
     throw new Error(`${(err as Error).message}\n${describeManagers(managers)}`);
   });
   const victim = names().indexOf(String(removed.member));
   const kept = [0, 1, 2].filter((i) => i !== victim);
   t.ok(victim >= 0, `${String(removed.member)} removed`);
-  t.ok(logged(managers, 'quarantined the member being removed').some((l) => l.member === removed.member), 'the leader quarantined it first (a command over the peer API)');
-  t.ok(managers[victim].logs.some((l) => l.msg === 'quarantining etcd on the leader\'s command (a membership change is under way)'), 'which it took, restarting its etcd in quarantine (new peer handshakes with the others)');
-  await waitFor('the removed member stands by', async () => managers[victim].logs.some((l) => l.msg === 'removed from the etcd cluster: etcd stopped, data moved aside (not deleted); standing by'), 60_000, 200);
+  t.ok(logged(managers, 'member.quarantined').some((l) => l.member === removed.member), 'the leader quarantined it first (a command over the peer API)');
+  t.ok(managers[victim].logs.some((l) => l.event === 'etcd.quarantined-by-leader'), 'which it took, restarting its etcd in quarantine (new peer handshakes with the others)');
+  await waitFor('the removed member stands by', async () => managers[victim].logs.some((l) => l.event === 'member.left'), 60_000, 200);
   t.pass('and the stand-by command (leave) reached it');
   const after = await waitFor('two healthy members', () => s.view(kept, 2, kept.map((i) => managers[i])), 60_000, 500);
   t.equal(clustersSeen(after).length, 1, 'one cluster of two', { clusters: clustersSeen(after) });

@@ -1,5 +1,5 @@
 // Certificate renewal without downtime: with a test-only lifetime of 24 s
-// (MOORING_TEST_ETCD_MANAGER_CERT_LIFETIME), the manager renews every
+// (the test-only --test-hook=cert-lifetime=24s), the manager renews every
 // certificate with a third of its life left while etcd keeps running (same PID,
 // no restart) and keeps serving: writes on one long-lived connection never fail,
 // and NEW TLS connections after the first certificates have expired are served
@@ -48,7 +48,8 @@ t.test('short-lived certificates are renewed while etcd keeps serving', { skip: 
     '--cluster-name=etcd', `--backup-store=${backupURL}`, `--address=${ip}`, '--volume-provider=static', `--data-dir=${join(dir, 'vol')}`, '--instance-id=a',
     `--peer-urls=https://__address__:${peer}`, `--client-urls=https://__address__:${client}`, `--quarantine-client-urls=https://__address__:${quarantine}`,
     `--grpc-port=${grpc}`, `--pki-dir=${pki}`, `--hosts-file=${join(dir, 'hosts')}`, '--reconcile-interval=500ms',
-  ], { MOORING_TEST_ETCD_MANAGER_CERT_LIFETIME: `${LIFETIME_MS / 1000}s` });
+    `--test-hook=cert-lifetime=${LIFETIME_MS / 1000}s`,
+  ]);
   const tls = { certFile: join(pki, 'etcdClient.crt'), keyFile: join(pki, 'etcdClient.key'), caFile: join(pki, 'etcd-clients-ca.crt') };
   const endpoint = `https://${ip}:${client}`;
   await waitFor('etcd healthy', async () => {
@@ -73,7 +74,7 @@ t.test('short-lived certificates are renewed while etcd keeps serving', { skip: 
   const unread = notReadBack(tally, await w.getAll().prefix('/registry/r/').strings());
   w.close();
 
-  const renewed = m.logs.filter((l) => l.msg === 'certificate issued' && /s left/.test(String(l.reason)));
+  const renewed = m.logs.filter((l) => l.event === 'tls.issued' && /s left/.test(String(l.reason)));
   t.same([...new Set(renewed.map((l) => String(l.cert).split('/').at(-1)))].sort(), ['etcdClient.crt', 'manager.crt', 'peer.crt', 'server.crt'], 'all four certificates renewed before expiry');
   t.not(served.serialNumber, firstServed.serialNumber, 'a new handshake gets a different server certificate');
   t.ok(new Date(served.validTo).getTime() > firstNotAfter, 'valid past the first one\'s expiry');

@@ -8,7 +8,7 @@ import t from 'tap';
 import { existsSync } from 'node:fs';
 import { openEtcdClient } from '../../agents/etcd-manager/etcd/client.js';
 import { SYSTEM_ETCD } from '../../agents/etcd-manager/etcd/binary.js';
-import { FENCE_KEY, fenceValue } from '../../agents/etcd-manager/membership.js';
+import { FENCE_KEY, fenceValue } from '../../agents/etcd-manager/controller/membership.js';
 import { waitFor } from '../harness/net.js';
 import { membershipVolumeKind, threeManagers, votingMembers } from '../harness/three-managers.js';
 
@@ -18,8 +18,7 @@ const volumeKind = await membershipVolumeKind();
 
 t.test(`a deposed leader paused between its check and its etcd call is refused by the etcd fence (${volumeKind} volumes)`, { skip: etcdSkip }, async (t) => {
   const h = await threeManagers(t, { memberCount: 3 });
-  const env = { MOORING_TEST_ETCD_MANAGER_STOP_BEFORE_FENCE: '1' };
-  const managers = await h.startAll([], env);
+  const managers = await h.startAll(['--test-hook=stop-before-fence']);
   const [a, b, c] = managers;
   t.teardown(() => {
     // a SIGSTOPped manager must not outlive a failed test
@@ -27,13 +26,13 @@ t.test(`a deposed leader paused between its check and its etcd call is refused b
   });
   const views = await waitFor('three voting members', () => votingMembers(h, managers, ['a', 'b', 'c'], managers), 90_000, 300);
   const ids = views[0]!.members!.map((m) => m.ID).sort();
-  const leader = managers.find((m) => m.logs.some((l) => l.msg === 'became leader'));
+  const leader = managers.find((m) => m.logs.some((l) => l.event === 'leader.elected'));
   t.equal(leader, a, 'a (lowest name) leads');
-  const firstTerm = Number(a.logs.find((l) => l.msg === 'became leader')?.term);
-  await waitFor('a claims the fence', async () => a.logs.some((l) => l.msg === 'etcd fence claimed for this term'), 20_000, 100);
+  const firstTerm = Number(a.logs.find((l) => l.event === 'leader.elected')?.term);
+  await waitFor('a claims the fence', async () => a.logs.some((l) => l.event === 'fence.claimed'), 20_000, 100);
 
   await h.backups.write('control/etcd-cluster-spec', JSON.stringify({ memberCount: 2, etcdVersion: '3.4.23' }));
-  const hook = await waitFor('a stops itself before the fence', async () => a.logs.find((l) => l.msg === 'test hook: stopping before the etcd fence'), 30_000, 50);
+  const hook = await waitFor('a stops itself before the fence', async () => a.logs.find((l) => l.event === 'test-hook.stop-before-fence'), 30_000, 50);
   t.equal(hook.change, 'remove extra c', 'a had decided to remove c');
   const aTerm = Number(hook.term);
   t.ok(aTerm >= firstTerm, `a decided in its term ${aTerm}`);
@@ -44,13 +43,13 @@ t.test(`a deposed leader paused between its check and its etcd call is refused b
     return /^State:\s+T/m.test(readFileSync(`/proc/${a.child.pid}/status`, 'utf8'));
   }, 5_000, 50);
 
-  const bLead = await waitFor('b becomes leader', async () => b.logs.find((l) => l.msg === 'became leader'), 30_000, 100);
+  const bLead = await waitFor('b becomes leader', async () => b.logs.find((l) => l.event === 'leader.elected'), 30_000, 100);
   const bTerm = Number(bLead.term);
   t.ok(bTerm > aTerm, `b's term ${bTerm} is newer than a's ${aTerm}`);
-  await waitFor('b claims the fence', async () => b.logs.some((l) => l.msg === 'etcd fence claimed for this term' && Number(l.term) === bTerm), 20_000, 100);
+  await waitFor('b claims the fence', async () => b.logs.some((l) => l.event === 'fence.claimed' && Number(l.term) === bTerm), 20_000, 100);
 
   process.kill(a.child.pid!, 'SIGCONT');
-  const refused = await waitFor('a refused by the etcd fence', async () => a.logs.find((l) => l.msg === 'membership change refused by the etcd fence: a newer leader has acted'), 20_000, 100);
+  const refused = await waitFor('a refused by the etcd fence', async () => a.logs.find((l) => l.event === 'membership.fenced'), 20_000, 100);
   t.equal(refused.change, 'remove extra c');
   t.equal(Number(refused.term), aTerm, 'a tried with its old term');
   t.equal(Number(refused.fenceTerm), bTerm, 'etcd held b\'s term');
@@ -58,8 +57,8 @@ t.test(`a deposed leader paused between its check and its etcd call is refused b
   await new Promise((r) => setTimeout(r, 2_000));
   const after = await waitFor('still a, b, c', () => votingMembers(h, managers, ['a', 'b', 'c'], managers), 30_000, 300);
   t.same(after.map((v) => v.members!.map((m) => m.ID).sort()), [ids, ids, ids], 'every member reports the same three member IDs: one cluster, unchanged');
-  t.notOk(h.logsOf(managers).some((l) => l.msg === 'extra member removed'), 'nobody removed c');
-  t.equal(h.logsOf(managers).filter((l) => l.msg === 'forming a new cluster').length, 1, 'exactly one formation');
+  t.notOk(h.logsOf(managers).some((l) => l.event === 'member.removed-extra'), 'nobody removed c');
+  t.equal(h.logsOf(managers).filter((l) => l.event === 'cluster.forming').length, 1, 'exactly one formation');
   const etcd = await openEtcdClient([h.endpointOf(b)], h.tls);
   t.ok((await etcd.get(FENCE_KEY).string())! >= fenceValue(bTerm), 'the fence key holds b\'s term (or newer)');
   etcd.close();

@@ -62,9 +62,9 @@ t.test('the peer API needs a manager certificate, and a caller can only speak fo
   const wrongCA = await PeerClient.open({ ...foreign.files.peer, caFile: foreign.files.manager.caFile });
   await t.rejects(wrongCA.info(b.endpoint), 'a certificate from another CA is refused');
   t.equal((await a.client.vote(b.endpoint, 'c', 1)).status, 403, 'a cannot ask votes for c');
-  t.equal((await a.client.command(b.endpoint, { leader: 'c', term: 1, action: 'noop' })).status, 403, 'a cannot command as c');
+  t.equal((await a.client.command(b.endpoint, { leader: 'c', term: 1, action: 'quarantine' })).status, 403, 'a cannot command as c');
   t.equal((await a.client.vote(b.endpoint, 'a', Number.NaN)).status, 400, 'a malformed term is refused');
-  t.equal((await a.client.command(b.endpoint, { leader: 'a', term: -1, action: 'noop' })).status, 400);
+  t.equal((await a.client.command(b.endpoint, { leader: 'a', term: -1, action: 'quarantine' })).status, 400);
 });
 
 t.test('three candidates racing: never two leaders, 20 rounds', async (t) => {
@@ -107,10 +107,10 @@ t.test('a paused leader is deposed after its lease, and its late commands are fe
   t.ok(b.currentTerm > termA, 'in a newer term');
 
   // a resumes and sends a command stamped with its old term: every voter refuses it.
-  const late = await Promise.all(nodes.map((n) => nodes[0].client.command(n.endpoint, { leader: 'a', term: termA, action: 'form-cluster' })));
+  const late = await Promise.all(nodes.map((n) => nodes[0].client.command(n.endpoint, { leader: 'a', term: termA, action: 'form', body: { clusterToken: 'etcd-late', initialCluster: { a: ['https://127.0.0.1:2380'] }, etcdVersion: '3.4.23' } })));
   t.same(late.map((r) => r.status), [409, 409, 409], 'stale term fenced everywhere');
   t.same(nodes.flatMap((n) => n.executed), [], 'nothing executed');
-  const ok = await nodes[1].client.command(nodes[2].endpoint, { leader: 'b', term: b.currentTerm, action: 'noop' });
+  const ok = await nodes[1].client.command(nodes[2].endpoint, { leader: 'b', term: b.currentTerm, action: 'quarantine' });
   t.equal(ok.status, 200, 'the current leader\'s command passes');
 
   // A voter restarted from disk keeps its promise: it cannot be talked into the old term again.
@@ -132,7 +132,7 @@ t.test('a candidate that cannot win raises no term (pre-vote); a leader that hea
   const termA = a.currentTerm;
   for (let i = 0; i < 5; i++) t.notOk(await c.round(members), `c cannot win while a's lease runs (try ${i + 1})`);
   t.same(nodes.map((n) => n.voter.current), NAMES.map(() => ({ term: termA, leader: 'a' })), 'nobody promised c anything: every voter is still at a\'s term');
-  const cmd = await nodes[0].client.command(nodes[2].endpoint, { leader: 'a', term: termA, action: 'noop' });
+  const cmd = await nodes[0].client.command(nodes[2].endpoint, { leader: 'a', term: termA, action: 'quarantine' });
   t.equal(cmd.status, 200, 'so a\'s commands still pass at c');
 
   // A voter that did promise a newer term (a race a pre-vote cannot exclude) would refuse a's commands:

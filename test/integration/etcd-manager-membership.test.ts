@@ -43,15 +43,15 @@ t.test('expansion 1→3, then an instance replaced with an empty volume', { skip
   t.same(views[0]!.members!.map((m) => m.name).sort(), ['a', 'b', 'c'], 'etcd lists a, b, c, none a learner');
   t.equal(clustersSeen(views).length, 1, 'one cluster: every endpoint reports the same cluster ID and member IDs', { clusters: clustersSeen(views) });
   const all = [a, b, c].flatMap((m) => m.logs);
-  t.equal(all.filter((l) => l.msg === 'member added as a learner').length, 2, 'two members added, as learners');
-  t.equal(all.filter((l) => l.msg === 'learner promoted to voting member').length, 2, 'and promoted');
-  t.equal(all.filter((l) => l.msg === 'forming a new cluster').length, 0, 'the existing cluster grew; none was formed');
+  t.equal(all.filter((l) => l.event === 'member.added').length, 2, 'two members added, as learners');
+  t.equal(all.filter((l) => l.event === 'member.promoted').length, 2, 'and promoted');
+  t.equal(all.filter((l) => l.event === 'cluster.forming').length, 0, 'the existing cluster grew; none was formed');
   const r = await openEtcdClient([endpoint(2)], tls);
   t.equal(await r.get('/registry/grown').string(), 'from-one', 'data written on the single member reads back on c');
   r.close();
 
   // Instance c is gone for good: manager and etcd killed, its volume deleted.
-  const cMember = c.logs.find((l) => l.msg === 'member identity')!;
+  const cMember = c.logs.find((l) => l.event === 'member.identity')!;
   const oldC = views[0]!.members!.find((m) => m.name === cMember.member)!;
   // What a and b log from here on: the growth above logged adds and promotions of its own.
   const killedAt = [a, b].map((m) => m.logs.length);
@@ -75,11 +75,11 @@ t.test('expansion 1→3, then an instance replaced with an empty volume', { skip
   // member ID; the empty-volume rule, or the unhealthy timeout if that came first), then c added as a
   // learner and promoted.
   const sinceKill = [a, b].flatMap((m, i) => m.logs.slice(killedAt[i])).sort((x, y) => String(x.time).localeCompare(String(y.time)));
-  const removal = sinceKill.findIndex((l) => (l.msg === 'member is back with an empty volume: removing its old self so it can rejoin' || l.msg === 'removing a member unhealthy past the threshold, its manager gone') && l.member === cMember.member && String(l.id) === String(oldC.ID));
+  const removal = sinceKill.findIndex((l) => (l.event === 'member.removed-empty' || l.event === 'member.removed-unhealthy') && l.member === cMember.member && String(l.id) === String(oldC.ID));
   t.ok(removal >= 0, `the old c (member ID ${oldC.ID}) was removed after the kill`, { logged: sinceKill.map((l) => l.msg) });
-  const added = sinceKill.findIndex((l, i) => i > removal && l.msg === 'member added as a learner' && l.member === cMember.member);
+  const added = sinceKill.findIndex((l, i) => i > removal && l.event === 'member.added' && l.member === cMember.member);
   t.ok(removal >= 0 && added > removal, 'then c was added again, as a learner');
-  t.ok(added > removal && removal >= 0 && sinceKill.some((l, i) => i > added && l.msg === 'learner promoted to voting member' && l.member === cMember.member), 'and promoted');
+  t.ok(added > removal && removal >= 0 && sinceKill.some((l, i) => i > added && l.event === 'member.promoted' && l.member === cMember.member), 'and promoted');
   const r2 = await openEtcdClient([endpoint(3)], tls);
   t.equal(await r2.get('/registry/grown').string(), 'from-one', 'data on the replacement without any restore');
   r2.close();

@@ -66,8 +66,8 @@ t.test('one member on a loop volume, TLS, hosts, metrics; kill -9 etcd; restart 
   const state = JSON.parse(readFileSync(join(area.mountRoot, 'master-vol-a/etcd-manager-state.json'), 'utf8')) as { clusterToken: string };
   t.ok(existsSync(join(area.mountRoot, 'master-vol-a/data', state.clusterToken, 'member')), 'etcd data lives on the volume under data/<token>');
   t.ok(await backups.exists('control/etcd-cluster-created'), 'the created marker is written');
-  t.ok(manager.logs.some((l) => l.msg === 'quarantining etcd: client URLs moved to the quarantine port' || (l.msg === 'etcd started' && l.quarantined === true)), 'a new cluster starts quarantined');
-  t.ok(manager.logs.some((l) => l.msg === 'lifting etcd quarantine'), 'and the quarantine is lifted once healthy');
+  t.ok(manager.logs.some((l) => l.event === 'etcd.quarantine-entered' || (l.event === 'etcd.started' && l.quarantined === true)), 'a new cluster starts quarantined');
+  t.ok(manager.logs.some((l) => l.event === 'etcd.quarantine-lifted'), 'and the quarantine is lifted once healthy');
   const discovery = JSON.parse((await backups.read('discovery/a.json')).toString()) as { address: string; dnsName: string };
   t.match(discovery, { address: ip, dnsName: 'etcd-a.internal.c.example.com' });
   await waitFor('hosts block', async () => readFileSync(hostsFile, 'utf8').includes(`${ip}\tetcd-a.internal.c.example.com`));
@@ -84,7 +84,7 @@ t.test('one member on a loop volume, TLS, hosts, metrics; kill -9 etcd; restart 
   t.match(text, /etcd_manager_is_leader 1/, 'the holder of a healthy one-member cluster reports itself leader');
   t.match(text, /etcd_manager_etcd_restarts_total 0/, 'lifting the quarantine is not counted as a restart');
   t.match(text, /etcd_manager_last_reconcile_timestamp_seconds \d/);
-  t.ok(manager.logs.some((l) => l.msg === 'volume claimed' && l.volume === 'vol-a' && typeof l.reason === 'string'), 'the log says which volume and why');
+  t.ok(manager.logs.some((l) => l.event === 'volume.claimed' && l.volume === 'vol-a' && typeof l.reason === 'string'), 'the log says which volume and why');
 
   // kill -9 the etcd process the manager started: the supervisor brings it back.
   const firstPid = manager.etcdPids().at(-1)!;
@@ -110,8 +110,8 @@ t.test('one member on a loop volume, TLS, hosts, metrics; kill -9 etcd; restart 
   const c = await openEtcdClient(endpoint, tls);
   t.equal(await c.get('/registry/k').string(), 'v1', 'data intact after a full stop and restart');
   c.close();
-  t.ok(second.logs.some((l) => l.msg === 'volume claimed' && l.reason === 'already claimed by this instance'), 'the same volume is taken back');
-  t.notOk(second.logs.some((l) => l.msg === 'certificate issued'), 'certificates are reused across restarts');
+  t.ok(second.logs.some((l) => l.event === 'volume.claimed' && l.reason === 'already claimed by this instance'), 'the same volume is taken back');
+  t.notOk(second.logs.some((l) => l.event === 'tls.issued'), 'certificates are reused across restarts');
   t.same(await second.stop(), { code: 0, signal: null });
 });
 
@@ -142,7 +142,7 @@ t.test('s3rver store, static provider, settings from an env file, --insecure', {
   await etcd.put('k').value('from-s3-run');
   t.equal(await etcd.get('k').string(), 'from-s3-run');
   etcd.close();
-  t.ok(manager.logs.some((l) => l.level === 'warn' && String(l.msg).includes('--insecure')), '--insecure logs a warning');
+  t.ok(manager.logs.some((l) => l.level === 'warn' && l.event === 'config.insecure'), '--insecure logs a warning');
   t.ok(await openStore(backupURL, { env: s3.env }).exists('control/etcd-cluster-created'), 'marker in S3');
   t.ok(existsSync(join(dir, 'data/etcd-manager-state.json')), 'state on the static volume');
   t.same(await manager.stop(), { code: 0, signal: null });
@@ -157,7 +157,7 @@ t.test('an empty volume never creates a second cluster once one exists', { skip:
   await backups.write('control/etcd-cluster-created', '{}\n');
   const m = startManager(t, ['--cluster-name=etcd', `--backup-store=${backupURL}`, `--address=${ip}`, '--insecure', '--volume-provider=static',
     `--data-dir=${join(dir, 'data')}`, `--hosts-file=${join(dir, 'hosts')}`, '--reconcile-interval=300ms', '--instance-id=n1']);
-  await waitFor('the refusal in the log', async () => m.logs.some((l) => l.msg === 'reconcile failed' && String(l.err).includes('refusing to create a second cluster')));
+  await waitFor('the refusal in the log', async () => m.logs.some((l) => l.event === 'reconcile.failed' && String(l.err).includes('refusing to create a second cluster')));
   t.same(m.etcdPids(), [], 'no etcd was started');
   t.same(await m.stop(), { code: 0, signal: null });
 });

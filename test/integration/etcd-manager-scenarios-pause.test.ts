@@ -43,7 +43,7 @@ t.test('SIGSTOP/SIGCONT of a non-leader and of the leader under writes: one acti
   }));
   const idsBefore = await clusterIds();
   const base = managers.map((m) => m.logs.length);
-  const since = (msg: string) => managers.flatMap((m, i) => m.logs.slice(base[i]).filter((l) => l.msg === msg));
+  const since = (event: string) => managers.flatMap((m, i) => m.logs.slice(base[i]).filter((l) => l.event === event));
   t.equal(new Set(idsBefore).size, 1, `one etcd cluster ID on every endpoint (${idsBefore[0]})`);
 
   // A writer through all three endpoints, and a sampler of every manager's /metrics.
@@ -67,7 +67,7 @@ t.test('SIGSTOP/SIGCONT of a non-leader and of the leader under writes: one acti
 
   const leaderNow = async () => waitFor('a current leader', async () => {
     const h = leadershipHistory(managers).at(-1);
-    return h && !managers[h.manager].logs.some((l) => l.msg === 'lost leadership' && Number(l.term) === h.term) ? h : undefined;
+    return h && !managers[h.manager].logs.some((l) => l.event === 'leader.lost' && Number(l.term) === h.term) ? h : undefined;
   }, 30_000, 100);
   const pause = async (m: ManagerProcess, ms: number) => {
     process.kill(m.child.pid!, 'SIGSTOP');
@@ -93,7 +93,7 @@ t.test('SIGSTOP/SIGCONT of a non-leader and of the leader under writes: one acti
   }, 30_000, 100);
   await sleep(1_000);
   process.kill(leaderMgr.child.pid!, 'SIGCONT');
-  await waitFor('the resumed old leader notices it lost', async () => leaderMgr.logs.slice(logsAtPause).some((l) => l.msg === 'lost leadership' || l.msg === 'became leader'), 30_000, 100);
+  await waitFor('the resumed old leader notices it lost', async () => leaderMgr.logs.slice(logsAtPause).some((l) => l.event === 'leader.lost' || l.event === 'leader.elected'), 30_000, 100);
   await sleep(2_000);
   running = false;
   const tally = await writer.stop();
@@ -107,16 +107,16 @@ t.test('SIGSTOP/SIGCONT of a non-leader and of the leader under writes: one acti
   t.same(terms, [...terms].sort((x, y) => x - y), 'terms only grow over time');
   t.same(followerTerms.filter((h) => h.manager !== first.manager), [], 'pausing a non-leader moved leadership nowhere else');
   t.ok(successor.term > leader.term, `the successor's term ${successor.term} is newer than the paused leader's ${leader.term}`);
-  const wonLate = leaderMgr.logs.filter((l) => l.msg === 'became leader' && String(l.time) > pausedAt);
+  const wonLate = leaderMgr.logs.filter((l) => l.event === 'leader.elected' && String(l.time) > pausedAt);
   t.ok(wonLate.every((l) => Number(l.term) > successor.term), 'the resumed old leader never led again in an old term');
-  t.equal(logged(managers, 'forming a new cluster').length, 1, 'the one formation at start, none since');
-  t.same(since('membership step'), [], 'no membership change in steady state');
-  t.same(since('command refused by the fence'), [], 'no stale command even reached a peer');
+  t.equal(logged(managers, 'cluster.forming').length, 1, 'the one formation at start, none since');
+  t.same(since('membership.step'), [], 'no membership change in steady state');
+  t.same(since('command.fenced'), [], 'no stale command even reached a peer');
   // A manager reports is_leader 1 only while its own lease holds, and a leader's lease ends before its
   // voters' do, so no sample may show two. A stopped manager does not answer at all.
   const both = samples.filter((row) => row.values.filter((v) => v === 1).length > 1);
   t.ok(samples.some((row) => row.values.filter((v) => v === 1).length === 1), 'the metrics show a leader');
-  if (both.length > 0) t.comment(`two-leader samples: ${JSON.stringify(both)} history: ${JSON.stringify(leadershipHistory(managers))} lost: ${JSON.stringify(managers.map((m) => m.logs.filter((l) => l.msg === 'lost leadership').map((l) => [l.time, l.term])))}`);
+  if (both.length > 0) t.comment(`two-leader samples: ${JSON.stringify(both)} history: ${JSON.stringify(leadershipHistory(managers))} lost: ${JSON.stringify(managers.map((m) => m.logs.filter((l) => l.event === 'leader.lost').map((l) => [l.time, l.term])))}`);
   t.same(both, [], 'no metrics sample shows two managers reporting is_leader 1');
 
   const idsAfter = await clusterIds();

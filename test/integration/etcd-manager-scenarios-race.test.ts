@@ -41,7 +41,7 @@ async function round(t: Teardown & { teardown(fn: () => unknown): void }, n: num
     return {
       round: n,
       clusters: clustersSeen(views),
-      formations: logged(managers, 'forming a new cluster').length,
+      formations: logged(managers, 'cluster.forming').length,
       sameTermTwice: new Set(terms).size !== terms.length,
       readBack,
     };

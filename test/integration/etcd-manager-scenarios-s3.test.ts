@@ -31,7 +31,7 @@ t.test(`three managers on the s3rver store form one three-member cluster (${loop
   t.same(listed.filter((p) => p.startsWith('discovery/')).sort(), ['discovery/a.json', 'discovery/b.json', 'discovery/c.json'], 'every manager registered in S3');
   const requests = await s.s3!.requests();
   t.ok(requests.some((r) => r.method === 'PUT' && r.url.includes('/backups/etcd/main/control/etcd-cluster-created')), 'the marker was PUT to s3rver');
-  t.equal(logged(managers, 'forming a new cluster').length, 1, 'exactly one formation');
+  t.equal(logged(managers, 'cluster.forming').length, 1, 'exactly one formation');
   const terms = leadershipHistory(managers).map((h) => h.term);
   t.equal(new Set(terms).size, terms.length, 'no term won by two managers');
   t.same(await Promise.all(managers.map((m) => m.stop())), [0, 1, 2].map(() => ({ code: 0, signal: null })), 'every manager exits 0 on SIGTERM');

@@ -42,9 +42,9 @@ t.test('three managers racing at start form exactly one three-member cluster; fu
   await waitFor('created marker', () => backups.exists('control/etcd-cluster-created'), 20_000);
 
   const logsOf = (ms: ManagerProcess[]) => ms.flatMap((m) => m.logs);
-  t.equal(logsOf(managers).filter((l) => l.msg === 'forming a new cluster').length, 1, 'exactly one formation');
-  t.equal(managers.filter((m) => m.logs.some((l) => l.msg === 'became leader')).length, 1, 'exactly one manager ever led');
-  const tokens = new Set(logsOf(managers).filter((l) => l.msg === 'etcd started').map((l) => l.dataDir));
+  t.equal(logsOf(managers).filter((l) => l.event === 'cluster.forming').length, 1, 'exactly one formation');
+  t.equal(managers.filter((m) => m.logs.some((l) => l.event === 'leader.elected')).length, 1, 'exactly one manager ever led');
+  const tokens = new Set(logsOf(managers).filter((l) => l.event === 'etcd.started').map((l) => l.dataDir));
   t.equal(tokens.size, 3, 'three etcd data dirs');
 
   const writer = await openEtcdClient([endpoints[0]], s.tls);
@@ -64,7 +64,7 @@ t.test('three managers racing at start form exactly one three-member cluster; fu
   const reader = await openEtcdClient([endpoints[2]], s.tls);
   t.equal(await reader.get('/registry/three').string(), 'ok', 'data intact after all stopped and restarted');
   reader.close();
-  t.equal(logsOf(again).filter((l) => l.msg === 'forming a new cluster').length, 0, 'no second formation');
+  t.equal(logsOf(again).filter((l) => l.event === 'cluster.forming').length, 0, 'no second formation');
 
   // kill -9 one member's etcd: its supervisor brings it back into the same cluster.
   const victim = again[1];
@@ -74,17 +74,17 @@ t.test('three managers racing at start form exactly one three-member cluster; fu
   t.equal(oneCluster(await waitFor('three healthy members after kill -9', () => clusterHealthy(again), 60_000, 500), 'after kill -9 of an etcd'), formed, 'the same cluster as formed');
 
   // The leading manager dies with its instance (manager and etcd, kill -9): another manager takes over.
-  const leader = await waitFor('a leader among the restarted managers', async () => again.find((m) => m.logs.some((l) => l.msg === 'became leader')), 30_000);
-  const leaderTerm = leader.logs.find((l) => l.msg === 'became leader')!.term as number;
+  const leader = await waitFor('a leader among the restarted managers', async () => again.find((m) => m.logs.some((l) => l.event === 'leader.elected')), 30_000);
+  const leaderTerm = leader.logs.find((l) => l.event === 'leader.elected')!.term as number;
   await leader.kill();
   const rest = again.filter((m) => m !== leader);
-  const successor = await waitFor('another manager leads', async () => rest.find((m) => m.logs.some((l) => l.msg === 'became leader')), 60_000);
-  t.ok((successor.logs.find((l) => l.msg === 'became leader')!.term as number) > leaderTerm, 'in a newer term');
+  const successor = await waitFor('another manager leads', async () => rest.find((m) => m.logs.some((l) => l.event === 'leader.elected')), 60_000);
+  t.ok((successor.logs.find((l) => l.event === 'leader.elected')!.term as number) > leaderTerm, 'in a newer term');
   // The instance comes back (same volume): three healthy members again, still no new formation.
   const back = startManager(t, argsFor(again.indexOf(leader)));
   const final = [...rest, back];
   t.equal(oneCluster(await waitFor('three healthy members after the leader came back', () => clusterHealthy(final), 90_000, 500), 'after the leader came back'), formed, 'the same cluster as formed');
-  t.equal(logsOf(final).filter((l) => l.msg === 'forming a new cluster').length, 0, 'no second formation');
+  t.equal(logsOf(final).filter((l) => l.event === 'cluster.forming').length, 0, 'no second formation');
   await Promise.all(final.map((m) => m.stop()));
 });
 
@@ -95,10 +95,10 @@ t.test('SIGSTOP the leader before formation: another takes over, the resumed one
   await volume('a');
   await volume('b');
   const first = [0, 1].map((i) => startManager(t, argsFor(i)));
-  const memberOf = (m: ManagerProcess) => m.logs.find((l) => l.msg === 'member identity')?.member;
+  const memberOf = (m: ManagerProcess) => m.logs.find((l) => l.event === 'member.identity')?.member;
   await waitFor('both members known', async () => first.every((m) => memberOf(m) !== undefined), 30_000);
   // Whichever registered first leads (2 of 3 votes) while waiting for c; below, a is that one and b the other.
-  const a = await waitFor('one of them leads (2 of 3 votes) while waiting for c', async () => first.find((m) => m.logs.some((l) => l.msg === 'became leader')), 30_000);
+  const a = await waitFor('one of them leads (2 of 3 votes) while waiting for c', async () => first.find((m) => m.logs.some((l) => l.event === 'leader.elected')), 30_000);
   const b = first.find((m) => m !== a)!;
   t.comment(`the first leader holds member ${String(memberOf(a))}`);
 
@@ -106,9 +106,9 @@ t.test('SIGSTOP the leader before formation: another takes over, the resumed one
   t.teardown(() => { if (a.child.exitCode === null) process.kill(a.child.pid!, 'SIGCONT'); });
   await volume('c');
   const c = startManager(t, argsFor(2));
-  await waitFor('the other takes over once the leader\'s lease lapsed', async () => b.logs.some((l) => l.msg === 'became leader'), 60_000);
-  const bTerm = b.logs.find((l) => l.msg === 'became leader')!.term as number;
-  const aTerm = a.logs.find((l) => l.msg === 'became leader')!.term as number;
+  await waitFor('the other takes over once the leader\'s lease lapsed', async () => b.logs.some((l) => l.event === 'leader.elected'), 60_000);
+  const bTerm = b.logs.find((l) => l.event === 'leader.elected')!.term as number;
+  const aTerm = a.logs.find((l) => l.event === 'leader.elected')!.term as number;
   t.ok(bTerm > aTerm, `b's term ${bTerm} is newer than a's ${aTerm}`);
   const aLogsAtResume = a.logs.length;
   process.kill(a.child.pid!, 'SIGCONT');
@@ -117,11 +117,11 @@ t.test('SIGSTOP the leader before formation: another takes over, the resumed one
   const seen = clustersSeen(views);
   t.equal(seen.length, 1, 'one cluster: every endpoint reports the same cluster ID and member IDs', { clusters: seen });
   const all = [a, b, c];
-  t.equal(all.flatMap((m) => m.logs).filter((l) => l.msg === 'forming a new cluster').length, 1, 'exactly one formation');
-  t.ok(b.logs.some((l) => l.msg === 'forming a new cluster'), 'by b, the current leader');
+  t.equal(all.flatMap((m) => m.logs).filter((l) => l.event === 'cluster.forming').length, 1, 'exactly one formation');
+  t.ok(b.logs.some((l) => l.event === 'cluster.forming'), 'by b, the current leader');
   // Once b's lease lapses, a may lead again, legitimately, but only in a newer term than b's.
   const aLater = a.logs.slice(aLogsAtResume);
-  t.notOk(aLater.some((l) => l.msg === 'forming a new cluster'), 'the resumed old leader never formed a cluster');
-  t.ok(aLater.filter((l) => l.msg === 'became leader').every((l) => Number(l.term) > bTerm), 'nor led again in a term older than b\'s');
+  t.notOk(aLater.some((l) => l.event === 'cluster.forming'), 'the resumed old leader never formed a cluster');
+  t.ok(aLater.filter((l) => l.event === 'leader.elected').every((l) => Number(l.term) > bTerm), 'nor led again in a term older than b\'s');
   await Promise.all(all.map((m) => m.stop()));
 });

@@ -87,7 +87,7 @@ t.test('directory volumes (no loop devices): same claims, deterministic order, 2
   const first = await provider(area, 'solo').acquire();
   t.equal(first.id, 'vol-a', 'lowest member name first');
   t.equal(first.mountPoint, localPaths(area.volumeDir, 'vol-a').directory);
-  const entry = lines.map((l) => JSON.parse(l) as Record<string, unknown>).reverse().find((e) => e.msg === 'volume claimed' && e.volume === 'vol-a');
+  const entry = lines.map((l) => JSON.parse(l) as Record<string, unknown>).reverse().find((e) => e.event === 'volume.claimed' && e.volume === 'vol-a');
   t.match(entry?.reason, /first unclaimed candidate by \(member, id\) among 2/, 'the log says which and why');
   await provider(area, 'solo').release(); // a fresh provider holds nothing: no-op
   for (let round = 0; round < 20; round++) {

@@ -5,7 +5,7 @@
 // that must leave the tree alone and make no request.
 import t from 'tap';
 import { createHash, X509Certificate } from 'node:crypto';
-import { lstatSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { existsSync, lstatSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import YAML from 'yaml';
 import { startAssetServer } from '../harness/asset-server.js';
@@ -51,7 +51,10 @@ t.test('apply, rerun, change one field, dry run on a populated root', async (t) 
   t.equal(lstatSync(join(root, 'usr/local/bin/kubelet')).mode & 0o777, 0o755);
   t.ok(lstatSync(join(root, 'opt/etcd/3.4.23/etcd')).isFile(), 'etcd tarball extracted where etcd-manager --etcd-binary-dir looks');
   t.ok(lstatSync(join(root, 'opt/containerd-1.7.24/bin/containerd')).isFile(), 'containerd tarball extracted');
-  for (const unit of ['kubelet.service', 'containerd.service', 'protokube.service', 'etcd-manager@main.service', 'etcd-manager@events.service']) {
+  // protokube only answers --help/--version in this build: its unit is reported as skipped, never installed to crash-loop.
+  t.match(first.stderr, /skipped\s+Service:protokube\.service \d+ ms: protokube is not implemented in this build yet/, 'protokube service skipped with its reason');
+  t.notOk(existsSync(join(root, 'etc/systemd/system/protokube.service')), 'no protokube unit written');
+  for (const unit of ['kubelet.service', 'containerd.service', 'etcd-manager@main.service', 'etcd-manager@events.service']) {
     t.match(readlinkSync(join(root, 'etc/systemd/system/multi-user.target.wants', unit)), /\/etc\/systemd\/system\//, `${unit} enabled by systemctl --root`);
   }
   const manifest = readFileSync(join(root, 'etc/kubernetes/manifests/kube-apiserver.manifest'), 'utf8');

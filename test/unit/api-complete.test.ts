@@ -4,7 +4,8 @@ import t from 'tap';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { ExitCode, UserError } from '../../shared/errors.js';
-import { cloudOf, completeCluster, newClusterObjects, type NewClusterOptions } from '../../shared/api/complete.js';
+import { cloudOf, completeCluster, LOCAL_CLOUD_ANNOTATION, newClusterObjects, type NewClusterOptions } from '../../shared/api/complete.js';
+import { fieldsKopsDoesNotDefine } from '../../shared/api/known-fields.js';
 import { parseObjects } from '../../shared/api/parse.js';
 import type { Cluster, InstanceGroup } from '../../shared/api/types.js';
 import { validateCluster } from '../../shared/api/validate.js';
@@ -49,53 +50,111 @@ t.test('every default is filled in', async (t) => {
   const done = completeCluster(cluster, instanceGroups, { configBase: `${STORE}/` });
   const spec = done.cluster.spec;
   t.equal(spec.configBase, STORE, 'configBase from the store, trailing slash dropped');
-  t.equal(spec.kubernetesVersion, '1.30.5');
+  t.equal(spec.kubernetesVersion, '1.34.10', 'the default: a release in the known-hash table');
   t.equal(spec.cloudProvider, 'aws');
   t.equal(spec.networkCIDR, '172.20.0.0/16');
   t.equal(spec.nonMasqueradeCIDR, '100.64.0.0/10');
   t.equal(spec.podCIDR, '100.96.0.0/11');
   t.equal(spec.serviceClusterIPRange, '100.64.0.0/13');
   t.equal(spec.clusterDNSDomain, 'cluster.local');
-  t.same(spec.kubeDNS, { provider: 'CoreDNS', serverIP: '100.64.0.10', domain: 'cluster.local' });
-  t.same(spec.kubelet, { clusterDNS: '100.64.0.10', clusterDomain: 'cluster.local' });
+  // kOps' kube-dns builder (pkg/model/components/kubedns.go).
+  t.same(spec.kubeDNS, {
+    provider: 'CoreDNS',
+    serverIP: '100.64.0.10',
+    domain: 'cluster.local',
+    cacheMaxSize: 1000,
+    cacheMaxConcurrent: 150,
+    memoryRequest: '70Mi',
+    cpuRequest: '100m',
+    memoryLimit: '170Mi',
+    nodeLocalDNS: { enabled: false, memoryRequest: '5Mi', cpuRequest: '25m', image: 'registry.k8s.io/dns/k8s-dns-node-cache:1.26.0' },
+  });
+  // kOps' kubelet builder for Kubernetes 1.34 (no registerSchedulable from 1.34).
+  const kubelet = {
+    clusterDNS: '100.64.0.10',
+    clusterDomain: 'cluster.local',
+    enableDebuggingHandlers: true,
+    podManifestPath: '/etc/kubernetes/manifests',
+    logLevel: 2,
+    evictionHard: 'memory.available<100Mi,nodefs.available<10%,nodefs.inodesFree<5%,imagefs.available<10%,imagefs.inodesFree<5%',
+    kubeconfigPath: '/var/lib/kubelet/kubeconfig',
+    cgroupRoot: '/',
+    cloudProvider: 'external',
+    cgroupDriver: 'systemd',
+    protectKernelDefaults: true,
+    shutdownGracePeriod: '30s',
+    shutdownGracePeriodCriticalPods: '10s',
+  };
+  t.same(spec.kubelet, kubelet);
+  t.same(spec.masterKubelet, { ...kubelet, featureGates: { ImageVolume: 'true' } }, 'control plane: etcd-manager mounts etcd as an image volume (1.32 to 1.35)');
   t.same(spec.subnets?.map((s) => s.cidr), ['172.20.64.0/19', '172.20.32.0/19', '172.20.0.0/22'], 'missing CIDRs carved around the taken one');
   t.same(spec.etcdClusters, [
     {
       name: 'main',
       etcdMembers: [{ name: 'a', instanceGroup: 'control-plane-us-east-1a' }],
-      version: '3.4.23',
-      backups: { backupStore: `${STORE}/backups/etcd/main` },
       manager: { backupRetentionDays: 90 },
-      clientPort: 4001,
-      peerPort: 2380,
-      grpcPort: 3996,
-      quarantineClientPort: 3994,
+      version: '3.6.12',
+      backups: { backupStore: `${STORE}/backups/etcd/main` },
     },
     {
       name: 'events',
       etcdMembers: [{ name: 'a', instanceGroup: 'control-plane-us-east-1a' }],
-      version: '3.4.23',
-      backups: { backupStore: `${STORE}/backups/etcd/events` },
       manager: { backupRetentionDays: 90 },
-      clientPort: 4002,
-      peerPort: 2381,
-      grpcPort: 3997,
-      quarantineClientPort: 3995,
+      version: '3.6.12',
+      backups: { backupStore: `${STORE}/backups/etcd/events` },
     },
-  ]);
+  ], 'kOps: etcd 3.6 from Kubernetes 1.34; no ports in the spec (v1alpha2 has none)');
+  t.same(done.settings.etcdPorts, {
+    main: { clientPort: 4001, peerPort: 2380, grpcPort: 3996, quarantineClientPort: 3994 },
+    events: { clientPort: 4002, peerPort: 2381, grpcPort: 3997, quarantineClientPort: 3995 },
+  }, 'the ports go to the node configs');
   t.same(spec.kubeAPIServer, {
+    apiServerCount: 1,
+    storageBackend: 'etcd3',
+    kubeletPreferredAddressTypes: ['InternalIP', 'Hostname', 'ExternalIP'],
+    authorizationMode: 'Node,RBAC',
+    requestheaderAllowedNames: ['aggregator'],
+    requestheaderExtraHeaderPrefixes: ['X-Remote-Extra-'],
+    requestheaderGroupHeaders: ['X-Remote-Group'],
+    requestheaderUsernameHeaders: ['X-Remote-User'],
+    image: 'registry.k8s.io/kube-apiserver:v1.34.10',
+    logLevel: 2,
+    securePort: 443,
+    bindAddress: '0.0.0.0',
+    allowPrivileged: true,
+    serviceClusterIPRange: '100.64.0.0/13',
     etcdServers: ['https://127.0.0.1:4001'],
     etcdServersOverrides: ['/events#https://127.0.0.1:4002'],
-    serviceClusterIPRange: '100.64.0.0/13',
-    securePort: 443,
-    allowPrivileged: true,
+    enableAdmissionPlugins: [
+      'DefaultStorageClass', 'DefaultTolerationSeconds', 'LimitRanger', 'MutatingAdmissionWebhook', 'NamespaceLifecycle', 'NodeRestriction',
+      'ResourceQuota', 'RuntimeClass', 'ServiceAccount', 'ValidatingAdmissionPolicy', 'ValidatingAdmissionWebhook',
+    ],
+    anonymousAuth: false,
+    apiAudiences: ['kubernetes.svc.default'],
+    serviceAccountIssuer: 'https://api.internal.demo.example.com',
+    serviceAccountJWKSURI: 'https://api.internal.demo.example.com/openid/v1/jwks',
   });
-  t.equal(spec.masterInternalName, 'api.internal.demo.example.com');
-  t.equal(spec.masterPublicName, 'api.demo.example.com');
-  t.equal(spec.api?.publicName, 'api.demo.example.com');
-  t.same(spec.kubeProxy, { clusterCIDR: '100.96.0.0/11' });
-  t.same(spec.kubeControllerManager, { clusterCIDR: '100.96.0.0/11', clusterName: 'demo.example.com' });
-  t.same(spec.containerd, { version: '1.7.24' });
+  t.equal(spec.masterInternalName, undefined, 'kOps derives the internal name; it is not written');
+  t.equal(done.settings.masterInternalName, 'api.internal.demo.example.com');
+  t.equal(spec.masterPublicName, 'api.demo.example.com', 'public DNS topology: the public name, load balancer or not');
+  t.same(spec.api, { loadBalancer: { type: 'Public', class: 'Classic' } }, 'a control plane in a private subnet: reached through a load balancer');
+  t.same(spec.kubeProxy, { clusterCIDR: '100.96.0.0/11', logLevel: 2, cpuRequest: '100m', image: 'registry.k8s.io/kube-proxy:v1.34.10' });
+  t.same(spec.kubeControllerManager, {
+    attachDetachReconcileSyncPeriod: '1m0s',
+    clusterName: 'demo.example.com',
+    cloudProvider: 'external',
+    logLevel: 2,
+    image: 'registry.k8s.io/kube-controller-manager:v1.34.10',
+    leaderElection: { leaderElect: true },
+    allocateNodeCIDRs: true,
+    clusterCIDR: '100.96.0.0/11',
+    configureCloudRoutes: false,
+    useServiceAccountCredentials: true,
+  });
+  t.same(spec.kubeScheduler, { logLevel: 2, image: 'registry.k8s.io/kube-scheduler:v1.34.10', leaderElection: { leaderElect: true } });
+  t.same(spec.containerd, { version: '2.3.4', runc: { version: '1.4.3' }, logLevel: 'info', sandboxImage: 'registry.k8s.io/pause:3.10.1' });
+  t.same(spec.cloudConfig, { manageStorageClasses: true, awsEBSCSIDriver: { version: 'v1.58.0' } });
+  t.same(done.settings.notes, []);
 
   const [cp, nodes, bastions] = done.instanceGroups;
   t.same(cp.spec, {
@@ -137,11 +196,22 @@ t.test("the user's values win", async (t) => {
   t.equal(spec.masterPublicName, 'api.prod.k8s.example.com');
   t.same(spec.networking, { cilium: { enableNodePort: true, hubble: { enabled: true } } }, 'unknown fields survive');
   t.equal(spec.kubeDNS?.provider, 'CoreDNS');
-  t.same(spec.kubeDNS?.nodeLocalDNS, { enabled: true, memoryRequest: '5Mi' });
+  t.same(spec.kubeDNS?.nodeLocalDNS, {
+    enabled: true,
+    memoryRequest: '5Mi',
+    localIP: '169.254.20.10',
+    forwardToKubeDNS: false,
+    cpuRequest: '25m',
+    image: 'registry.k8s.io/dns/k8s-dns-node-cache:1.26.0',
+  }, "the user's fields kept, kOps' defaults beside them");
   t.equal(spec.kubeAPIServer?.oidcClientID, 'kubernetes');
   t.same(spec.kubeAPIServer?.etcdServers, ['https://127.0.0.1:4001']);
   t.equal(spec.kubelet?.maxPods, 110);
-  t.equal(spec.kubelet?.clusterDNS, '100.64.0.10');
+  t.equal(spec.kubelet?.clusterDNS, '169.254.20.10', 'NodeLocal DNS enabled: kubelets hand out its address');
+  t.equal(spec.kubelet?.shutdownGracePeriod, '30s');
+  t.equal(spec.kubelet?.registerSchedulable, true, 'Kubernetes 1.29: kOps still sets registerSchedulable');
+  t.equal(spec.kubeProxy?.enabled, false);
+  t.same(spec.iam, { allowContainerRegistry: true, legacy: false, useServiceAccountExternalPermissions: true });
   const main = spec.etcdClusters![0];
   t.same(main.etcdMembers.map((m) => m.name), ['a', 'b', 'c']);
   t.equal(main.backups?.backupStore, 's3://example-kops-state/prod.k8s.example.com/backups/etcd/main');
@@ -160,6 +230,7 @@ t.test('explicit values are never replaced', async (t) => {
   Object.assign(cluster.spec, {
     kubernetesVersion: 'v1.31.2',
     nonMasqueradeCIDR: '10.0.0.0/8',
+    serviceClusterIPRange: '10.0.0.0/16',
     kubeDNS: { serverIP: '10.0.0.53' },
     clusterDNSDomain: 'corp.internal',
   });
@@ -170,9 +241,10 @@ t.test('explicit values are never replaced', async (t) => {
   const spec = done.cluster.spec;
   t.equal(spec.kubernetesVersion, '1.31.2', 'a leading v is dropped, as kOps does');
   t.equal(spec.podCIDR, '10.128.0.0/9', 'pods get the upper half of nonMasqueradeCIDR');
-  t.equal(spec.serviceClusterIPRange, '10.0.0.0/11', 'services the first eighth');
+  t.equal(spec.serviceClusterIPRange, '10.0.0.0/16');
   t.equal(spec.kubeDNS?.serverIP, '10.0.0.53');
-  t.equal(spec.kubelet?.clusterDNS, '10.0.0.53');
+  t.equal(spec.kubelet?.clusterDNS, '10.0.0.53', "kubelets follow the user's kubeDNS.serverIP");
+  t.equal(spec.masterKubelet?.clusterDNS, '10.0.0.53');
   t.equal(spec.kubelet?.clusterDomain, 'corp.internal');
   t.same(done.instanceGroups[0].spec.taints, [], 'an explicit empty taint list stays empty');
   t.same([done.instanceGroups[1].spec.minSize, done.instanceGroups[1].spec.maxSize], [5, 5], 'max never below min');
@@ -195,7 +267,9 @@ t.test('etcd member names and ports', async (t) => {
   t.same(done.cluster.spec.etcdClusters![0].etcdMembers, [{ name: 'control-plane-local', instanceGroup: 'control-plane-local' }], 'no zone letter: the group name');
   t.equal(done.instanceGroups[0].spec.machineType, 'local');
 
-  // Clusters other than main and events: next free port at or above 4003 / 2382 / 3998 / 3990.
+  // kOps' well-known ports for main, events, cilium and leases; any other cluster gets the
+  // next free port at or above 4003 / 2382 / 3998 / 3990. Ports are not kOps fields: they
+  // leave the completed spec for the node configs (settings.etcdPorts).
   const { cluster, instanceGroups } = minimal();
   const member = [{ name: 'a', instanceGroup: 'control-plane-us-east-1a' }];
   cluster.spec.etcdClusters = [
@@ -204,19 +278,16 @@ t.test('etcd member names and ports', async (t) => {
     { name: 'extra', etcdMembers: member, clientPort: 4004 },
     { name: 'events', etcdMembers: member },
   ];
-  const ports = completeCluster(cluster, instanceGroups, { configBase: STORE }).cluster.spec.etcdClusters!.map((e) => [
-    e.name,
-    e.clientPort,
-    e.peerPort,
-    e.grpcPort,
-    e.quarantineClientPort,
-  ]);
-  t.same(ports, [
-    ['cilium', 4003, 2382, 3998, 3990],
-    ['main', 4001, 2380, 3996, 3994],
-    ['extra', 4004, 2383, 3999, 3991],
-    ['events', 4002, 2381, 3997, 3995],
-  ]);
+  const completed = completeCluster(cluster, instanceGroups, { configBase: STORE });
+  t.same(completed.settings.etcdPorts, {
+    cilium: { clientPort: 4003, peerPort: 2382, grpcPort: 3991, quarantineClientPort: 3992 },
+    main: { clientPort: 4001, peerPort: 2380, grpcPort: 3996, quarantineClientPort: 3994 },
+    extra: { clientPort: 4004, peerPort: 2383, grpcPort: 3998, quarantineClientPort: 3990 },
+    events: { clientPort: 4002, peerPort: 2381, grpcPort: 3997, quarantineClientPort: 3995 },
+  });
+  for (const etcd of completed.cluster.spec.etcdClusters ?? []) {
+    t.same(['clientPort', 'peerPort', 'grpcPort', 'quarantineClientPort'].filter((f) => f in etcd), [], `${etcd.name}: no port fields in the completed spec`);
+  }
 });
 
 t.test('what completion cannot do is a UserError', async (t) => {
@@ -311,7 +382,7 @@ t.test('newClusterObjects writes what kops create cluster writes', async (t) => 
 t.test('newClusterObjects: one control-plane group, rounds, few nodes, defaults', async (t) => {
   const one = newClusterObjects({ name: 'a.example.com', zones: ['us-east-1a', 'us-east-1b'], controlPlaneCount: 1, nodeCount: 1, cloud: 'aws' });
   t.same(one.instanceGroups.map((ig) => ig.metadata.name), ['control-plane-us-east-1a', 'nodes-us-east-1a'], 'zones left with no node get no group');
-  t.equal(one.cluster.spec.kubernetesVersion, '1.30.5');
+  t.equal(one.cluster.spec.kubernetesVersion, '1.34.10');
   t.same(one.cluster.spec.etcdClusters![0].etcdMembers, [{ name: 'a', instanceGroup: 'control-plane-us-east-1a' }]);
 
   const five = newClusterObjects({ name: 'b.example.com', zones: ['us-east-1a', 'us-east-1b'], controlPlaneCount: 5, nodeCount: 0, cloud: 'aws' });
@@ -343,7 +414,7 @@ t.test('newClusterObjects rejects bad options with a usage error', async (t) => 
     [{ controlPlaneCount: 0 }, 'control-plane count must be a whole number of at least 1 (got 0)'],
     [{ controlPlaneCount: 1.5 }, 'control-plane count must be a whole number of at least 1 (got 1.5)'],
     [{ nodeCount: -1 }, 'node count must be a whole number of at least 0 (got -1)'],
-    [{ kubernetesVersion: 'stable' }, 'invalid Kubernetes version "stable" (want e.g. 1.30.5)'],
+    [{ kubernetesVersion: 'stable' }, 'invalid Kubernetes version "stable" (want e.g. 1.34.10)'],
     [{ zones: ['a1a', 'a1b', 'a1c', 'a1d', 'a1e', 'a1f', 'a1g', 'a1h', 'a1i'] }, 'too many zones (9): networkCIDR 172.20.0.0/16 has room for 8 zone subnets'],
   ];
   for (const [change, message] of cases) {
@@ -353,5 +424,55 @@ t.test('newClusterObjects rejects bad options with a usage error', async (t) => 
     newClusterObjects({ ...good, zones: [] });
   } catch (err) {
     t.ok(err instanceof UserError);
+  }
+});
+
+t.test('quantities and durations are written as Kubernetes writes them', async (t) => {
+  const { cluster, instanceGroups } = minimal();
+  cluster.spec.kubeAPIServer = { auditWebhookBatchThrottleQps: '3.14', cpuRequest: '0.5', compactionInterval: '5m' };
+  cluster.spec.kubelet = { shutdownGracePeriod: '1m', imageMinimumGCAge: '90s' };
+  const spec = completeCluster(cluster, instanceGroups, { configBase: STORE }).cluster.spec;
+  t.same([spec.kubeAPIServer?.auditWebhookBatchThrottleQps, spec.kubeAPIServer?.cpuRequest, spec.kubeAPIServer?.compactionInterval], ['3140m', '500m', '5m0s']);
+  t.same([spec.kubelet?.shutdownGracePeriod, spec.kubelet?.imageMinimumGCAge], ['1m0s', '1m30s']);
+});
+
+t.test('services keep 100.64.0.0/13 when nonMasqueradeCIDR is the VPC range (the AWS VPC CNI)', async (t) => {
+  for (const explicit of [false, true]) {
+    const { cluster, instanceGroups } = minimal();
+    cluster.spec.networking = { amazonvpc: {} };
+    if (explicit) cluster.spec.nonMasqueradeCIDR = '172.20.0.0/16';
+    const done = completeCluster(cluster, instanceGroups, { configBase: STORE });
+    const spec = done.cluster.spec;
+    const how = explicit ? 'set by the user' : 'defaulted to networkCIDR';
+    t.equal(spec.nonMasqueradeCIDR, '172.20.0.0/16', `nonMasqueradeCIDR ${how}`);
+    t.equal(spec.serviceClusterIPRange, '100.64.0.0/13', `${how}: kOps' fixed service range, not a slice of the VPC (was 172.20.0.0/19)`);
+    t.equal(spec.kubeDNS?.serverIP, '100.64.0.10', `${how}: cluster DNS at 100.64.0.10 (was 172.20.0.10, an address in the VPC)`);
+    t.equal(spec.kubelet?.clusterDNS, '100.64.0.10');
+    t.equal(spec.masterKubelet?.clusterDNS, '100.64.0.10');
+    t.equal(spec.kubeAPIServer?.serviceClusterIPRange, '100.64.0.0/13');
+    t.same(validateCluster(done.cluster, done.instanceGroups).map((e) => e.message), [], `${how}: the completed spec is valid`);
+  }
+});
+
+t.test("a new cluster's completed spec holds only kOps' fields; the local cloud says where it differs", async (t) => {
+  for (const cloud of ['aws', 'local'] as const) {
+    const user = newClusterObjects({ name: `${cloud}.example.com`, zones: ['us-east-1a'], controlPlaneCount: 1, nodeCount: 1, cloud });
+    // Mooring's own etcd port fields and kOps v1alpha3's names are read, and moved out or renamed.
+    user.cluster.spec.etcdClusters![0].clientPort = 4001;
+    user.cluster.spec.controlPlaneKubelet = { maxPods: 30 };
+    user.cluster.spec.api = { publicName: `api.${cloud}.example.com` };
+    const done = completeCluster(user.cluster, user.instanceGroups, { configBase: `s3://state/${cloud}.example.com` });
+    t.same(fieldsKopsDoesNotDefine(done.cluster), [], `${cloud}: no field kOps' v1alpha2 lacks`);
+    t.equal(done.cluster.spec.masterKubelet?.maxPods, 30, `${cloud}: controlPlaneKubelet becomes masterKubelet`);
+    t.equal(done.cluster.spec.masterPublicName, `api.${cloud}.example.com`, `${cloud}: api.publicName becomes masterPublicName`);
+    const note = (done.cluster.metadata.annotations as Record<string, string> | undefined)?.[LOCAL_CLOUD_ANNOTATION];
+    if (cloud === 'aws') {
+      t.equal(note, undefined, 'aws: kOps\' etcd, nothing to say');
+      t.same(done.settings.notes, []);
+    } else {
+      const want = 'etcd 3.4.23 for "main", "events": the local cloud installs Debian 12\'s etcd-server package offline; kOps would use etcd 3.6.12 for Kubernetes 1.34.10';
+      t.equal(note, want, 'local: the completed spec says why its etcd is not kOps\'');
+      t.same(done.settings.notes, [want], 'and update prints it');
+    }
   }
 });

@@ -47,9 +47,9 @@ t.test('control-plane node config', async (t) => {
     instanceGroupName: 'control-plane-us-east-1b',
     instanceGroupRole: 'ControlPlane',
     cloudProvider: 'aws',
-    kubernetesVersion: '1.30.5',
+    kubernetesVersion: '1.34.10',
     configBase: CONFIG_BASE,
-    containerdVersion: '1.7.24',
+    containerdVersion: '2.3.4',
     serviceClusterIPRange: '100.64.0.0/13',
     podCIDR: '100.96.0.0/11',
     clusterDNS: '100.64.0.10',
@@ -63,7 +63,7 @@ t.test('control-plane node config', async (t) => {
   t.same(nc.etcdClusters, [
     {
       name: 'main',
-      version: '3.4.23',
+      version: '3.6.12',
       clientPort: 4001,
       peerPort: 2380,
       grpcPort: 3996,
@@ -75,7 +75,7 @@ t.test('control-plane node config', async (t) => {
     },
     {
       name: 'events',
-      version: '3.4.23',
+      version: '3.6.12',
       clientPort: 4002,
       peerPort: 2381,
       grpcPort: 3997,
@@ -160,7 +160,13 @@ t.test('parseNodeConfig checks what nodeup relies on', async (t) => {
     throw new Error('expected a SpecError');
   };
   t.equal(errorOf(broken((d) => (d.apiVersion = 'v1'))).message, 'nc.yaml:1: apiVersion: unknown value "v1" (want one of mooring.dev/v1alpha1)');
-  t.equal(errorOf(broken((d) => delete d.podCIDR)).message, 'nc.yaml:1: podCIDR: missing');
+  t.equal(errorOf(broken((d) => delete d.clusterDNS)).message, 'nc.yaml:1: clusterDNS: missing');
+  t.match(errorOf(broken((d) => (d.podCIDR = '100.96.0.0/33'))).message, /podCIDR: invalid CIDR "100\.96\.0\.0\/33"/, 'podCIDR is optional (IPv6 clusters have none) but checked when there');
+  t.doesNotThrow(() => parseNodeConfig(broken((d) => {
+    delete d.podCIDR;
+    d.serviceClusterIPRange = 'fd00:5e4f:ce::/108';
+    d.clusterDNS = 'fd00:5e4f:ce::a';
+  }), 'nc.yaml'), 'an IPv6 node config');
   t.equal(errorOf(broken((d) => (d.instanceGroupRole = 'Worker'))).message, 'nc.yaml:5: instanceGroupRole: unknown value "Worker" (want one of ControlPlane, Master, Node, Bastion, APIServer)');
   t.equal(errorOf(broken((d) => ((d.sysctls as Record<string, unknown>)['kernel.panic'] = 10))).message.replace(/:\d+:/, ':N:'), 'nc.yaml:N: sysctls["kernel.panic"]: must be a string (got 10)');
   const portLine = errorOf(broken((d) => ((d.etcdClusters as Array<Record<string, unknown>>)[1].peerPort = '2381')));
@@ -215,4 +221,24 @@ t.test('parseBootConfig refuses incomplete or wrong fields', async (t) => {
   ];
   for (const [doc, message] of cases) t.throws(() => parseBootConfig(toYAML(doc), 'kube_env.yaml'), { message }, message);
   t.throws(() => parseBootConfig('a: [', 'kube_env.yaml'), { message: /^kube_env\.yaml:1: invalid YAML: / });
+});
+
+t.test("a group's kubelet: the cluster's (control plane: masterKubelet) with the group's own over it", async (t) => {
+  const user = newClusterObjects({ name: 'demo.example.com', zones: ['us-east-1a'], controlPlaneCount: 1, nodeCount: 1, cloud: 'aws' });
+  user.cluster.spec.kubelet = { maxPods: 50, anonymousAuth: false, taints: ['cluster=wide:NoSchedule'], featureGates: { A: 'true' } };
+  user.cluster.spec.masterKubelet = { maxPods: 30 };
+  const [cp, nodes] = user.instanceGroups;
+  nodes.spec.kubelet = { maxPods: 70, featureGates: { B: 'false' }, taints: ['own=kubelet:NoExecute'] };
+  nodes.spec.taints = ['dedicated=gpu:NoSchedule', 'odd=x:Sometimes'];
+  cp.spec.taints = [];
+  const done = completeCluster(user.cluster, user.instanceGroups, { configBase: CONFIG_BASE });
+  const node = buildNodeConfig(done.cluster, done.instanceGroups[1], KEYPAIRS);
+  t.equal(node.kubelet.maxPods, 70, "the group's value wins");
+  t.same(node.kubelet.featureGates, { A: 'true', B: 'false' }, 'maps merge key by key');
+  t.same(node.taints, ['cluster=wide:NoSchedule', 'dedicated=gpu:NoSchedule', 'own=kubelet:NoExecute'], "taints are the union (sorted); kubelet's refused effect is left out");
+  t.notOk('taints' in node.kubelet || 'nodeLabels' in node.kubelet, 'taints and labels live in their own fields');
+  const control = buildNodeConfig(done.cluster, done.instanceGroups[0], KEYPAIRS);
+  t.equal(control.kubelet.maxPods, 30, 'the control plane starts from masterKubelet (itself the nodes\' kubelet with its own settings over it)');
+  t.equal(control.kubelet.anonymousAuth, false, "the nodes' anonymousAuth=false holds on the control plane too");
+  t.same(control.kubelet.featureGates, { A: 'true', ImageVolume: 'true' });
 });

@@ -123,3 +123,27 @@ t.test('trash: moved aside with the time in its name, emptied past the policy, f
   t.same(await readdir(trash), ['put-here-by-hand'], 'entries we did not name are left alone');
   t.same(await emptyTrash(join(volume, 'nope'), t0, { keepForMs: week }), [], 'a missing trash is empty');
 });
+
+t.test('the snapshot check gives one answer however the stream is cut (chunks of 1 to 5000 bytes, around the 32-byte hash)', async (t) => {
+  const { SnapshotCheck } = await import('../../agents/etcd-manager/backup/snapshot-stream.js');
+  const check = async (bytes: Buffer, sizes: number[]) => {
+    const chunks: Buffer[] = [];
+    for (let i = 0, k = 0; i < bytes.length; k++) {
+      const n = sizes[k % sizes.length];
+      chunks.push(bytes.subarray(i, i + n));
+      i += n;
+    }
+    const c = new SnapshotCheck();
+    for await (const _ of Readable.from(chunks).pipe(c)) void _;
+    return c.facts();
+  };
+  const good = snapshotBytes(3);
+  const bad = Buffer.from(good);
+  bad[5000] ^= 1;
+  const whole = createHash('sha256').update(good).digest('hex');
+  for (const sizes of [[good.length], [1], [7, 31, 32, 33], [4096, 31, 1, 5000], [32], [12290, 5]]) {
+    const f = await check(good, sizes);
+    t.same([f.integrityHashOK, f.bytes, f.sha256], [true, good.length, whole], `intact, cut by ${sizes.join(',')}`);
+    t.equal((await check(bad, sizes)).integrityHashOK, false, `a flipped byte is caught, cut by ${sizes.join(',')}`);
+  }
+});

@@ -3,7 +3,8 @@
 import t from 'tap';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { envName, FLAGS, helpText, parseDuration, parseEnvFile, parseFlags, type FlagDef } from '../../agents/etcd-manager/flags.js';
+import { chmodSync } from 'node:fs';
+import { envName, FLAGS, helpText, parseAge, parseDuration, parseEnvFile, parseFlags, type FlagDef } from '../../agents/etcd-manager/flags.js';
 import { expandURLs, resolveConfig, splitBackupStore } from '../../agents/etcd-manager/config.js';
 import { tempDir } from '../harness/tmp.js';
 
@@ -100,9 +101,14 @@ t.test('every duration flag has a range inside Node\'s timer limit, holding its 
     t.ok(min > 0 && max <= 2 ** 31 - 1, `--${f.name}: ${range.join(' to ')} is within 1 ms and 2^31-1 ms`);
     const dflt = parseDuration(f.default ?? '') as number;
     t.ok(dflt >= min && dflt <= max, `--${f.name}: default ${f.default} in range`);
-    t.match(help, `${range[0]} to ${range[1]}`, `--${f.name}: range in --help`);
+    // The manager's flags are in its --help on their own line; the operator commands' in each command's help (etcd-manager-cli.test.ts).
+    if (!f.operator) t.match(help, new RegExp(`--${f.name}=<duration> .*${range[0]} to ${range[1]}\\)`), `--${f.name}: range in --help`);
     t.throws(() => parseFlags([`--${f.name}=${max + 1}ms`], {}), { message: `--${f.name}: "${max + 1}ms" is out of range: want ${range[0]} to ${range[1]}`, exitCode: 2 });
-    t.throws(() => parseFlags([], { [envName(f.name)]: '600h' }), { message: `${envName(f.name)} (env): "600h" is out of range: want ${range[0]} to ${range[1]}`, exitCode: 2 });
+    if (f.commandLineOnly) {
+      t.throws(() => parseFlags([], { [envName(f.name)]: '1m' }), { message: `environment: ${envName(f.name)} is not an etcd-manager setting (see --help)`, exitCode: 2 }, `--${f.name} has no environment form`);
+    } else {
+      t.throws(() => parseFlags([], { [envName(f.name)]: '600h' }), { message: `${envName(f.name)} (env): "600h" is out of range: want ${range[0]} to ${range[1]}`, exitCode: 2 });
+    }
     for (const end of range) t.doesNotThrow(() => parseFlags([`--${f.name}=${end}`], {}), `--${f.name}=${end} (an end of its range) is accepted`);
   }
   const c = resolveConfig(parseFlags(['--cluster-name=etcd', `--backup-store=${BACKUP}`, '--reconcile-interval=100ms', '--store-timeout=5s'], {}));
@@ -114,7 +120,8 @@ t.test('the process environment: ETCD_MANAGER_* names must be settings; ETCD_* i
   const env = { ETCD_DATA_DIR: '/var/etcd', ETCD_UNSUPPORTED_ARCH: 'arm64', ETCD_MANAGER_CLUSTER_NAME: 'etcd', ETCD_MANAGER_BACKUP_STORE: BACKUP, ETCDCTL_API: '3' };
   t.equal(resolveConfig(parseFlags([], env)).clusterName, 'etcd', 'etcd\'s own names do not trip the check');
   t.throws(() => parseFlags([], { ...env, ETCD_MANAGER_CLUSTR_NAME: 'x' }), { message: 'environment: ETCD_MANAGER_CLUSTR_NAME is not an etcd-manager setting (see --help)', exitCode: 2 });
-  t.throws(() => parseFlags([], { ETCD_MANAGER_DAILY_BACKUPS_RETENTION: '90d' }), { message: /ETCD_MANAGER_DAILY_BACKUPS_RETENTION is a setting of kOps' etcd-manager/, exitCode: 2 });
+  t.throws(() => parseFlags([], { ETCD_MANAGER_CERT_DURATION: '8760h' }), { message: /ETCD_MANAGER_CERT_DURATION is a setting of kOps' etcd-manager/, exitCode: 2 });
+  t.equal(resolveConfig(parseFlags([], { ...env, ETCD_MANAGER_DAILY_BACKUPS_RETENTION: '1y' })).retention.dailyForMs, 365 * 86_400_000, 'kOps\' retention variables are ours too, with its d and y units');
   t.equal(parseFlags(['--help'], { ETCD_MANAGER_BOGUS: '1' }).help, true, '--help answers whatever the environment holds');
   t.equal(parseFlags(['--version'], { ETCD_MANAGER_RECONCILE_INTERVAL: '999h' }).version, true, '--version too');
 });
@@ -152,4 +159,33 @@ t.test('cluster names, URL templates and the backup store are checked at start',
   ] as const) {
     t.throws(() => resolveConfig(parseFlags(['--cluster-name=etcd', `--backup-store=${store}`], {})), { message: want, exitCode: 2 }, store);
   }
+});
+
+t.test('backup settings: retention ages (kOps\' defaults, d and y), their order, the trash, the encryption key file', async (t) => {
+  const base = ['--cluster-name=etcd', `--backup-store=${BACKUP}`];
+  const resolve = (args: string[]) => resolveConfig(parseFlags([...base, ...args], {}));
+  const day = 86_400_000;
+  t.same(resolve([]).retention, { keepAllForMs: 3_600_000, hourlyForMs: 7 * day, dailyForMs: 90 * day }, 'kOps\' rules by default');
+  t.equal(resolve([]).trashRetentionMs, 3 * day);
+  t.equal(parseAge('2d12h'), 2.5 * day);
+  t.equal(parseAge('1y'), 365 * day);
+  t.equal(parseAge('7'), undefined);
+  t.equal(parseDuration('7d'), undefined, 'a timer duration takes no days');
+  t.same(resolve(['--all-backups-retention=0s', '--hourly-backups-retention=2d', '--daily-backups-retention=1y']).retention, { keepAllForMs: 0, hourlyForMs: 2 * day, dailyForMs: 365 * day });
+  t.throws(() => resolve(['--hourly-backups-retention=30m']), { message: /^--hourly-backups-retention \(30m\) is shorter than --all-backups-retention \(1h\)/, exitCode: 2 });
+  t.throws(() => resolve(['--daily-backups-retention=1d']), { message: /^--daily-backups-retention \(1d\) is shorter than --hourly-backups-retention \(7d\)/, exitCode: 2 });
+  t.throws(() => resolve(['--trash-retention=3 days']), { message: /^--trash-retention: "3 days" is not a duration like 12h, 7d or 1y/, exitCode: 2 });
+  t.throws(() => resolve(['--trash-retention=101y']), { message: /out of range: want 0s to 100y/, exitCode: 2 });
+  t.match(helpText('etcd-manager'), '--daily-backups-retention=<duration>');
+
+  const dir = tempDir(t);
+  const key = join(dir, 'backup.key');
+  writeFileSync(key, 'ab'.repeat(32) + '\n', { mode: 0o600 });
+  t.equal(resolve([`--backup-encryption-key-file=${key}`]).backupEncryptionKeyFile, key, 'a 0600 file of 64 hex digits');
+  chmodSync(key, 0o644);
+  t.throws(() => resolve([`--backup-encryption-key-file=${key}`]), { message: /^--backup-encryption-key-file: .*readable by group or others \(mode 644\); chmod 600 it/, exitCode: 2 });
+  chmodSync(key, 0o600);
+  writeFileSync(key, 'not a key');
+  t.throws(() => resolve([`--backup-encryption-key-file=${key}`]), { message: /^--backup-encryption-key-file: .*not an AES-256 key \(9 bytes; want exactly 32 raw bytes/, exitCode: 2 });
+  t.throws(() => resolve([`--backup-encryption-key-file=${join(dir, 'missing')}`]), { message: /^--backup-encryption-key-file: .*missing: cannot read the backup encryption key file: ENOENT/, exitCode: 2 });
 });

@@ -39,7 +39,7 @@ t.test('duplicated blocks from older writers collapse into one', async (t) => {
   const { begin, end } = blockMarkers('etcd');
   const dup = `${BASE}${begin}\n1.1.1.1 x\n${end}\nkeep me\n${begin}\n2.2.2.2 y\n${end}\n`;
   const out = renderHosts(dup, 'etcd', [{ address: '127.0.1.1', names: ['etcd-a'] }]);
-  t.equal(out, `${BASE}keep me\n${begin}\n127.0.1.1\tetcd-a\n${end}\n`);
+  t.equal(out, `${BASE}${begin}\n127.0.1.1\tetcd-a\n${end}\nkeep me\n`, 'where the first one was');
   t.equal(renderHosts('', 'etcd', []), '');
 });
 
@@ -47,4 +47,16 @@ t.test('a missing hosts file is created', async (t) => {
   const hosts = join(tempDir(t), 'hosts');
   await updateHostsFile(hosts, 'etcd', [{ address: '127.0.1.1', names: ['etcd-a'] }], log);
   t.match(readFileSync(hosts, 'utf8'), /127\.0\.1\.1\tetcd-a/);
+});
+
+t.test('a block between other writers\' blocks stays where it is, so no writer sees its block moved', async (t) => {
+  const main = blockMarkers('etcd');
+  const events = blockMarkers('etcd-events');
+  const nodeup = '# Begin host entries managed by nodeup\n127.0.0.1\tapi.internal.x\n# End host entries managed by nodeup\n';
+  const file = `${BASE}${nodeup}${main.begin}\n10.0.0.1\tetcd-a\n${main.end}\n${events.begin}\n10.0.0.1\tetcd-a\n${events.end}\n`;
+  const mainAgain = renderHosts(file, 'etcd', [{ address: '10.0.0.1', names: ['etcd-a'] }]);
+  t.equal(mainAgain, file, 'main renders the same bytes: nothing to write');
+  t.equal(renderHosts(mainAgain, 'etcd-events', [{ address: '10.0.0.1', names: ['etcd-a'] }]), file, 'and so does events');
+  const moved = renderHosts(file, 'etcd', [{ address: '10.0.0.2', names: ['etcd-a'] }]);
+  t.equal(moved, file.replace(`${main.begin}\n10.0.0.1`, `${main.begin}\n10.0.0.2`), 'a changed entry is replaced in place');
 });

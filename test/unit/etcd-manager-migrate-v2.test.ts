@@ -11,15 +11,17 @@ import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
-import { migrateV2Main, checkEndpoint, textSummary } from '../../agents/etcd-manager/migrate/cli.js';
+import { checkEndpoint, textSummary } from '../../agents/etcd-manager/cli/migrate-v2.js';
+import { FLAGS } from '../../agents/etcd-manager/flags.js';
 import type { MigrationSummary } from '../../agents/etcd-manager/migrate/migrate.js';
 import { ContentSums, keyDigest } from '../../agents/etcd-manager/migrate/content-hash.js';
 import { bucketEndMs, bucketOf, bucketStartMs, grantTTLSeconds, LEASE_BOUND, leaseBound, leaseIdFor, MAX_LEASE_TTL_S } from '../../agents/etcd-manager/migrate/leases.js';
 import { compareLeafOrder, DoneRanges } from '../../agents/etcd-manager/migrate/order.js';
 import { progressLine } from '../../agents/etcd-manager/migrate/progress.js';
 import { extractTarGz, safeMemberPath } from '../../agents/etcd-manager/migrate/tar.js';
-import { classifyLimit, putBudget } from '../../agents/etcd-manager/migrate/target.js';
+import { classifyLimit, DEFAULT_MAX_REQUEST_BYTES, DEFAULT_MAX_TXN_OPS, putBudget } from '../../agents/etcd-manager/migrate/target.js';
 import { encodeKeyPath, leavesOf, parseExpiration } from '../../agents/etcd-manager/migrate/v2-source.js';
+import { cliHarness } from '../harness/em-cli.js';
 import { tempDir } from '../harness/tmp.js';
 
 const S = 1000;
@@ -278,25 +280,26 @@ t.test('the summary at the end: keys, rate, leases, transactions, verification',
 });
 
 t.test('migrate-v2 usage: one clear line, exit 2, before anything is touched', async (t) => {
+  const h = cliHarness();
   const run = async (...args: string[]) => {
-    let out = '';
-    let err = '';
-    const code = await migrateV2Main(args, 'etcd-manager', { out: (s) => void (out += s), err: (s) => void (err += s), isTTY: false, env: {} });
-    return { code, out, err };
+    const r = await h.run(['migrate-v2', ...args]);
+    return { code: r.code, out: r.stdout, err: r.stderr };
   };
   const cases: Array<[string[], RegExp]> = [
-    [['--to', 'http://127.0.0.1:1'], /--from is required/],
-    [['--from', 'http://127.0.0.1:1'], /--to is required/],
+    [['--to', 'http://127.0.0.1:1'], /^etcd-manager: migrate-v2: --from is required/],
+    [['--from', 'http://127.0.0.1:1'], /^etcd-manager: migrate-v2: --to is required/],
     [['--from', 'http://127.0.0.1:1', '--to', 'ftp://x:1'], /--to: "ftp:\/\/x:1": want http:\/\/ or https:\/\//],
     [['--from', 'http://127.0.0.1:1', '--to', 'http://x'], /the port is missing/],
     [['--from', 'http://127.0.0.1:1/v2/keys', '--to', 'http://x:1'], /--from: .*want scheme:\/\/host:port and nothing else/],
     [['--from', 'http://127.0.0.1:1', '--to', 'http://x:1', '--concurrency', '0'], /--concurrency: "0" is out of range: want 1 to 64/],
     [['--from', 'http://127.0.0.1:1', '--to', 'http://x:1', '--max-txn-ops', '1'], /--max-txn-ops.*want 2 to 100000/],
-    [['--from', 'http://127.0.0.1:1', '--to', 'http://x:1', '-o', 'yaml'], /--output: "yaml": want text or json/],
+    [['--from', 'http://127.0.0.1:1', '--to', 'http://x:1', '--concurrency', 'many'], /--concurrency: "many" is not a whole number/],
+    [['--from', 'http://127.0.0.1:1', '--to', 'http://x:1', '-o', 'yaml'], /-o\/--output: unknown format "yaml" \(want table or json\)/],
     [['--from', 'http://127.0.0.1:1', '--to', 'http://x:1', '--to-cert', '/c'], /--to-cert and --to-key go together/],
     [['--from', '/backup.tgz', '--to', 'http://x:1', '--from-cacert', '/ca'], /are for a live source/],
     [['--from', 'http://127.0.0.1:1', '--to', 'http://x:1', '--bogus'], /unknown flag --bogus/],
-    [['--from', 'http://127.0.0.1:1', '--to', 'http://x:1', 'extra'], /unexpected argument "extra"/],
+    [['--from', 'http://127.0.0.1:1', '--to', 'http://x:1', '--backup-store=memfs://x/y'], /migrate-v2: --backup-store is not a flag of this command/],
+    [['--from', 'http://127.0.0.1:1', '--to', 'http://x:1', 'extra'], /migrate-v2 takes no arguments \(got "extra"\)/],
   ];
   for (const [args, message] of cases) {
     const r = await run(...args);
@@ -307,11 +310,16 @@ t.test('migrate-v2 usage: one clear line, exit 2, before anything is touched', a
   }
   const help = await run('--help');
   t.equal(help.code, 0);
-  t.match(help.out, /^Usage: etcd-manager migrate-v2 --from URL\|BACKUP --to URL/);
+  t.match(help.out, /^Usage: etcd-manager migrate-v2 \[flags\]\n\nCopy etcd2/);
+  t.match(help.out, /--from and --to are required/);
   for (const flag of ['from', 'to', 'to-cacert', 'max-txn-ops', 'max-request-bytes', 'output', 'page-depth', 'etcd-binary-dir']) t.match(help.out, `--${flag}=`);
-  t.match(help.out, /Exit codes: 0 migrated/);
+  t.match(help.out, /Exit codes of this command: 0 migrated/);
   const missing = await run('--from', '/nonexistent/backup.tar.gz', '--to', 'http://127.0.0.1:1');
   t.equal(missing.code, 4, 'a missing backup: not found, said before the target is asked');
   t.match(missing.err, /--from \/nonexistent\/backup\.tar\.gz: no such file or directory/);
   t.equal(checkEndpoint('to', 'https://10.0.0.1:2379/'), 'https://10.0.0.1:2379');
+  // The flag table's defaults are the library's, so --help cannot say one thing and the writer do another.
+  const dflt = (name: string) => (FLAGS as readonly { name: string; default?: string }[]).find((f) => f.name === name)?.default;
+  t.equal(dflt('max-txn-ops'), String(DEFAULT_MAX_TXN_OPS));
+  t.equal(dflt('max-request-bytes'), String(DEFAULT_MAX_REQUEST_BYTES));
 });

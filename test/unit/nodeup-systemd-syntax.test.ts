@@ -42,10 +42,14 @@ t.test('environment files: NAME=value, quoted only where needed, control charact
 });
 
 t.test("kubelet's labels: one variable, passed as one argument, whatever a value holds", async (t) => {
-  const input = { nodeConfig: { nodeLabels: { workload: 'a --authorization-mode=AlwaysAllow --anonymous-auth=true', role: '$x "y"' } } } as unknown as ModelInput;
+  const node = { kubernetesVersion: '1.34.10', instanceGroupRole: 'Node', serviceClusterIPRange: '100.64.0.0/13', kubelet: {} };
+  const input = { nodeConfig: { ...node, nodeLabels: { workload: 'a --authorization-mode=AlwaysAllow --anonymous-auth=true', role: '$x "y"' } } } as unknown as ModelInput;
   t.equal(kubeletEnvironment(input), '# Written by nodeup. kubelet.service passes each value as one argument.\nKUBELET_NODE_LABELS="workload=a --authorization-mode=AlwaysAllow --anonymous-auth=true,role=\\$x \\"y\\""\n');
-  t.equal(kubeletCommand(input), '/usr/local/bin/kubelet --config=/var/lib/kubelet/config.yaml --kubeconfig=/var/lib/kubelet/kubeconfig "--node-labels=${KUBELET_NODE_LABELS}"');
-  const none = { nodeConfig: { nodeLabels: {} } } as unknown as ModelInput;
-  t.equal(kubeletCommand(none), '/usr/local/bin/kubelet --config=/var/lib/kubelet/config.yaml --kubeconfig=/var/lib/kubelet/kubeconfig', 'no labels, no flag');
+  t.equal(kubeletCommand(input), '/usr/local/bin/kubelet --kubeconfig=/var/lib/kubelet/kubeconfig --runtime-request-timeout=15m0s --config=/var/lib/kubelet/config.yaml "--node-labels=${KUBELET_NODE_LABELS}"');
+  const none = { nodeConfig: { ...node, nodeLabels: {} } } as unknown as ModelInput;
+  t.equal(kubeletCommand(none), '/usr/local/bin/kubelet --kubeconfig=/var/lib/kubelet/kubeconfig --runtime-request-timeout=15m0s --config=/var/lib/kubelet/config.yaml', 'no labels, no flag');
   t.equal(kubeletEnvironment(none), '# Written by nodeup. kubelet.service passes each value as one argument.\n');
+  // A spec value that reaches a flag is one argument too, whatever it holds.
+  const spec = { nodeConfig: { ...node, nodeLabels: {}, kubelet: { hostnameOverride: 'n1 --anonymous-auth=true $HOME %n' } } } as unknown as ModelInput;
+  t.equal(kubeletCommand(spec), '/usr/local/bin/kubelet "--hostname-override=n1 --anonymous-auth=true $$HOME %%n" --kubeconfig=/var/lib/kubelet/kubeconfig --runtime-request-timeout=15m0s --config=/var/lib/kubelet/config.yaml');
 });

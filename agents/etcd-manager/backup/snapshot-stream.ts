@@ -109,11 +109,18 @@ export class SnapshotCheck extends Transform {
     this.count += chunk.length;
     this.onChunk?.(this.count);
     this.whole.update(chunk);
-    // Everything but the last 32 bytes seen so far goes into the body hash.
-    const joined = this.tail.length === 0 ? chunk : Buffer.concat([this.tail, chunk]);
-    const cut = Math.max(0, joined.length - HASH_BYTES);
-    if (cut > 0) this.body.update(joined.subarray(0, cut));
-    this.tail = Buffer.from(joined.subarray(cut));
+    // Everything but the last 32 bytes seen so far goes into the body hash. A chunk of at least
+    // 32 bytes is hashed in place (no copy of it: a 1 GB snapshot would churn 1 GB of buffers).
+    if (chunk.length >= HASH_BYTES) {
+      if (this.tail.length > 0) this.body.update(this.tail);
+      this.body.update(chunk.subarray(0, chunk.length - HASH_BYTES));
+      this.tail = Buffer.from(chunk.subarray(chunk.length - HASH_BYTES));
+    } else {
+      const joined = Buffer.concat([this.tail, chunk]);
+      const cut = Math.max(0, joined.length - HASH_BYTES);
+      if (cut > 0) this.body.update(joined.subarray(0, cut));
+      this.tail = Buffer.from(joined.subarray(cut));
+    }
     done(null, chunk);
   }
 

@@ -34,3 +34,33 @@ export async function isClusterCreated(store: StateStore): Promise<boolean> {
 export async function markClusterCreated(store: StateStore, marker: ClusterCreatedMarker): Promise<void> {
   await store.write(CLUSTER_CREATED_PATH, formatClusterCreated(marker));
 }
+
+export interface ClusterCreatedFacts {
+  /** kOps' timestamp, in ms since the epoch; undefined when the marker has none. */
+  atMs?: number;
+  /** Every other field, as written (leader, term, members, restoredFrom, …). */
+  extra: Record<string, unknown>;
+}
+
+/**
+ * What the marker says, for operators (`etcd-manager get`): undefined when it
+ * does not exist. Content that is not a JSON object still means "created"
+ * (isClusterCreated's rule) and is reported with no facts.
+ */
+export async function readClusterCreated(store: StateStore): Promise<ClusterCreatedFacts | undefined> {
+  const data = await store.readIfExists(CLUSTER_CREATED_PATH);
+  if (data === undefined) return undefined;
+  const text = data.toString('utf8');
+  if (text.trim() === '') throw new ControlFileError(`${store.urlOf(CLUSTER_CREATED_PATH)} is empty: cannot tell whether the cluster was created; remove it only if no cluster exists`);
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch {
+    return { extra: {} };
+  }
+  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) return { extra: {} };
+  const { timestamp, ...extra } = doc as Record<string, unknown>;
+  // Nanoseconds as a JSON number lose precision past 2^53, far below a millisecond.
+  const nanos = typeof timestamp === 'number' || typeof timestamp === 'string' ? Number(timestamp) : NaN;
+  return { ...(Number.isFinite(nanos) && nanos > 0 ? { atMs: Math.floor(nanos / 1e6) } : {}), extra };
+}

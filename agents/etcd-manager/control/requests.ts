@@ -131,6 +131,51 @@ export async function readResult(store: StateStore, id: string): Promise<Request
   return data === undefined ? undefined : parseResult(data.toString('utf8'), store.urlOf(resultPath(id)));
 }
 
+export interface RequestEntry {
+  id: string;
+  /** Absent when only a result is there (its request was cleaned up) or the request does not parse. */
+  request?: ManagerRequest;
+  /** The result so far; absent while the request is queued. */
+  result?: RequestResult;
+  /** One line naming the object that does not parse. */
+  invalid?: string;
+}
+
+/**
+ * Every request in the store with its result so far, oldest first: one
+ * listing, then one GET per object. For operators (`etcd-manager get`, and
+ * `backup` showing what its request waits behind); the leader uses the inbox.
+ */
+export async function listRequests(store: StateStore): Promise<RequestEntry[]> {
+  const ids = new Map<string, { request: boolean; result: boolean }>();
+  for (const path of await store.list(REQUESTS_PREFIX)) {
+    const m = /^control\/requests\/(.+)\.(request|result)\.json$/.exec(path);
+    if (!m || !ID.test(m[1])) continue;
+    const entry = ids.get(m[1]) ?? { request: false, result: false };
+    entry[m[2] as 'request' | 'result'] = true;
+    ids.set(m[1], entry);
+  }
+  const entries: RequestEntry[] = [];
+  for (const [id, has] of [...ids].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+    const entry: RequestEntry = { id };
+    try {
+      if (has.request) {
+        const data = await store.readIfExists(requestPath(id));
+        if (data !== undefined) entry.request = parseRequest(data.toString('utf8'), store.urlOf(requestPath(id)));
+      }
+      if (has.result) {
+        const result = await readResult(store, id);
+        if (result !== undefined) entry.result = result;
+      }
+    } catch (err) {
+      if (!(err instanceof RequestFormatError)) throw err;
+      entry.invalid = err.message;
+    }
+    if (entry.request || entry.result || entry.invalid) entries.push(entry);
+  }
+  return entries;
+}
+
 // ---- the leader's side ----
 
 export interface InboxOptions {

@@ -128,8 +128,9 @@ export class EtcdSupervisor {
     return this.tail.join('\n');
   }
 
-  async start(spec: EtcdProcessSpec, options: { quarantined?: boolean } = {}): Promise<void> {
-    await this.stop();
+  /** Starts etcd (stopping a running one first, with `graceMs` before SIGKILL when given). */
+  async start(spec: EtcdProcessSpec, options: { quarantined?: boolean; graceMs?: number } = {}): Promise<void> {
+    await this.stop(options.graceMs !== undefined ? { graceMs: options.graceMs } : {});
     this.spec = spec;
     this.quarantined = options.quarantined ?? false;
     this.wanted = true;
@@ -137,13 +138,14 @@ export class EtcdSupervisor {
     await this.launch();
   }
 
-  /** Moves etcd's client URLs to (or back from) the quarantine URLs: a restart. */
-  async setQuarantined(quarantined: boolean): Promise<void> {
+  /** Moves etcd's client URLs to (or back from) the quarantine URLs: a restart (`graceMs`: see stop). */
+  async setQuarantined(quarantined: boolean, options: { graceMs?: number } = {}): Promise<void> {
     if (!this.spec || quarantined === this.quarantined) return;
     this.options.log.info(quarantined ? 'quarantining etcd: client URLs moved to the quarantine port' : 'lifting etcd quarantine', {
+      event: quarantined ? 'etcd.quarantine-entered' : 'etcd.quarantine-lifted',
       clientURLs: (quarantined ? this.spec.quarantineClientURLs : this.spec.clientURLs).join(','),
     });
-    await this.start(this.spec, { quarantined });
+    await this.start(this.spec, { quarantined, ...options });
   }
 
   private async launch(): Promise<void> {
@@ -180,7 +182,7 @@ export class EtcdSupervisor {
         this.onExit(child, null, null);
       });
     });
-    this.options.log.info('etcd started', { pid: child.pid, name: spec.name, dataDir: spec.dataDir, quarantined: this.quarantined, state: spec.initialClusterState });
+    this.options.log.info('etcd started', { event: 'etcd.started', pid: child.pid, name: spec.name, dataDir: spec.dataDir, quarantined: this.quarantined, state: spec.initialClusterState });
   }
 
   private onExit(child: ChildProcess, code: number | null, signal: NodeJS.Signals | null): void {
@@ -191,7 +193,7 @@ export class EtcdSupervisor {
     if (ranMs >= (this.options.stableAfterMs ?? 30_000)) this.backoffMs = this.options.initialBackoffMs ?? 1000;
     const delay = this.backoffMs;
     this.backoffMs = Math.min(this.backoffMs * 2, this.options.maxBackoffMs ?? 10_000);
-    this.options.log.warn('etcd exited; restarting', { code, signal, restartInMs: delay, reason: this.exitReason() });
+    this.options.log.warn('etcd exited; restarting', { event: 'etcd.exited', code, signal, restartInMs: delay, reason: this.exitReason() });
     this.restartTimer = setTimeout(() => {
       this.restartTimer = undefined;
       this.restarts++;
@@ -205,8 +207,12 @@ export class EtcdSupervisor {
     return important.at(-1) ?? this.tail.at(-1) ?? '';
   }
 
-  /** SIGTERM, then SIGKILL by PID after the timeout; no restart afterwards. */
-  async stop(): Promise<void> {
+  /**
+   * SIGTERM, then SIGKILL by PID after the timeout (or `graceMs`); no restart afterwards. A short
+   * grace suits stopping every member at once (a restore): etcd's leader spends seconds trying to
+   * hand its leadership to followers that are stopping too.
+   */
+  async stop(options: { graceMs?: number } = {}): Promise<void> {
     this.wanted = false;
     if (this.restartTimer) clearTimeout(this.restartTimer);
     this.restartTimer = undefined;
@@ -218,7 +224,7 @@ export class EtcdSupervisor {
     let timer: NodeJS.Timeout | undefined;
     const timedOut = await Promise.race([
       exited?.then(() => false),
-      new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), this.options.stopTimeoutMs ?? 10_000))),
+      new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), options.graceMs ?? this.options.stopTimeoutMs ?? 10_000))),
     ]);
     clearTimeout(timer);
     if (timedOut && child.exitCode === null && child.signalCode === null) {
@@ -226,6 +232,6 @@ export class EtcdSupervisor {
       process.kill(pid, 'SIGKILL');
       await exited;
     }
-    this.options.log.info('etcd stopped', { pid });
+    this.options.log.info('etcd stopped', { event: 'etcd.stopped', pid });
   }
 }

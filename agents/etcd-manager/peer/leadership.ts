@@ -10,7 +10,8 @@
 // since the voter that promised it would refuse its commands.
 import { performance } from 'node:perf_hooks';
 import type { Logger } from '../../../shared/log.js';
-import type { PeerClient } from './api.js';
+import type { PeerTransport } from './api.js';
+import { LEADER_SHARE } from './lease.js';
 
 export interface Member {
   member: string;
@@ -24,7 +25,7 @@ export interface LeadershipOptions {
    * The peer API client to ask with, looked up for every round: a renewed manager certificate gives a
    * new client, and votes asked with the old one fail once its certificate has expired.
    */
-  client: () => PeerClient;
+  client: () => Pick<PeerTransport, 'vote'>;
   memberCount: number;
   leaseMs: number;
   log: Logger;
@@ -107,7 +108,7 @@ export class Leadership {
     if (!renewing) {
       const pre = await this.ask(members, term, true);
       if (pre.votes < this.quorum()) {
-        if (this.term > 0) log.warn('lost leadership', { term: this.term, votes: pre.votes, quorum: this.quorum() });
+        if (this.term > 0) log.warn('lost leadership', { event: 'leader.lost', term: this.term, votes: pre.votes, quorum: this.quorum() });
         this.term = 0;
         this.leaseEnd = 0;
         return false;
@@ -121,19 +122,19 @@ export class Leadership {
     this.highestSeen = Math.max(this.highestSeen, term);
     // highestSeen also takes answers that came after the quorum, in this round or the last one.
     if (renewing && this.highestSeen > term) {
-      log.warn('stepping down: a member has promised a newer term', { term, newerTerm: this.highestSeen });
+      log.warn('stepping down: a member has promised a newer term', { event: 'leader.stepped-down', term, newerTerm: this.highestSeen });
       this.term = 0;
       this.leaseEnd = 0;
       return false;
     }
     if (votes >= this.quorum()) {
-      if (!renewing) log.info('became leader', { term, votes, quorum: this.quorum() });
+      if (!renewing) log.info('became leader', { event: 'leader.elected', term, votes, quorum: this.quorum() });
       this.term = term;
-      // 1/4 of the lease is kept as margin for clock-rate differences and the round trip.
-      this.leaseEnd = sentAt + (leaseMs * 3) / 4;
+      // A share of the lease is kept as margin for clock-rate differences and the round trip.
+      this.leaseEnd = sentAt + leaseMs * LEADER_SHARE;
       return true;
     }
-    if (renewing || this.term > 0) log.warn('lost leadership', { term: this.term, votes, quorum: this.quorum() });
+    if (renewing || this.term > 0) log.warn('lost leadership', { event: 'leader.lost', term: this.term, votes, quorum: this.quorum() });
     this.term = 0;
     this.leaseEnd = 0;
     return false;

@@ -13,6 +13,32 @@
 import { readFile, rename, writeFile } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
 
+/** Where a voter keeps its promise: a file on the member's volume, or memory in tests. */
+export interface VoteStore {
+  load(): Promise<Promised | undefined>;
+  /** Durable once it resolves: a restarted voter loads what was saved. */
+  save(promised: Promised): Promise<void>;
+}
+
+/** The promise as a small JSON file, replaced atomically (write, then rename). */
+export function voteFile(path: string): VoteStore {
+  return {
+    async load() {
+      try {
+        const saved = JSON.parse(await readFile(path, 'utf8')) as Promised;
+        return Number.isInteger(saved.term) && typeof saved.leader === 'string' ? saved : undefined;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+        throw err;
+      }
+    },
+    async save(next) {
+      await writeFile(`${path}.tmp`, JSON.stringify(next) + '\n', { mode: 0o600 });
+      await rename(`${path}.tmp`, path);
+    },
+  };
+}
+
 export interface Promised {
   term: number;
   leader: string;
@@ -32,31 +58,40 @@ export class Voter {
   /** Requests are answered one at a time: two interleaved across the persist could both be granted. */
   private queue: Promise<unknown> = Promise.resolve();
 
+  private readonly store: VoteStore;
+
+  /** `store`: a path (the vote file on the volume) or a VoteStore. */
   constructor(
-    private readonly path: string,
+    store: string | VoteStore,
     private readonly leaseMs: number,
     private readonly now: () => number = () => performance.now(),
   ) {
+    this.store = typeof store === 'string' ? voteFile(store) : store;
     // Unknown past: behave as if a lease was just granted.
     this.leaseUntil = now() + leaseMs;
   }
 
   async load(): Promise<void> {
-    try {
-      const saved = JSON.parse(await readFile(this.path, 'utf8')) as Promised;
-      if (Number.isInteger(saved.term) && typeof saved.leader === 'string') this.promised = saved;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-    }
+    const saved = await this.store.load();
+    if (saved) this.promised = saved;
   }
 
   get current(): Promised {
     return { ...this.promised };
   }
 
+  /**
+   * How long the lease this voter granted still runs (0 when it has lapsed or nobody holds it).
+   * A follower watches this: a leader that stopped renewing is gone once it reaches 0.
+   */
+  leaseRemainingMs(): number {
+    if (this.promised.leader === '') return 0;
+    return Math.max(0, this.leaseUntil - this.now());
+  }
+
+  /** Saved before it is kept or answered: a promise a restart could forget is no promise. */
   private async persist(next: Promised): Promise<void> {
-    await writeFile(`${this.path}.tmp`, JSON.stringify(next) + '\n', { mode: 0o600 });
-    await rename(`${this.path}.tmp`, this.path);
+    await this.store.save(next);
     this.promised = next;
   }
 

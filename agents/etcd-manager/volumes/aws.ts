@@ -391,6 +391,7 @@ export class AwsVolumeProvider implements VolumeProvider {
     }
     const { candidate, device, reason } = chosen;
     log.info('volume claimed', {
+      event: 'volume.claimed',
       volume: candidate.id, member: candidate.memberName, device, instance: identity.instanceId, reason, candidates: all.map((c) => c.id),
     });
     return { id: candidate.id, ec2Device: device, instanceId: identity.instanceId, tags: candidate.tags, memberName: candidate.memberName, allMembers: candidate.allMembers, reason };

@@ -8,14 +8,14 @@
 // with EEXIST when the name exists, atomically, so of two managers racing for
 // one volume exactly one wins, and a reader never sees a half-written claim.
 import { randomBytes } from 'node:crypto';
-import { link, mkdir, readdir, readFile, rename, rmdir, unlink, writeFile } from 'node:fs/promises';
+import { link, mkdir, readdir, rmdir, unlink, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { execa } from 'execa';
 import type { Logger } from '../../../shared/log.js';
 import {
   attachLoopDevice, detachLoopDevice, filesystemType, findLoopDevice, loopDevicesRefused, makeExt4, mount, mountedAt, unmount,
 } from './blockdev.js';
+import { LOCAL_VOLUME_ID as ID, localPaths, readJSONIfExists as readJSON, type ClaimRecord, type LocalVolumeFile } from '../../../shared/volumes/local-images.js';
 import { matchesTags, parseNameTag, type Volume, type VolumeProvider } from './types.js';
 
 export interface LocalProviderOptions {
@@ -26,73 +26,36 @@ export interface LocalProviderOptions {
   tagFilters: string[];
   nameTag: string;
   log: Logger;
-}
-
-export interface ClaimRecord {
-  holder: string;
-  host: string;
-  pid: number;
-  claimedAt: string;
+  /**
+   * The instance metadata service (IMDSv2 shape), where instances have one (the
+   * local cloud's do): this instance's address is then its `local-ipv4`.
+   */
+  metadata?: { get(path: string): Promise<string> };
 }
 
 interface Candidate {
   id: string;
   tags: Record<string, string>;
+  availabilityZone?: string;
   kind: 'image' | 'directory';
   memberName: string;
   allMembers: string[];
   claim?: ClaimRecord;
 }
 
-const ID = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
-
-export const localPaths = (dir: string, id: string) => ({
-  image: join(dir, `${id}.img`),
-  directory: join(dir, `${id}.d`),
-  tags: join(dir, `${id}.tags.json`),
-  claim: join(dir, `${id}.claim`),
-});
-
-/** Creates a volume: a sparse blank image (formatted on first mount), or a directory where loop devices are refused. */
-export async function createLocalVolume(options: {
-  volumeDir: string;
-  id: string;
-  tags: Record<string, string>;
-  /** Sparse; etcd's WAL alone preallocates 64 MiB. Default 512. */
-  sizeMiB?: number;
-  kind?: 'image' | 'directory' | 'auto';
-}): Promise<'image' | 'directory'> {
-  if (!ID.test(options.id)) throw new Error(`invalid volume id ${JSON.stringify(options.id)}`);
-  const paths = localPaths(options.volumeDir, options.id);
-  await mkdir(options.volumeDir, { recursive: true });
-  let kind = options.kind ?? 'auto';
-  if (kind === 'auto') kind = (await loopDevicesRefused()) === undefined ? 'image' : 'directory';
-  if (kind === 'image') {
-    const made = await execa('truncate', ['-s', `${options.sizeMiB ?? 512}M`, paths.image], { reject: false });
-    if (made.exitCode !== 0) throw new Error(`truncate ${paths.image}: ${String(made.stderr)}`);
-  } else {
-    await mkdir(paths.directory, { recursive: true });
-  }
-  // Written last: a volume without its record is not a candidate yet.
-  await writeFile(`${paths.tags}.tmp`, JSON.stringify({ tags: options.tags }, null, 2) + '\n');
-  await rename(`${paths.tags}.tmp`, paths.tags);
-  return kind;
-}
-
-async function readJSON<T>(path: string): Promise<T | undefined> {
-  try {
-    return JSON.parse(await readFile(path, 'utf8')) as T;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new Error(`${path}: ${(err as Error).message}`);
-  }
-}
+export { createLocalVolume, localPaths, type ClaimRecord } from '../../../shared/volumes/local-images.js';
 
 export class LocalVolumeProvider implements VolumeProvider {
   readonly name = 'local';
   private held?: Volume;
 
-  constructor(private readonly options: LocalProviderOptions) {}
+  /** Set only with instance metadata: without it the provider knows no address. */
+  readonly localAddress?: () => Promise<string>;
+
+  constructor(private readonly options: LocalProviderOptions) {
+    const metadata = options.metadata;
+    if (metadata) this.localAddress = () => metadata.get('local-ipv4');
+  }
 
   private async candidates(): Promise<Candidate[]> {
     const { volumeDir, tagFilters, nameTag } = this.options;
@@ -107,7 +70,7 @@ export class LocalVolumeProvider implements VolumeProvider {
       const id = name.slice(0, -'.tags.json'.length);
       if (!ID.test(id)) continue;
       const paths = localPaths(volumeDir, id);
-      const record = await readJSON<{ tags?: Record<string, string> }>(paths.tags);
+      const record = await readJSON<LocalVolumeFile>(paths.tags);
       const tags = record?.tags ?? {};
       if (!matchesTags(tags, tagFilters)) continue;
       const member = parseNameTag(tags[nameTag]);
@@ -117,7 +80,7 @@ export class LocalVolumeProvider implements VolumeProvider {
       }
       const kind = names.includes(`${id}.img`) ? 'image' : names.includes(`${id}.d`) ? 'directory' : undefined;
       if (!kind) continue;
-      found.push({ id, tags, kind, ...member, claim: await readJSON<ClaimRecord>(paths.claim) });
+      found.push({ id, tags, availabilityZone: record?.availabilityZone, kind, ...member, claim: await readJSON<ClaimRecord>(paths.claim) });
     }
     // Deterministic: by member name, then id.
     return found.sort((a, b) => (a.memberName < b.memberName ? -1 : a.memberName > b.memberName ? 1 : a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
@@ -143,10 +106,12 @@ export class LocalVolumeProvider implements VolumeProvider {
 
   async acquire(): Promise<Volume> {
     if (this.held) return this.held;
-    const { log, holder } = this.options;
-    const all = await this.candidates();
+    const { log, holder, metadata } = this.options;
+    // Like EBS, a volume that has a zone is only for instances in that zone (known from the instance metadata).
+    const zone = metadata ? await metadata.get('placement/availability-zone') : undefined;
+    const all = (await this.candidates()).filter((c) => zone === undefined || c.availabilityZone === undefined || c.availabilityZone === zone);
     if (all.length === 0) {
-      throw new Error(`local volumes: no volume in ${this.options.volumeDir} matches tags [${this.options.tagFilters.join(', ')}] with name tag ${this.options.nameTag}`);
+      throw new Error(`local volumes: no volume in ${this.options.volumeDir} matches tags [${this.options.tagFilters.join(', ')}] with name tag ${this.options.nameTag}${zone ? ` in zone ${zone}` : ''}`);
     }
     const mine = all.filter((c) => c.claim?.holder === holder);
     if (mine.length > 1) {
@@ -174,7 +139,7 @@ export class LocalVolumeProvider implements VolumeProvider {
       const holders = all.map((c) => `${c.id}:${c.claim?.holder ?? 'just claimed by another'}`).join(', ');
       throw new Error(`local volumes: every candidate volume is claimed by another instance (${holders})`);
     }
-    log.info('volume claimed', { volume: chosen.id, member: chosen.memberName, reason, candidates: all.map((c) => c.id) });
+    log.info('volume claimed', { event: 'volume.claimed', volume: chosen.id, member: chosen.memberName, reason, candidates: all.map((c) => c.id) });
     const mountPoint = chosen.kind === 'image' ? await this.mountImage(chosen.id) : localPaths(this.options.volumeDir, chosen.id).directory;
     if (chosen.kind === 'directory') log.warn('volume is a plain directory (loop devices refused when it was made); no filesystem isolation', { volume: chosen.id, mountPoint });
     this.held = {

@@ -22,7 +22,7 @@ export class StaticVolumeProvider implements VolumeProvider {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new Error(`${join(dataDir, 'volume-tags.json')}: ${(err as Error).message}`);
     }
     const member = parseNameTag(tags[nameTag]) ?? { memberName: defaultMember, allMembers: [] };
-    log.info('volume claimed', { volume: dataDir, member: member.memberName, reason: '--volume-provider=static uses --data-dir as is' });
+    log.info('volume claimed', { event: 'volume.claimed', volume: dataDir, member: member.memberName, reason: '--volume-provider=static uses --data-dir as is' });
     return { id: dataDir, mountPoint: dataDir, tags, ...member };
   }
 

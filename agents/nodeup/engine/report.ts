@@ -8,7 +8,7 @@ const STATUS_WIDTH = 9;
 export function progressLine(r: TaskResult, done: number, total: number, dryRun: boolean): string {
   const width = String(total).length;
   const status = dryRun && r.status === 'changed' ? `would-${r.plan?.action ?? 'change'}` : r.status;
-  const tail = r.error ? `: ${r.error}` : r.status === 'changed' && r.plan ? ` (${r.plan.action})` : '';
+  const tail = r.error ? `: ${r.error}` : r.reason ? `: ${r.reason}` : r.status === 'changed' && r.plan ? ` (${r.plan.action})` : '';
   const retries = r.attempts > 1 ? `, ${r.attempts} attempts` : '';
   return `[${String(done).padStart(width)}/${total}] ${status.padEnd(STATUS_WIDTH)} ${r.id} ${r.ms} ms${retries}${tail}`;
 }
@@ -35,8 +35,13 @@ export function formatPlan(report: RunReport): string {
     out.push(`Unchanged (${unchanged.length}):`);
     for (const r of unchanged) out.push(`  ${r.id}`);
   }
+  const notApplicable = report.results.filter((r) => r.status === 'skipped' && r.reason !== undefined);
+  if (notApplicable.length > 0) {
+    out.push(`Skipped (${notApplicable.length}):`);
+    for (const r of notApplicable) out.push(`  ${r.id}: ${r.reason}`);
+  }
   if (report.failed.length > 0) out.push(formatFailures(report));
-  if (report.results.every((r) => r.status === 'unchanged')) out.push('No changes needed.');
+  if (report.results.every((r) => r.status === 'unchanged' || (r.status === 'skipped' && r.reason !== undefined))) out.push('No changes needed.');
   return out.join('\n') + '\n';
 }
 
@@ -60,6 +65,7 @@ export function reportJSON(report: RunReport, dryRun: boolean, withTimings = fal
       status: r.status,
       ...(r.plan ? { action: r.status === 'unchanged' ? 'unchanged' : r.plan.action, changes: r.plan.changes, ...(r.plan.diff ? { diff: r.plan.diff } : {}) } : {}),
       ...(r.error ? { error: r.error } : {}),
+      ...(r.reason ? { reason: r.reason } : {}),
       ...(withTimings ? { ms: r.ms, attempts: r.attempts } : {}),
     })),
     failed: report.failed.map((r) => r.id),

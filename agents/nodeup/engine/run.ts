@@ -6,7 +6,7 @@ import type { Logger } from '../../../shared/log.js';
 import { NodeRoot, RootPathError } from '../host/fs.js';
 import type { HostInfo } from '../host/os-release.js';
 import { backoffDelay, DEFAULT_RETRY, sleep, type RetryPolicy } from './retry.js';
-import { TaskError, type Plan, type Task, type TaskContext } from './task.js';
+import { TaskError, TaskSkipped, type Plan, type Task, type TaskContext } from './task.js';
 
 export type TaskStatus = 'unchanged' | 'changed' | 'failed' | 'skipped';
 
@@ -16,6 +16,8 @@ export interface TaskResult {
   /** The plan found by the last attempt (absent when planning itself failed). */
   plan?: Plan;
   error?: string;
+  /** Why a task was skipped on purpose (it does not apply here); such a skip fails nothing. */
+  reason?: string;
   attempts: number;
   ms: number;
 }
@@ -123,9 +125,13 @@ export async function runTasks(tasks: readonly Task[], options: RunOptions): Pro
 
   const runOne = async (task: Task): Promise<TaskResult> => {
     const depResults = await Promise.all(task.deps.map((dep) => finished.get(dep) as Promise<TaskResult>));
-    const blocked = depResults.filter((r) => r.status === 'failed' || r.status === 'skipped');
+    const blocked = depResults.filter((r) => r.status === 'failed' || (r.status === 'skipped' && r.reason === undefined));
     if (blocked.length > 0) {
       return { id: task.id, status: 'skipped', error: `dependency failed: ${blocked.map((r) => r.id).join(', ')}`, attempts: 0, ms: 0 };
+    }
+    const notApplicable = depResults.filter((r) => r.status === 'skipped');
+    if (notApplicable.length > 0) {
+      return { id: task.id, status: 'skipped', reason: `dependency skipped: ${notApplicable.map((r) => `${r.id} (${r.reason})`).join(', ')}`, attempts: 0, ms: 0 };
     }
     await slot();
     const t0 = Date.now();
@@ -141,6 +147,7 @@ export async function runTasks(tasks: readonly Task[], options: RunOptions): Pro
           lastPlan = plan;
           return { id: task.id, status: acted ? 'changed' : 'unchanged', plan, attempts, ms: Date.now() - t0 };
         } catch (err) {
+          if (err instanceof TaskSkipped) return { id: task.id, status: 'skipped', reason: err.reason, attempts, ms: Date.now() - t0 };
           const raw = err instanceof Error ? err.message : String(err);
           // The report names the task once: drop a TaskError's own "<id>: " prefix.
           const message = raw.startsWith(`${task.id}: `) ? raw.slice(task.id.length + 2) : raw;
@@ -170,5 +177,6 @@ export async function runTasks(tasks: readonly Task[], options: RunOptions): Pro
     finished.set(task.id, promise);
   }
   const all = await Promise.all(ordered.map((task) => finished.get(task.id) as Promise<TaskResult>));
-  return { results: all, failed: all.filter((r) => r.status === 'failed' || r.status === 'skipped'), ms: Date.now() - started };
+  // A skip on purpose (reason, no error) is not a failure.
+  return { results: all, failed: all.filter((r) => r.status === 'failed' || (r.status === 'skipped' && r.reason === undefined)), ms: Date.now() - started };
 }

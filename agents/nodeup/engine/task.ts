@@ -72,3 +72,15 @@ export class TaskError extends Error {
     this.permanent = options?.permanent ?? false;
   }
 }
+
+/**
+ * The task does not apply on this node (e.g. the mirror leaves its asset out on
+ * purpose): reported as skipped with the reason, never as passed, and it fails
+ * nothing. Tasks depending on it are skipped the same way.
+ */
+export class TaskSkipped extends Error {
+  constructor(readonly taskId: string, readonly reason: string) {
+    super(`${taskId}: skipped: ${reason}`);
+    this.name = 'TaskSkipped';
+  }
+}

@@ -4,37 +4,62 @@ import { FileTask } from '../tasks/file.js';
 import { issuedClientCredentials, KubeconfigTask, keypairClientCredentials, type CertRequest, type ClientCredentials } from '../tasks/certificate.js';
 import { ServiceTask } from '../tasks/service.js';
 import type { Task } from '../engine/task.js';
-import { KUBELET_ASSET } from '../../../shared/api/assets.js';
+import { KUBECTL_ASSET, KUBELET_ASSET } from '../../../shared/api/assets.js';
+import { kubeletConfigFields, OWNED_FIELDS } from '../../../shared/api/component-render.js';
+import { COMPONENT_STRUCTS, renderComponentFlags } from '../../../shared/api/kops-flags.js';
 import { assetTask } from './assets.js';
 import { CA_CERT_PATH } from './base.js';
-import { isControlPlaneRole, type ModelInput } from './context.js';
+import { assetsByName, isControlPlaneRole, type ModelInput } from './context.js';
 import { environmentFile, envRef, execCommand } from './systemd-syntax.js';
 
 export const KUBELET_BIN = '/usr/local/bin/kubelet';
+export const KUBECTL_BIN = '/usr/local/bin/kubectl';
 export const KUBELET_CONFIG = '/var/lib/kubelet/config.yaml';
 export const KUBELET_KUBECONFIG = '/var/lib/kubelet/kubeconfig';
 export const KUBELET_ENV = '/etc/sysconfig/kubelet';
 
-/** `key=value:Effect` (or `key:Effect`) as a kubelet Taint. */
+/** `key[=value][:Effect]` as a kubelet Taint (kOps' parseTaint). */
 function parseTaint(taint: string): { key: string; value?: string; effect: string } {
-  const [kv, effect = 'NoSchedule'] = taint.split(':');
+  const [kv, effect = ''] = taint.split(':');
   const [key, value] = kv.split('=');
-  return { key, ...(value !== undefined ? { value } : {}), effect };
+  return { key, ...(value !== undefined && value !== '' ? { value } : {}), effect };
 }
 
+/** Settings nodeup adds to every kubelet, as kOps' nodeup does (buildKubeletConfigSpec). */
+export function effectiveKubelet(input: ModelInput): Record<string, unknown> {
+  const kubelet: Record<string, unknown> = { ...input.nodeConfig.kubelet };
+  for (const [field, value] of Object.entries(OWNED_FIELDS.kubelet)) kubelet[field] = value;
+  kubelet.runtimeRequestTimeout ??= '15m0s';
+  kubelet.volumePluginDirectory ??= '/usr/libexec/kubernetes/kubelet-plugins/volume/exec/';
+  if (!kubelet.authorizationMode) kubelet.authorizationMode = 'Webhook';
+  kubelet.authenticationTokenWebhook ??= true;
+  // Said, not left to the config file's default: no anonymous requests unless the spec asks.
+  kubelet.anonymousAuth ??= false;
+  // Control-plane pods come back faster during bootstrap (kOps, from 1.35).
+  const [major, minor] = input.nodeConfig.kubernetesVersion.split('.').map(Number);
+  if (isControlPlaneRole(input.nodeConfig) && (major > 1 || minor >= 35)) kubelet.crashLoopBackOffMaxContainerRestartPeriod = '1m0s';
+  return kubelet;
+}
+
+/** Keys in a fixed order (sorted), so equal settings give equal bytes. */
+function sortedDeep(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(sortedDeep);
+  if (typeof value !== 'object' || value === null) return value;
+  return Object.fromEntries(Object.keys(value).sort().map((k) => [k, sortedDeep((value as Record<string, unknown>)[k])]));
+}
+
+/** The KubeletConfiguration: every config-file field of the spec (kOps' conversions), and what nodeup knows. */
 export function kubeletConfiguration(input: ModelInput): string {
   const nc = input.nodeConfig;
+  const fields = kubeletConfigFields(effectiveKubelet(input));
   return YAML.stringify({
     apiVersion: 'kubelet.config.k8s.io/v1beta1',
     kind: 'KubeletConfiguration',
-    authentication: { anonymous: { enabled: false }, webhook: { enabled: true }, x509: { clientCAFile: CA_CERT_PATH } },
-    authorization: { mode: 'Webhook' },
-    cgroupDriver: 'systemd',
-    clusterDNS: [nc.clusterDNS],
-    clusterDomain: nc.clusterDomain,
-    containerRuntimeEndpoint: 'unix:///run/containerd/containerd.sock',
-    staticPodPath: '/etc/kubernetes/manifests',
-    ...(nc.taints.length > 0 ? { registerWithTaints: nc.taints.map(parseTaint) } : {}),
+    ...(sortedDeep({
+      ...fields,
+      containerRuntimeEndpoint: 'unix:///run/containerd/containerd.sock',
+      ...(nc.taints.length > 0 ? { registerWithTaints: nc.taints.map(parseTaint) } : {}),
+    }) as Record<string, unknown>),
   });
 }
 
@@ -66,9 +91,18 @@ export function kubeletEnvironment(input: ModelInput): string {
   return environmentFile('Written by nodeup. kubelet.service passes each value as one argument.', labels ? { [NODE_LABELS_VAR]: labels } : {});
 }
 
+/** kubelet's flags: every spec field with a flag tag, in kOps' formats and order, then nodeup's own. */
+export function kubeletFlags(input: ModelInput): string[] {
+  const flags = renderComponentFlags(COMPONENT_STRUCTS.kubelet, effectiveKubelet(input)).flags;
+  // IPv6-only clusters (kOps: an IPv6 service range): the node's IPv6 address.
+  if (input.nodeConfig.serviceClusterIPRange.includes(':')) flags.push('--node-ip=::');
+  flags.push(`--config=${KUBELET_CONFIG}`);
+  return flags;
+}
+
 export function kubeletCommand(input: ModelInput): string {
   const labels = nodeLabelsFlag(input) ? [['--node-labels=', envRef(NODE_LABELS_VAR)]] : [];
-  return execCommand([KUBELET_BIN, `--config=${KUBELET_CONFIG}`, `--kubeconfig=${KUBELET_KUBECONFIG}`, ...labels]);
+  return execCommand([KUBELET_BIN, ...kubeletFlags(input), ...labels]);
 }
 
 export function kubeletTasks(input: ModelInput): Task[] {
@@ -97,5 +131,7 @@ KillMode=process
 WantedBy=multi-user.target
 `;
   const service = new ServiceTask({ name: 'kubelet.service', unit, restartOn: [binary.id, config.id, kubeconfig.id, env.id, 'File:' + CA_CERT_PATH] });
-  return [binary, config, kubeconfig, env, service];
+  // kOps installs kubectl on every node beside the kubelet, when the node config lists it.
+  const kubectl = assetsByName(input).has(KUBECTL_ASSET) ? [assetTask(input, KUBECTL_ASSET, { kind: 'file', path: KUBECTL_BIN, mode: 0o755 })] : [];
+  return [binary, ...kubectl, config, kubeconfig, env, service];
 }

@@ -10,9 +10,10 @@ export function withManagedBlock(current: string, entries: Array<[ip: string, na
   const lines = current === '' ? [] : current.replace(/\n$/, '').split('\n');
   const start = lines.indexOf(BEGIN);
   const end = lines.indexOf(END);
-  const kept = start >= 0 && end > start ? [...lines.slice(0, start), ...lines.slice(end + 1)] : lines;
   const block = entries.length === 0 ? [] : [BEGIN, ...entries.map(([ip, names]) => `${ip}\t${names.join(' ')}`), END];
-  const result = [...kept, ...block];
+  // In place when the block is there (etcd-manager's blocks after it stay where they are, so no writer
+  // sees its block moved at every run); appended when it is not.
+  const result = start >= 0 && end > start ? [...lines.slice(0, start), ...block, ...lines.slice(end + 1)] : [...lines, ...block];
   return result.length === 0 ? '' : `${result.join('\n')}\n`;
 }
 

@@ -14,7 +14,7 @@ export const cases: HostileCase[] = [
     program: 'etcd-manager',
     prepare: () => ({ args: ['migrate-v2', ...TO] }),
     exit: 2,
-    message: /^etcd-manager migrate-v2: --from is required/,
+    message: /^etcd-manager: migrate-v2: --from is required/,
   },
   {
     name: 'migrate-v2 with a password in the source URL: refused, never echoed',
@@ -69,6 +69,6 @@ export const cases: HostileCase[] = [
     program: 'etcd-manager',
     prepare: () => ({ args: ['migrate-v2', '--from', 'http://127.0.0.1:1', ...TO, '-o', 'yaml'] }),
     exit: 2,
-    message: /--output: "yaml": want text or json/,
+    message: /-o\/--output: unknown format "yaml" \(want table or json\)/,
   },
 ];

@@ -1,0 +1,66 @@
+// `etcd-manager run [flags]` and plain `etcd-manager [flags]` (how kOps starts
+// it): the manager itself. SIGTERM/SIGINT stop etcd cleanly and exit 0.
+import { ExitCode } from '../../../shared/errors.js';
+import { FLAGS, type FlagDef, type FlagName } from '../flags.js';
+import type { CommandContext, SubcommandModule } from './types.js';
+
+const PROGRAM = 'etcd-manager';
+
+async function run(ctx: CommandContext): Promise<number> {
+  const { flags } = ctx;
+  // The manager (etcd client, gRPC, PKI, metrics) and logging load only now, so --help, --version and usage errors stay light.
+  const [{ resolveConfig }, { configureLogging, logger, routeProcessWarnings }, { Manager }] = await Promise.all([
+    import('../config.js'),
+    import('../../../shared/log.js'),
+    import('../manager.js'),
+  ]);
+  const config = resolveConfig(flags);
+  const envFormat = process.env.MOORING_LOG_FORMAT === 'json' ? 'json' : undefined;
+  configureLogging({
+    format: flags.sources.get('log-format') === 'default' ? (envFormat ?? 'text') : config.logFormat,
+    level: config.verbosity >= 4 ? 'debug' : 'info',
+  });
+  const log = logger(PROGRAM);
+  routeProcessWarnings(log);
+  const managerFlags = new Set<string>(MANAGER_FLAGS);
+  log.info('starting', {
+    settings: Object.fromEntries(
+      [...flags.values]
+        .filter(([k]) => k !== 'env-file' && managerFlags.has(k))
+        .map(([k, v]) => [k, `${Array.isArray(v) ? v.join(',') : v} (${flags.sources.get(k)})`]),
+    ),
+  });
+  const manager = new Manager(config, log);
+
+  let signalled: (signal: string) => void = () => undefined;
+  const stopSignal = new Promise<string>((resolve) => (signalled = resolve));
+  const onSignal = (signal: NodeJS.Signals) => signalled(signal);
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  try {
+    const started = manager.start().then(() => 'started');
+    const first = await Promise.race([started, stopSignal]);
+    const signal = first === 'started' ? await stopSignal : first;
+    manager.log.info('stopping', { signal });
+    await started.catch(() => undefined);
+    await manager.stop();
+    return ExitCode.OK;
+  } catch (err) {
+    manager.log.error('fatal', { err });
+    await manager.stop().catch(() => undefined);
+    return ExitCode.Failure;
+  } finally {
+    process.off('SIGTERM', onSignal);
+    process.off('SIGINT', onSignal);
+  }
+}
+
+/** Every flag of the manager: all but the operator commands' own. */
+const MANAGER_FLAGS: readonly FlagName[] = (FLAGS as readonly FlagDef[]).filter((f) => !f.operator).map((f) => f.name as FlagName);
+
+export const command: SubcommandModule = {
+  args: [],
+  flags: MANAGER_FLAGS,
+  description: 'Runs the manager (see --help).',
+  run,
+};
