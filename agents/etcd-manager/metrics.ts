@@ -16,6 +16,8 @@ export class ManagerMetrics {
   readonly errors = new Counter({ name: 'etcd_manager_errors_total', help: 'errors, by where they happened', labelNames: ['step'], registers: [this.registry] });
   readonly backups = new Counter({ name: 'etcd_manager_backups_total', help: 'backups taken by this manager, by reason (scheduled, on-demand, before-membership-change, before-restore)', labelNames: ['reason'], registers: [this.registry] });
   readonly backupFailures = new Counter({ name: 'etcd_manager_backup_failures_total', help: 'backups that failed, by reason', labelNames: ['reason'], registers: [this.registry] });
+  readonly versionChangeBlocked = new Counter({ name: 'etcd_manager_version_change_blocked_total', help: 'times a version change stopped on a member (counted once per new reason: member-unhealthy, member-behind, member-unexpected-version, no-leader)', labelNames: ['reason'], registers: [this.registry] });
+  readonly versionChangeRefused = new Counter({ name: 'etcd_manager_version_change_refused_total', help: 'version changes the spec asked for that were refused before starting (no rule, a binary missing, not driven in this build)', registers: [this.registry] });
   readonly restores = new Counter({ name: 'etcd_manager_restores_total', help: 'restores carried out by this manager as leader, by result (succeeded, refused, failed)', labelNames: ['result'], registers: [this.registry] });
   // The last backup's facts are known to the acting manager only (from the store): the others report no sample
   // rather than a zero an alert would read as "just backed up" or "never".
