@@ -528,6 +528,10 @@ export class Manager {
       binaryDir: this.config.etcdBinaryDir || undefined,
       observe: async (pass) => (await this.observeVersions(volume, local, pass)).observation,
       backupNow: (detail) => this.backupCtl!.takeNow('before-upgrade', detail),
+      sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+      clock: () => this.clock.now(),
+      // Within the pass, well below the watchdog's bound (controller/reconcile.ts stuckAfterMs: 20 intervals, at least 20 s).
+      restartTimeoutMs: Math.max(10_000, Math.min(120_000, 10 * this.config.reconcileIntervalMs)),
       setMemberVersion: async (member, etcdVersion, pass) => {
         const command = { leader: self, term: this.term(), action: 'set-version' as const, body: { etcdVersion } };
         if (member === self) {

@@ -31,11 +31,21 @@ class FakeCluster {
   events: string[] = [];
   blocked: string[] = [];
   refused = 0;
+  /** The fake monotonic clock (ms); sleep advances it. */
+  ms = 0;
+  /** Looks at a restarted member before it is back on its new version (0: at once). */
+  restartLooks = 0;
+  pending = new Map<string, { version: string; looks: number }>();
   constructor(version: string) {
     for (const m of ['etcd-a', 'etcd-b', 'etcd-c']) this.versions.set(m, version);
   }
 
   observation(): ClusterObservation {
+    for (const [member, p] of this.pending) {
+      if (p.looks-- > 0) continue;
+      this.versions.set(member, p.version);
+      this.pending.delete(member);
+    }
     return {
       managerLeader: SELF,
       leaderIndex: 100,
@@ -43,7 +53,7 @@ class FakeCluster {
         name,
         healthy: !this.down.has(name),
         isRaftLeader: name === this.raftLeader,
-        ...(this.down.has(name) ? {} : { version, appliedIndex: 100 }),
+        ...(this.down.has(name) || this.pending.has(name) ? {} : { version, appliedIndex: 100 }),
       })),
     };
   }
@@ -63,13 +73,16 @@ class FakeCluster {
         if (this.down.has(member)) throw new Error(`${member} does not answer`);
         if (member === this.raftLeader) throw new Error(`${member} restarted while leading raft`);
         this.events.push(`restart ${member} on ${version}`);
-        this.versions.set(member, version);
+        this.pending.set(member, { version, looks: this.restartLooks });
       },
       moveRaftLeader: async (from, to) => {
         this.events.push(`move raft leader ${from} -> ${to}`);
         this.raftLeader = to;
       },
       checkBinaries: async () => undefined,
+      sleep: async (ms) => void (this.ms += ms),
+      clock: () => this.ms,
+      restartTimeoutMs: 10_000,
       log,
       metrics: { blocked: (reason) => this.blocked.push(reason), refused: () => this.refused++ },
     };
@@ -167,4 +180,33 @@ t.test('no spec, no cluster yet, a restore under way, or no known version: the s
   t.equal(await step.step(pass('3.5.17')), undefined);
   t.same(cluster.events, []);
   t.equal(await readVersionChange(store), undefined);
+});
+
+t.test('a member is marked upgraded only once it is back healthy on the new version; one that does not come back in time fails the step, which the next passes finish', async (t) => {
+  const store = new MemfsStore(`memfs://version-step-${process.pid}-${stores++}/backups/etcd/main`);
+  const cluster = new FakeCluster('3.4.23');
+  const step = new VersionStep(cluster.deps(store, () => cluster.versions.get(SELF)));
+  await step.step(pass('3.5.17')); // planned
+  await step.step(pass('3.5.17')); // backup
+  cluster.restartLooks = 3;
+  const started = cluster.ms;
+  t.match(await step.step(pass('3.5.17')), { did: /step member\/etcd-b done/ });
+  t.equal(cluster.ms - started, 3 * 500, 'the pass looked until etcd-b was back (3 looks while it restarted)');
+  t.equal(cluster.versions.get('etcd-b'), '3.5.17');
+
+  cluster.restartLooks = 1_000; // etcd-c does not come back within the bound
+  const failed = await step.step(pass('3.5.17'));
+  t.match(failed, { waitFor: 'version change step member/etcd-c' });
+  t.match(step.status, { state: 'failed', message: /member etcd-c is not back healthy on etcd 3\.5\.17 after 10 s/ });
+  t.match((await readVersionChange(store))?.record.lastError, { step: 'member/etcd-c', attempts: 1 });
+  t.match(await step.step(pass('3.5.17')), { waitFor: /etcd-c is not healthy/ }, 'while it is down, nothing else moves');
+  t.equal(cluster.events.filter((e) => e.startsWith('restart')).length, 2, 'etcd-a was not restarted meanwhile');
+
+  cluster.restartLooks = 0;
+  cluster.pending.set('etcd-c', { version: '3.5.17', looks: 0 });
+  const rest = await runPasses(step, () => pass('3.5.17'));
+  t.match(rest[0], { did: /step member\/etcd-c done/ }, 'back: marked done, not restarted again');
+  t.match(rest.at(-2), { did: /finished/ });
+  t.equal(cluster.events.filter((e) => e === 'restart etcd-c on 3.5.17').length, 1, 'etcd-c restarted once');
+  t.same([...cluster.versions.values()], ['3.5.17', '3.5.17', '3.5.17']);
 });

@@ -37,6 +37,12 @@ export interface VersionStepDeps {
   setMemberVersion(member: string, version: string, pass: Pass): Promise<void>;
   /** etcd's MoveLeader from one member to another. */
   moveRaftLeader(from: string, to: string, pass: Pass): Promise<void>;
+  /** Waits between looks at a restarting member. */
+  sleep(ms: number): Promise<void>;
+  /** How long a member may take to come back healthy on the new version before the step counts as failed (default 2 min). */
+  restartTimeoutMs?: number;
+  /** Monotonic ms, for that bound. */
+  clock(): number;
   log: Logger;
   now?: () => Date;
   plan?: PlanOptions;
@@ -62,6 +68,10 @@ function notWired(t: Transition): string | undefined {
   if (t.kind === 'migrate-v2') return `etcd ${describeTransition(t)}: not driven by the manager in this build; use etcd-manager migrate-v2 into a new cluster`;
   return undefined;
 }
+
+/** A restarted member is looked at this often until it is back. */
+export const RESTART_POLL_MS = 500;
+const RESTART_TIMEOUT_MS = 120_000;
 
 export class VersionStep {
   private lastStatus?: VersionChangeStatus;
@@ -124,7 +134,12 @@ export class VersionStep {
     };
     return {
       backup: async (step, record) => ({ name: (await deps.backupNow(`etcd ${record.from} → ${record.to} (version change ${record.id})`)).name }),
-      'upgrade-member': async (step) => deps.setMemberVersion(step.member, step.to, pass),
+      'upgrade-member': async (step) => {
+        await deps.setMemberVersion(step.member, step.to, pass);
+        // The member restarts in the background; the step is done only once it is back on the new version.
+        // Marked done earlier, the next pass could restart another member while this one is still down.
+        await this.waitBack(step.member, step.to, pass);
+      },
       'stop-cluster': unwired,
       'restore-snapshot': unwired,
       'start-empty-cluster': unwired,
@@ -132,6 +147,20 @@ export class VersionStep {
       'start-cluster': unwired,
       commit: unwired,
     };
+  }
+
+  /** Until `member` reports `version` and is healthy; throws after restartTimeoutMs (the step is then tried again). */
+  private async waitBack(member: string, version: string, pass: Pass): Promise<void> {
+    const { deps } = this;
+    const deadline = deps.clock() + (deps.restartTimeoutMs ?? RESTART_TIMEOUT_MS);
+    for (;;) {
+      const m = (await deps.observe(pass).catch(() => undefined))?.members.find((o) => o.name === member);
+      if (m?.healthy && m.version === version) return;
+      if (deps.clock() >= deadline) {
+        throw new Error(`member ${member} is not back healthy on etcd ${version} after ${Math.round((deps.restartTimeoutMs ?? RESTART_TIMEOUT_MS) / 1000)} s (${m ? `it reports ${m.version ?? 'no version'}, ${m.healthy ? 'healthy' : 'not healthy'}` : 'not in etcd\'s member list'})`);
+      }
+      await deps.sleep(RESTART_POLL_MS);
+    }
   }
 
   private async recordExists(): Promise<boolean> {
