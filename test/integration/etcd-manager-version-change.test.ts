@@ -7,7 +7,9 @@
 // member last, etcd's raft leadership moved off a member before it restarts; the
 // change record is removed at the end and every member's volume says 3.5.17. No
 // write fails. A downgrade asked afterwards is refused with a status and changes
-// nothing.
+// nothing. A member whose instance is down when the change is asked stops it
+// before anything moves (the record and `get` say why); it goes on once the
+// member is back.
 import t from 'tap';
 import { execFile } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
@@ -95,4 +97,37 @@ t.test('configure-cluster --etcd-version 3.5.17 --yes: in place under writes, a 
   t.same(managers.map((m) => logged([m], 'etcd.started').length), before, 'no etcd restarted');
   t.ok(existsSync(join(binaryDir, '3.4.23', 'etcd')));
   await Promise.all(managers.map((m) => m.stop()));
+});
+
+t.test('a member down when the change is asked stops it before anything moves; it goes on once the member is back', { skip: binaryDirSkipReason, timeout: 420_000 }, async (t) => {
+  const h = await threeManagers(t, { memberCount: 3 });
+  const binaryDir = await makeEtcdBinaryDir(join(h.area.root, 'etcd-versions'), ['3.4.23', '3.4.24']);
+  const managers = await h.startAll([`--etcd-binary-dir=${binaryDir}`]);
+  await waitFor('three healthy voting members', () => votingMembers(h, managers, ['a', 'b', 'c'], managers), 120_000, 500);
+  const leader = await waitFor('a leader', async () => managers.find((m) => m.logs.some((l) => l.event === 'leader.elected')), 60_000, 200);
+  const victim = managers.find((m) => m !== leader)!;
+  const victimMember = h.memberOf(victim)!;
+  await victim.kill(); // its instance is gone: manager and etcd
+
+  const env = { ...process.env, ...(h.s3?.env ?? {}) };
+  await run(managerCommand()[0], [...managerCommand().slice(1), 'configure-cluster', '--etcd-version=3.4.24', '--yes', `--backup-store=${h.backups.baseURL}`], { env });
+  const blocked = await waitFor('the change stops on the missing member', async () => leader.logs.find((l) => l.event === 'version-change.blocked'), 60_000, 500);
+  t.match(blocked, { reason: 'member-unhealthy', member: victimMember });
+  const get = await run(managerCommand()[0], [...managerCommand().slice(1), 'get', `--backup-store=${h.backups.baseURL}`], { env });
+  t.match(get.stdout, new RegExp(`^Version change: +etcd 3\\.4\\.23 → 3\\.4\\.24 \\(in-place, patch\\): 0 of 4 steps done, next backup; WAITING since .*: member ${victimMember} is not healthy$`, 'm'), 'get says why it waits');
+  await new Promise((r) => setTimeout(r, 3_000)); // passes go by: still nothing moves
+  t.same(logged(managers, 'member.set-version'), [], 'no member restarted while one is missing');
+  t.equal(logged([leader], 'version-change.blocked').length, 1, 'blocked once (not once per pass)');
+
+  // The same instance again (its host, so its volume and address): before --unhealthy-member-timeout (1m) would have it removed.
+  const host = h.ips.indexOf(String(victim.child.spawnargs.find((a) => a.startsWith('--address='))?.slice('--address='.length)));
+  const back = h.start(host, [`--etcd-binary-dir=${binaryDir}`]);
+  const all = managers.map((m) => (m === victim ? back : m));
+  await waitFor('the change finishes once the member is back', async () => leader.logs.some((l) => l.event === 'version-change.done'), 300_000, 500);
+  t.equal(await h.backups.exists(VERSION_CHANGE_PATH), false, 'the record is removed');
+  for (const m of all) t.match(String(logged([m], 'etcd.started').at(-1)?.binary), `${binaryDir}/3.4.24/etcd`, `${h.memberOf(m)} runs 3.4.24`);
+  t.equal(h.memberOf(back), victimMember, 'the member that came back is the one that was down');
+  t.same(logged([leader], 'member.removed-unhealthy'), [], 'it was waited for, not removed');
+  await waitFor('three healthy voting members after the change', () => votingMembers(h, all, ['a', 'b', 'c'], all), 60_000, 500);
+  await Promise.all(all.map((m) => m.stop()));
 });
