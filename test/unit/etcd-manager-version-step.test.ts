@@ -14,7 +14,7 @@ import { clearMemfs, MemfsStore } from '../../shared/store/memfs.js';
 import { VersionStep, type VersionStepDeps } from '../../agents/etcd-manager/controller/version.js';
 import type { Pass, StepResult } from '../../agents/etcd-manager/controller/types.js';
 import type { ClusterObservation } from '../../agents/etcd-manager/versions/plan.js';
-import { readVersionChange } from '../../agents/etcd-manager/versions/record.js';
+import { readVersionChange, VERSION_CHANGE_PATH } from '../../agents/etcd-manager/versions/record.js';
 
 configureLogging({ level: 'error', format: 'json' });
 const log = logger('test');
@@ -108,7 +108,14 @@ t.test('3.4.23 → 3.5.17 in place: a backup first, one member at a time, raft l
   const store = new MemfsStore(`memfs://version-step-${process.pid}-${stores++}/backups/etcd/main`);
   const cluster = new FakeCluster('3.4.23');
   const step = new VersionStep(cluster.deps(store, () => cluster.versions.get(SELF)));
-  t.equal(await step.step(pass('3.4.23')), undefined, 'the spec asks for the running version: nothing');
+  let reads = 0;
+  const readVersioned = store.readVersioned.bind(store);
+  store.readVersioned = async (path) => {
+    if (path === VERSION_CHANGE_PATH) reads++;
+    return readVersioned(path);
+  };
+  for (let i = 0; i < 5; i++) t.equal(await step.step(pass('3.4.23')), undefined, 'the spec asks for the running version: nothing');
+  t.equal(reads, 1, 'the record was read once (a former leader\'s change would be there), not every pass');
   t.same(cluster.events, []);
   t.equal(await readVersionChange(store), undefined, 'no record');
 
@@ -209,4 +216,25 @@ t.test('a member is marked upgraded only once it is back healthy on the new vers
   t.match(rest.at(-2), { did: /finished/ });
   t.equal(cluster.events.filter((e) => e === 'restart etcd-c on 3.5.17').length, 1, 'etcd-c restarted once');
   t.same([...cluster.versions.values()], ['3.5.17', '3.5.17', '3.5.17']);
+});
+
+t.test('a new term reads the record again: a change another leader started is carried on even when this member already runs the new version', async (t) => {
+  const store = new MemfsStore(`memfs://version-step-${process.pid}-${stores++}/backups/etcd/main`);
+  const cluster = new FakeCluster('3.4.23');
+  let term = 7;
+  const deps = { ...cluster.deps(store, () => cluster.versions.get(SELF)), term: () => term };
+  const other = new VersionStep({ ...deps, self: 'etcd-b', currentVersion: () => cluster.versions.get('etcd-b') });
+  const step = new VersionStep(deps);
+  t.equal(await step.step(pass('3.4.23')), undefined, 'nothing asked, nothing recorded');
+  // Another manager leads meanwhile, starts a change and gets as far as this member (which it moved first).
+  term = 8;
+  cluster.versions.set(SELF, '3.5.17');
+  const started = await other.step(pass('3.5.17'));
+  t.match(started, { did: /planned/ });
+  // This one leads again under a newer term; its own member already runs 3.5.17, the spec asks for it.
+  term = 9;
+  const rest = await runPasses(step, () => pass('3.5.17'));
+  t.match(rest.at(-2), { did: /finished: etcd 3\.5\.17/ }, 'the change was carried on, not ignored');
+  t.same([...cluster.versions.values()], ['3.5.17', '3.5.17', '3.5.17']);
+  t.equal(await readVersionChange(store), undefined);
 });

@@ -76,6 +76,13 @@ const RESTART_TIMEOUT_MS = 120_000;
 export class VersionStep {
   private lastStatus?: VersionChangeStatus;
   private lastRefusal = '';
+  /**
+   * A change may be recorded: the record is read only then, not every pass. True at first and
+   * whenever the term changes (another leader may have started one meanwhile); false once a pass
+   * found none while the spec asked for the running version.
+   */
+  private mayBeUnderWay = true;
+  private seenTerm?: number;
 
   constructor(private readonly deps: VersionStepDeps) {}
 
@@ -89,6 +96,12 @@ export class VersionStep {
     const current = deps.currentVersion();
     const wanted = pass.spec.etcdVersion;
     if (current === undefined) return undefined;
+    const term = deps.term();
+    if (term !== this.seenTerm) {
+      this.seenTerm = term;
+      this.mayBeUnderWay = true;
+    }
+    if (current === wanted && !this.mayBeUnderWay) return undefined;
 
     // A change this build cannot drive is refused before any record is made; one under way always goes on.
     if (current !== wanted) {
@@ -107,7 +120,7 @@ export class VersionStep {
     const members = current === wanted ? [] : (await observe()).members.map((m) => m.name);
     const result = await versionChangePass({
       store: deps.store,
-      term: deps.term(),
+      term,
       current,
       wanted,
       members,
@@ -124,6 +137,8 @@ export class VersionStep {
         finished: async () => undefined,
       },
     });
+    // Nothing recorded and nothing asked: no need to read the record again until the spec or the term changes.
+    this.mayBeUnderWay = !(result.kind === 'idle' && current === wanted);
     return this.report(result, current, wanted);
   }
 
