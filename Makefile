@@ -58,6 +58,7 @@ bench: build
 	$(TSX) bench/aws-volumes.ts
 	$(TSX) bench/protokube-names.ts
 	$(TSX) bench/local-cloud.ts
+	$(TSX) bench/migrate-v2.ts
 
 # The time demo.sh prints counts from here: set-up, build and image included.
 demo:

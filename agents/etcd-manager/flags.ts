@@ -37,7 +37,7 @@ export const FLAGS = [
   { name: 'unhealthy-member-timeout', kind: 'duration', default: '1m', range: ['1s', '24h'], help: 'the leader removes a member from etcd once it has been unhealthy this long with its manager gone (never below quorum), so a replacement can join (kOps: 1m)' },
   { name: 'discovery-poll-interval', kind: 'duration', default: '60s', range: ['100ms', '1h'], help: 'interval between re-registering this member in <backup-store>/discovery/ and re-reading its peers' },
   { name: 'store-timeout', kind: 'duration', default: '30s', range: ['1s', '10m'], help: 'a state or backup store request that gets no byte for this long fails (and is not retried), so a silent S3 endpoint costs this, not minutes' },
-  { name: 'etcd-binary-dir', kind: 'string', default: '', help: 'directory of versioned etcd binaries, <dir>/<version>/etcd (default: /usr/bin/etcd whatever its version)' },
+  { name: 'etcd-binary-dir', kind: 'string', default: '', help: 'directory of versioned etcd binaries: <dir>/<version>/etcd, with etcdctl and etcdutl beside it where the version has them (without it, or without that version there: /usr/bin/etcd, only if it says it is that version)' },
   { name: 'hosts-file', kind: 'string', default: '/etc/hosts', help: 'file holding this cluster\'s guarded block of member names' },
   { name: 'insecure', kind: 'bool', default: 'false', help: 'plain HTTP for etcd and the manager API; for debugging only (logs a warning)' },
   { name: 'metrics-port', kind: 'int', default: '0', help: 'serve /healthz and Prometheus /metrics on this port (0: off)' },
@@ -58,6 +58,19 @@ export const FLAGS = [
   { name: 'member-count', kind: 'int', operator: true, commandLineOnly: true, help: 'members the etcd cluster should have, 1 to 7' },
   { name: 'etcd-version', kind: 'string', operator: true, commandLineOnly: true, help: 'etcd version the cluster should run, like 3.4.23 (3.x only)' },
   { name: 'yes', kind: 'bool', default: 'false', operator: true, commandLineOnly: true, help: 'write the change; without it the change is only shown' },
+  // migrate-v2's (etcd2 → etcd3): where from, where to, and how hard to write.
+  { name: 'from', kind: 'string', operator: true, commandLineOnly: true, help: 'the v2 data: a live etcd serving the v2 API (http(s)://host:port), or a v2 backup: a kOps backup folder (<backup-store>/<name> on file:// or s3://, holding etcd.backup.gz), that etcd.backup.gz, a local path to either, or an etcd v2 data directory' },
+  { name: 'to', kind: 'string', operator: true, commandLineOnly: true, help: 'the etcd v3 cluster to write into, http(s)://host:port (several comma-separated); it must be empty, or hold this same migration unfinished' },
+  { name: 'from-cacert', kind: 'string', default: '', operator: true, commandLineOnly: true, help: 'CA certificate to verify the live v2 source with' },
+  { name: 'from-cert', kind: 'string', default: '', operator: true, commandLineOnly: true, help: 'client certificate for the live v2 source' },
+  { name: 'from-key', kind: 'string', default: '', operator: true, commandLineOnly: true, help: 'client key for the live v2 source' },
+  { name: 'to-cacert', kind: 'string', default: '', operator: true, commandLineOnly: true, help: 'CA certificate to verify the v3 target with' },
+  { name: 'to-cert', kind: 'string', default: '', operator: true, commandLineOnly: true, help: 'client certificate for the v3 target' },
+  { name: 'to-key', kind: 'string', default: '', operator: true, commandLineOnly: true, help: 'client key for the v3 target' },
+  { name: 'page-depth', kind: 'int', default: '2', operator: true, commandLineOnly: true, help: 'directories above this depth are listed a level at a time, those at it read whole (0 to 20): raise it when one subtree is too big for one response' },
+  { name: 'max-txn-ops', kind: 'int', default: '128', operator: true, commandLineOnly: true, help: 'operations per write transaction: the target\'s --max-txn-ops (2 to 100000); lowered by itself if the target refuses' },
+  { name: 'max-request-bytes', kind: 'int', default: '1572864', operator: true, commandLineOnly: true, help: 'bytes per write transaction: the target\'s --max-request-bytes (65536 to 2147483647); lowered by itself if the target refuses' },
+  { name: 'concurrency', kind: 'int', default: '8', operator: true, commandLineOnly: true, help: 'write transactions in flight at once (1 to 64)' },
 ] as const satisfies readonly FlagDef[];
 
 export type FlagName = (typeof FLAGS)[number]['name'];

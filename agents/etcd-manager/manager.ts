@@ -29,10 +29,12 @@ import { BadBackupError, MemberRestore } from './controller/restore-member.js';
 import { CONTROL, readClusterSpec, type EtcdClusterSpecFile } from './controller/spec.js';
 import { StatusWriter } from './controller/status.js';
 import { systemClock, type Clock, type Pass, type Step, type TestHooks } from './controller/types.js';
+import { VersionStep } from './controller/version.js';
+import type { ClusterObservation, MemberObservation } from './versions/plan.js';
 import type { LivePeer } from './controller/election.js';
 import { listPeers, type PeerRecord } from './discovery.js';
 import { resolveEtcdBinary } from './etcd/binary.js';
-import { checkEtcd, openEtcdClient } from './etcd/client.js';
+import { checkEtcd, memberRaftStatus, moveEtcdLeader, openEtcdClient } from './etcd/client.js';
 import { EtcdSupervisor, listenURL, type EtcdProcessSpec } from './etcd/process.js';
 import { updateHostsFile } from './hosts.js';
 import { ManagerMetrics, startStatusServer, type StatusServer } from './metrics.js';
@@ -80,6 +82,7 @@ export class Manager {
   private inbox?: ControlInbox;
   private restoreLeader?: RestoreLeader;
   private memberRestore?: MemberRestore;
+  private versionStep?: VersionStep;
   /** The spec as the last pass read it (undefined until then, or while there is none). */
   private spec?: EtcdClusterSpecFile;
   /** The managers that answered the last survey (multi-member clusters). */
@@ -228,6 +231,7 @@ export class Manager {
     const backup = (this.backupCtl = this.newBackupController());
     const restore = (this.restoreLeader = this.newRestoreLeader(volume, local));
     const memberRestore = this.memberRestore!;
+    const version = (this.versionStep = this.newVersionStep(volume, local));
     this.inbox = new ControlInbox({
       store: this.backups,
       runner: this.runner,
@@ -333,6 +337,7 @@ export class Manager {
         }, pass)),
       },
       { name: 'membership', leaderOnly: true, run: (pass) => (pass.created && !pass.restoring ? membership.step(pass) : Promise.resolve(undefined)) },
+      { name: 'version', run: (pass) => (acting(pass) ? version.step(pass) : Promise.resolve(undefined)) },
       { name: 'backup', run: (pass) => (acting(pass) || !this.isActing() ? backup.step(pass) : Promise.resolve(undefined)) },
       { name: 'status', run: (pass) => (acting(pass) ? status.step(pass) : Promise.resolve(undefined)) },
       {
@@ -510,6 +515,82 @@ export class Manager {
       wake: (reason) => this.controller?.wake(reason),
       metrics: { restore: (result) => this.metrics.restores.inc({ result }) },
     });
+  }
+
+  /** The acting manager's version step (controller/version.ts) and what it reaches: the members' etcd and managers, the backup chain. */
+  private newVersionStep(volume: Volume, local: LocalMember): VersionStep {
+    const self = volume.memberName;
+    return new VersionStep({
+      store: this.backups,
+      self,
+      term: () => this.term(),
+      currentVersion: () => local.volumeState?.etcdVersion,
+      binaryDir: this.config.etcdBinaryDir || undefined,
+      observe: async (pass) => (await this.observeVersions(volume, local, pass)).observation,
+      backupNow: (detail) => this.backupCtl!.takeNow('before-upgrade', detail),
+      sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+      clock: () => this.clock.now(),
+      // Within the pass, well below the watchdog's bound (controller/reconcile.ts stuckAfterMs: 20 intervals, at least 20 s).
+      restartTimeoutMs: Math.max(10_000, Math.min(120_000, 10 * this.config.reconcileIntervalMs)),
+      setMemberVersion: async (member, etcdVersion, pass) => {
+        const command = { leader: self, term: this.term(), action: 'set-version' as const, body: { etcdVersion } };
+        if (member === self) {
+          await local.onCommand(command); // this manager's own member: no fence to pass but its own
+          return;
+        }
+        const peer = this.peersFor(volume, pass).find((p) => p.info.member === member);
+        if (!peer) throw new Error(`the manager of member ${member} does not answer`);
+        const r = await this.peerClient!.command(peer.record.grpcEndpoint, command);
+        if (r.status !== 200) throw new Error(`${member} refused set-version ${etcdVersion}: ${r.body.error ?? r.status}`);
+      },
+      moveRaftLeader: async (from, to, pass) => {
+        const { ids, endpoints } = await this.observeVersions(volume, local, pass);
+        const target = ids.get(to);
+        const source = endpoints.get(from) ?? [];
+        if (!target || source.length === 0) throw new Error(`cannot move etcd's raft leadership from ${from} to ${to}: one of them is not in etcd's member list or has no client URL`);
+        await moveEtcdLeader(source, target, this.tls?.etcdClient);
+      },
+      log: this.log,
+      metrics: {
+        blocked: (reason) => this.metrics.versionChangeBlocked.inc({ reason }),
+        refused: () => this.metrics.versionChangeRefused.inc(),
+      },
+    });
+  }
+
+  /**
+   * What every etcd member runs and how it is, for a version change: etcd's member list, each member's
+   * own status (applied index, whom it follows), and the version its manager started it with; with
+   * each member's etcd ID and client endpoints, for MoveLeader.
+   */
+  private async observeVersions(volume: Volume, local: LocalMember, pass: Pass): Promise<{ observation: ClusterObservation; ids: Map<string, string>; endpoints: Map<string, string[]> }> {
+    const self = volume.memberName;
+    const tls = this.tls?.etcdClient;
+    const peers = this.peersFor(volume, pass);
+    const all = [...(this.etcd.running ? this.localClientEndpoints() : []), ...peers.filter((p) => p.info.member !== self && p.info.etcdRunning).flatMap((p) => this.endpointsOf(p, self))];
+    const view = all.length === 0 ? undefined : await checkEtcd([...new Set(all)], tls, MEMBER_HEALTH_TIMEOUT_MS);
+    if (!view?.healthy || !view.members) throw new Error(`etcd's member list cannot be read${view?.error ? `: ${view.error}` : ''}`);
+    const seen = await Promise.all(view.members.map(async (m) => {
+      const peer = peers.find((p) => p.info.member === m.name);
+      const urls = m.name === self ? this.localClientEndpoints() : peer ? m.clientURLs.map((u) => listenURL(u, peer.record.address)) : [];
+      const status = urls.length > 0 ? await memberRaftStatus(urls, tls, MEMBER_HEALTH_TIMEOUT_MS) : undefined;
+      const version = m.name === self ? local.runningVersion : peer?.info.etcdVersion;
+      return { name: m.name, id: m.ID, urls, status, version };
+    }));
+    const leaderId = seen.map((m) => m.status?.leader).find((l) => l !== undefined && l !== '0');
+    const leader = seen.find((m) => m.id === leaderId);
+    const members: MemberObservation[] = seen.map((m) => ({
+      name: m.name,
+      healthy: m.status !== undefined,
+      isRaftLeader: m.id === leaderId,
+      ...(m.version !== undefined ? { version: m.version } : {}),
+      ...(m.status ? { appliedIndex: m.status.raftAppliedIndex } : {}),
+    }));
+    return {
+      observation: { managerLeader: self, members, ...(leader?.status ? { leaderIndex: leader.status.raftIndex } : {}) },
+      ids: new Map(seen.map((m) => [m.name, m.id])),
+      endpoints: new Map(seen.map((m) => [m.name, m.urls])),
+    };
   }
 
   /** The leader's cheap look at a backup before a restore: it exists, its meta parses, the key fits. */
@@ -701,6 +782,7 @@ export class Manager {
       volumeEmpty: local?.volumeEmpty ?? false,
       canLead: (this.controller?.loopAlive() ?? true) && !local?.standby && !this.stopped,
       ...(restore ? { restore } : {}),
+      ...(local?.runningVersion ? { etcdVersion: local.runningVersion } : {}),
     };
   }
 

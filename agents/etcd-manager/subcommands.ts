@@ -21,6 +21,7 @@ export const SUBCOMMANDS: readonly Subcommand[] = [
   { name: 'delete-command', summary: 'remove a queued command', load: () => import('./cli/delete-command.js') },
   { name: 'get', summary: 'show the cluster spec, its state, backups, commands and requests', load: () => import('./cli/get.js') },
   { name: 'configure-cluster', summary: 'set the member count and etcd version (control/etcd-cluster-spec)', load: () => import('./cli/configure-cluster.js') },
+  { name: 'migrate-v2', summary: 'copy etcd2 (v2 API) data into etcd3, TTLs kept as leases, verified and resumable', load: () => import('./cli/migrate-v2.js') },
 ];
 
 export function findSubcommand(name: string): Subcommand | undefined {

@@ -45,14 +45,14 @@ t.test('list-backups, list-commands and get on a file:// store load no etcd clie
     t.ok(r.modules.some((m) => m.endsWith(`/agents/etcd-manager/cli/${args[0]}.ts`)), `${args[0]}: the recording works (its module is there)`);
     for (const heavy of HEAVY) t.notOk(r.modules.find((m) => heavy.test(m)), `${args[0]} does not load ${heavy}`);
     t.notOk(r.modules.find((m) => /\/node_modules\/execa\//.test(m)), `${args[0]} does not load execa`);
-    const otherCommands = r.modules.filter((m) => /\/agents\/etcd-manager\/cli\/(backup|verify-backup|restore-backup|delete-command|configure-cluster)\.ts$/.test(m));
+    const otherCommands = r.modules.filter((m) => /\/agents\/etcd-manager\/cli\/(backup|verify-backup|restore-backup|delete-command|configure-cluster|migrate-v2)\.ts$/.test(m));
     t.same(otherCommands, [], `${args[0]} loads no other command`);
   }
   const verify = loaded(t, ['verify-backup', '2026-11-30T08:00:00Z-000001', `--backup-store=${url}`, '--etcdctl=/usr/bin/true']);
   t.not(verify.modules.length, 0);
   for (const heavy of HEAVY) t.notOk(verify.modules.find((m) => heavy.test(m)), `verify-backup does not load ${heavy}`);
   t.ok(verify.modules.find((m) => /\/node_modules\/execa\//.test(m)), 'verify-backup loads execa to run etcdctl (the recording sees packages)');
-  for (const command of ['list-backups', 'restore-backup']) {
+  for (const command of ['list-backups', 'restore-backup', 'migrate-v2']) {
     const help = loaded(t, [command, '--help']);
     t.equal(help.code, 0);
     for (const heavy of HEAVY) t.notOk(help.modules.find((m) => heavy.test(m)), `${command} --help does not load ${heavy}`);

@@ -19,6 +19,8 @@ import { DOORBELL_PATH, submitRequest } from '../../agents/etcd-manager/control/
 import { registerPeer } from '../../agents/etcd-manager/discovery.js';
 import { FLAGS, type FlagDef } from '../../agents/etcd-manager/flags.js';
 import { SUBCOMMANDS } from '../../agents/etcd-manager/subcommands.js';
+import { markBlocked, markDone, newVersionChange } from '../../agents/etcd-manager/versions/plan.js';
+import { saveVersionChange } from '../../agents/etcd-manager/versions/record.js';
 import { openStore, type StateStore } from '../../shared/store/index.js';
 import { cliHarness, makeBackup, makeKopsBackup, syntheticSnapshot } from '../harness/em-cli.js';
 import { snapshotStore, tempDir } from '../harness/tmp.js';
@@ -78,7 +80,7 @@ t.test('dispatch: the command table, each command\'s --help lists exactly its fl
   t.equal(plain.code, 2, 'plain etcd-manager [flags] is run: operator flags refused there too');
   const unknown = await h.run(['backups']);
   t.same([unknown.code, unknown.stdout], [2, '']);
-  t.match(unknown.stderr, /^etcd-manager: unknown command "backups" \(commands: run, backup, list-backups, .*configure-cluster; see --help\)\n$/);
+  t.match(unknown.stderr, /^etcd-manager: unknown command "backups" \(commands: run, backup, list-backups, .*configure-cluster, migrate-v2; see --help\)\n$/);
   t.match((await h.run(['verify-backup', '--backup-store=memfs://x/y'])).stderr, /^etcd-manager: verify-backup: missing NAME \(usage: etcd-manager verify-backup NAME\)\n$/);
   t.match((await h.run(['list-backups', 'extra', '--backup-store=memfs://x/y'])).stderr, /^etcd-manager: list-backups takes no arguments/);
   t.match((await h.run(['delete-command', 'a', 'b', '--backup-store=memfs://x/y'])).stderr, /^etcd-manager: delete-command: too many arguments/);
@@ -424,7 +426,8 @@ t.test('get: the store\'s view of the cluster, the leader\'s status when there i
     '',
   ].join('\n'));
   const doc = JSON.parse((await h.run(['get', `--backup-store=${s.url}`, '-o', 'json'])).stdout) as Record<string, unknown>;
-  t.same(Object.keys(doc).sort(), ['backupStore', 'backups', 'clusterSpec', 'commands', 'created', 'invalidCommands', 'leaderStatus', 'managers', 'requests'].sort());
+  t.same(Object.keys(doc).sort(), ['backupStore', 'backups', 'clusterSpec', 'commands', 'created', 'invalidCommands', 'leaderStatus', 'managers', 'requests', 'versionChange'].sort());
+  t.equal(doc.versionChange, null, 'no version change under way');
   t.match(doc, {
     clusterSpec: { memberCount: 3, etcdVersion: '3.4.23' }, created: { at: '2026-11-30T07:00:00.000Z', facts: { leader: 'a', term: 3 } }, leaderStatus: null,
     backups: { complete: 3, incomplete: 1, newest: [{ name: KOPS }, { name: B2 }, { name: B1 }] },
@@ -441,6 +444,18 @@ t.test('get: the store\'s view of the cluster, the leader\'s status when there i
   t.match(withStatus.stdout, /^Members: +a, b, c \(unhealthy\) \(learner\)$/m);
   t.match(withStatus.stdout, /^Doing: +backing up$/m);
   t.match(withStatus.stdout, new RegExp(`^Last backup: +${B2}, 2\\.0 KiB, 3 h 0 min ago$`, 'm'));
+
+  // A version change the acting manager keeps, stopped by a member: shown with why it waits.
+  const change = markBlocked(markDone(newVersionChange({ kind: 'in-place', from: '3.4.23', to: '3.5.17', change: 'next-minor' }, ['a', 'b', 'c'], 7, new Date('2026-11-30T11:00:00Z'), 'abc123'), 'backup', new Date('2026-11-30T11:01:00Z'), { name: B2 }),
+    { kind: 'wait', reason: 'member-unhealthy', member: 'c', message: 'member c is not healthy' }, new Date('2026-11-30T11:02:00Z'));
+  t.ok((await saveVersionChange(s.store, change, undefined)).saved);
+  const changing = await h.run(['get', `--backup-store=${s.url}`]);
+  t.match(changing.stdout, /^Version change: +etcd 3\.4\.23 → 3\.5\.17 \(in-place, next-minor\): 1 of 4 steps done, next member\/a; WAITING since 2026-11-30T11:02:00\.000Z: member c is not healthy$/m);
+  const changingDoc = JSON.parse((await h.run(['get', `--backup-store=${s.url}`, '-o', 'json'])).stdout) as Record<string, unknown>;
+  t.match(changingDoc.versionChange, { id: 'abc123', from: '3.4.23', to: '3.5.17', blocked: { reason: 'member-unhealthy', member: 'c' } });
+  await s.store.write('control/etcd-version-change', '{"format": 9}');
+  t.match((await h.run(['get', `--backup-store=${s.url}`])).stdout, /^Version change: +unreadable: memfs:.*etcd-version-change: format: unknown format 9/m);
+  await s.store.delete('control/etcd-version-change');
 
   await s.store.write('control/etcd-cluster-spec', 'not json');
   const broken = await h.run(['get', `--backup-store=${s.url}`]);

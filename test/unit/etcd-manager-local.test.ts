@@ -193,3 +193,37 @@ t.test('an empty one-member volume with a restore queued waits for it instead of
 async function until(condition: () => boolean): Promise<void> {
   while (!condition()) await new Promise((r) => setImmediate(r));
 }
+
+t.test('set-version: the binary checked first, the volume state written, etcd restarted on it in the background; the running version is what etcd was started with', async (t) => {
+  let missing = '';
+  const { dir, etcd, local, changes } = setup(t, undefined, {
+    processSpec: async (state) => {
+      if (state.etcdVersion === missing) throw new Error(`no etcd ${missing}: /opt/etcd/${missing}/etcd is missing`);
+      return { binary: `/opt/etcd/${state.etcdVersion}/etcd`, name: state.memberName, dataDir: join(dir, 'data', state.clusterToken), clusterToken: state.clusterToken, peerURLs: [], clientURLs: [], quarantineClientURLs: [], initialCluster: state.initialCluster ?? {}, initialClusterState: state.initialClusterState ?? 'new', listenAddress: '127.0.0.1' };
+    },
+  });
+  await local.load();
+  await local.onCommand({ leader: 'b', term: 4, action: 'form', body: { clusterToken: 'etcd-x', initialCluster: { a: ['https://a:2380'] }, etcdVersion: '3.4.23' } });
+  await until(() => etcd.starts.length === 1);
+  t.equal(local.runningVersion, '3.4.23');
+
+  missing = '3.5.0';
+  await t.rejects(local.onCommand({ leader: 'b', term: 4, action: 'set-version', body: { etcdVersion: '3.5.0' } }), /no etcd 3\.5\.0/);
+  t.match(await readVolumeState(dir), { etcdVersion: '3.4.23' }, 'a missing binary changes nothing');
+  t.equal(etcd.starts.length, 1, 'and restarts nothing');
+
+  let open: () => void = () => undefined;
+  etcd.gate = new Promise((resolve) => (open = resolve));
+  t.equal(await local.onCommand({ leader: 'b', term: 4, action: 'set-version', body: { etcdVersion: '3.5.17' } }), 'restarting on 3.5.17', 'answered once accepted');
+  t.match(await readVolumeState(dir), { etcdVersion: '3.5.17', clusterToken: 'etcd-x' }, 'the new version is in the volume state before the answer (same cluster, same data)');
+  t.equal(local.runningVersion, '3.4.23', 'until the restart, the running etcd is still the old one');
+  open();
+  await until(() => etcd.starts.length === 2);
+  await until(() => local.runningVersion === '3.5.17');
+  t.equal(etcd.starts[1].spec.binary, '/opt/etcd/3.5.17/etcd');
+  t.equal(etcd.starts[1].spec.dataDir, etcd.starts[0].spec.dataDir, 'the same data directory');
+  await until(() => changes.includes('etcd restarted on 3.5.17'));
+  t.equal(await local.onCommand({ leader: 'b', term: 5, action: 'set-version', body: { etcdVersion: '3.5.17' } }), 'already on 3.5.17', 'repeated: harmless');
+  t.equal(etcd.starts.length, 2, 'no second restart');
+  t.ok(lines.some((l) => l.event === 'member.set-version' && l.from === '3.4.23' && l.to === '3.5.17'));
+});

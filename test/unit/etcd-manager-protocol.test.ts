@@ -61,3 +61,15 @@ t.test('restore commands and a member\'s restore state: typed, and checked like 
   t.equal(decodeInfo({ ...info, restore: { planId: 'cmd-1', state: 'dancing' } }), undefined, 'an unknown state is no info');
   t.equal(decodeInfo({ ...info, restore: { planId: 'cmd-1', state: 'failed', bytes: -1 } }), undefined);
 });
+
+t.test('set-version (a version change in place) and the version a member runs: typed, and checked like the rest', async (t) => {
+  t.same(decodeRequest('POST', '/v1/command', body({ leader: 'a', term: 2, action: 'set-version', body: { etcdVersion: '3.5.17', extra: 1 } })), { ok: true, value: { kind: 'command', command: { leader: 'a', term: 2, action: 'set-version', body: { etcdVersion: '3.5.17' } } } });
+  for (const bad of [undefined, {}, { etcdVersion: 3.5 }, { etcdVersion: '3.5' }, { etcdVersion: '../3.5.17' }, { etcdVersion: '3.5.17; rm -rf /' }]) {
+    const d = decodeRequest('POST', '/v1/command', body({ leader: 'a', term: 2, action: 'set-version', body: bad }));
+    t.equal(d.ok ? 0 : d.status, 400, `set-version with ${JSON.stringify(bad)}`);
+  }
+  const info = { member: 'a', term: 1, leader: 'a', etcdRunning: true, volumeEmpty: false };
+  t.equal(decodeInfo({ ...info, etcdVersion: '3.5.17' })?.etcdVersion, '3.5.17');
+  t.notOk(decodeInfo(info) && 'etcdVersion' in decodeInfo(info)!, 'absent when not sent (older managers)');
+  t.equal(decodeInfo({ ...info, etcdVersion: 3 }), undefined, 'not a string: the whole answer is refused');
+});

@@ -118,6 +118,11 @@ holds what was read (compare-and-swap; exit 1 if another writer changed it
 meanwhile), and rings the doorbell. An unchanged spec is not rewritten. A
 current file that cannot be parsed is shown as such and replaced.
 
+A new --etcd-version is carried out by the acting manager: in place for a
+patch release or the next 3.x minor (a backup first, then one member at a
+time); other changes are refused by the manager in this build (get shows the
+refusal and where a change stands).
+
 -o json prints {"path", "current" ({"memberCount", "etcdVersion"} or null),
 "currentError", "desired", "changes": [{"field", "from", "to"}], "content",
 "written", "upToDate"}.`,

@@ -1,6 +1,7 @@
 // `etcd-manager get`: what the backup store says about the cluster: its spec,
 // whether it was created (and the facts the creator wrote), the managers that
-// registered, the newest backups, queued commands and pending requests; plus
+// registered, the newest backups, queued commands and pending requests, a
+// version change under way (control/etcd-version-change); plus
 // the leader's own account (members, leader, last backup) through the status
 // reader (leader-status.ts) when the leader writes one.
 import { STATUS_STALE_AFTER_MS } from '../control/status.js';
@@ -11,6 +12,8 @@ import { ControlFileError, readClusterSpecFile, type EtcdClusterSpec } from '../
 import { listCommands } from '../control/commands.js';
 import { listRequests, type RequestEntry } from '../control/requests.js';
 import { listPeers, type PeerRecord } from '../discovery.js';
+import type { VersionChangeRecord } from '../versions/plan.js';
+import { readVersionChange, RecordError } from '../versions/record.js';
 import { openStores, outputFormat } from './context.js';
 import type { LeaderStatusView } from './leader-status.js';
 import { commandRow, type CommandRow } from './list-commands.js';
@@ -36,6 +39,20 @@ export interface GetView {
   commands: CommandRow[];
   invalidCommands: Array<{ id: string; error: string }>;
   requests: Array<{ id: string; kind: string | null; state: 'queued' | 'running' | 'succeeded' | 'failed' | 'expired' | 'invalid'; createdAt: string | null; requestedBy: string | null; bytes: number | null; error: string | null }>;
+  /** The etcd version change under way (control/etcd-version-change, as the acting manager keeps it); null when none. */
+  versionChange: VersionChangeRecord | null;
+  versionChangeError?: string;
+}
+
+/** One line: the change, its steps, why it waits, its last failure. */
+function describeVersionChange(r: VersionChangeRecord): string {
+  const done = r.steps.filter((s) => s.state === 'done').length;
+  const next = r.steps.find((s) => s.state === 'pending');
+  return [
+    `etcd ${r.from} → ${r.to} (${r.transition}, ${r.reason}): ${done} of ${r.steps.length} steps done${next ? `, next ${next.id}` : ''}`,
+    ...(r.blocked ? [`WAITING since ${r.blocked.since}: ${r.blocked.message}`] : []),
+    ...(r.lastError ? [`step ${r.lastError.step} failed ${r.lastError.attempts} time(s): ${r.lastError.message}`] : []),
+  ].join('; ');
 }
 
 function requestRow(e: RequestEntry): GetView['requests'][number] {
@@ -58,7 +75,7 @@ async function run(ctx: CommandContext): Promise<number> {
     if (err instanceof ControlFileError) return { error: err.message };
     throw err;
   });
-  const [spec, created, listing, commands, requests, peers, status] = await noteIfSlow(io, `reading ${store.baseURL}…`, Promise.all([
+  const [spec, created, listing, commands, requests, peers, status, change] = await noteIfSlow(io, `reading ${store.baseURL}…`, Promise.all([
     captured(readClusterSpecFile(store)),
     captured(readClusterCreated(store)),
     listBackups(store),
@@ -66,6 +83,10 @@ async function run(ctx: CommandContext): Promise<number> {
     listRequests(store),
     listPeers(store),
     ctx.deps.readLeaderStatus(store),
+    readVersionChange(store).then((stored) => ({ value: stored?.record }), (err: unknown) => {
+      if (err instanceof RecordError) return { error: err.message };
+      throw err;
+    }),
   ]));
   const specValue = 'value' in spec ? spec.value : undefined;
   const createdValue: ClusterCreatedFacts | undefined = 'value' in created ? created.value : undefined;
@@ -82,6 +103,8 @@ async function run(ctx: CommandContext): Promise<number> {
     commands: commands.commands.map(commandRow),
     invalidCommands: commands.invalid.map((i) => ({ id: i.id, error: i.error })),
     requests: requests.map(requestRow),
+    versionChange: 'value' in change ? change.value ?? null : null,
+    ...('error' in change ? { versionChangeError: change.error } : {}),
   };
   const empty = !specValue && !('error' in spec) && !createdValue && !('error' in created) && listing.backups.length === 0 && listing.incomplete.length === 0
     && peers.length === 0 && commands.commands.length === 0 && commands.invalid.length === 0 && requests.length === 0 && !status;
@@ -104,6 +127,7 @@ function describe(v: GetView, t: number, newestName: string | undefined): string
     rows.push(['Members', s.members.map((m) => `${m.name}${m.healthy === false ? ' (unhealthy)' : ''}${m.voting === false ? ' (learner)' : ''}${m.quarantined ? ' (quarantined)' : ''}`).join(', ') || 'none']);
   }
   if (s?.activity) rows.push(['Doing', s.activity]);
+  if (v.versionChange || v.versionChangeError) rows.push(['Version change', v.versionChange ? describeVersionChange(v.versionChange) : `unreadable: ${v.versionChangeError}`]);
   rows.push(['Managers', v.managers.length ? v.managers.map((m) => `${m.member} ${m.address} (registered ${ago(Date.parse(m.updatedAt), t)})`).join(', ') : 'none registered in discovery/']);
   const last = s?.lastBackup;
   rows.push(['Last backup', last ? `${last.name}${last.storedBytes !== undefined ? `, ${formatBytes(last.storedBytes)}` : ''}${last.at ? `, ${ago(Date.parse(last.at), t)}` : ''}` : newestName ? `${newestName}${v.backups.newest[0]?.time ? ` (${ago(Date.parse(v.backups.newest[0].time), t)})` : ''}` : 'none']);
@@ -126,7 +150,9 @@ Shows the etcd cluster as --backup-store records it: the cluster spec
 (control/etcd-cluster-spec), when it was created and the facts its creator
 wrote (control/etcd-cluster-created), the managers registered in discovery/,
 the newest backups and how many there are, queued commands (list-commands),
-and operator requests (backup) queued or running. The leader's own account
+operator requests (backup) queued or running, and an etcd version change
+under way (its steps, and why it waits when a member stops it; the acting
+manager keeps it in control/etcd-version-change). The leader's own account
 (members, leader, last backup, what it is doing) comes from
 control/status.json, which the acting manager rewrites every minute; older
 than 3 minutes, it is marked stale (no manager is acting). Without it Leader
@@ -138,6 +164,7 @@ A store that holds none of these exits 4 (a wrong --backup-store, most often).
 "address", "dnsName", "updatedAt"}], "backups": {"complete", "incomplete",
 "newest": [{"name", "time"}]}, "commands" (as list-commands), "invalidCommands",
 "requests": [{"id", "kind", "state", "createdAt", "requestedBy", "bytes",
-"error"}]}.`,
+"error"}], "versionChange" (the record: "from", "to", "transition", "steps",
+"blocked", "lastError"; null when none), "versionChangeError"}.`,
   run,
 };

@@ -72,6 +72,10 @@ export class LocalMember {
   private healthy = false;
   /** etcd's member count at the last health check: more than the spec means a shrink is due. */
   private members = 0;
+  /** The version the running etcd was started with (its volume state's when it started); undefined while stopped. */
+  private startedVersion?: string;
+  /** A restart on another version under way (set-version): no other start may begin meanwhile. */
+  private restarting?: Promise<void>;
 
   constructor(private readonly deps: LocalDeps) {}
 
@@ -104,6 +108,11 @@ export class LocalMember {
 
   get lastMembers(): number {
     return this.members;
+  }
+
+  /** The etcd version this member runs: what its running etcd was started with; undefined while etcd is not running. */
+  get runningVersion(): string | undefined {
+    return this.deps.etcd.running ? this.startedVersion : undefined;
   }
 
   /** More than one member, by the volume's initial cluster or etcd's last member list. */
@@ -174,6 +183,7 @@ export class LocalMember {
     this.deps.setPhase('etcd starting');
     await this.deps.etcd.start(spec, { quarantined });
     this.started = true;
+    this.startedVersion = state.etcdVersion;
     return { did: 'etcd started', waitFor: 'etcd healthy' };
   }
 
@@ -240,6 +250,7 @@ export class LocalMember {
       this.deps.setPhase('etcd starting on the restored data');
       await this.deps.etcd.start(spec, { quarantined: true });
       this.started = true;
+      this.startedVersion = state.etcdVersion;
       return { did: 'etcd started on the restored data', waitFor: 'etcd healthy' };
     })();
     this.starting = run.finally(() => (this.starting = undefined));
@@ -263,6 +274,8 @@ export class LocalMember {
         return 'quarantined';
       case 'leave':
         return this.leave(command);
+      case 'set-version':
+        return this.setVersion(command);
       case 'form':
       case 'join': {
         const body = command.body;
@@ -293,6 +306,44 @@ export class LocalMember {
         return command.action === 'join' ? 'joined' : 'formed';
       }
     }
+  }
+
+  /**
+   * The leader's command in a version change in place: this member's etcd, same
+   * data, on another version's binary. The binary is resolved first (a missing
+   * or wrong one refuses the command and changes nothing), then the version is
+   * written into the volume state (so a manager restarted meanwhile starts the
+   * new one), and etcd restarts on it in the background: the leader watches
+   * `runningVersion` and etcd's health, never this answer. Repeating it is
+   * harmless: a member already running that version is left alone.
+   */
+  private async setVersion(command: Extract<LocalCommand, { action: 'set-version' }>): Promise<string> {
+    const { volume, log } = this.deps;
+    const version = command.body.etcdVersion;
+    await this.starting?.catch(() => undefined);
+    await this.restarting?.catch(() => undefined);
+    if (this.leaving) throw new Error(`member ${volume.memberName} is leaving the cluster; no version change`);
+    const state = await readVolumeState(volume.mountPoint);
+    if (!state) throw new Error(`member ${volume.memberName} has no etcd member state; no version to change`);
+    if (state.etcdVersion === version && this.runningVersion === version) return `already on ${version}`;
+    const next: VolumeState = { ...state, etcdVersion: version };
+    const spec = await this.deps.processSpec(next);
+    await writeVolumeState(volume.mountPoint, next);
+    this.state = next;
+    log.info('restarting etcd on another version on the leader\'s command', { event: 'member.set-version', from: state.etcdVersion, to: version, binary: spec.binary, leader: command.leader, term: command.term });
+    this.restarting = (async () => {
+      this.deps.setPhase(`etcd restarting on ${version}`);
+      this.healthy = false;
+      // The same quarantine as now: a member in a version change is a voting member serving clients.
+      await this.deps.etcd.start(spec, { quarantined: this.deps.etcd.isQuarantined });
+      this.started = true;
+      this.startedVersion = version;
+    })().finally(() => (this.restarting = undefined));
+    void this.restarting.then(
+      () => this.deps.changed(`etcd restarted on ${version}`),
+      (err: unknown) => log.error('etcd did not restart on the new version', { event: 'member.set-version-failed', to: version, err }),
+    );
+    return `restarting on ${version}`;
   }
 
   /** Starts etcd without holding the leader's command up; a failure is logged and the next pass tries again. */

@@ -63,7 +63,7 @@ export interface Pass {
 }
 
 export type StepName = 'certificates' | 'discovery' | 'spec' | 'local-start' | 'election' | 'newcluster' | 'membership' | 'local-health'
-  | 'commands' | 'restore' | 'backup' | 'status' | 'trash';
+  | 'commands' | 'restore' | 'version' | 'backup' | 'status' | 'trash';
 
 /**
  * One concern's part of a pass. `leaderOnly` steps run only while the

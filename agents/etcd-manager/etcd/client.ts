@@ -48,3 +48,38 @@ export async function checkEtcd(endpoints: string[], tls?: EtcdTLSFiles, callTim
     client.close();
   }
 }
+
+/** One member's own raft view (its maintenance status), for a version change's checks. */
+export interface MemberRaftStatus {
+  /** The responding member's ID (decimal string, as the member list gives it). */
+  memberId: string;
+  /** The member ID it believes leads. */
+  leader: string;
+  /** Its committed raft index. */
+  raftIndex: number;
+  /** Its applied raft index. */
+  raftAppliedIndex: number;
+}
+
+/** The status of the member behind `endpoints` (one member's client URLs); undefined when it does not answer in time. */
+export async function memberRaftStatus(endpoints: string[], tls?: EtcdTLSFiles, callTimeoutMs?: number): Promise<MemberRaftStatus | undefined> {
+  const client = await openEtcdClient(endpoints, tls, callTimeoutMs);
+  try {
+    const s = await client.maintenance.status();
+    return { memberId: s.header.member_id, leader: s.leader, raftIndex: Number(s.raftIndex), raftAppliedIndex: Number(s.raftAppliedIndex) };
+  } catch {
+    return undefined;
+  } finally {
+    client.close();
+  }
+}
+
+/** etcd's MoveLeader: asked of the leading member (`leaderEndpoints`), which hands leadership to `targetId`. */
+export async function moveEtcdLeader(leaderEndpoints: string[], targetId: string, tls?: EtcdTLSFiles): Promise<void> {
+  const client = await openEtcdClient(leaderEndpoints, tls);
+  try {
+    await client.maintenance.moveLeader({ targetID: targetId });
+  } finally {
+    client.close();
+  }
+}

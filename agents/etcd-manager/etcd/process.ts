@@ -182,7 +182,7 @@ export class EtcdSupervisor {
         this.onExit(child, null, null);
       });
     });
-    this.options.log.info('etcd started', { event: 'etcd.started', pid: child.pid, name: spec.name, dataDir: spec.dataDir, quarantined: this.quarantined, state: spec.initialClusterState });
+    this.options.log.info('etcd started', { event: 'etcd.started', pid: child.pid, name: spec.name, binary: spec.binary, dataDir: spec.dataDir, quarantined: this.quarantined, state: spec.initialClusterState });
   }
 
   private onExit(child: ChildProcess, code: number | null, signal: NodeJS.Signals | null): void {

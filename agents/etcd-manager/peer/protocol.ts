@@ -20,6 +20,8 @@ export interface PeerInfo {
   canLead?: boolean;
   /** This member's part of a restore under way (controller/restore-member.ts); absent when none. */
   restore?: MemberRestoreInfo;
+  /** The etcd version this member's running etcd was started with (its binary directory's); absent while etcd is stopped or from older managers. */
+  etcdVersion?: string;
 }
 
 /** Where a member is in a restore: what the leader waits on between its commands. */
@@ -71,7 +73,9 @@ export type LeaderAction =
   | { action: 'restore-stop'; body: { planId: string } }
   | { action: 'restore-start'; body: { planId: string } }
   | { action: 'restore-lift'; body: { planId: string } }
-  | { action: 'restore-abort'; body: { planId: string } };
+  | { action: 'restore-abort'; body: { planId: string } }
+  // A version change in place (controller/version.ts): restart this member's etcd on another version's binary, same data.
+  | { action: 'set-version'; body: { etcdVersion: string } };
 
 /** Every command names its leader and term: the voter's fence admits it or not. */
 export type Command = { leader: string; term: number } & LeaderAction;
@@ -148,8 +152,13 @@ function decodeCommand(body: Json): Decoded<Command> {
       if (!isName(planId)) return bad(`${action}: body must be {planId}`);
       return { ok: true, value: { leader, term, action, body: { planId } } };
     }
+    case 'set-version': {
+      const etcdVersion = isObject(body.body) ? body.body.etcdVersion : undefined;
+      if (typeof etcdVersion !== 'string' || !/^\d+\.\d+\.\d+$/.test(etcdVersion)) return bad('set-version: body must be {etcdVersion: "X.Y.Z"}');
+      return { ok: true, value: { leader, term, action, body: { etcdVersion } } };
+    }
     default:
-      return bad(`unknown action ${JSON.stringify(action)} (want form, join, quarantine, leave or restore-prepare/stop/start/lift/abort)`);
+      return bad(`unknown action ${JSON.stringify(action)} (want form, join, quarantine, leave, set-version or restore-prepare/stop/start/lift/abort)`);
   }
 }
 
@@ -187,15 +196,16 @@ export function encodeCommand(command: Command): Json {
 
 export function decodeInfo(v: unknown): PeerInfo | undefined {
   if (!isObject(v)) return undefined;
-  const { member, term, leader, etcdRunning, clusterToken, initialCluster, volumeEmpty, canLead, restore } = v;
+  const { member, term, leader, etcdRunning, clusterToken, initialCluster, volumeEmpty, canLead, restore, etcdVersion } = v;
   if (!isName(member) || !Number.isSafeInteger(term) || (term as number) < 0 || typeof leader !== 'string') return undefined;
   if (typeof etcdRunning !== 'boolean' || typeof volumeEmpty !== 'boolean') return undefined;
   if (clusterToken !== undefined && !isName(clusterToken)) return undefined;
   if (initialCluster !== undefined && !isURLMap(initialCluster)) return undefined;
   if (canLead !== undefined && typeof canLead !== 'boolean') return undefined;
+  if (etcdVersion !== undefined && typeof etcdVersion !== 'string') return undefined;
   const restoreInfo = restore === undefined ? undefined : decodeMemberRestore(restore);
   if (restore !== undefined && !restoreInfo) return undefined;
-  return { member, term: term as number, leader, etcdRunning, clusterToken, initialCluster, volumeEmpty, canLead, ...(restoreInfo ? { restore: restoreInfo } : {}) };
+  return { member, term: term as number, leader, etcdRunning, clusterToken, initialCluster, volumeEmpty, canLead, ...(restoreInfo ? { restore: restoreInfo } : {}), ...(etcdVersion !== undefined ? { etcdVersion } : {}) };
 }
 
 function decodeMemberRestore(v: unknown): MemberRestoreInfo | undefined {

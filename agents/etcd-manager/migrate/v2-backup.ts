@@ -1,0 +1,324 @@
+// A v2 backup as a migration source. kOps' etcd-manager keeps an etcd2 backup
+// as `<backup-store>/<name>/etcd.backup.gz`: a gzipped tar of the data
+// directory `etcdctl backup` wrote (member/snap, member/wal), with
+// `_etcd_backup.meta` beside it naming the etcd version. To read one, it is
+// unpacked into a private temporary directory and served by a throwaway etcd
+// that speaks the v2 API (`--force-new-cluster`, as `etcdctl backup` output
+// needs), on 127.0.0.1 with kernel-chosen ports and mutual TLS from a CA made
+// for it and thrown away with it. That etcd is started through
+// `setpriv --pdeathsig KILL`, so it dies with this process even on kill -9,
+// and is otherwise stopped by its PID; the directory is deleted when done, or
+// by the next run when this one was killed (its name carries the PID).
+//
+// Accepted forms of `--from`: a backup folder in a store (file://, s3://:
+// `<backup-store>/<name>`, holding etcd.backup.gz), that .gz object itself, a
+// local path to either, or a local etcd v2 data directory (copied, never used
+// in place).
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createReadStream } from 'node:fs';
+import { cp, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import type { Readable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+import { ExitCode, UserError } from '../../../shared/errors.js';
+import type { Logger } from '../../../shared/log.js';
+import { createCA, issueCertificate } from '../../../shared/pki/x509.js';
+import { openStore, StoreError, type StateStore } from '../../../shared/store/index.js';
+import { SETPRIV, type EtcdTLSFiles } from '../etcd/process.js';
+import { findV2CapableEtcd } from '../versions/binaries.js';
+import { parseEtcdVersion, VersionError } from '../versions/version.js';
+import { extractTarGz, TarError } from './tar.js';
+import { V2Source } from './v2-source.js';
+
+export const BACKUP_OBJECT = 'etcd.backup.gz';
+export const META_OBJECT = '_etcd_backup.meta';
+/** A v2 backup larger than this once unpacked is refused (etcd2 data is small; this bounds a hostile archive). */
+export const MAX_UNPACKED_BYTES = 64 * 1024 * 1024 * 1024;
+const START_TIMEOUT_MS = 60_000;
+const STOP_TIMEOUT_MS = 10_000;
+
+export interface BackupSource {
+  url: string;
+  tls: EtcdTLSFiles;
+  description: string;
+  /** The etcd serving it, and its PID (stopped by close()). */
+  etcdVersion: string;
+  pid: number;
+  close(): Promise<void>;
+}
+
+export interface OpenBackupOptions {
+  log: Logger;
+  binaryDir?: string;
+  /** Where the private working directory is made (default: the OS temp dir). */
+  workRoot?: string;
+  storeTimeoutMs?: number;
+  env?: NodeJS.ProcessEnv;
+}
+
+export type Located =
+  | { kind: 'tar'; open: () => Promise<Readable>; meta?: () => Promise<Buffer | undefined>; where: string }
+  | { kind: 'data-dir'; path: string; where: string };
+
+function storeError(err: unknown): never {
+  if (err instanceof StoreError) {
+    const code = err.kind === 'NotFound' ? ExitCode.NotFound : err.kind === 'InvalidURL' ? ExitCode.Usage : err.kind === 'AccessDenied' || err.kind === 'Unreachable' ? ExitCode.StoreUnavailable : ExitCode.Failure;
+    throw new UserError(`--from ${err.message}`, code);
+  }
+  throw err;
+}
+
+async function locateLocal(path: string): Promise<Located> {
+  let info;
+  try {
+    info = await stat(path);
+  } catch (err) {
+    throw new UserError(`--from ${path}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file or directory' : (err as Error).message}`, ExitCode.NotFound);
+  }
+  if (info.isFile()) return { kind: 'tar', open: async () => createReadStream(path), where: path };
+  if (!info.isDirectory()) throw new UserError(`--from ${path}: neither a file nor a directory`, ExitCode.Usage);
+  const backup = join(path, BACKUP_OBJECT);
+  if (await stat(backup).then((s) => s.isFile(), () => false)) {
+    return { kind: 'tar', open: async () => createReadStream(backup), meta: () => readFile(join(path, META_OBJECT)).catch(() => undefined), where: path };
+  }
+  if (await stat(join(path, 'member', 'wal')).then((s) => s.isDirectory(), () => false)) return { kind: 'data-dir', path, where: path };
+  throw new UserError(`--from ${path}: holds neither ${BACKUP_OBJECT} (a kOps backup folder) nor member/wal (an etcd data directory)`, ExitCode.NotFound);
+}
+
+function locateInStore(url: string, options: OpenBackupOptions): Located {
+  let store: StateStore;
+  let object: string;
+  let metaPath: string | undefined;
+  try {
+    if (/\.(gz|tgz)$/.test(url)) {
+      const cut = url.lastIndexOf('/');
+      store = openStore(url.slice(0, cut), { env: options.env, timeoutMs: options.storeTimeoutMs });
+      object = url.slice(cut + 1);
+      metaPath = object === BACKUP_OBJECT ? META_OBJECT : undefined;
+    } else {
+      store = openStore(url, { env: options.env, timeoutMs: options.storeTimeoutMs });
+      object = BACKUP_OBJECT;
+      metaPath = META_OBJECT;
+    }
+  } catch (err) {
+    return storeError(err);
+  }
+  return {
+    kind: 'tar',
+    where: url,
+    open: () => store.openReadStream(object).catch(storeError),
+    meta: metaPath ? () => store.readIfExists(metaPath).catch(storeError) : undefined,
+  };
+}
+
+/** Where `--from` points, without reading it yet. */
+export async function locateBackup(from: string, options: OpenBackupOptions): Promise<Located> {
+  if (/^file:\/\//i.test(from)) return locateLocal(fileURLToPath(from));
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(from)) return locateInStore(from, options);
+  return locateLocal(resolve(from));
+}
+
+/** kOps' meta says which etcd wrote the backup: a v3 one is a snapshot, not for this command. */
+function checkMeta(data: Buffer | undefined, where: string): void {
+  if (!data) return;
+  let version: unknown;
+  try {
+    version = (JSON.parse(data.toString('utf8')) as { etcdVersion?: unknown }).etcdVersion;
+  } catch {
+    throw new UserError(`--from ${where}: ${META_OBJECT} is not JSON`, ExitCode.Failure);
+  }
+  if (typeof version !== 'string') return;
+  let parsed;
+  try {
+    parsed = parseEtcdVersion(version);
+  } catch (err) {
+    throw new UserError(`--from ${where}: ${META_OBJECT}: ${(err as Error).message}`, ExitCode.Failure);
+  }
+  if (parsed.major !== 2) throw new UserError(`--from ${where}: a backup of etcd ${version} (a v3 snapshot); this command reads etcd 2 backups, and a v3 backup is restored with restore-backup`, ExitCode.Usage);
+}
+
+/** Working directories are named <prefix><pid>-<random>: the pid says whose it is. */
+export const WORK_PREFIX = 'etcd-manager-migrate-v2-';
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Deletes the working directories of earlier runs that died without cleaning up
+ * (kill -9): each holds a full copy of the cluster's data and a private key.
+ * A directory whose process still runs (or whose pid was reused) is left alone.
+ */
+export async function removeStaleWorkDirs(root: string, log: Logger): Promise<void> {
+  let names: string[];
+  try {
+    names = await readdir(root);
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    const m = new RegExp(`^${WORK_PREFIX}(\\d+)-[^/]+$`).exec(name);
+    if (!m || processAlive(Number(m[1]))) continue;
+    await rm(join(root, name), { recursive: true, force: true });
+    log.info('removed the working directory of a run that died', { event: 'migrate-v2.stale-removed', path: join(root, name), pid: Number(m[1]) });
+  }
+}
+
+function freePort(host: string): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, host, () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      server.close(() => resolvePort(port));
+    });
+  });
+}
+
+async function makePKI(dir: string): Promise<{ server: EtcdTLSFiles; client: EtcdTLSFiles }> {
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const ca = await createCA('etcd-manager-migrate-v2-source', 1, { keyAlgorithm: 'ECDSA-P256' });
+  const server = await issueCertificate(ca, { commonName: 'migrate-v2-source', ipAddresses: ['127.0.0.1'], dnsNames: ['localhost'], usage: 'server', validityDays: 1, keyAlgorithm: 'ECDSA-P256' });
+  const client = await issueCertificate(ca, { commonName: 'migrate-v2', usage: 'client', validityDays: 1, keyAlgorithm: 'ECDSA-P256' });
+  const caFile = join(dir, 'ca.crt');
+  await writeFile(caFile, ca.certPEM, { mode: 0o600 });
+  const save = async (name: string, pair: { certPEM: string; keyPEM: string }): Promise<EtcdTLSFiles> => {
+    await writeFile(join(dir, `${name}.crt`), pair.certPEM, { mode: 0o600 });
+    await writeFile(join(dir, `${name}.key`), pair.keyPEM, { mode: 0o600 });
+    return { certFile: join(dir, `${name}.crt`), keyFile: join(dir, `${name}.key`), caFile };
+  };
+  return { server: await save('server', server), client: await save('client', client) };
+}
+
+/** Unpacks (or copies) the backup and serves it with a throwaway etcd; close() stops it and deletes everything. */
+export async function openV2Backup(from: string, options: OpenBackupOptions): Promise<BackupSource> {
+  return openLocatedBackup(await locateBackup(from, options), options);
+}
+
+/** The same, for a backup already located (so a missing one is reported before anything else is asked). */
+export async function openLocatedBackup(located: Located, options: OpenBackupOptions): Promise<BackupSource> {
+  if (located.kind === 'tar' && located.meta) checkMeta(await located.meta(), located.where);
+  return serveBackup(located, options);
+}
+
+async function serveBackup(located: Located, options: OpenBackupOptions): Promise<BackupSource> {
+  let binaries;
+  try {
+    binaries = await findV2CapableEtcd(options.binaryDir);
+  } catch (err) {
+    if (err instanceof VersionError) throw new UserError(`reading a v2 backup needs ${err.message.replace(/^no /, 'an ')}`, ExitCode.NotFound);
+    throw err;
+  }
+
+  const workRoot = options.workRoot ?? tmpdir();
+  await removeStaleWorkDirs(workRoot, options.log);
+  const work = await mkdtemp(join(workRoot, `${WORK_PREFIX}${process.pid}-`));
+  let child: ChildProcess | undefined;
+  let exited: Promise<void> = Promise.resolve();
+  const stop = async () => {
+    if (child && child.exitCode === null && child.signalCode === null && child.pid) {
+      process.kill(child.pid, 'SIGTERM');
+      const timer = setTimeout(() => child?.pid && child.exitCode === null && child.signalCode === null && process.kill(child.pid, 'SIGKILL'), STOP_TIMEOUT_MS);
+      await exited;
+      clearTimeout(timer);
+    }
+    await rm(work, { recursive: true, force: true });
+  };
+  try {
+    const dataDir = join(work, 'data');
+    if (located.kind === 'tar') {
+      try {
+        const result = await extractTarGz(await located.open(), dataDir, MAX_UNPACKED_BYTES);
+        options.log.info('backup unpacked', { event: 'migrate-v2.backup-unpacked', from: located.where, files: result.files, bytes: result.bytes });
+      } catch (err) {
+        if (err instanceof TarError) throw new UserError(`--from ${located.where}: ${err.message}`, ExitCode.Failure);
+        throw err;
+      }
+    } else {
+      await cp(located.path, dataDir, { recursive: true });
+    }
+    // Store backends that keep no empty directories lose member/snap; etcd needs it.
+    await mkdir(join(dataDir, 'member', 'snap'), { recursive: true, mode: 0o700 });
+    if (!(await stat(join(dataDir, 'member', 'wal')).then((s) => s.isDirectory(), () => false))) {
+      throw new UserError(`--from ${located.where}: no member/wal inside: not an etcd v2 backup`, ExitCode.Failure);
+    }
+    const pki = await makePKI(join(work, 'pki'));
+    const version = parseEtcdVersion(binaries.version);
+
+    for (let attempt = 1; ; attempt++) {
+      const host = '127.0.0.1';
+      const [clientPort, peerPort] = [await freePort(host), await freePort(host)];
+      const clientURL = `https://${host}:${clientPort}`;
+      const peerURL = `http://${host}:${peerPort}`;
+      const args = [
+        '--name=migrate-v2-source', `--data-dir=${dataDir}`, '--force-new-cluster',
+        `--listen-client-urls=${clientURL}`, `--advertise-client-urls=${clientURL}`,
+        `--listen-peer-urls=${peerURL}`, `--initial-advertise-peer-urls=${peerURL}`, `--initial-cluster=migrate-v2-source=${peerURL}`,
+        `--cert-file=${pki.server.certFile}`, `--key-file=${pki.server.keyFile}`, `--trusted-ca-file=${pki.server.caFile}`, '--client-cert-auth',
+        ...(version.major >= 3 ? ['--enable-v2=true'] : []),
+      ];
+      // etcd reads ETCD_* variables as settings: none of the caller's may leak in.
+      const env = Object.fromEntries(Object.entries(options.env ?? process.env).filter(([k]) => !k.startsWith('ETCD_')));
+      const tail: string[] = [];
+      const started = spawn(SETPRIV, ['--pdeathsig', 'KILL', '--', binaries.etcd, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+      child = started;
+      exited = new Promise<void>((done) => started.once('exit', () => done()));
+      const keep = (chunk: Buffer) => {
+        tail.push(...chunk.toString().split('\n').filter((l) => l.trim() !== ''));
+        tail.splice(0, Math.max(0, tail.length - 10));
+      };
+      started.stdout?.on('data', keep);
+      started.stderr?.on('data', keep);
+      let spawnFailure: Error | undefined;
+      started.once('error', (err) => (spawnFailure = err));
+      const probe = await V2Source.open(clientURL, pki.client, 5_000);
+      const deadline = Date.now() + START_TIMEOUT_MS;
+      let lastError = '';
+      try {
+        for (;;) {
+          if (spawnFailure) throw new UserError(`cannot start ${binaries.etcd} to read the backup: ${spawnFailure.message}`, ExitCode.Failure);
+          if (started.exitCode !== null || started.signalCode !== null) break;
+          try {
+            await probe.get('/', false);
+            options.log.info('serving the v2 backup', { event: 'migrate-v2.backup-served', pid: started.pid, etcd: binaries.etcd, version: binaries.version, url: clientURL });
+            return { url: clientURL, tls: pki.client, description: located.where, etcdVersion: binaries.version, pid: started.pid!, close: stop };
+          } catch (err) {
+            lastError = (err as Error).message;
+          }
+          if (Date.now() > deadline) throw new UserError(`etcd ${binaries.version} serving ${located.where} did not answer within ${START_TIMEOUT_MS / 1000}s: ${lastError}; its last lines: ${tail.slice(-3).join(' | ')}`, ExitCode.Failure);
+          await new Promise((r) => setTimeout(r, 200));
+        }
+      } finally {
+        probe.close();
+      }
+      // It exited: a port taken between our check and its bind is worth one more try.
+      const output = tail.join(' | ');
+      if (attempt < 2 && /address already in use/.test(output)) continue;
+      throw new UserError(`etcd ${binaries.version} could not serve ${located.where} (exit ${started.exitCode ?? started.signalCode}): ${tail.slice(-3).join(' | ')}`, ExitCode.Failure);
+    }
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
+
+/** How a backup is named in the migration's record: a store URL as given, a local path made absolute. */
+export async function describeBackup(from: string): Promise<string> {
+  if (/^file:\/\//i.test(from)) return fileURLToPath(from);
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(from)) return from.replace(/\/+$/, '');
+  return resolve(from);
+}
+
+/** Whether `--from` names a live cluster (http(s)://) rather than a backup. */
+export function isLiveSource(from: string): boolean {
+  return /^https?:\/\//i.test(from);
+}
+
