@@ -32,44 +32,14 @@ import { openEtcdClient } from '../agents/etcd-manager/etcd/client.js';
 import { clustersSeen, scenario, type Scenario } from '../test/harness/etcd-scenario.js';
 import { describeManagers, startManager, type ManagerProcess } from '../test/harness/manager.js';
 import { processAlive, waitFor } from '../test/harness/net.js';
+import { benchCleanup } from './cleanup.js';
 
 const DB_MB = Number(process.env.MOORING_BENCH_DB_MB ?? 1024);
 const DEADLINE_MS = Number(process.env.MOORING_BENCH_DEADLINE_MS ?? 40 * 60_000);
 const NAMES = ['a', 'b', 'c'];
 const VALUE_BYTES = 1024 * 1024;
 
-class Cleanup {
-  private fns: Array<() => unknown> = [];
-  private running?: Promise<void>;
-  teardown(fn: () => unknown): void {
-    this.fns.push(fn);
-  }
-  run(): Promise<void> {
-    return (this.running ??= (async () => {
-      while (this.fns.length > 0) {
-        const fn = this.fns.pop()!;
-        try {
-          await fn();
-        } catch (err) {
-          console.error(`cleanup: ${(err as Error).message}`);
-        }
-      }
-    })().finally(() => (this.running = undefined)));
-  }
-}
-
-const cleanup = new Cleanup();
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => {
-    console.error(`${signal}: cleaning up`);
-    void cleanup.run().finally(() => process.exit(130));
-  });
-}
-const deadline = setTimeout(() => {
-  console.error(`bench: over ${DEADLINE_MS} ms, giving up`);
-  void cleanup.run().finally(() => process.exit(1));
-}, DEADLINE_MS);
-deadline.unref();
+const cleanup = benchCleanup(DEADLINE_MS);
 
 const namer = new BackupNamer({ now: Date.now, randomInt: (n) => Math.floor(Math.random() * n) });
 const since = (t0: bigint) => Number(process.hrtime.bigint() - t0) / 1e6;

@@ -28,6 +28,7 @@ import { SYSTEM_ETCD } from '../agents/etcd-manager/etcd/binary.js';
 import { clustersSeen, scenario, type Scenario } from '../test/harness/etcd-scenario.js';
 import { describeManagers, startManager, type ManagerProcess } from '../test/harness/manager.js';
 import { processAlive, waitFor } from '../test/harness/net.js';
+import { benchCleanup } from './cleanup.js';
 
 const REPS = Number(process.env.MOORING_BENCH_REPS ?? 3);
 const DEADLINE_MS = Number(process.env.MOORING_BENCH_DEADLINE_MS ?? 9 * 60_000);
@@ -35,28 +36,8 @@ const DEADLINE_MS = Number(process.env.MOORING_BENCH_DEADLINE_MS ?? 9 * 60_000);
 const INTERVALS = (process.env.MOORING_BENCH_INTERVALS ?? 'default,500ms').split(',');
 const NAMES = ['a', 'b', 'c'];
 
-/** LIFO cleanup, like tap's teardown; run() drains what is registered so far (concurrent calls share one drain). */
-class Cleanup {
-  private fns: Array<() => unknown> = [];
-  private running?: Promise<void>;
-  teardown(fn: () => unknown): void {
-    this.fns.push(fn);
-  }
-  run(): Promise<void> {
-    return (this.running ??= (async () => {
-      while (this.fns.length > 0) {
-        const fn = this.fns.pop()!;
-        try {
-          await fn();
-        } catch (err) {
-          console.error(`cleanup: ${(err as Error).message}`);
-        }
-      }
-    })().finally(() => (this.running = undefined)));
-  }
-}
-
-const cleanup = new Cleanup();
+let interrupted = false;
+const cleanup = benchCleanup(DEADLINE_MS, () => (interrupted = true));
 let lastRoot: string | undefined;
 const referenceRetries: string[] = [];
 /** On failure: the end of each reference etcd's log, before cleanup deletes it. */
@@ -66,19 +47,6 @@ function referenceLogTails(): void {
     console.error(`--- ${f} (last lines)\n${readFileSync(join(lastRoot, f), 'utf8').split('\n').slice(-8).join('\n')}`);
   }
 }
-let interrupted = false;
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => {
-    interrupted = true;
-    console.error(`${signal}: cleaning up`);
-    void cleanup.run().finally(() => process.exit(130));
-  });
-}
-const deadline = setTimeout(() => {
-  console.error(`bench: over ${DEADLINE_MS} ms, giving up`);
-  void cleanup.run().finally(() => process.exit(1));
-}, DEADLINE_MS);
-deadline.unref();
 
 const ms = (start: bigint) => Number(process.hrtime.bigint() - start) / 1e6;
 const median = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)];

@@ -41,6 +41,7 @@ import { scenario } from '../test/harness/etcd-scenario.js';
 import { describeManagers, managerCommand, startManager, type ManagerProcess } from '../test/harness/manager.js';
 import { loopbackNet, processAlive, waitFor } from '../test/harness/net.js';
 import { etcdMissing, makeEtcdPKI, startEtcd } from '../test/harness/tls-etcd.js';
+import { benchCleanup } from './cleanup.js';
 
 const repo = join(dirname(fileURLToPath(import.meta.url)), '..');
 const IDLE_S = Number(process.env.MOORING_FOOTPRINT_IDLE ?? 60);
@@ -54,38 +55,7 @@ const NODE20 = process.execPath;
 const BINARY = process.env.MOORING_FOOTPRINT_BINARY ?? join(repo, 'dist/bin/mooring');
 
 /** LIFO cleanup, like tap's teardown; run() drains what is registered so far. */
-class Cleanup {
-  private fns: Array<() => unknown> = [];
-  private running?: Promise<void>;
-  teardown(fn: () => unknown): void {
-    this.fns.push(fn);
-  }
-  run(): Promise<void> {
-    return (this.running ??= (async () => {
-      while (this.fns.length > 0) {
-        const fn = this.fns.pop()!;
-        try {
-          await fn();
-        } catch (err) {
-          console.error(`cleanup: ${(err as Error).message}`);
-        }
-      }
-    })().finally(() => (this.running = undefined)));
-  }
-}
-
-const cleanup = new Cleanup();
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => {
-    console.error(`${signal}: cleaning up`);
-    void cleanup.run().finally(() => process.exit(130));
-  });
-}
-const deadline = setTimeout(() => {
-  console.error(`bench: over ${DEADLINE_MS} ms, giving up`);
-  void cleanup.run().finally(() => process.exit(1));
-}, DEADLINE_MS);
-deadline.unref();
+const cleanup = benchCleanup(DEADLINE_MS);
 
 interface Memory {
   rss: number;

@@ -31,6 +31,7 @@ import type { MigrationSummary } from '../agents/etcd-manager/migrate/migrate.js
 import { managerCommand } from '../test/harness/manager.js';
 import { loopbackNet } from '../test/harness/net.js';
 import { ETCDCTL, etcdSkipReason, inParallel, makeTestPKI, SETPRIV, startTestEtcd, V2Client, type TestPKI } from '../test/harness/v2-etcd.js';
+import { benchCleanup } from './cleanup.js';
 
 const KEYS = Number(process.env.MOORING_BENCH_KEYS ?? 100_000);
 const REPS = Number(process.env.MOORING_BENCH_REPS ?? 3);
@@ -38,34 +39,7 @@ const NAIVE_KEYS = Number(process.env.MOORING_BENCH_NAIVE_KEYS ?? 5_000);
 const DEADLINE_MS = Number(process.env.MOORING_BENCH_DEADLINE_MS ?? 30 * 60_000);
 
 /** LIFO cleanup, like tap's teardown. */
-class Cleanup {
-  private fns: Array<() => unknown> = [];
-  teardown(fn: () => unknown): void {
-    this.fns.push(fn);
-  }
-  async run(): Promise<void> {
-    while (this.fns.length > 0) {
-      try {
-        await this.fns.pop()!();
-      } catch (err) {
-        console.error(`cleanup: ${(err as Error).message}`);
-      }
-    }
-  }
-}
-
-const cleanup = new Cleanup();
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => {
-    console.error(`${signal}: cleaning up`);
-    void cleanup.run().finally(() => process.exit(130));
-  });
-}
-const deadline = setTimeout(() => {
-  console.error(`bench: over ${DEADLINE_MS} ms, giving up`);
-  void cleanup.run().finally(() => process.exit(1));
-}, DEADLINE_MS);
-deadline.unref();
+const cleanup = benchCleanup(DEADLINE_MS);
 
 const seconds = (start: bigint) => Number(process.hrtime.bigint() - start) / 1e9;
 const TIME = '/usr/bin/time';
