@@ -15,11 +15,15 @@ t.test('values, counters by label, last-backup gauges only while known', async (
   m.backups.inc({ reason: 'scheduled' });
   m.backups.inc({ reason: 'on-demand' });
   m.restores.inc({ result: 'refused' });
+  m.versionChangeBlocked.inc({ reason: 'member-unhealthy' });
+  m.versionChangeRefused.inc();
   let text = await registry.metrics();
   t.same(sampleLines(text, 'etcd_manager_members'), ['etcd_manager_members 3']);
   t.same(sampleLines(text, 'etcd_manager_is_leader'), ['etcd_manager_is_leader 0']);
   t.same(sampleLines(text, 'etcd_manager_backups_total').sort(), ['etcd_manager_backups_total{reason="on-demand"} 1', 'etcd_manager_backups_total{reason="scheduled"} 2']);
   t.same(sampleLines(text, 'etcd_manager_restores_total'), ['etcd_manager_restores_total{result="refused"} 1']);
+  t.same(sampleLines(text, 'etcd_manager_version_change_blocked_total'), ['etcd_manager_version_change_blocked_total{reason="member-unhealthy"} 1']);
+  t.same(sampleLines(text, 'etcd_manager_version_change_refused_total'), ['etcd_manager_version_change_refused_total 1']);
   t.same(sampleLines(text, 'etcd_manager_backup_last_success_timestamp_seconds'), [], 'no last backup known: no sample');
 
   leading = 1;
