@@ -11,9 +11,10 @@
 //      the process measured is the binary itself running the hidden
 //      diagnostic `mooring-agents __backup-footprint` (scripts/backup-footprint.ts),
 //      which calls takeBackup as a manager does, under the same V8 flags, into
-//      a file:// store. It is not a manager (none takes backups yet in this
-//      build): it holds the etcd client and the store, not the peer API or the
-//      controller. MOORING_FOOTPRINT_COMPARE_V8=1 runs it a second time with
+//      a file:// store. It is not a manager: it holds the etcd client and the
+//      store, not the peer API or the controller (bench/etcd-manager-backup.ts
+//      measures the managers' own peak during an on-demand backup and a
+//      restore). MOORING_FOOTPRINT_COMPARE_V8=1 runs it a second time with
 //      V8's default flags.
 // Every program runs from a fresh copy (the product binary, node24, node20)
 // whose pages were dropped from the page cache: the RSS of a program's own
