@@ -97,7 +97,11 @@ export async function backupControllerScenario(t: Test, store: 'file' | 's3'): P
   // a (the first to register, so the leader) holds the upload of the request asked with reason "hold-me".
   const first = h.start(0, ['--backup-interval=4s', '--test-hook=hold-backup-upload=hold-me']);
   await waitFor('the first manager registered', () => h.backups.exists('discovery/a.json'), 120_000, 100);
-  const managers = await h.byMember([first, h.start(1, ['--backup-interval=4s']), h.start(2, ['--backup-interval=4s'])]);
+  // b before c: the leader forms the 2-member cluster from the first two managers it sees alive, so c
+  // starting with b could take b's place (CI run 8); a lone manager claims the first free volume, b.
+  const second = h.start(1, ['--backup-interval=4s']);
+  await waitFor('the second manager registered as b', () => h.backups.exists('discovery/b.json'), 120_000, 100);
+  const managers = await h.byMember([first, second, h.start(2, ['--backup-interval=4s'])]);
   const [a, b, c] = managers;
   await waitFor('two voting members a, b', () => votingMembers(h, [a, b], ['a', 'b'], managers), 180_000, 300);
   const clients = new Map<ManagerProcess, Etcd3>();
