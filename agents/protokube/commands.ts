@@ -4,6 +4,7 @@ import { readFile } from 'node:fs/promises';
 import { resolve as resolvePath } from 'node:path';
 import { ExitCode, UserError } from '../../shared/errors.js';
 import { configureLogging, logger, routeProcessWarnings, type Logger } from '../../shared/log.js';
+import { runUntilSignalled } from '../../shared/daemon-lifecycle.js';
 import { StoreError } from '../../shared/store/types.js';
 import { resolveConfig, type ProtokubeConfig } from './config.js';
 import type { ParsedFlags } from './flags.js';
@@ -25,27 +26,7 @@ export async function runDaemon(flags: ParsedFlags): Promise<number> {
   const log = setUpLogging(config);
   const { Daemon } = await import('./daemon.js');
   const daemon = new Daemon(config, { log });
-  let signalled: (signal: string) => void = () => undefined;
-  const stopSignal = new Promise<string>((resolve) => (signalled = resolve));
-  const onSignal = (signal: NodeJS.Signals) => signalled(signal);
-  process.on('SIGTERM', onSignal);
-  process.on('SIGINT', onSignal);
-  try {
-    const started = daemon.start().then(() => 'started');
-    const first = await Promise.race([started, stopSignal]);
-    const signal = first === 'started' ? await stopSignal : first;
-    log.info('stopping', { event: 'stopping', signal });
-    await started.catch(() => undefined);
-    await daemon.stop();
-    return ExitCode.OK;
-  } catch (err) {
-    log.error('cannot start', { event: 'fatal', err });
-    await daemon.stop().catch(() => undefined);
-    return err instanceof UserError ? err.exitCode : ExitCode.Failure;
-  } finally {
-    process.off('SIGTERM', onSignal);
-    process.off('SIGINT', onSignal);
-  }
+  return runUntilSignalled(daemon, log, { fatalMessage: 'cannot start', exitCodeOf: (err) => (err instanceof UserError ? err.exitCode : ExitCode.Failure) });
 }
 
 function processAlive(pid: number): boolean {

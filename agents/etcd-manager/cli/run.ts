@@ -1,6 +1,7 @@
 // `etcd-manager run [flags]` and plain `etcd-manager [flags]` (how kOps starts
 // it): the manager itself. SIGTERM/SIGINT stop etcd cleanly and exit 0.
 import { ExitCode } from '../../../shared/errors.js';
+import { runUntilSignalled } from '../../../shared/daemon-lifecycle.js';
 import { tuneForLongRunning } from '../../../shared/long-running.js';
 import { FLAGS, type FlagDef, type FlagName } from '../flags.js';
 import type { CommandContext, SubcommandModule } from './types.js';
@@ -35,27 +36,7 @@ async function run(ctx: CommandContext): Promise<number> {
   });
   const manager = new Manager(config, log);
 
-  let signalled: (signal: string) => void = () => undefined;
-  const stopSignal = new Promise<string>((resolve) => (signalled = resolve));
-  const onSignal = (signal: NodeJS.Signals) => signalled(signal);
-  process.on('SIGTERM', onSignal);
-  process.on('SIGINT', onSignal);
-  try {
-    const started = manager.start().then(() => 'started');
-    const first = await Promise.race([started, stopSignal]);
-    const signal = first === 'started' ? await stopSignal : first;
-    manager.log.info('stopping', { signal });
-    await started.catch(() => undefined);
-    await manager.stop();
-    return ExitCode.OK;
-  } catch (err) {
-    manager.log.error('fatal', { err });
-    await manager.stop().catch(() => undefined);
-    return ExitCode.Failure;
-  } finally {
-    process.off('SIGTERM', onSignal);
-    process.off('SIGINT', onSignal);
-  }
+  return runUntilSignalled(manager, manager.log, { fatalMessage: 'fatal', exitCodeOf: () => ExitCode.Failure });
 }
 
 /** Every flag of the manager: all but the operator commands' own. */
