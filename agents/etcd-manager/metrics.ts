@@ -96,7 +96,7 @@ export class ManagerMetrics {
     counter('etcd_manager_backups_total', 'backups taken by this manager, by reason (scheduled, on-demand, before-membership-change, before-restore)', this.backups, ['reason']);
     counter('etcd_manager_backup_failures_total', 'backups that failed, by reason', this.backupFailures, ['reason']);
     counter('etcd_manager_version_change_blocked_total', 'times a version change stopped on a member (counted once per new reason: member-unhealthy, member-behind, member-unexpected-version, no-leader)', this.versionChangeBlocked, ['reason']);
-    counter('etcd_manager_version_change_refused_total', 'version changes the spec asked for that were refused before starting (no rule, a binary missing, not driven in this build)', this.versionChangeRefused);
+    counter('etcd_manager_version_change_refused_total', 'version changes the spec asked for that were refused before starting (no rule, a binary missing, the v2 migration not driven in this build)', this.versionChangeRefused);
     counter('etcd_manager_restores_total', 'restores carried out by this manager as leader, by result (succeeded, refused, failed)', this.restores, ['result']);
     lastBackupGauge('etcd_manager_backup_last_success_timestamp_seconds', 'when the last successful backup started (unix seconds; acting manager only)', (b) => b.startedAtMs / 1000);
     lastBackupGauge('etcd_manager_backup_last_success_age_seconds', 'age of the last successful backup, at scrape time (acting manager only)', (b) => Math.max(0, (Date.now() - b.startedAtMs) / 1000));

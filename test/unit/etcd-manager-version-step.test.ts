@@ -5,13 +5,18 @@
 // leadership moved off a member before it restarts, this manager's member last,
 // the record removed at the end; a member that is down stops the change
 // (counted once, shown in the status) and it resumes once the member is back;
-// a change this build does not drive (a downgrade, a skipped minor) is refused
-// with a status and nothing is started; no spec, no cluster or a restore under
+// a downgrade goes by a backup and a restore command for it with the new
+// version, the step pending until the restore's outcome (a failed one fails the
+// step with its reason); the v2 migration and bad versions are refused with a
+// status and nothing is started; no spec, no cluster or a restore under
 // way: the step does nothing.
 import t from 'tap';
 import { configureLogging, logger } from '../../shared/log.js';
 import { clearMemfs, MemfsStore } from '../../shared/store/memfs.js';
-import { VersionStep, type VersionStepDeps } from '../../agents/etcd-manager/controller/version.js';
+import { VersionStep, versionChangeCommandId, type VersionStepDeps } from '../../agents/etcd-manager/controller/version.js';
+import { listCommands } from '../../agents/etcd-manager/control/commands.js';
+import { DOORBELL_PATH } from '../../agents/etcd-manager/control/requests.js';
+import { OUTCOME_FORMAT, outcomePath, writeOutcome, type CommandOutcome } from '../../agents/etcd-manager/control/restore-plan.js';
 import type { Pass, StepResult } from '../../agents/etcd-manager/controller/types.js';
 import type { ClusterObservation } from '../../agents/etcd-manager/versions/plan.js';
 import { readVersionChange, VERSION_CHANGE_PATH } from '../../agents/etcd-manager/versions/record.js';
@@ -161,18 +166,67 @@ t.test('a member that is down stops the change, counted once, and it resumes onc
   t.equal(cluster.events.filter((e) => e.startsWith('restart etcd-b')).length, 1, 'the member done before the stop was not restarted again');
 });
 
-t.test('a downgrade or a skipped minor is refused with a status, nothing started; a bad version too', async (t) => {
+t.test('a downgrade goes by backup + restore: one restore command with the new version, pending until its outcome; a failed restore fails the step with its reason', async (t) => {
   const store = new MemfsStore(`memfs://version-step-${process.pid}-${stores++}/backups/etcd/main`);
   const cluster = new FakeCluster('3.5.17');
   const step = new VersionStep(cluster.deps(store, () => cluster.versions.get(SELF)));
-  for (const wanted of ['3.4.23', '3.4.23', '3.7.0']) t.equal(await step.step(pass(wanted)), undefined);
-  t.match(step.status, { state: 'refused', from: '3.5.17', to: '3.7.0', message: /backup \+ restore is not driven by the manager in this build/ });
-  t.equal(cluster.refused, 2, 'counted once per refusal, not per pass');
-  t.same(cluster.events, [], 'no backup, no member touched');
-  t.equal(await readVersionChange(store), undefined, 'no record');
-  t.equal(await step.step(pass('2.2.5')), undefined);
-  t.match(step.status, { state: 'refused', message: /etcd 2 cannot read etcd 3 data/ });
-  t.equal(cluster.refused, 3);
+  t.match(await step.step(pass('3.4.23')), { did: /planned: 3\.5\.17 → 3\.4\.23: backup, then restore into 3\.4\.23 \(a downgrade\)/ });
+  t.match(await step.step(pass('3.4.23')), { did: /step backup done/ });
+  const record = (await readVersionChange(store))!.record;
+  const commandId = versionChangeCommandId(record.id);
+  t.match(await step.step(pass('3.4.23')), { waitFor: new RegExp(`the restore of backup-1 into etcd 3\\.4\\.23 \\(command ${commandId}\\)`) });
+  const queued = await listCommands(store);
+  t.same(queued.commands.map((c) => ({ id: c.id, restore: c.restoreBackup })), [{ id: commandId, restore: { backup: 'backup-1', clusterSpec: { memberCount: 3, etcdVersion: '3.4.23' } } }], 'kOps\' restore command, with the new version');
+  t.ok(await store.exists(DOORBELL_PATH), 'the doorbell rung');
+  await step.step(pass('3.4.23'));
+  t.equal((await listCommands(store)).commands.length, 1, 'queued once, not once per pass');
+  t.match(step.status, { state: 'running', message: /the restore of backup-1/ });
+  t.same(cluster.events, ['backup: etcd 3.5.17 → 3.4.23 (version change ' + record.id + ')'], 'no member restarted by the version step itself');
+
+  // The restore fails before touching anything live: the step fails with its reason, each pass, and nothing is queued again.
+  const outcome: CommandOutcome = { format: OUTCOME_FORMAT, id: commandId, state: 'failed', backup: 'backup-1', error: 'preparing on etcd-b failed 3 times: disk full', finishedAt: new Date().toISOString(), leader: SELF, term: 7 };
+  await writeOutcome(store, outcome);
+  t.match(await step.step(pass('3.4.23')), { waitFor: /version change step restore/ });
+  t.match(step.status, { state: 'failed', message: /the restore of backup-1 into etcd 3\.4\.23 failed: preparing on etcd-b failed 3 times: disk full; the cluster still runs etcd 3\.5\.17, untouched\. .*delete-command version-change-/ });
+  t.equal((await listCommands(store)).commands.length, 1);
+
+  // The operator deletes the command (and the restore's outcome goes with it): queued again.
+  await store.delete(outcomePath(commandId));
+  await store.delete(`control/${commandId}/_command.json`);
+  t.match(await step.step(pass('3.4.23')), { waitFor: /the restore of backup-1/ });
+  t.equal((await listCommands(store)).commands.length, 1, 'queued again');
+
+  // It succeeds (controller/restore.ts removes the command and writes the outcome): the step is done, then the change.
+  await store.delete(`control/${commandId}/_command.json`);
+  await writeOutcome(store, { ...outcome, state: 'succeeded', error: undefined });
+  for (const m of cluster.versions.keys()) cluster.versions.set(m, '3.4.23');
+  t.match(await step.step(pass('3.4.23')), { did: /step restore done/ });
+  t.match(await step.step(pass('3.4.23')), { did: /finished: etcd 3\.4\.23/ });
+  t.equal(await readVersionChange(store), undefined, 'the record is removed');
+  t.equal((await listCommands(store)).commands.length, 0, 'nothing left queued');
+});
+
+t.test('a skipped minor plans a backup + restore too; the v2 migration and a bad version are refused with a status, nothing started', async (t) => {
+  const store = new MemfsStore(`memfs://version-step-${process.pid}-${stores++}/backups/etcd/main`);
+  const cluster = new FakeCluster('3.4.23');
+  const step = new VersionStep(cluster.deps(store, () => cluster.versions.get(SELF)));
+  t.match(await step.step(pass('3.6.5')), { did: /backup, then restore into 3\.6\.5 \(skips a minor\)/ });
+  await store.delete(VERSION_CHANGE_PATH);
+
+  const other = new MemfsStore(`memfs://version-step-${process.pid}-${stores++}/backups/etcd/main`);
+  const v3 = new FakeCluster('3.4.23');
+  const refusing = new VersionStep(v3.deps(other, () => v3.versions.get(SELF)));
+  for (const wanted of ['2.2.5', '2.2.5', 'latest']) t.equal(await refusing.step(pass(wanted)), undefined);
+  t.match(refusing.status, { state: 'refused', from: '3.4.23', to: 'latest', message: /"latest" is not a version/ });
+  t.equal(v3.refused, 2, 'counted once per refusal, not per pass');
+  t.same(v3.events, [], 'no backup, no member touched');
+  t.equal(await readVersionChange(other), undefined, 'no record');
+
+  const v2 = new FakeCluster('2.2.1');
+  const migrating = new VersionStep(v2.deps(other, () => v2.versions.get(SELF)));
+  t.equal(await migrating.step(pass('3.4.23')), undefined);
+  t.match(migrating.status, { state: 'refused', message: /not driven by the manager in this build; use etcd-manager migrate-v2/ });
+  t.same(v2.events, []);
 });
 
 t.test('no spec, no cluster yet, a restore under way, or no known version: the step does nothing', async (t) => {

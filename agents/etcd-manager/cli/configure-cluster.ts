@@ -7,6 +7,8 @@
 import { ExitCode, UserError } from '../../../shared/errors.js';
 import { CLUSTER_SPEC_PATH, formatClusterSpec, parseClusterSpec, ControlFileError, type EtcdClusterSpec } from '../control/cluster-spec.js';
 import { ringDoorbell } from '../control/requests.js';
+import { decideTransition, describeTransition } from '../versions/transition.js';
+import { VersionError } from '../versions/version.js';
 import { flagBool, flagString, openStores, outputFormat, usage } from './context.js';
 import { json } from './output.js';
 import type { CommandContext, SubcommandModule } from './types.js';
@@ -92,12 +94,29 @@ async function run(ctx: CommandContext): Promise<number> {
       const change = changes.find((c) => c.field === f);
       return change ? `  ${f}: ${change.from ?? '(none)'} -> ${change.to}` : `  ${f}: ${desired[f]} (unchanged)`;
     }),
+    ...(() => {
+      const change = changes.find((c) => c.field === 'etcdVersion');
+      return change && typeof change.from === 'string' ? [`  how: ${howVersionChanges(change.from, String(change.to))}`] : [];
+    })(),
     'new content:',
     ...content.split('\n').map((l) => `  ${l}`),
   ];
   io.out(lines.join('\n') + '\n');
   io.err(written ? `written; the leader applies it at its next pass\n` : `not written: run again with --yes to write it\n`);
   return 0;
+}
+
+/** How the acting manager will carry a version change out (versions/transition.ts), for the operator before --yes. */
+function howVersionChanges(from: string, to: string): string {
+  try {
+    const t = decideTransition(from, to);
+    if (t.kind === 'restore') return `${describeTransition(t)}; a new cluster, writes after the backup are not in it`;
+    if (t.kind === 'migrate-v2') return `${describeTransition(t)}: not driven by the manager in this build (use migrate-v2)`;
+    return describeTransition(t);
+  } catch (err) {
+    if (err instanceof VersionError) return `refused by the manager: ${err.message}`;
+    throw err;
+  }
 }
 
 export const command: SubcommandModule = {
@@ -120,8 +139,11 @@ current file that cannot be parsed is shown as such and replaced.
 
 A new --etcd-version is carried out by the acting manager: in place for a
 patch release or the next 3.x minor (a backup first, then one member at a
-time); other changes are refused by the manager in this build (get shows the
-refusal and where a change stands).
+time); a downgrade or a skipped minor by a backup, then a restore of it into
+the new version (a new cluster with the same members; writes made between the
+backup and the restore's stop are left out of it, and kept in the restore's
+own pre-restore backup). The line "how:" says which. get shows where a change
+stands, why it waits, or why the manager refused it.
 
 -o json prints {"path", "current" ({"memberCount", "etcdVersion"} or null),
 "currentError", "desired", "changes": [{"field", "from", "to"}], "content",

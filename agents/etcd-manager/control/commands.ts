@@ -109,6 +109,11 @@ export async function queueRestoreCommand(store: StateStore, id: string, nowMs: 
   return id;
 }
 
+/** The command is still queued (not yet carried out, or kept with a failed outcome). */
+export async function commandExists(store: StateStore, id: string): Promise<boolean> {
+  return store.exists(commandPath(id));
+}
+
 /** Removes a command (done, or deleted by the operator). False when there was none. */
 export async function deleteCommand(store: StateStore, id: string): Promise<boolean> {
   const path = commandPath(id);

@@ -4,16 +4,20 @@
 // in control/etcd-version-change is the change's only state, so a new leader,
 // or this one after a restart, carries on where the last pass stopped.
 //
-// This build drives changes in place (a patch release, or the next 3.x minor):
-// a backup first, then one member at a time, each healthy and caught up before
-// the next one moves, etcd's raft leadership handed over before its member
-// restarts, this manager's member last. A change that needs a backup + restore
-// (a downgrade, a skipped minor) or the v2 → v3 migration is refused with a
-// clear status and nothing is started: its steps are not wired here yet.
+// In place (a patch release, or the next 3.x minor): a backup first, then one
+// member at a time, each healthy and caught up before the next one moves, etcd's
+// raft leadership handed over before its member restarts, this manager's member
+// last. By backup + restore (a downgrade, a skipped minor): a backup, then a
+// restore command for it with the new version (control/<id>/_command.json, the
+// same command an operator's restore-backup queues), carried out by the restore
+// step (controller/restore.ts) with no manager restarted; the version change
+// waits for the command's outcome. The v2 → v3 migration into a running
+// cluster is refused with a clear status and nothing is started: its steps are
+// not wired here (etcd-manager migrate-v2 does it as a command).
 import type { Logger } from '../../../shared/log.js';
 import type { StateStore } from '../../../shared/store/types.js';
-import { versionChangePass, type StepEffects, type VersionPassResult } from '../versions/driver.js';
-import type { ClusterObservation, PlanOptions } from '../versions/plan.js';
+import { backupOf, versionChangePass, type StepEffects, type StepOutput, type VersionPassResult } from '../versions/driver.js';
+import type { ClusterObservation, PlanOptions, VersionChangeRecord } from '../versions/plan.js';
 import { readVersionChange, RecordError } from '../versions/record.js';
 import { decideTransition, describeTransition, type Transition } from '../versions/transition.js';
 import { VersionError } from '../versions/version.js';
@@ -64,9 +68,13 @@ export type VersionChangeStatus =
 
 /** Why a change of this kind is not driven in this build. */
 function notWired(t: Transition): string | undefined {
-  if (t.kind === 'restore') return `etcd ${describeTransition(t)}: a change by backup + restore is not driven by the manager in this build; take a backup and restore it with the new version (restore-backup), or choose ${t.from}'s next minor`;
   if (t.kind === 'migrate-v2') return `etcd ${describeTransition(t)}: not driven by the manager in this build; use etcd-manager migrate-v2 into a new cluster`;
   return undefined;
+}
+
+/** The restore command a version change queues: one id per change, so a pass that runs the step again finds it. */
+export function versionChangeCommandId(changeId: string): string {
+  return `version-change-${changeId}`;
 }
 
 /** A restarted member is looked at this often until it is back. */
@@ -155,13 +163,40 @@ export class VersionStep {
         // Marked done earlier, the next pass could restart another member while this one is still down.
         await this.waitBack(step.member, step.to, pass);
       },
+      'restore-snapshot': (step, record) => this.restoreInto(step.to, record, pass),
       'stop-cluster': unwired,
-      'restore-snapshot': unwired,
       'start-empty-cluster': unwired,
       'migrate-v2': unwired,
       'start-cluster': unwired,
       commit: unwired,
     };
+  }
+
+  /**
+   * The change's backup restored into `to`, through a queued restore command: queued once (and the
+   * doorbell rung, so the acting manager's inbox lists it at once), then pending until its outcome.
+   * A refused or failed restore touched nothing live (a restore fails only before it stops etcd):
+   * the step fails with the restore's reason, each pass, until the operator deletes the command.
+   */
+  private async restoreInto(to: string, record: VersionChangeRecord, pass: Pass): Promise<StepOutput> {
+    const { store, log } = this.deps;
+    const backup = backupOf(record);
+    if (!backup) throw new Error(`version change ${record.id} has no backup recorded to restore`);
+    const id = versionChangeCommandId(record.id);
+    const [{ readOutcome }, commands, { ringDoorbell }] = await Promise.all([import('../control/restore-plan.js'), import('../control/commands.js'), import('../control/requests.js')]);
+    const outcome = await readOutcome(store, id);
+    if (outcome?.state === 'succeeded') return {};
+    if (outcome) {
+      throw new Error(`the restore of ${backup} into etcd ${to} ${outcome.state}: ${outcome.error ?? 'no reason given'}; the cluster still runs etcd ${record.from}, untouched. Fix the cause, then delete-command ${id} to have it queued again`);
+    }
+    if (!(await commands.commandExists(store, id))) {
+      const nowMs = (this.deps.now?.() ?? new Date()).getTime();
+      const memberCount = pass.spec?.memberCount;
+      await commands.queueRestoreCommand(store, id, nowMs, { backup, clusterSpec: { ...(memberCount ? { memberCount } : {}), etcdVersion: to } });
+      await ringDoorbell(store, id, nowMs);
+      log.info('restore into the new version queued', { event: 'version-change.restore-queued', id: record.id, commandId: id, backup, to });
+    }
+    return { pending: `the restore of ${backup} into etcd ${to} (command ${id})` };
   }
 
   /** Until `member` reports `version` and is healthy; throws after restartTimeoutMs (the step is then tried again). */
@@ -226,6 +261,9 @@ export class VersionStep {
       case 'waiting':
         progress(r.record, 'waiting', r.message);
         if (r.newlyBlocked) this.deps.metrics?.blocked(r.reason);
+        return { waitFor: r.message };
+      case 'in-progress':
+        progress(r.record, 'running', r.message);
         return { waitFor: r.message };
       case 'failed':
         progress(r.record, 'failed', `step ${r.step.id} failed (tried again): ${r.message}`);

@@ -24,9 +24,14 @@ import { clearVersionChange, readVersionChange, RecordError, saveVersionChange, 
 import { decideTransition, describeTransition, type Transition } from './transition.js';
 import { VersionError } from './version.js';
 
-/** What a step's effect may hand back to be kept in the record (a backup's name). */
+/** What a step's effect may hand back: a name to keep in the record (a backup's), or that it is still under way. */
 export interface StepOutput {
   name?: string;
+  /**
+   * The effect was started (or is running) but is not finished: the step stays pending and is run
+   * again on a later pass, which must pick the work up, not start it twice. Says what it waits for.
+   */
+  pending?: string;
 }
 
 type StepOf<K extends PlanStep['kind']> = Extract<PlanStep, { kind: K }>;
@@ -81,6 +86,8 @@ export type VersionPassResult =
   /** Nothing may move (a member unhealthy, behind, on a third version; no raft leader). `newlyBlocked`: the first pass with this reason (count it once). */
   | { kind: 'waiting'; record: VersionChangeRecord; reason: WaitReason; member?: string; message: string; newlyBlocked: boolean }
   | { kind: 'replanned'; record: VersionChangeRecord; message: string }
+  /** A step's effect is under way (it said `pending`); the step runs again on a later pass. */
+  | { kind: 'in-progress'; record: VersionChangeRecord; step: PlanStep; message: string }
   /** A step threw; the record keeps the error and the step runs again on a later pass. */
   | { kind: 'failed'; record: VersionChangeRecord; step: PlanStep; message: string }
   /** Every step done, the version recorded, the record removed. `next`: the spec already asks for another version. */
@@ -231,6 +238,10 @@ export async function versionChangePass(input: VersionPassInput): Promise<Versio
         if (lost) return lost;
         log.warn('version change step failed; it is tried again', { event: 'version-change.step-failed', id: record.id, step: step.id, attempts, err: message });
         return { kind: 'failed', record: next, step, message };
+      }
+      if (output?.pending !== undefined) {
+        log.info('version change step under way', { event: 'version-change.step-pending', id: record.id, step: step.id, waitingFor: output.pending });
+        return { kind: 'in-progress', record: current, step, message: output.pending };
       }
       const next = markDone(current, step.id, now(), output ?? {});
       const lost = await save(next);

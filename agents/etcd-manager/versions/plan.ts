@@ -12,9 +12,13 @@
 // is the raft leader hands leadership over before it restarts (so the cluster
 // loses no leader for longer than a handover); the member of the manager that
 // drives the change moves last.
-// Restore (downgrade, skipped minor): a backup, every member stopped, the
-// snapshot restored into every member with the new version, the cluster started
-// (quarantined), checked healthy, then released.
+// Restore (downgrade, skipped minor): a backup, then that backup restored into
+// every member with the new version: the restore machinery (controller/restore.ts)
+// stops etcd, restores the snapshot into new data directories, starts the members
+// quarantined, checks them healthy and releases them; the step is done when the
+// restore's outcome says it succeeded. Writes that land between the backup and
+// the stop are not in the restored cluster (the restore's own pre-restore backup
+// holds them).
 // v2 → v3: a v2 backup, every member stopped, a new empty cluster of the new
 // version started quarantined, the backup migrated into it (migrate/), released.
 import { randomBytes } from 'node:crypto';
@@ -39,7 +43,11 @@ export type PlanStep = StepBase & (
   | { kind: 'upgrade-member'; member: string; to: string }
   /** Quarantine and stop etcd on every member; data directories are moved aside, never deleted. */
   | { kind: 'stop-cluster' }
-  /** Restore the backup's snapshot into every member's data directory with the new version's tools. */
+  /**
+   * Restore the backup into every member with the new version: stop, restore, start quarantined,
+   * check healthy, release (a restore command carried out by controller/restore.ts). Its effect
+   * reports `pending` until the restore has an outcome.
+   */
   | { kind: 'restore-snapshot'; to: string }
   /** Start a new, empty cluster of the new version on every member, quarantined. */
   | { kind: 'start-empty-cluster'; to: string }
@@ -125,10 +133,7 @@ export function planSteps(t: Exclude<Transition, { kind: 'none' }>, members: str
     case 'restore':
       return [
         step({ id: 'backup', kind: 'backup', version: t.from, format: 'v3-snapshot' }),
-        step({ id: 'stop-cluster', kind: 'stop-cluster' }),
         step({ id: 'restore', kind: 'restore-snapshot', to: t.to }),
-        step({ id: 'start-cluster', kind: 'start-cluster', to: t.to }),
-        step({ id: 'commit', kind: 'commit', to: t.to }),
       ];
     case 'migrate-v2':
       return [
@@ -207,10 +212,10 @@ export function nextAction(record: VersionChangeRecord, obs: ClusterObservation,
 
   if (record.transition !== 'in-place') {
     // Everything before the cluster is stopped needs every member healthy (the
-    // backup must be of the whole, current data); once the stop has begun (even
-    // if the pass that began it died before marking it), the steps rebuild the
-    // members, so their health is the steps' business.
-    const stopped = record.steps.some((s) => s.kind === 'stop-cluster' && (s.state === 'done' || s.startedAt !== undefined));
+    // backup must be of the whole, current data); once the stop or the restore
+    // has begun (even if the pass that began it died before marking it), the steps
+    // rebuild the members, so their health is the steps' business.
+    const stopped = record.steps.some((s) => (s.kind === 'stop-cluster' || s.kind === 'restore-snapshot') && (s.state === 'done' || s.startedAt !== undefined));
     if (!stopped) {
       const wait = firstNotReady(obs, maxLag);
       if (wait) return wait;
