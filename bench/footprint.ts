@@ -71,6 +71,44 @@ function memoryOf(pid: number): Memory {
   return { rss: mib('VmRSS'), anon: mib('RssAnon'), file: mib('RssFile') };
 }
 
+/**
+ * Where a process's resident memory lies, from /proc/<pid>/smaps: the binary's own
+ * file pages, other files (libc, libstdc++), glibc's main malloc arena ([heap]:
+ * OpenSSL, libuv, ICU and other C++ allocations), and anonymous mappings, split by
+ * reservation size: V8 reserves its heap and code space in large regions (its
+ * pages are 256 KiB chunks inside them), glibc's thread arenas are 64 MiB
+ * reservations. An estimate by mapping, not by allocator: a category names the
+ * mappings, not who filled them.
+ */
+function whereItIs(pid: number): Record<string, number> {
+  const out: Record<string, number> = {};
+  let category = '';
+  for (const line of readFileSync(`/proc/${pid}/smaps`, 'utf8').split('\n')) {
+    const header = /^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ \d+\s*(.*)$/.exec(line);
+    if (header) {
+      const [start, end] = line.split(' ')[0].split('-').map((h) => Number.parseInt(h, 16));
+      const sizeMiB = (end - start) / 1048576;
+      const path = header[1];
+      category = path.endsWith('/mooring') ? 'the binary (file pages)'
+        : path.startsWith('/') ? 'other files (libc, ...)'
+        : path === '[heap]' ? 'malloc main arena ([heap])'
+        : path.startsWith('[stack') ? 'stacks'
+        : path.startsWith('[') ? path
+        : sizeMiB >= 64 ? 'anon, reservations >= 64 MiB (V8 heap cage/code range, malloc thread arenas)'
+        : 'anon, smaller mappings (V8 heap chunks, thread stacks, buffers)';
+      continue;
+    }
+    const rss = /^Rss:\s+(\d+) kB/.exec(line);
+    if (rss && category) out[category] = (out[category] ?? 0) + Number(rss[1]) / 1024;
+  }
+  return out;
+}
+
+function printWhereItIs(label: string, pid: number): void {
+  const parts = Object.entries(whereItIs(pid)).filter(([, mib]) => mib >= 0.05).sort((a, b) => b[1] - a[1]);
+  console.log(`    ${label}: ${parts.map(([k, mib]) => `${k} ${fmt(mib)}`).join('; ')}`);
+}
+
 const fmt = (m: number) => m.toFixed(1);
 const show = (m: Memory) => `${fmt(m.rss).padStart(6)} MiB (anon ${fmt(m.anon)}, file ${fmt(m.file)})`;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -109,6 +147,8 @@ async function steadyState(bin: string, node24: string, node20: string): Promise
     throw new Error(`${(err as Error).message}\n${describeManagers(managers)}`);
   });
   console.log(`  healthy 3-member cluster after ${((Date.now() - started) / 1000).toFixed(1)} s; idling ${IDLE_S} s`);
+  console.log('  where each manager\'s RSS lies (MiB), at start (just healthy):');
+  for (const m of managers) printWhereItIs(`pid ${m.child.pid}`, m.child.pid!);
   const idleEnd = Date.now() + IDLE_S * 1000;
   while (Date.now() < idleEnd) {
     await sleep(Math.min(15_000, idleEnd - Date.now()));
@@ -130,6 +170,9 @@ async function steadyState(bin: string, node24: string, node20: string): Promise
     const label = `etcd-manager, member ${member}${leaderNow(m) ? ' (leader)' : ''}`;
     console.log(`  ${label.padEnd(71)} ${show(memory)} = node24 floor + ${fmt(memory.rss - floor24.rss)} MiB (node20 floor + ${fmt(memory.rss - floor20.rss)} MiB)`);
   }
+  console.log(`  where it lies (MiB) after ${IDLE_S} s idle:`);
+  for (const { m, member } of rows) printWhereItIs(`member ${member}`, m.child.pid!);
+  printWhereItIs('node24 floor', floors.node24.pid!);
   const highest = Math.max(...rows.map((r) => r.memory.rss));
   console.log(`  highest manager: node24 floor + ${fmt(highest - floor24.rss)} MiB   (target: floor + ${STEADY_TARGET_MIB} MiB or less)`);
   await Promise.all(managers.map((m) => m.stop()));
