@@ -183,18 +183,23 @@ export class VersionStep {
     const backup = backupOf(record);
     if (!backup) throw new Error(`version change ${record.id} has no backup recorded to restore`);
     const id = versionChangeCommandId(record.id);
-    const [{ readOutcome }, commands, { ringDoorbell }] = await Promise.all([import('../control/restore-plan.js'), import('../control/commands.js'), import('../control/requests.js')]);
+    const [{ readOutcome, outcomePath }, commands, { ringDoorbell }] = await Promise.all([import('../control/restore-plan.js'), import('../control/commands.js'), import('../control/requests.js')]);
+    // The command first, then its outcome: the restore writes the outcome before it removes the command,
+    // so a command found gone here with no outcome after it was never queued (not finished meanwhile).
+    const queued = await commands.commandExists(store, id);
     const outcome = await readOutcome(store, id);
     if (outcome?.state === 'succeeded') return {};
-    if (outcome) {
+    if (queued && outcome) {
       throw new Error(`the restore of ${backup} into etcd ${to} ${outcome.state}: ${outcome.error ?? 'no reason given'}; the cluster still runs etcd ${record.from}, untouched. Fix the cause, then delete-command ${id} to have it queued again`);
     }
-    if (!(await commands.commandExists(store, id))) {
+    if (!queued) {
+      // Never queued, or a failed one the operator deleted: queued (again), without the old outcome.
+      if (outcome) await store.delete(outcomePath(id));
       const nowMs = (this.deps.now?.() ?? new Date()).getTime();
       const memberCount = pass.spec?.memberCount;
       await commands.queueRestoreCommand(store, id, nowMs, { backup, clusterSpec: { ...(memberCount ? { memberCount } : {}), etcdVersion: to } });
       await ringDoorbell(store, id, nowMs);
-      log.info('restore into the new version queued', { event: 'version-change.restore-queued', id: record.id, commandId: id, backup, to });
+      log.info('restore into the new version queued', { event: 'version-change.restore-queued', id: record.id, commandId: id, backup, to, ...(outcome ? { after: outcome.state } : {}) });
     }
     return { pending: `the restore of ${backup} into etcd ${to} (command ${id})` };
   }
