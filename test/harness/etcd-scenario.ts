@@ -73,6 +73,17 @@ export const clusterOf = (v: EndpointView): string => `cluster ${v.clusterId ?? 
 /** The distinct clusters these views name, in order of first appearance: one entry when they agree. */
 export const clustersSeen = (views: EndpointView[]): string[] => [...new Set(views.map(clusterOf))];
 
+/**
+ * The etcd leader every view names, or undefined while they differ or name none. The views are
+ * read one endpoint after another, so one read can straddle a leadership change (on a busy machine
+ * etcd re-elects now and then): callers wait for agreement, and fail only when it never comes.
+ */
+export const agreedLeader = (views: EndpointView[]): string | undefined => {
+  const ids = new Set(views.map((v) => String(v.leaderId ?? '0')));
+  const [only] = ids;
+  return ids.size === 1 && only !== '0' ? only : undefined;
+};
+
 /** Status (with the cluster ID) and a linearizable member list from this one endpoint. */
 async function endpointView(endpoint: string, tls: EtcdTLSFiles): Promise<EndpointView> {
   const client = await openEtcdClient([endpoint], tls);
