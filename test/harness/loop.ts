@@ -2,19 +2,30 @@
 // and one teardown that unmounts, detaches (losetup -d) and deletes, in that
 // order, whether the test passed or not. Only devices backed by this test's own
 // images are touched.
-import { mkdtempSync } from 'node:fs';
-import { readdir, rm } from 'node:fs/promises';
+// A test process killed outright (kill -9, a CI run cut off) runs no teardown
+// and leaves its area mounted and attached. Each area records its owner (pid and
+// start time); a new area first reaps the areas whose owner is gone, so such
+// leftovers last until the next loop test, not until someone notices. Areas of
+// live processes (tap runs files in parallel) are never touched.
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { loopDevicesRefused, mounts } from '../../agents/etcd-manager/volumes/blockdev.js';
 import type { Teardown } from './tmp.js';
 
-/** Why loop devices cannot be used here, or false (for tap's `skip`). */
+/**
+ * Why loop devices cannot be used here, or false (for tap's `skip`). Every test
+ * file that uses loop devices asks this first, so it is also where the areas of
+ * killed test processes are reaped (reapStaleLoopAreas).
+ */
 export async function loopSkipReason(): Promise<string | false> {
   if (process.getuid?.() !== 0) return 'loop devices need root';
   const refused = await loopDevicesRefused();
-  return refused ? `loop devices refused: ${refused}` : false;
+  if (refused) return `loop devices refused: ${refused}`;
+  await reapStaleLoopAreas();
+  return false;
 }
 
 export interface LoopArea {
@@ -29,26 +40,79 @@ export interface LoopArea {
  * registered first, so processes started later are stopped before the unmount.
  */
 export function loopArea(t: Teardown): LoopArea {
-  const root = mkdtempSync(join(tmpdir(), 'mooring-vol-'));
+  const root = mkdtempSync(join(tmpdir(), AREA_PREFIX));
+  writeFileSync(join(root, OWNER_FILE), JSON.stringify(ownerOf(process.pid)));
   const volumeDir = join(root, 'volumes');
   const mountRoot = join(root, 'mnt');
   let done: Promise<void> | undefined;
-  const cleanup = () =>
-    (done ??= (async () => {
-      for (const m of (await mounts()).filter((m) => m.mountPoint.startsWith(root + '/')).reverse()) {
-        await execa('umount', [m.mountPoint], { reject: false });
-      }
-      const left = (await mounts()).filter((m) => m.mountPoint.startsWith(root + '/'));
-      if (left.length > 0) throw new Error(`still mounted, not deleting ${root}: ${left.map((m) => m.mountPoint).join(', ')}`);
-      const images = await readdir(volumeDir).catch(() => [] as string[]);
-      for (const image of images.filter((n) => n.endsWith('.img'))) {
-        const out = await execa('losetup', ['--associated', join(volumeDir, image), '--noheadings', '--output', 'NAME'], { reject: false });
-        for (const dev of String(out.stdout).split('\n').map((l) => l.trim()).filter((l) => l !== '')) {
-          await execa('losetup', ['--detach', dev], { reject: false });
-        }
-      }
-      await rm(root, { recursive: true, force: true, maxRetries: 3 });
-    })());
+  const cleanup = () => (done ??= cleanArea(root));
   t.teardown(cleanup);
   return { root, volumeDir, mountRoot, cleanup };
+}
+
+const AREA_PREFIX = 'mooring-vol-';
+export const OWNER_FILE = '.owner.json';
+
+export interface AreaOwner {
+  pid: number;
+  /** /proc/<pid>/stat's start time (clock ticks since boot): a reused pid has another. */
+  startTime: string;
+}
+
+export function ownerOf(pid: number): AreaOwner | undefined {
+  try {
+    // The command name (field 2) may hold spaces and parentheses: count fields after its closing one.
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return { pid, startTime: fields[19] };
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Cleans the areas under `dir` whose owner process is gone (those with no owner
+ * file, made before owners were recorded, are left alone). Returns the roots it
+ * cleaned; an area still mounted (a survivor of the killed test keeps it busy)
+ * is reported and kept.
+ */
+export async function reapStaleLoopAreas(dir = tmpdir()): Promise<string[]> {
+  const reaped: string[] = [];
+  for (const name of (await readdir(dir).catch(() => [] as string[])).filter((n) => n.startsWith(AREA_PREFIX))) {
+    const root = join(dir, name);
+    let owner: AreaOwner;
+    try {
+      owner = JSON.parse(await readFile(join(root, OWNER_FILE), 'utf8')) as AreaOwner;
+    } catch {
+      continue;
+    }
+    const now = ownerOf(owner.pid);
+    if (now !== undefined && now.startTime === owner.startTime) continue;
+    try {
+      await cleanArea(root);
+      reaped.push(root);
+      console.log(`# reaped the loop area of a test process that is gone (pid ${owner.pid}): ${root}`);
+    } catch (err) {
+      console.log(`# could not reap ${root} (its owner pid ${owner.pid} is gone): ${(err as Error).message}`);
+    }
+  }
+  return reaped;
+}
+
+/** Unmounts, detaches and deletes one area; throws (deleting nothing) if something stays mounted. */
+async function cleanArea(root: string): Promise<void> {
+  for (const m of (await mounts()).filter((m) => m.mountPoint.startsWith(root + '/')).reverse()) {
+    await execa('umount', [m.mountPoint], { reject: false });
+  }
+  const left = (await mounts()).filter((m) => m.mountPoint.startsWith(root + '/'));
+  if (left.length > 0) throw new Error(`still mounted, not deleting ${root}: ${left.map((m) => m.mountPoint).join(', ')}`);
+  const volumeDir = join(root, 'volumes');
+  const images = await readdir(volumeDir).catch(() => [] as string[]);
+  for (const image of images.filter((n) => n.endsWith('.img'))) {
+    const out = await execa('losetup', ['--associated', join(volumeDir, image), '--noheadings', '--output', 'NAME'], { reject: false });
+    for (const dev of String(out.stdout).split('\n').map((l) => l.trim()).filter((l) => l !== '')) {
+      await execa('losetup', ['--detach', dev], { reject: false });
+    }
+  }
+  await rm(root, { recursive: true, force: true, maxRetries: 3 });
 }
