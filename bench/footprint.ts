@@ -84,11 +84,10 @@ function whereItIs(pid: number): Record<string, number> {
   const out: Record<string, number> = {};
   let category = '';
   for (const line of readFileSync(`/proc/${pid}/smaps`, 'utf8').split('\n')) {
-    const header = /^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ \d+\s*(.*)$/.exec(line);
+    const header = /^([0-9a-f]+)-([0-9a-f]+) \S+ \S+ \S+ \d+\s*(.*)$/.exec(line);
     if (header) {
-      const [start, end] = line.split(' ')[0].split('-').map((h) => Number.parseInt(h, 16));
-      const sizeMiB = (end - start) / 1048576;
-      const path = header[1];
+      const sizeMiB = (Number.parseInt(header[2], 16) - Number.parseInt(header[1], 16)) / 1048576;
+      const path = header[3];
       category = path.endsWith('/mooring') ? 'the binary (file pages)'
         : path.startsWith('/') ? 'other files (libc, ...)'
         : path === '[heap]' ? 'malloc main arena ([heap])'

@@ -3,16 +3,18 @@
 // order, whether the test passed or not. Only devices backed by this test's own
 // images are touched.
 // A test process killed outright (kill -9, a CI run cut off) runs no teardown
-// and leaves its area mounted and attached. Each area records its owner (pid and
-// start time); a new area first reaps the areas whose owner is gone, so such
-// leftovers last until the next loop test, not until someone notices. Areas of
-// live processes (tap runs files in parallel) are never touched.
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+// and leaves its area mounted and attached. Each area records its owner (the
+// local cloud's ProcessRecord: pid and start time); a new area first reaps the
+// areas whose owner is gone, so such leftovers last until the next loop test,
+// not until someone notices. Areas of live processes (tap runs files in
+// parallel) are never touched.
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { loopDevicesRefused, mounts } from '../../agents/etcd-manager/volumes/blockdev.js';
+import { isAlive, recordOf, type ProcessRecord } from '../../agents/mooring/cloud/local/procs.js';
 import type { Teardown } from './tmp.js';
 
 /**
@@ -41,7 +43,7 @@ export interface LoopArea {
  */
 export function loopArea(t: Teardown): LoopArea {
   const root = mkdtempSync(join(tmpdir(), AREA_PREFIX));
-  writeFileSync(join(root, OWNER_FILE), JSON.stringify(ownerOf(process.pid)));
+  writeFileSync(join(root, OWNER_FILE), JSON.stringify(recordOf(process.pid)));
   const volumeDir = join(root, 'volumes');
   const mountRoot = join(root, 'mnt');
   let done: Promise<void> | undefined;
@@ -53,23 +55,6 @@ export function loopArea(t: Teardown): LoopArea {
 const AREA_PREFIX = 'mooring-vol-';
 export const OWNER_FILE = '.owner.json';
 
-export interface AreaOwner {
-  pid: number;
-  /** /proc/<pid>/stat's start time (clock ticks since boot): a reused pid has another. */
-  startTime: string;
-}
-
-export function ownerOf(pid: number): AreaOwner | undefined {
-  try {
-    // The command name (field 2) may hold spaces and parentheses: count fields after its closing one.
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return { pid, startTime: fields[19] };
-  } catch {
-    return undefined;
-  }
-}
-
 /**
  * Cleans the areas under `dir` whose owner process is gone (those with no owner
  * file, made before owners were recorded, are left alone). Returns the roots it
@@ -80,14 +65,13 @@ export async function reapStaleLoopAreas(dir = tmpdir()): Promise<string[]> {
   const reaped: string[] = [];
   for (const name of (await readdir(dir).catch(() => [] as string[])).filter((n) => n.startsWith(AREA_PREFIX))) {
     const root = join(dir, name);
-    let owner: AreaOwner;
+    let owner: ProcessRecord;
     try {
-      owner = JSON.parse(await readFile(join(root, OWNER_FILE), 'utf8')) as AreaOwner;
+      owner = JSON.parse(await readFile(join(root, OWNER_FILE), 'utf8')) as ProcessRecord;
     } catch {
       continue;
     }
-    const now = ownerOf(owner.pid);
-    if (now !== undefined && now.startTime === owner.startTime) continue;
+    if (isAlive(owner)) continue;
     try {
       await cleanArea(root);
       reaped.push(root);

@@ -10,7 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { attachLoopDevice, detachLoopDevice, findLoopDevice, makeExt4, mount, mountedAt, mounts, unmount } from '../../shared/volumes/blockdev.js';
-import { loopSkipReason, ownerOf, OWNER_FILE, reapStaleLoopAreas } from '../harness/loop.js';
+import { recordOf } from '../../agents/mooring/cloud/local/procs.js';
+import { loopSkipReason, OWNER_FILE, reapStaleLoopAreas } from '../harness/loop.js';
 
 const skip = await loopSkipReason();
 
@@ -38,7 +39,7 @@ t.test('an area whose owner is gone is reaped; live and unowned ones are not', {
 
   const live = join(parent, 'mooring-vol-live');
   mkdirSync(live);
-  writeFileSync(join(live, OWNER_FILE), JSON.stringify(ownerOf(process.pid)));
+  writeFileSync(join(live, OWNER_FILE), JSON.stringify(recordOf(process.pid)));
   const unowned = join(parent, 'mooring-vol-unowned');
   mkdirSync(unowned);
 

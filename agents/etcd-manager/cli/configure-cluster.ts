@@ -87,6 +87,7 @@ async function run(ctx: CommandContext): Promise<number> {
     io.out(`${url} already says ${desired.memberCount} member${desired.memberCount === 1 ? '' : 's'}, etcd ${desired.etcdVersion}: nothing to change\n`);
     return 0;
   }
+  const versionChange = changes.find((c) => c.field === 'etcdVersion');
   const lines = [
     `${url}${current ? '' : ' (new)'}:`,
     ...(unreadable ? [`  the current file cannot be read and is replaced: ${unreadable}`] : []),
@@ -94,10 +95,7 @@ async function run(ctx: CommandContext): Promise<number> {
       const change = changes.find((c) => c.field === f);
       return change ? `  ${f}: ${change.from ?? '(none)'} -> ${change.to}` : `  ${f}: ${desired[f]} (unchanged)`;
     }),
-    ...(() => {
-      const change = changes.find((c) => c.field === 'etcdVersion');
-      return change && typeof change.from === 'string' ? [`  how: ${howVersionChanges(change.from, String(change.to))}`] : [];
-    })(),
+    ...(versionChange && typeof versionChange.from === 'string' ? [`  how: ${howVersionChanges(versionChange.from, String(versionChange.to))}`] : []),
     'new content:',
     ...content.split('\n').map((l) => `  ${l}`),
   ];
