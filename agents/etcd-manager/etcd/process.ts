@@ -70,6 +70,10 @@ export function etcdEnvironment(spec: EtcdProcessSpec, quarantined: boolean): Re
     ETCD_LISTEN_CLIENT_URLS: clientURLs.map((u) => listenURL(u, spec.listenAddress)).join(','),
     ETCD_STRICT_RECONFIG_CHECK: 'true',
     ETCD_ENABLE_V2: 'false',
+    // A member that comes back (a restart, a version change) must not depose a healthy leader by
+    // calling an election of its own: with pre-vote it first asks whether it could win. 3.5 has it on
+    // by default; 3.4 does not.
+    ETCD_PRE_VOTE: 'true',
   };
   if (spec.peerTLS) {
     Object.assign(env, {
