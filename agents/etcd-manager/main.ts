@@ -6,13 +6,13 @@
 import { setTimeout as sleepFor } from 'node:timers/promises';
 import { existsSync } from 'node:fs';
 import { hostname, userInfo } from 'node:os';
-import { randomInt } from 'node:crypto';
 import { ExitCode, UserError } from '../../shared/errors.js';
 import { versionLine } from '../../shared/version.js';
 import { helpText, parseFlags, type ParsedFlags } from './flags.js';
 import { exitCodeOf } from './cli/exit-codes.js';
 import { findSubcommand, SUBCOMMANDS } from './subcommands.js';
 import type { CommandDeps, SubcommandModule } from './cli/types.js';
+import { randomIntBelow } from '../../shared/lazy-crypto.js';
 
 const PROGRAM = 'etcd-manager';
 
@@ -72,7 +72,7 @@ export function processDeps(interrupted: AbortSignal): CommandDeps {
     env: process.env,
     now: Date.now,
     sleep: (ms, signal) => sleepFor(ms, undefined, signal ? { signal } : undefined).catch(() => undefined),
-    randomInt: (below) => randomInt(below),
+    randomInt: (below) => randomIntBelow(below),
     interrupted,
     readLeaderStatus: async (store, commandId) => (await import('./cli/leader-status.js')).readLeaderStatus(store, commandId),
     requestedBy: whoAmI(),

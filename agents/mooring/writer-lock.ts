@@ -5,8 +5,8 @@
 // exit 7 having written nothing. A store whose server ignores conditional
 // writes (found by a probe) cannot hold a lock: the command refuses unless
 // --allow-unserialized-writes is given, and then says plainly what it risks.
-import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
+import { randomHex } from '../../shared/lazy-crypto.js';
 import { ExitCode, UserError } from '../../shared/errors.js';
 import { fencedStore } from '../../shared/store/fenced.js';
 import {
@@ -86,7 +86,7 @@ export async function withWriterLock<T>(
   // Every name becomes a folder: all are checked (InvalidURL) before anything is written.
   const clusterStores = names.map((name) => root.sub(name));
   if (clusterStores[0] === undefined) return write(root);
-  const support = await probeConditionalWrites(clusterStores[0], `${LOCK_PATH}.probe-${randomBytes(6).toString('hex')}`);
+  const support = await probeConditionalWrites(clusterStores[0], `${LOCK_PATH}.probe-${randomHex(6)}`);
   if (!support.createIfAbsent || !support.replaceIfVersion) {
     const what =
       `${root.baseURL} cannot serialize writers: its server ignores conditional writes (${support.evidence.join('; ')}), ` +

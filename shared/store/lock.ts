@@ -23,9 +23,9 @@
 //   released (a conditional PUT), and the object stays, free for the next writer.
 // - A store whose server ignores conditional writes cannot give any of this;
 //   probeConditionalWrites finds out, and the caller decides what to do.
-import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { StoreError, type StateStore } from './types.js';
+import { randomHex } from '../lazy-crypto.js';
 
 export interface LockOwner {
   /** Random, new for every acquisition: what tells two holders apart. */
@@ -175,7 +175,7 @@ export class StoreLock {
   private newRecord(now: number): LockRecord {
     const at = new Date(now).toISOString();
     return {
-      owner: { id: randomBytes(16).toString('hex'), ...this.options.owner },
+      owner: { id: randomHex(16), ...this.options.owner },
       acquiredAt: at,
       renewedAt: at,
       expiresAt: new Date(now + this.ttlMs).toISOString(),
@@ -337,7 +337,7 @@ export async function probeConditionalWrites(store: StateStore, probePath: strin
       return false;
     }
   };
-  const token = randomBytes(8).toString('hex');
+  const token = randomHex(8);
   const first = await store.createIfAbsent(probePath, `probe ${token} 1\n`);
   if (first === undefined) throw new StoreError('Other', store.urlOf(probePath), 'a fresh probe object already exists; is another mooring probing with the same name?');
   try {

@@ -2,7 +2,6 @@
 // hidden daemons it starts (`_serve`, `_forward`, `_instance`), and the
 // instance commands `get instances`, `ssh` and `delete instance` (registered
 // by main.ts under `get`, at the top and under `delete`).
-import { spawnSync } from 'node:child_process';
 import { Command, Option } from 'commander';
 import { ExitCode, UserError } from '../../../../shared/errors.js';
 import { configureLogging, logger } from '../../../../shared/log.js';
@@ -187,6 +186,7 @@ export function sshCommand(io: CliIO, inherit: (c: Command) => Command): Command
         throw new UserError(`instance "${instance}" is ${found.state}, not running`, ExitCode.Failure);
       }
       const argv = command.length > 0 ? command : ['/bin/bash', '-l'];
+      const { spawnSync } = await import('node:child_process');
       const result = spawnSync('nsenter', ['-t', String(found.processes.leader.pid), '-a', '--', ...argv], { stdio: 'inherit', env: { ...io.env, TERM: io.env.TERM ?? 'xterm' } });
       if (result.error) throw new UserError(`nsenter: ${result.error.message}`, ExitCode.Failure);
       const code = result.status ?? 128 + 9;

@@ -1,7 +1,7 @@
 // The local cloud's fixed plan (addresses, ports, names) and where each of its
 // objects is recorded on disk. Nothing here touches the system.
-import { createHash } from 'node:crypto';
 import { join, resolve } from 'node:path';
+import { sha256Hex } from '../../../../shared/lazy-crypto.js';
 
 /** The bridge's address: servers listen here, inside the bridge namespace only. */
 export const BRIDGE_ADDRESS = '198.18.0.1';
@@ -37,7 +37,7 @@ export class CloudLayout {
 
   constructor(dir: string) {
     this.dir = resolve(dir);
-    this.id = createHash('sha256').update(this.dir).digest('hex').slice(0, 8);
+    this.id = sha256Hex(this.dir).slice(0, 8);
   }
 
   get stateFile(): string { return join(this.dir, 'cloud.json'); }

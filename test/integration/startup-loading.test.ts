@@ -1,0 +1,38 @@
+// `--version` and `--help` of every program in the built bundle load none of
+// the Node built-ins that cost most of a start-up (node:crypto about 18 ms,
+// node:child_process about 10 ms, on Node 24 here; bench/startup.ts measures the
+// whole start). A module on a program's start-up path that needs them loads
+// them when called (shared/lazy-crypto.ts, a dynamic import). Node's own list
+// of the built-ins a process loaded (process.moduleLoadList) is read at exit;
+// the run gets no NODE_OPTIONS (tap's loaders would load node:crypto).
+import t from 'tap';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { spawnSync } from 'node:child_process';
+import { tempDir } from '../harness/tmp.js';
+
+const repo = join(dirname(fileURLToPath(import.meta.url)), '../..');
+const bundle = join(repo, 'dist/bundle.cjs');
+const PROGRAMS = ['mooring', 'nodeup', 'etcd-manager', 'protokube'] as const;
+const COSTLY = ['NativeModule crypto', 'NativeModule child_process'];
+
+if (!existsSync(bundle)) throw new Error('dist/bundle.cjs is not built: run make build first (a missing build is a failure, not a skip)');
+
+const dir = tempDir(t, 'startup-loading-');
+const preload = join(dir, 'record-builtins.cjs');
+writeFileSync(preload, `process.on('exit', () => require('node:fs').writeFileSync(process.env.BUILTINS_FILE, process.moduleLoadList.join('\\n')));\n`);
+
+for (const program of PROGRAMS) {
+  for (const flag of ['--version', '--help']) {
+    t.test(`${program} ${flag}`, async (t) => {
+      const file = join(dir, `${program}${flag}.txt`);
+      // Through env(1): tap's process tracking puts its loaders into NODE_OPTIONS of every child it sees spawned.
+      const r = spawnSync('/usr/bin/env', ['-u', 'NODE_OPTIONS', process.execPath, '-r', preload, bundle, program, flag], { env: { PATH: process.env.PATH, BUILTINS_FILE: file }, timeout: 60_000 });
+      t.equal(r.status, 0, 'exits 0');
+      const builtins = readFileSync(file, 'utf8').split('\n');
+      t.ok(builtins.includes('NativeModule fs'), 'the list of loaded built-ins was recorded');
+      for (const costly of COSTLY) t.notOk(builtins.includes(costly), `does not load ${costly.replace('NativeModule ', 'node:')}`);
+    });
+  }
+}
