@@ -83,6 +83,7 @@ function trickle(body: Buffer, every: number, pauseMs: number, pauses: { count: 
 }
 
 t.test('asset downloads: a silent mirror and a stalled body are given up after the stall timeout, and the next mirror is tried', async (t) => {
+  const STALL_MS = 3000;
   const log: Log = [];
   const body = randomBytes(256 * 1024);
   const silent = await silentServer(t, 'silent', log);
@@ -91,19 +92,21 @@ t.test('asset downloads: a silent mirror and a stalled body are given up after t
   const cache = tempDir(t, 'deadlines-cache-');
 
   const asset = parseAssetSpec(`${sha256(body)}@${silent}/a/tool,${stalled}/b/tool,${good}/c/tool`);
-  const path = await fetchToCache(cache, asset, new AbortController().signal, 1000);
+  // 3 s, not 1: a mirror's request must reach this process's test server before the client gives up on
+  // it, and under a CPU hog the first connection of a run took longer than 1 s to be read (CI run 17).
+  const path = await fetchToCache(cache, asset, new AbortController().signal, STALL_MS);
   t.equal(path, `${cache}/${sha256(body)}_tool`, 'the third mirror delivered it');
   t.same(log, ['silent /a/tool', 'stalled /b/tool', 'good /c/tool'], 'each mirror asked once, in order, the next only after the previous gave up');
 
   // With no good mirror left, the error says how each one failed.
   log.length = 0;
   const none = parseAssetSpec(`${sha256(body)}@${silent}/a/other,${stalled}/b/other`);
-  const err = await fetchToCache(cache, none, new AbortController().signal, 1000).then(() => undefined, (e: unknown) => e);
+  const err = await fetchToCache(cache, none, new AbortController().signal, STALL_MS).then(() => undefined, (e: unknown) => e);
   t.ok(err instanceof AssetDownloadError, 'an AssetDownloadError');
   const failures = (err as AssetDownloadError).failures;
   t.same(failures.map((f) => f.url), [`${silent}/a/other`, `${stalled}/b/other`]);
   t.ok(failures.every((f) => f.error instanceof MirrorStalledError), `both stalled: ${failures.map((f) => String(f.error)).join('; ')}`);
-  t.match((err as Error).message, /^download other failed from every mirror: http:\/\/127\.0\.0\.1:\d+\/a\/other: stalled: no data for 1 s; http:\/\/127\.0\.0\.1:\d+\/b\/other: stalled: no data for 1 s$/);
+  t.match((err as Error).message, /^download other failed from every mirror: http:\/\/127\.0\.0\.1:\d+\/a\/other: stalled: no data for 3 s; http:\/\/127\.0\.0\.1:\d+\/b\/other: stalled: no data for 3 s$/);
   t.same(log, ['silent /a/other', 'stalled /b/other']);
 });
 
