@@ -193,7 +193,7 @@ async function main(): Promise<void> {
 
   const row = (label: string, ours: number, ref: number, refLabel: string, target: string) =>
     console.log(`  ${label.padEnd(48)} ${(ours / 1000).toFixed(1).padStart(7)} s   ${refLabel.padEnd(58)} ${(ref / 1000).toFixed(1).padStart(7)} s   ratio ${(ours / ref).toFixed(2)}x   target ${target}`);
-  console.log(`  backup ${backup.backup!.name}: ${mib(backup.backup!.snapshotBytes)} snapshot, ${mib(backup.backup!.storedBytes)} stored; its own duration ${(backup.backup!.durationMs / 1000).toFixed(1)} s`);
+  console.log(`  backup ${backup.backup!.name}: ${mib(backup.backup!.snapshotBytes ?? 0)} snapshot, ${mib(backup.backup!.storedBytes)} stored; its own duration ${(backup.backup!.durationMs / 1000).toFixed(1)} s`);
   row('a. on-demand backup into s3rver (request → result)', oursBackup, refBackup, 'reference: etcdctl snapshot save + gzip -6', '≤ 1.0x');
   row('a. the backup itself (snapshot → gzip → upload)', backup.backup!.durationMs, refBackup, 'reference: etcdctl snapshot save + gzip -6', '≤ 1.0x');
   row('b. restore into 3 healthy members (queued → healthy)', oursRestore, refRestore, 'reference: 3× etcdctl snapshot restore + 3 etcd → healthy', '≤ 1.3x');

@@ -31,6 +31,7 @@ import { StatusWriter } from './controller/status.js';
 import { systemClock, type Clock, type Pass, type Step, type TestHooks } from './controller/types.js';
 import { VersionStep } from './controller/version.js';
 import type { ClusterObservation, MemberObservation } from './versions/plan.js';
+import { runsV2 } from './versions/version.js';
 import type { LivePeer } from './controller/election.js';
 import { listPeers, type PeerRecord } from './discovery.js';
 import { resolveEtcdBinary } from './etcd/binary.js';
@@ -408,6 +409,11 @@ export class Manager {
     return new BackupController({
       store: this.backups,
       openSnapshot: () => this.openSnapshot(this.volume!),
+      v2DataDir: async () => {
+        const state = this.local?.volumeState;
+        if (!this.volume || !state || !runsV2(state.etcdVersion)) return undefined;
+        return { dataDir: etcdDataDir(this.volume.mountPoint, state.clusterToken), etcdctl: (await this.snapshotTool(state.etcdVersion)).binary, etcdVersion: state.etcdVersion };
+      },
       key: () => this.backupKey(),
       clusterSpec: () => this.spec,
       intervalMs: cfg.backupIntervalMs,
@@ -528,6 +534,19 @@ export class Manager {
       binaryDir: this.config.etcdBinaryDir || undefined,
       observe: async (pass) => (await this.observeVersions(volume, local, pass)).observation,
       backupNow: (detail) => this.backupCtl!.takeNow('before-upgrade', detail),
+      convertV2: async (from, to, detail) => {
+        const [{ convertV2Backup }, { findEtcdBinaries }] = await Promise.all([import('./migrate/convert.js'), import('./versions/binaries.js')]);
+        const binaryDir = this.config.etcdBinaryDir || undefined;
+        const binaries = await findEtcdBinaries(to, binaryDir);
+        const memberCount = this.spec?.memberCount;
+        return this.backupCtl!.convertNow(detail, async (name, key) => {
+          const { taken } = await convertV2Backup({
+            store: this.backups, from, name, to: binaries, binaryDir, clusterSpec: { ...(memberCount ? { memberCount } : {}), etcdVersion: to },
+            ...(key ? { key } : {}), reason: `v2-migration: ${detail}`, log: this.log, now: () => this.clock.wallNow(),
+          });
+          return { name, storedBytes: taken.storedBytes, durationMs: taken.durationMs, snapshotBytes: taken.sidecar.snapshot.bytes, revision: taken.sidecar.etcd.revision, encrypted: taken.sidecar.encryption !== undefined };
+        });
+      },
       sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
       clock: () => this.clock.now(),
       // Within the pass, well below the watchdog's bound (controller/reconcile.ts stuckAfterMs: 20 intervals, at least 20 s).
@@ -704,6 +723,7 @@ export class Manager {
       listenAddress: this.address,
       peerTLS: this.tls?.peer,
       clientTLS: this.tls?.server,
+      v2API: runsV2(state.etcdVersion),
     };
   }
 

@@ -19,7 +19,7 @@ import t from 'tap';
 import { configureLogging, logger } from '../../shared/log.js';
 import { clearMemfs, MemfsStore } from '../../shared/store/memfs.js';
 import type { StateStore } from '../../shared/store/types.js';
-import { backupOf, describeVersionChange, versionChangePass, type StepEffects, type VersionChangeEffects, type VersionPassInput, type VersionPassResult } from '../../agents/etcd-manager/versions/driver.js';
+import { backupOf, restoreSourceOf, describeVersionChange, versionChangePass, type StepEffects, type VersionChangeEffects, type VersionPassInput, type VersionPassResult } from '../../agents/etcd-manager/versions/driver.js';
 import type { ClusterObservation } from '../../agents/etcd-manager/versions/plan.js';
 import { readVersionChange, VERSION_CHANGE_PATH } from '../../agents/etcd-manager/versions/record.js';
 import { VersionError } from '../../agents/etcd-manager/versions/version.js';
@@ -82,6 +82,8 @@ class SimCluster {
   violations: string[] = [];
   restarts = new Map<string, number>();
   backups = 0;
+  /** v2 backups converted into v3 ones (the etcd2 → etcd3 change). */
+  conversions = 0;
   /** The restore a restore-based change queued (it runs on its own, as controller/restore.ts does): observations left until it completes. */
   restore?: { to: string; left: number; done: boolean };
   failNext = new Map<string, number>();
@@ -149,7 +151,9 @@ class SimCluster {
       }),
       'restore-snapshot': (step, change) => around('restore', () => {
         this.fail('restore');
-        if (!backupOf(change)) this.violations.push('restored without a backup name');
+        const source = restoreSourceOf(change);
+        if (!source) this.violations.push('restored without a backup name');
+        if (change.transition === 'migrate-v2' && !source?.startsWith('converted-')) this.violations.push(`restored ${source ?? 'nothing'}, not the converted backup`);
         if (!this.restore) {
           if (this.backups === 0) this.violations.push('restore queued before a backup');
           if (!this.allReady()) this.violations.push('restore queued while not every member is ready');
@@ -160,11 +164,13 @@ class SimCluster {
         }
         return this.restore.done ? {} : { pending: 'the restore' };
       }),
-      'stop-cluster': () => around('stop', () => void this.violations.push('stop-cluster is not part of these changes')),
-      'start-cluster': () => around('start', () => void this.violations.push('start-cluster is not part of these changes')),
-      commit: () => around('commit', () => void this.violations.push('commit is not part of these changes')),
-      'start-empty-cluster': () => around('start-empty', () => void this.violations.push('start-empty-cluster is not part of these changes')),
-      'migrate-v2': () => around('migrate', () => void this.violations.push('migrate-v2 is not part of these changes')),
+      'convert-v2': (step, change) => around('convert', () => {
+        this.fail('convert');
+        if (!backupOf(change)) this.violations.push('converted without a v2 backup');
+        if (this.restore) this.violations.push('converted after the restore was queued');
+        this.conversions++;
+        return { name: `converted-${step.to}-${this.conversions}` };
+      }),
     };
     return {
       observe: async () => this.observe(),
@@ -258,6 +264,26 @@ t.test('backup + restore, 3.5.17 → 3.4.23: a crash at any point, and the steps
     t.same([...sim.members.values()].map((m) => `${m.version}/${m.running}`), ['3.4.23/true', '3.4.23/true', '3.4.23/true'], `${where}: every member running 3.4.23`);
     t.equal(sim.events.filter((e) => e === 'restore queued').length, 1, `${where}: the restore queued once`);
     const firsts = ['backup', 'restore queued', 'finished'].map((e) => sim.events.indexOf(e));
+    t.same([...firsts].sort((x, y) => x - y), firsts, `${where}: in order (${sim.events.join(', ')})`);
+  }
+});
+
+t.test('etcd2 → etcd3, 2.2.1 → 3.4.23: the v2 backup, its conversion, the restore of the converted backup; a crash at any point', async (t) => {
+  const counter = new Crasher(undefined);
+  const clean = new SimCluster('2.2.1');
+  const run = await runToEnd(clean, freshStore(), '3.4.23', counter);
+  t.same(clean.violations, []);
+  t.same(clean.events.filter((e, i, all) => all.indexOf(e) === i), ['backup', 'convert', 'restore queued', 'restore', 'finished']);
+  t.equal(run.results.filter((r) => r.kind === 'ran').length, 3, 'each step marked done once');
+  const points = counter.count;
+  for (let at = 1; at <= points; at++) {
+    const sim = new SimCluster('2.2.1');
+    await runToEnd(sim, freshStore(), '3.4.23', new Crasher(at));
+    const where = `crash at point ${at} of ${points}`;
+    t.same(sim.violations, [], `${where}: no rule broken`);
+    t.same([...sim.members.values()].map((m) => `${m.version}/${m.running}`), ['3.4.23/true', '3.4.23/true', '3.4.23/true'], `${where}: every member running 3.4.23`);
+    t.equal(sim.events.filter((e) => e === 'restore queued').length, 1, `${where}: the restore queued once`);
+    const firsts = ['backup', 'convert', 'restore queued', 'finished'].map((e) => sim.events.indexOf(e));
     t.same([...firsts].sort((x, y) => x - y), firsts, `${where}: in order (${sim.events.join(', ')})`);
   }
 });

@@ -7,9 +7,10 @@
 // (counted once, shown in the status) and it resumes once the member is back;
 // a downgrade goes by a backup and a restore command for it with the new
 // version, the step pending until the restore's outcome (a failed one fails the
-// step with its reason); the v2 migration and bad versions are refused with a
-// status and nothing is started; no spec, no cluster or a restore under
-// way: the step does nothing.
+// step with its reason); etcd2 → etcd3 goes by a v2 backup, its conversion
+// into a v3 backup, and a restore command for the converted one; bad versions
+// are refused with a status and nothing is started; no spec, no cluster or a
+// restore under way: the step does nothing.
 import t from 'tap';
 import { configureLogging, logger } from '../../shared/log.js';
 import { clearMemfs, MemfsStore } from '../../shared/store/memfs.js';
@@ -73,6 +74,10 @@ class FakeCluster {
       backupNow: async (detail) => {
         this.events.push(`backup: ${detail}`);
         return { name: `backup-${this.events.length}` };
+      },
+      convertV2: async (from, to) => {
+        this.events.push(`convert ${from} into ${to}`);
+        return { name: `converted-${this.events.length}` };
       },
       setMemberVersion: async (member, version) => {
         if (this.down.has(member)) throw new Error(`${member} does not answer`);
@@ -207,7 +212,7 @@ t.test('a downgrade goes by backup + restore: one restore command with the new v
   t.equal((await listCommands(store)).commands.length, 0, 'nothing left queued');
 });
 
-t.test('a skipped minor plans a backup + restore too; the v2 migration and a bad version are refused with a status, nothing started', async (t) => {
+t.test('a skipped minor plans a backup + restore too; a bad version is refused with a status, nothing started', async (t) => {
   const store = new MemfsStore(`memfs://version-step-${process.pid}-${stores++}/backups/etcd/main`);
   const cluster = new FakeCluster('3.4.23');
   const step = new VersionStep(cluster.deps(store, () => cluster.versions.get(SELF)));
@@ -223,11 +228,29 @@ t.test('a skipped minor plans a backup + restore too; the v2 migration and a bad
   t.same(v3.events, [], 'no backup, no member touched');
   t.equal(await readVersionChange(other), undefined, 'no record');
 
-  const v2 = new FakeCluster('2.2.1');
-  const migrating = new VersionStep(v2.deps(other, () => v2.versions.get(SELF)));
-  t.equal(await migrating.step(pass('3.4.23')), undefined);
-  t.match(migrating.status, { state: 'refused', message: /not driven by the manager in this build; use etcd-manager migrate-v2/ });
-  t.same(v2.events, []);
+});
+
+t.test('etcd2 → etcd3: a v2 backup, converted into a v3 backup, then one restore command for the converted backup with the new version', async (t) => {
+  const store = new MemfsStore(`memfs://version-step-${process.pid}-${stores++}/backups/etcd/main`);
+  const cluster = new FakeCluster('2.2.1');
+  const step = new VersionStep(cluster.deps(store, () => cluster.versions.get(SELF)));
+  t.match(await step.step(pass('3.4.23')), { did: /planned: 2\.2\.1 → 3\.4\.23: v2 backup, then the v2 → v3 migration/ });
+  t.match(await step.step(pass('3.4.23')), { did: /step backup done/ });
+  t.match(await step.step(pass('3.4.23')), { did: /step convert done/ });
+  const record = (await readVersionChange(store))!.record;
+  t.match(record.steps.find((s) => s.id === 'convert'), { kind: 'convert-v2', to: '3.4.23', name: 'converted-2', state: 'done' }, 'the converted backup\'s name kept in the record');
+  const commandId = versionChangeCommandId(record.id);
+  t.match(await step.step(pass('3.4.23')), { waitFor: new RegExp(`the restore of converted-2 into etcd 3\\.4\\.23 \\(command ${commandId}\\)`) });
+  const queued = await listCommands(store);
+  t.same(queued.commands.map((c) => ({ id: c.id, restore: c.restoreBackup })), [{ id: commandId, restore: { backup: 'converted-2', clusterSpec: { memberCount: 3, etcdVersion: '3.4.23' } } }], 'the converted backup is restored, not the v2 one');
+  t.same(cluster.events, [`backup: etcd 2.2.1 → 3.4.23 (version change ${record.id})`, 'convert backup-1 into 3.4.23'], 'no member touched before the restore');
+
+  await store.delete(`control/${commandId}/_command.json`);
+  await writeOutcome(store, { format: OUTCOME_FORMAT, id: commandId, state: 'succeeded', backup: 'converted-2', finishedAt: new Date().toISOString(), leader: SELF, term: 7 });
+  for (const m of cluster.versions.keys()) cluster.versions.set(m, '3.4.23');
+  t.match(await step.step(pass('3.4.23')), { did: /step restore done/ });
+  t.match(await step.step(pass('3.4.23')), { did: /finished: etcd 3\.4\.23/ });
+  t.equal(await readVersionChange(store), undefined, 'the record is removed');
 });
 
 t.test('no spec, no cluster yet, a restore under way, or no known version: the step does nothing', async (t) => {

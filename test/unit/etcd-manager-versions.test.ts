@@ -169,8 +169,16 @@ t.test('restore and v2 migration: fixed steps, all members healthy until the clu
   t.same(nextAction(r, healthy), { kind: 'done' });
 
   const v2 = newVersionChange(decideTransition('2.2.1', '3.4.23') as Exclude<Transition, { kind: 'none' }>, ['a'], 1, NOW, 'm');
-  t.same(v2.steps.map((s) => s.kind), ['backup', 'stop-cluster', 'start-empty-cluster', 'migrate-v2', 'commit']);
+  t.same(v2.steps.map((s) => s.kind), ['backup', 'convert-v2', 'restore-snapshot']);
   t.match(v2.steps[0], { format: 'v2-data-dir', version: '2.2.1' });
+  t.match(v2.steps[1], { to: '3.4.23' });
+  const v2healthy = obs([member('a', { isRaftLeader: true, version: '2.2.1' })]);
+  const v2down = obs([member('a', { isRaftLeader: true, version: '2.2.1' }), member('b', { healthy: false })]);
+  let m = markDone(v2, 'backup', NOW, { name: 'v2-backup' });
+  t.match(nextAction(m, v2down), { kind: 'wait', member: 'b' }, 'the conversion waits for a healthy cluster too (the live cluster is still serving)');
+  m = markDone(m, 'convert', NOW, { name: 'converted' });
+  t.match(m.steps[1], { name: 'converted', state: 'done' }, 'the converted backup is named in the record');
+  t.match(nextAction(m, v2healthy), { kind: 'run', step: { kind: 'restore-snapshot', to: '3.4.23' } });
   t.throws(() => markDone(v2, 'nope', NOW), /has no step nope/);
 });
 
@@ -253,7 +261,7 @@ t.test('binaries per version: <dir>/<version>/{etcd,etcdctl,etcdutl}, else the s
   t.same(requiredTools(decideTransition('3.4.23', '3.5.9')).map((r) => `${r.version}/${r.tool}`), ['3.5.9/etcd']);
   t.same(requiredTools(decideTransition('3.5.9', '3.4.23')).map((r) => `${r.version}/${r.tool}`), ['3.4.23/etcd', '3.4.23/etcdctl']);
   t.same(requiredTools(decideTransition('3.4.23', '3.6.0')).map((r) => `${r.version}/${r.tool}`), ['3.6.0/etcd', '3.6.0/etcdutl']);
-  t.same(requiredTools(decideTransition('2.2.1', '3.4.23')).map((r) => `${r.version}/${r.tool}`), ['2.2.1/etcdctl', '3.4.23/etcd']);
+  t.same(requiredTools(decideTransition('2.2.1', '3.4.23')).map((r) => `${r.version}/${r.tool}`), ['2.2.1/etcdctl', '3.4.23/etcd', '3.4.23/etcdctl']);
   t.ok(await checkBinaries(decideTransition('3.4.23', '3.5.9'), bins, options));
   t.ok(await checkBinaries(decideTransition('3.5.9', '3.4.23'), bins, options));
   await t.rejects(checkBinaries(decideTransition('3.4.23', '3.6.0'), bins, options), { kind: 'no-binary', message: `no etcdutl 3.6.0 for the snapshot restore: ${join(bins, '3.6.0/etcdutl')} is missing` });

@@ -7,6 +7,7 @@ export { parseSidecar, type BackupSidecar, type SidecarEncryption, type SidecarE
 export { BackupKeyError, KEY_SECRET_PATH, formatKeySecret, keyIdOf, loadKeyFile, loadKeySecret, parseKeyMaterial, type BackupKey } from './encryption.js';
 export { etcdSnapshotSource, type OpenedSnapshot, type SnapshotOrigin, type SnapshotSource } from './snapshot-stream.js';
 export { BackupError, takeBackup, type TakeBackupOptions, type TakenBackup } from './take.js';
+export { takeV2Backup, type TakeV2BackupOptions, type TakenV2Backup } from './v2-take.js';
 export {
   BackupFormatError, BackupNotFoundError, listBackups, loadBackupInfo, newestBackup, sortListing,
   type BackupInfo, type BackupListing, type IncompleteBackup, type ListedBackup,

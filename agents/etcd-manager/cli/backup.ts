@@ -27,7 +27,7 @@ export interface BackupRequestRow {
   request: string;
   state: 'succeeded' | 'failed' | 'expired' | 'queued' | 'running';
   runner?: string;
-  backup?: { name: string; storedBytes: number; snapshotBytes: number; durationMs: number };
+  backup?: { name: string; storedBytes: number; snapshotBytes?: number; durationMs: number };
   error?: string;
   /** How long this command waited, in ms. */
   waitedMs: number;
@@ -75,7 +75,7 @@ async function run(ctx: CommandContext): Promise<number> {
         const b = last.backup;
         io.out(format === 'json'
           ? json(row('succeeded', last))
-          : table(['NAME', 'STORED', 'SNAPSHOT', 'DURATION'], [[b.name, formatBytes(b.storedBytes), formatBytes(b.snapshotBytes), formatDuration(b.durationMs)]]));
+          : table(['NAME', 'STORED', 'SNAPSHOT', 'DURATION'], [[b.name, formatBytes(b.storedBytes), b.snapshotBytes === undefined ? '-' : formatBytes(b.snapshotBytes), formatDuration(b.durationMs)]]));
         return 0;
       }
       if (last && last.state !== 'running') {

@@ -108,8 +108,7 @@ async function run(ctx: CommandContext): Promise<number> {
 function howVersionChanges(from: string, to: string): string {
   try {
     const t = decideTransition(from, to);
-    if (t.kind === 'restore') return `${describeTransition(t)}; a new cluster, writes after the backup are not in it`;
-    if (t.kind === 'migrate-v2') return `${describeTransition(t)}: not driven by the manager in this build (use migrate-v2)`;
+    if (t.kind === 'restore' || t.kind === 'migrate-v2') return `${describeTransition(t)}; a new cluster, writes after the backup are not in it`;
     return describeTransition(t);
   } catch (err) {
     if (err instanceof VersionError) return `refused by the manager: ${err.message}`;
@@ -140,8 +139,10 @@ patch release or the next 3.x minor (a backup first, then one member at a
 time); a downgrade or a skipped minor by a backup, then a restore of it into
 the new version (a new cluster with the same members; writes made between the
 backup and the restore's stop are left out of it, and kept in the restore's
-own pre-restore backup). The line "how:" says which. get shows where a change
-stands, why it waits, or why the manager refused it.
+own pre-restore backup); etcd 2.x to 3.x the same way, with the etcd2 backup
+first migrated into a backup of the new version (every key under its path, TTLs
+kept as leases, verified) off the live cluster. The line "how:" says which. get
+shows where a change stands, why it waits, or why the manager refused it.
 
 -o json prints {"path", "current" ({"memberCount", "etcdVersion"} or null),
 "currentError", "desired", "changes": [{"field", "from", "to"}], "content",

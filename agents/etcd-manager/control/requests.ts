@@ -55,7 +55,7 @@ export interface RequestResult {
   finishedAt?: string;
   progress?: { bytes: number; totalBytes?: number };
   /** For a backup that succeeded. */
-  backup?: { name: string; storedBytes: number; snapshotBytes: number; durationMs: number };
+  backup?: { name: string; storedBytes: number; snapshotBytes?: number; durationMs: number };
   /** For failed / expired: one line. */
   error?: string;
 }

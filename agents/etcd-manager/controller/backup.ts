@@ -28,7 +28,7 @@ import type { Clock, Pass, StepResult } from './types.js';
 export type BackupLibrary = typeof import('../backup/index.js');
 
 /** Why a backup is taken (kept in its sidecar, its log lines and its metrics). */
-export type BackupReason = 'scheduled' | 'on-demand' | 'before-membership-change' | 'before-restore' | 'before-upgrade';
+export type BackupReason = 'scheduled' | 'on-demand' | 'before-membership-change' | 'before-restore' | 'before-upgrade' | 'v2-migration';
 
 /** A snapshot source on one member, and how to let it go. */
 export interface SnapshotLease {
@@ -77,6 +77,11 @@ export interface BackupDeps {
   /** Runs a reconcile pass soon (a job finished). */
   wake(reason: string): void;
   metrics?: BackupMetricsSink;
+  /**
+   * Set when the cluster runs etcd 2.x: its backups are copies of this member's data directory
+   * (`etcdctl backup`, as kOps takes them), not v3 snapshots. Undefined for a v3 cluster.
+   */
+  v2DataDir?(): Promise<{ dataDir: string; etcdctl: string; etcdVersion: string } | undefined>;
   /** The backup library; loaded on first use by default. */
   library?(): Promise<BackupLibrary>;
   /** Names (BackupNamer by default). */
@@ -95,6 +100,16 @@ const REQUEST_PROGRESS_MS = 2_000;
 const HOLD_AFTER_BYTES = 10 * 1024 * 1024;
 
 export class NoHealthyMemberError extends Error {}
+
+/** What a finished backup job reports (a v2 backup has no snapshot, so no snapshot facts). */
+export interface FinishedBackup {
+  name: string;
+  storedBytes: number;
+  durationMs: number;
+  snapshotBytes?: number;
+  revision?: string;
+  encrypted: boolean;
+}
 
 export class BackupController {
   private lib?: BackupLibrary;
@@ -152,7 +167,7 @@ export class BackupController {
    * at once). The hook for membership changes, restores and upgrades. Throws
    * when it fails (the failure is logged and counted).
    */
-  takeNow(reason: BackupReason, detail?: string, options: { requestId?: string; requestReason?: string; onProgress?: (bytes: number) => void } = {}): Promise<TakenBackup> {
+  takeNow(reason: BackupReason, detail?: string, options: { requestId?: string; requestReason?: string; onProgress?: (bytes: number) => void } = {}): Promise<FinishedBackup> {
     this.jobs++;
     const job = this.chain.then(() => this.take(reason, detail, options));
     this.chain = job.catch(() => undefined).finally(() => {
@@ -162,7 +177,7 @@ export class BackupController {
     return job;
   }
 
-  private async take(reason: BackupReason, detail: string | undefined, options: { requestId?: string; requestReason?: string; onProgress?: (bytes: number) => void }): Promise<TakenBackup> {
+  private async take(reason: BackupReason, detail: string | undefined, options: { requestId?: string; requestReason?: string; onProgress?: (bytes: number) => void }): Promise<FinishedBackup> {
     const { log, clock, store } = this.deps;
     const fail = (err: unknown): never => {
       this.deps.metrics?.failed(reason);
@@ -173,6 +188,8 @@ export class BackupController {
     let lease: SnapshotLease | undefined;
     try {
       lib = await this.library();
+      const v2 = await this.deps.v2DataDir?.();
+      if (v2) return await this.takeV2(lib, v2, reason, detail, options.requestId);
       lease = await this.deps.openSnapshot();
     } catch (err) {
       return fail(err);
@@ -210,12 +227,72 @@ export class BackupController {
         storedBytes: taken.storedBytes, snapshotBytes: taken.sidecar.snapshot.bytes, durationMs: taken.durationMs, revision: taken.sidecar.etcd.revision,
       });
       await this.cleanup(lib);
-      return taken;
+      return { name, storedBytes: taken.storedBytes, durationMs: taken.durationMs, snapshotBytes: taken.sidecar.snapshot.bytes, revision: taken.sidecar.etcd.revision, encrypted: taken.sidecar.encryption !== undefined };
     } catch (err) {
       return fail(err);
     } finally {
       this.current = undefined;
       lease.close();
+    }
+  }
+
+  /** A backup of an etcd 2.x cluster: a copy of this member's data directory (backup/v2-take.ts). */
+  private async takeV2(lib: BackupLibrary, v2: { dataDir: string; etcdctl: string; etcdVersion: string }, reason: BackupReason, detail: string | undefined, requestId: string | undefined): Promise<FinishedBackup> {
+    if (await this.deps.key()) {
+      throw new Error('a backup key is configured, and an etcd 2.x backup (a copy of the data directory, as kOps takes it) cannot be encrypted: refusing to store it in the clear');
+    }
+    return this.produce(lib, reason, detail, requestId, { format: 'v2-data-dir', etcdVersion: v2.etcdVersion }, async (name) => ({
+      ...(await lib.takeV2Backup({
+        store: this.deps.store, name, dataDir: v2.dataDir, etcdctl: v2.etcdctl, etcdVersion: v2.etcdVersion,
+        clusterSpec: this.deps.clusterSpec() ?? this.spec ?? {}, now: () => this.deps.clock.wallNow(),
+      })),
+      encrypted: false,
+    }));
+  }
+
+  /**
+   * A backup written by `write` (the etcd2 → etcd3 change's conversion, migrate/convert.ts) as a job
+   * of the chain: after any backup running or queued, named, logged, counted and followed by a
+   * retention pass like the others. `write` gets the name and the backup key (undefined: none).
+   */
+  convertNow(detail: string, write: (name: string, key: BackupKey | undefined) => Promise<FinishedBackup>): Promise<FinishedBackup> {
+    this.jobs++;
+    const job = this.chain.then(async () => {
+      const lib = await this.library();
+      const key = await this.deps.key();
+      return this.produce(lib, 'v2-migration', detail, undefined, { format: 'v3-snapshot' }, (name) => write(name, key));
+    });
+    this.chain = job.catch(() => undefined).finally(() => {
+      this.jobs--;
+      this.deps.wake('backup finished (v2-migration)');
+    });
+    return job.catch((err: unknown) => {
+      this.deps.metrics?.failed('v2-migration');
+      this.deps.log.error('backup failed', { event: 'backup.failed', reason: 'v2-migration', detail, err });
+      throw err;
+    });
+  }
+
+  /** Runs one backup that `write` makes under a fresh name: the running status, the log lines, the metrics, the retention pass. */
+  private async produce(lib: BackupLibrary, reason: BackupReason, detail: string | undefined, requestId: string | undefined, facts: Record<string, string>, write: (name: string) => Promise<FinishedBackup>): Promise<FinishedBackup> {
+    const { log, clock } = this.deps;
+    const name = await this.name();
+    const startedAtMs = clock.wallNow();
+    this.current = { reason, name, startedAt: new Date(startedAtMs).toISOString(), bytes: 0, ...(requestId ? { requestId } : {}) };
+    try {
+      log.info('backup started', { event: 'backup.started', name, reason, ...facts, ...(detail ? { detail } : {}), ...(requestId ? { requestId } : {}) });
+      const taken = await write(name);
+      this.lastBackup = {
+        name, startedAtMs, storedBytes: taken.storedBytes, durationMs: taken.durationMs, reason, encrypted: taken.encrypted,
+        ...(taken.snapshotBytes !== undefined ? { snapshotBytes: taken.snapshotBytes } : {}), ...(taken.revision !== undefined ? { revision: taken.revision } : {}),
+      };
+      this.deps.metrics?.succeeded(reason);
+      this.deps.metrics?.setLast(this.lastBackup);
+      log.info('backup completed', { event: 'backup.completed', name, reason, ...facts, ...(requestId ? { requestId } : {}), storedBytes: taken.storedBytes, durationMs: taken.durationMs });
+      await this.cleanup(lib);
+      return taken;
+    } finally {
+      this.current = undefined;
     }
   }
 
@@ -377,7 +454,7 @@ export class BackupController {
       clearInterval(beat);
       await inbox.finish(request.id, {
         state: 'succeeded', startedAt,
-        backup: { name: taken.name, storedBytes: taken.storedBytes, snapshotBytes: taken.sidecar.snapshot.bytes, durationMs: taken.durationMs },
+        backup: { name: taken.name, storedBytes: taken.storedBytes, ...(taken.snapshotBytes !== undefined ? { snapshotBytes: taken.snapshotBytes } : {}), durationMs: taken.durationMs },
       });
       log.info('backup request finished', { event: 'backup.request-finished', requestId: request.id, state: 'succeeded', name: taken.name });
     } catch (err) {

@@ -11,16 +11,15 @@
 // restore command for it with the new version (control/<id>/_command.json, the
 // same command an operator's restore-backup queues), carried out by the restore
 // step (controller/restore.ts) with no manager restarted; the version change
-// waits for the command's outcome. The v2 → v3 migration into a running
-// cluster is refused with a clear status and nothing is started: its steps are
-// not wired here (etcd-manager migrate-v2 does it as a command).
+// waits for the command's outcome. etcd2 → etcd3: a v2 backup (a copy of the
+// data directory), converted into a v3 backup off the live cluster
+// (migrate/convert.ts: TTLs kept as leases, verified), then restored into every
+// member with the new version exactly as a downgrade's backup is.
 import type { Logger } from '../../../shared/log.js';
 import type { StateStore } from '../../../shared/store/types.js';
-import { backupOf, versionChangePass, type StepEffects, type StepOutput, type VersionPassResult } from '../versions/driver.js';
+import { backupOf, restoreSourceOf, versionChangePass, type StepEffects, type StepOutput, type VersionPassResult } from '../versions/driver.js';
 import type { ClusterObservation, PlanOptions, VersionChangeRecord } from '../versions/plan.js';
-import { readVersionChange, RecordError } from '../versions/record.js';
-import { decideTransition, describeTransition, type Transition } from '../versions/transition.js';
-import { VersionError } from '../versions/version.js';
+import type { Transition } from '../versions/transition.js';
 import type { Pass, StepResult } from './types.js';
 
 export interface VersionStepDeps {
@@ -37,6 +36,8 @@ export interface VersionStepDeps {
   observe(pass: Pass): Promise<ClusterObservation>;
   /** A backup now, through this manager's backup chain (controller/backup.ts takeNow); its name. */
   backupNow(detail: string): Promise<{ name: string }>;
+  /** The v2 backup `from` converted into a new v3 backup of etcd `to` (migrate/convert.ts, through the backup chain); its name. */
+  convertV2(from: string, to: string, detail: string): Promise<{ name: string }>;
   /** Restarts a member's etcd on another version's binary (a peer command; this manager's own member directly). */
   setMemberVersion(member: string, version: string, pass: Pass): Promise<void>;
   /** etcd's MoveLeader from one member to another. */
@@ -65,12 +66,6 @@ export type VersionChangeStatus =
   | { state: 'refused'; from?: string; to: string; message: string }
   | { state: 'running' | 'waiting' | 'failed'; id: string; from: string; to: string; message: string; stepsDone: number; steps: number }
   | { state: 'finished'; id: string; from: string; to: string; message: string };
-
-/** Why a change of this kind is not driven in this build. */
-function notWired(t: Transition): string | undefined {
-  if (t.kind === 'migrate-v2') return `etcd ${describeTransition(t)}: not driven by the manager in this build; use etcd-manager migrate-v2 into a new cluster`;
-  return undefined;
-}
 
 /** The restore command a version change queues: one id per change, so a pass that runs the step again finds it. */
 export function versionChangeCommandId(changeId: string): string {
@@ -111,18 +106,6 @@ export class VersionStep {
     }
     if (current === wanted && !this.mayBeUnderWay) return undefined;
 
-    // A change this build cannot drive is refused before any record is made; one under way always goes on.
-    if (current !== wanted) {
-      let refusal: string | undefined;
-      try {
-        refusal = notWired(decideTransition(current, wanted));
-      } catch (err) {
-        if (!(err instanceof VersionError)) throw err;
-        refusal = undefined; // versionChangePass refuses it with the same message
-      }
-      if (refusal !== undefined && !(await this.recordExists())) return this.refuse(current, wanted, refusal);
-    }
-
     let observed: Promise<ClusterObservation> | undefined;
     const observe = () => (observed ??= deps.observe(pass));
     const members = current === wanted ? [] : (await observe()).members.map((m) => m.name);
@@ -152,9 +135,6 @@ export class VersionStep {
 
   private effects(pass: Pass): StepEffects {
     const { deps } = this;
-    const unwired = async (step: { id: string }): Promise<never> => {
-      throw new Error(`step ${step.id} is not driven by the manager in this build`);
-    };
     return {
       backup: async (step, record) => ({ name: (await deps.backupNow(`etcd ${record.from} → ${record.to} (version change ${record.id})`)).name }),
       'upgrade-member': async (step) => {
@@ -164,11 +144,11 @@ export class VersionStep {
         await this.waitBack(step.member, step.to, pass);
       },
       'restore-snapshot': (step, record) => this.restoreInto(step.to, record, pass),
-      'stop-cluster': unwired,
-      'start-empty-cluster': unwired,
-      'migrate-v2': unwired,
-      'start-cluster': unwired,
-      commit: unwired,
+      'convert-v2': async (step, record) => {
+        const from = backupOf(record);
+        if (!from) throw new Error(`version change ${record.id} has no v2 backup recorded to convert`);
+        return { name: (await deps.convertV2(from, step.to, `etcd ${record.from} → ${record.to} (version change ${record.id})`)).name };
+      },
     };
   }
 
@@ -180,7 +160,7 @@ export class VersionStep {
    */
   private async restoreInto(to: string, record: VersionChangeRecord, pass: Pass): Promise<StepOutput> {
     const { store, log } = this.deps;
-    const backup = backupOf(record);
+    const backup = restoreSourceOf(record);
     if (!backup) throw new Error(`version change ${record.id} has no backup recorded to restore`);
     const id = versionChangeCommandId(record.id);
     const [{ readOutcome, outcomePath }, commands, { ringDoorbell }] = await Promise.all([import('../control/restore-plan.js'), import('../control/commands.js'), import('../control/requests.js')]);
@@ -215,15 +195,6 @@ export class VersionStep {
         throw new Error(`member ${member} is not back healthy on etcd ${version} after ${Math.round((deps.restartTimeoutMs ?? RESTART_TIMEOUT_MS) / 1000)} s (${m ? `it reports ${m.version ?? 'no version'}, ${m.healthy ? 'healthy' : 'not healthy'}` : 'not in etcd\'s member list'})`);
       }
       await deps.sleep(RESTART_POLL_MS);
-    }
-  }
-
-  private async recordExists(): Promise<boolean> {
-    try {
-      return (await readVersionChange(this.deps.store)) !== undefined;
-    } catch (err) {
-      if (err instanceof RecordError) return true; // the driver says what is wrong with it
-      throw err;
     }
   }
 

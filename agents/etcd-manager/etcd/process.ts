@@ -31,6 +31,8 @@ export interface EtcdProcessSpec {
   listenAddress: string;
   peerTLS?: EtcdTLSFiles;
   clientTLS?: EtcdTLSFiles;
+  /** An etcd 2.x cluster: its data and its clients are the v2 API's (etcd 3.4 and 3.5 serve it only when asked). */
+  v2API?: boolean;
 }
 
 export interface SupervisorOptions {
@@ -69,7 +71,7 @@ export function etcdEnvironment(spec: EtcdProcessSpec, quarantined: boolean): Re
     ETCD_ADVERTISE_CLIENT_URLS: clientURLs.join(','),
     ETCD_LISTEN_CLIENT_URLS: clientURLs.map((u) => listenURL(u, spec.listenAddress)).join(','),
     ETCD_STRICT_RECONFIG_CHECK: 'true',
-    ETCD_ENABLE_V2: 'false',
+    ETCD_ENABLE_V2: spec.v2API ? 'true' : 'false',
     // A member that comes back (a restart, a version change) must not depose a healthy leader by
     // calling an election of its own: with pre-vote it first asks whether it could win. 3.5 has it on
     // by default; 3.4 does not.

@@ -3,7 +3,7 @@
 // directory `etcdctl backup` wrote (member/snap, member/wal), with
 // `_etcd_backup.meta` beside it naming the etcd version. To read one, it is
 // unpacked into a private temporary directory and served by a throwaway etcd
-// that speaks the v2 API (`--force-new-cluster`, as `etcdctl backup` output
+// (throwaway-etcd.ts) that speaks the v2 API (`--force-new-cluster`, as `etcdctl backup` output
 // needs), on 127.0.0.1 with kernel-chosen ports and mutual TLS from a CA made
 // for it and thrown away with it. That etcd is started through
 // `setpriv --pdeathsig KILL`, so it dies with this process even on kill -9,
@@ -14,30 +14,26 @@
 // `<backup-store>/<name>`, holding etcd.backup.gz), that .gz object itself, a
 // local path to either, or a local etcd v2 data directory (copied, never used
 // in place).
-import { spawn, type ChildProcess } from 'node:child_process';
 import { createReadStream } from 'node:fs';
-import { cp, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
+import { cp, mkdir, mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { ExitCode, UserError } from '../../../shared/errors.js';
 import type { Logger } from '../../../shared/log.js';
-import { createCA, issueCertificate } from '../../../shared/pki/x509.js';
 import { openStore, StoreError, type StateStore } from '../../../shared/store/index.js';
-import { SETPRIV, type EtcdTLSFiles } from '../etcd/process.js';
+import type { EtcdTLSFiles } from '../etcd/process.js';
 import { findV2CapableEtcd } from '../versions/binaries.js';
 import { parseEtcdVersion, VersionError } from '../versions/version.js';
 import { extractTarGz, TarError } from './tar.js';
 import { V2Source } from './v2-source.js';
+import { makeThrowawayPKI, startThrowawayEtcd, type ThrowawayEtcd } from './throwaway-etcd.js';
 
 export const BACKUP_OBJECT = 'etcd.backup.gz';
 export const META_OBJECT = '_etcd_backup.meta';
 /** A v2 backup larger than this once unpacked is refused (etcd2 data is small; this bounds a hostile archive). */
 export const MAX_UNPACKED_BYTES = 64 * 1024 * 1024 * 1024;
-const START_TIMEOUT_MS = 60_000;
-const STOP_TIMEOUT_MS = 10_000;
 
 export interface BackupSource {
   url: string;
@@ -171,32 +167,6 @@ export async function removeStaleWorkDirs(root: string, log: Logger): Promise<vo
   }
 }
 
-function freePort(host: string): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, host, () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => resolvePort(port));
-    });
-  });
-}
-
-async function makePKI(dir: string): Promise<{ server: EtcdTLSFiles; client: EtcdTLSFiles }> {
-  await mkdir(dir, { recursive: true, mode: 0o700 });
-  const ca = await createCA('etcd-manager-migrate-v2-source', 1, { keyAlgorithm: 'ECDSA-P256' });
-  const server = await issueCertificate(ca, { commonName: 'migrate-v2-source', ipAddresses: ['127.0.0.1'], dnsNames: ['localhost'], usage: 'server', validityDays: 1, keyAlgorithm: 'ECDSA-P256' });
-  const client = await issueCertificate(ca, { commonName: 'migrate-v2', usage: 'client', validityDays: 1, keyAlgorithm: 'ECDSA-P256' });
-  const caFile = join(dir, 'ca.crt');
-  await writeFile(caFile, ca.certPEM, { mode: 0o600 });
-  const save = async (name: string, pair: { certPEM: string; keyPEM: string }): Promise<EtcdTLSFiles> => {
-    await writeFile(join(dir, `${name}.crt`), pair.certPEM, { mode: 0o600 });
-    await writeFile(join(dir, `${name}.key`), pair.keyPEM, { mode: 0o600 });
-    return { certFile: join(dir, `${name}.crt`), keyFile: join(dir, `${name}.key`), caFile };
-  };
-  return { server: await save('server', server), client: await save('client', client) };
-}
 
 /** Unpacks (or copies) the backup and serves it with a throwaway etcd; close() stops it and deletes everything. */
 export async function openV2Backup(from: string, options: OpenBackupOptions): Promise<BackupSource> {
@@ -221,15 +191,9 @@ async function serveBackup(located: Located, options: OpenBackupOptions): Promis
   const workRoot = options.workRoot ?? tmpdir();
   await removeStaleWorkDirs(workRoot, options.log);
   const work = await mkdtemp(join(workRoot, `${WORK_PREFIX}${process.pid}-`));
-  let child: ChildProcess | undefined;
-  let exited: Promise<void> = Promise.resolve();
-  const stop = async () => {
-    if (child && child.exitCode === null && child.signalCode === null && child.pid) {
-      process.kill(child.pid, 'SIGTERM');
-      const timer = setTimeout(() => child?.pid && child.exitCode === null && child.signalCode === null && process.kill(child.pid, 'SIGKILL'), STOP_TIMEOUT_MS);
-      await exited;
-      clearTimeout(timer);
-    }
+  let etcd: ThrowawayEtcd | undefined;
+  const close = async () => {
+    await etcd?.stop();
     await rm(work, { recursive: true, force: true });
   };
   try {
@@ -250,62 +214,25 @@ async function serveBackup(located: Located, options: OpenBackupOptions): Promis
     if (!(await stat(join(dataDir, 'member', 'wal')).then((s) => s.isDirectory(), () => false))) {
       throw new UserError(`--from ${located.where}: no member/wal inside: not an etcd v2 backup`, ExitCode.Failure);
     }
-    const pki = await makePKI(join(work, 'pki'));
+    const pki = await makeThrowawayPKI(join(work, 'pki'), 'migrate-v2-source');
     const version = parseEtcdVersion(binaries.version);
-
-    for (let attempt = 1; ; attempt++) {
-      const host = '127.0.0.1';
-      const [clientPort, peerPort] = [await freePort(host), await freePort(host)];
-      const clientURL = `https://${host}:${clientPort}`;
-      const peerURL = `http://${host}:${peerPort}`;
-      const args = [
-        '--name=migrate-v2-source', `--data-dir=${dataDir}`, '--force-new-cluster',
-        `--listen-client-urls=${clientURL}`, `--advertise-client-urls=${clientURL}`,
-        `--listen-peer-urls=${peerURL}`, `--initial-advertise-peer-urls=${peerURL}`, `--initial-cluster=migrate-v2-source=${peerURL}`,
-        `--cert-file=${pki.server.certFile}`, `--key-file=${pki.server.keyFile}`, `--trusted-ca-file=${pki.server.caFile}`, '--client-cert-auth',
-        ...(version.major >= 3 ? ['--enable-v2=true'] : []),
-      ];
-      // etcd reads ETCD_* variables as settings: none of the caller's may leak in.
-      const env = Object.fromEntries(Object.entries(options.env ?? process.env).filter(([k]) => !k.startsWith('ETCD_')));
-      const tail: string[] = [];
-      const started = spawn(SETPRIV, ['--pdeathsig', 'KILL', '--', binaries.etcd, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-      child = started;
-      exited = new Promise<void>((done) => started.once('exit', () => done()));
-      const keep = (chunk: Buffer) => {
-        tail.push(...chunk.toString().split('\n').filter((l) => l.trim() !== ''));
-        tail.splice(0, Math.max(0, tail.length - 10));
-      };
-      started.stdout?.on('data', keep);
-      started.stderr?.on('data', keep);
-      let spawnFailure: Error | undefined;
-      started.once('error', (err) => (spawnFailure = err));
-      const probe = await V2Source.open(clientURL, pki.client, 5_000);
-      const deadline = Date.now() + START_TIMEOUT_MS;
-      let lastError = '';
-      try {
-        for (;;) {
-          if (spawnFailure) throw new UserError(`cannot start ${binaries.etcd} to read the backup: ${spawnFailure.message}`, ExitCode.Failure);
-          if (started.exitCode !== null || started.signalCode !== null) break;
-          try {
-            await probe.get('/', false);
-            options.log.info('serving the v2 backup', { event: 'migrate-v2.backup-served', pid: started.pid, etcd: binaries.etcd, version: binaries.version, url: clientURL });
-            return { url: clientURL, tls: pki.client, description: located.where, etcdVersion: binaries.version, pid: started.pid!, close: stop };
-          } catch (err) {
-            lastError = (err as Error).message;
-          }
-          if (Date.now() > deadline) throw new UserError(`etcd ${binaries.version} serving ${located.where} did not answer within ${START_TIMEOUT_MS / 1000}s: ${lastError}; its last lines: ${tail.slice(-3).join(' | ')}`, ExitCode.Failure);
-          await new Promise((r) => setTimeout(r, 200));
+    etcd = await startThrowawayEtcd({
+      etcd: binaries.etcd, version: binaries.version, name: 'migrate-v2-source', dataDir, pki, serving: located.where, log: options.log, env: options.env,
+      // `etcdctl backup` output is a member without its cluster: it starts only as a new one-member cluster.
+      extraArgs: ['--force-new-cluster', ...(version.major >= 3 ? ['--enable-v2=true'] : [])],
+      probe: async (url) => {
+        const probe = await V2Source.open(url, pki.client, 5_000);
+        try {
+          await probe.get('/', false);
+        } finally {
+          probe.close();
         }
-      } finally {
-        probe.close();
-      }
-      // It exited: a port taken between our check and its bind is worth one more try.
-      const output = tail.join(' | ');
-      if (attempt < 2 && /address already in use/.test(output)) continue;
-      throw new UserError(`etcd ${binaries.version} could not serve ${located.where} (exit ${started.exitCode ?? started.signalCode}): ${tail.slice(-3).join(' | ')}`, ExitCode.Failure);
-    }
+      },
+    });
+    options.log.info('serving the v2 backup', { event: 'migrate-v2.backup-served', pid: etcd.pid, etcd: binaries.etcd, version: binaries.version, url: etcd.url });
+    return { url: etcd.url, tls: pki.client, description: located.where, etcdVersion: binaries.version, pid: etcd.pid, close };
   } catch (err) {
-    await stop();
+    await close();
     throw err;
   }
 }

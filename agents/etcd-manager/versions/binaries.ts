@@ -141,6 +141,12 @@ export interface RequiredTool {
   purpose: string;
 }
 
+/** etcdutl does snapshot restores from 3.5; before it, etcdctl did. */
+function snapshotRestoreTool(version: string): EtcdTool {
+  const v = parseEtcdVersion(version);
+  return v.major === 3 && v.minor >= 5 ? 'etcdutl' : 'etcdctl';
+}
+
 /** What each transition runs: the new etcd, and the tools its backup and restore need. */
 export function requiredTools(t: Transition): RequiredTool[] {
   switch (t.kind) {
@@ -148,19 +154,16 @@ export function requiredTools(t: Transition): RequiredTool[] {
       return [];
     case 'in-place':
       return [{ version: t.to, tool: 'etcd', purpose: 'the members after the change' }];
-    case 'restore': {
-      // etcdutl does snapshot restores from 3.5; before it, etcdctl did.
-      const to = parseEtcdVersion(t.to);
-      const restoreTool: EtcdTool = to.major === 3 && to.minor >= 5 ? 'etcdutl' : 'etcdctl';
+    case 'restore':
       return [
         { version: t.to, tool: 'etcd', purpose: 'the restored members' },
-        { version: t.to, tool: restoreTool, purpose: 'the snapshot restore' },
+        { version: t.to, tool: snapshotRestoreTool(t.to), purpose: 'the snapshot restore' },
       ];
-    }
     case 'migrate-v2':
       return [
         { version: t.from, tool: 'etcdctl', purpose: 'the v2 backup (etcdctl backup)' },
-        { version: t.to, tool: 'etcd', purpose: 'the new etcd 3 cluster' },
+        { version: t.to, tool: 'etcd', purpose: 'the migration target and the restored members' },
+        { version: t.to, tool: snapshotRestoreTool(t.to), purpose: 'the snapshot restore' },
       ];
   }
 }

@@ -110,6 +110,13 @@ export function backupOf(record: VersionChangeRecord): string | undefined {
   return step?.kind === 'backup' ? step.name : undefined;
 }
 
+/** The backup a restore step restores: the v3 backup converted from the v2 one when there is a conversion, else the change's backup. */
+export function restoreSourceOf(record: VersionChangeRecord): string | undefined {
+  const convert = record.steps.find((s) => s.kind === 'convert-v2');
+  if (convert?.kind === 'convert-v2') return convert.name;
+  return backupOf(record);
+}
+
 /**
  * One pass. What the record or the members say is a result, never a throw; a
  * step's effect that throws is a `failed` result. Errors of the store, of
@@ -263,12 +270,8 @@ function runStep(effects: StepEffects, step: PlanStep, record: VersionChangeReco
   switch (step.kind) {
     case 'backup': return effects.backup(step, record);
     case 'upgrade-member': return effects['upgrade-member'](step, record);
-    case 'stop-cluster': return effects['stop-cluster'](step, record);
     case 'restore-snapshot': return effects['restore-snapshot'](step, record);
-    case 'start-empty-cluster': return effects['start-empty-cluster'](step, record);
-    case 'migrate-v2': return effects['migrate-v2'](step, record);
-    case 'start-cluster': return effects['start-cluster'](step, record);
-    case 'commit': return effects.commit(step, record);
+    case 'convert-v2': return effects['convert-v2'](step, record);
   }
 }
 

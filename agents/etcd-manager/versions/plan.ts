@@ -19,8 +19,11 @@
 // restore's outcome says it succeeded. Writes that land between the backup and
 // the stop are not in the restored cluster (the restore's own pre-restore backup
 // holds them).
-// v2 → v3: a v2 backup, every member stopped, a new empty cluster of the new
-// version started quarantined, the backup migrated into it (migrate/), released.
+// v2 → v3: a v2 backup (a copy of the data directory, as kOps takes it), that
+// backup migrated into a throwaway etcd of the new version on the acting
+// manager's machine and snapshotted into a new v3 backup (migrate/convert.ts:
+// TTLs kept as leases, verified), then that backup restored into every member
+// with the new version, as a restore change does.
 import { randomBytes } from 'node:crypto';
 import type { Transition } from './transition.js';
 
@@ -41,22 +44,17 @@ export type PlanStep = StepBase & (
   | { kind: 'backup'; version: string; format: 'v3-snapshot' | 'v2-data-dir'; name?: string }
   /** Restart one member's etcd with the new version's binary. */
   | { kind: 'upgrade-member'; member: string; to: string }
-  /** Quarantine and stop etcd on every member; data directories are moved aside, never deleted. */
-  | { kind: 'stop-cluster' }
   /**
    * Restore the backup into every member with the new version: stop, restore, start quarantined,
    * check healthy, release (a restore command carried out by controller/restore.ts). Its effect
    * reports `pending` until the restore has an outcome.
    */
   | { kind: 'restore-snapshot'; to: string }
-  /** Start a new, empty cluster of the new version on every member, quarantined. */
-  | { kind: 'start-empty-cluster'; to: string }
-  /** `etcd-manager migrate-v2` from the v2 backup into the quarantined cluster. */
-  | { kind: 'migrate-v2' }
-  /** Start the restored members (quarantined) and wait for all of them healthy. */
-  | { kind: 'start-cluster'; to: string }
-  /** Record the new version as the cluster's and lift the quarantine. */
-  | { kind: 'commit'; to: string }
+  /**
+   * The v2 backup migrated into a throwaway etcd of the new version, snapshotted into a new v3
+   * backup; `name` once written. The live cluster is not touched.
+   */
+  | { kind: 'convert-v2'; to: string; name?: string }
 );
 
 export interface VersionChangeRecord {
@@ -138,10 +136,8 @@ export function planSteps(t: Exclude<Transition, { kind: 'none' }>, members: str
     case 'migrate-v2':
       return [
         step({ id: 'backup', kind: 'backup', version: t.from, format: 'v2-data-dir' }),
-        step({ id: 'stop-cluster', kind: 'stop-cluster' }),
-        step({ id: 'start-empty-cluster', kind: 'start-empty-cluster', to: t.to }),
-        step({ id: 'migrate', kind: 'migrate-v2' }),
-        step({ id: 'commit', kind: 'commit', to: t.to }),
+        step({ id: 'convert', kind: 'convert-v2', to: t.to }),
+        step({ id: 'restore', kind: 'restore-snapshot', to: t.to }),
       ];
   }
 }
@@ -167,7 +163,7 @@ export function markDone(record: VersionChangeRecord, stepId: string, now: Date,
     ...record,
     blocked: undefined,
     lastError: undefined,
-    steps: record.steps.map((s) => (s.id === stepId ? ({ ...s, ...(s.kind === 'backup' && output.name ? { name: output.name } : {}), state: 'done', doneAt: now.toISOString() } as PlanStep) : s)),
+    steps: record.steps.map((s) => (s.id === stepId ? ({ ...s, ...((s.kind === 'backup' || s.kind === 'convert-v2') && output.name ? { name: output.name } : {}), state: 'done', doneAt: now.toISOString() } as PlanStep) : s)),
   };
 }
 
@@ -215,7 +211,7 @@ export function nextAction(record: VersionChangeRecord, obs: ClusterObservation,
     // backup must be of the whole, current data); once the stop or the restore
     // has begun (even if the pass that began it died before marking it), the steps
     // rebuild the members, so their health is the steps' business.
-    const stopped = record.steps.some((s) => (s.kind === 'stop-cluster' || s.kind === 'restore-snapshot') && (s.state === 'done' || s.startedAt !== undefined));
+    const stopped = record.steps.some((s) => s.kind === 'restore-snapshot' && (s.state === 'done' || s.startedAt !== undefined));
     if (!stopped) {
       const wait = firstNotReady(obs, maxLag);
       if (wait) return wait;

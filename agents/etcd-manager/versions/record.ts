@@ -16,7 +16,7 @@ export function encodeVersionChange(record: VersionChangeRecord): string {
   return JSON.stringify(record, null, 2) + '\n';
 }
 
-const STEP_KINDS = new Set<PlanStep['kind']>(['backup', 'upgrade-member', 'stop-cluster', 'restore-snapshot', 'start-empty-cluster', 'migrate-v2', 'start-cluster', 'commit']);
+const STEP_KINDS = new Set<PlanStep['kind']>(['backup', 'upgrade-member', 'restore-snapshot', 'convert-v2']);
 const TRANSITIONS = new Set<VersionChangeRecord['transition']>(['in-place', 'restore', 'migrate-v2']);
 const WAIT_REASONS = new Set<WaitReason>(['member-unhealthy', 'member-behind', 'member-unexpected-version', 'no-leader']);
 

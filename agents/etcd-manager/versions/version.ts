@@ -55,3 +55,13 @@ export function isV2(version: EtcdVersion): boolean {
 export function servesV2API(version: EtcdVersion): boolean {
   return version.major === 2 || (version.major === 3 && version.minor <= 5);
 }
+
+/** Whether a cluster on this version (as the spec or a volume names it) keeps its data in the v2 store; false for a version that does not parse. */
+export function runsV2(version: string | undefined): boolean {
+  if (version === undefined) return false;
+  try {
+    return isV2(parseEtcdVersion(version));
+  } catch {
+    return false;
+  }
+}
