@@ -55,6 +55,7 @@ bench: build
 	$(TSX) bench/etcd-manager.ts
 	$(TSX) bench/etcd-manager-backup.ts
 	$(TSX) bench/footprint.ts
+	$(TSX) bench/heap-by-module.ts
 	$(TSX) bench/aws-volumes.ts
 	$(TSX) bench/protokube-names.ts
 	$(TSX) bench/local-cloud.ts
