@@ -19,7 +19,6 @@ import type { StateStore } from '../../../shared/store/types.js';
 import type { BackupKey } from '../backup/encryption.js';
 import type { RetentionPolicy } from '../backup/retention.js';
 import type { SnapshotSource } from '../backup/snapshot-stream.js';
-import type { TakenBackup } from '../backup/take.js';
 import type { ManagerRequest, RequestInbox } from '../control/requests.js';
 import type { StatusBackup, StatusRunningBackup } from '../control/status.js';
 import { Transform, type TransformCallback } from 'node:stream';

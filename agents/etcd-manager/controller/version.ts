@@ -56,7 +56,7 @@ export interface VersionStepDeps {
   metrics?: {
     /** A change stopped, counted once per new reason (a member unhealthy, behind, …). */
     blocked(reason: string): void;
-    /** A change refused before it started (no rule, a binary missing, not in this build). */
+    /** A change refused before it started (no rule, a binary missing). */
     refused(): void;
   };
 }
