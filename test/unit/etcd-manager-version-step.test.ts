@@ -200,6 +200,7 @@ t.test('a downgrade goes by backup + restore: one restore command with the new v
   t.match(await step.step(pass('3.4.23')), { waitFor: /the restore of backup-1/ });
   t.equal((await listCommands(store)).commands.length, 1, 'queued again');
   t.equal(await store.exists(outcomePath(commandId)), false, 'without the failed outcome');
+  t.equal((await readVersionChange(store))!.record.lastError, undefined, 'and the record no longer shows the old failure');
   t.match(await step.step(pass('3.4.23')), { waitFor: /the restore of backup-1/ }, 'and pending, not failed, while it runs');
 
   // It succeeds (controller/restore.ts removes the command and writes the outcome): the step is done, then the change.

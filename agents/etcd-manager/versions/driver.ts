@@ -247,6 +247,12 @@ export async function versionChangePass(input: VersionPassInput): Promise<Versio
         return { kind: 'failed', record: next, step, message };
       }
       if (output?.pending !== undefined) {
+        if (current.lastError?.step === step.id) {
+          // Under way again (a failed restore queued anew): its old failure is history, not what `get` should show.
+          current = { ...current, lastError: undefined };
+          const lost = await save(current);
+          if (lost) return lost;
+        }
         log.info('version change step under way', { event: 'version-change.step-pending', id: record.id, step: step.id, waitingFor: output.pending });
         return { kind: 'in-progress', record: current, step, message: output.pending };
       }
