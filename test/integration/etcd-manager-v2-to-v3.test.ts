@@ -64,6 +64,9 @@ t.test('configure-cluster --etcd-version 3.4.23 on a 2.2.1 cluster: v2 backup, c
   t.equal(queued.length, 1, 'one restore command queued');
   t.equal(queued[0]?.backup, converted?.name, 'for the converted backup, not the v2 one');
   t.equal(logged([leader], 'restore.completed').at(-1)?.backup, converted?.name, 'and the restore carried it out');
+  const conversion = logged([leader], 'version-change.converted').at(-1);
+  t.match(conversion, { leaves: KEYS, written: KEYS, verified: true }, 'the conversion logged what it did');
+  t.ok(Number(conversion?.leases) >= 1, `on ${String(conversion?.leases)} lease(s)`);
   t.equal(await h.backups.exists(VERSION_CHANGE_PATH), false, 'the change record is removed');
 
   await waitFor('three healthy voting members on 3.4.23', () => votingMembers(h, managers, ['a', 'b', 'c'], managers), 120_000, 500);

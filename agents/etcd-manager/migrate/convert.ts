@@ -52,11 +52,14 @@ export interface ConvertedBackup {
 
 export class ConvertError extends Error {}
 
+const PROGRESS_EVERY_MS = 5_000;
+
 export async function convertV2Backup(o: ConvertV2Options): Promise<ConvertedBackup> {
   const where = o.store.urlOf(o.from);
   const workRoot = o.workRoot ?? tmpdir();
   await removeStaleWorkDirs(workRoot, o.log);
   const work = await mkdtemp(join(workRoot, `${WORK_PREFIX}${process.pid}-`));
+  let lastProgressMs = 0;
   let target: ThrowawayEtcd | undefined;
   let source: BackupSource | undefined;
   try {
@@ -87,7 +90,14 @@ export async function convertV2Backup(o: ConvertV2Options): Promise<ConvertedBac
       },
       target: { endpoints: [targetURL], tls: pki.client },
       log: o.log,
+      onProgress: (p) => {
+        // A log line every few seconds, for whoever watches a long conversion (the CLI draws a bar instead).
+        if (p.elapsedMs - lastProgressMs < PROGRESS_EVERY_MS) return;
+        lastProgressMs = p.elapsedMs;
+        o.log.info('v2 backup conversion progress', { event: 'version-change.convert-progress', phase: p.phase, done: p.done, ...(p.total !== undefined ? { total: p.total } : {}), written: p.written, verified: p.verified, elapsedMs: p.elapsedMs });
+      },
     });
+    o.log.info('v2 backup converted', { event: 'version-change.converted', from: o.from, leaves: migration.keys.source, written: migration.keys.written, leases: migration.leases.used, verified: migration.verify.equal });
     if (!migration.verify.equal) {
       throw new ConvertError(`the migration of ${where} into etcd ${o.to.version} did not verify: ${migration.verify.differences.join('; ')}`);
     }
