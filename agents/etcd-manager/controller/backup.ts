@@ -167,13 +167,18 @@ export class BackupController {
    * when it fails (the failure is logged and counted).
    */
   takeNow(reason: BackupReason, detail?: string, options: { requestId?: string; requestReason?: string; onProgress?: (bytes: number) => void } = {}): Promise<FinishedBackup> {
+    return this.onChain(reason, () => this.take(reason, detail, options));
+  }
+
+  /** Runs `job` on the chain, after every job before it; a finished job (either way) wakes the loop. */
+  private onChain(reason: BackupReason, job: () => Promise<FinishedBackup>): Promise<FinishedBackup> {
     this.jobs++;
-    const job = this.chain.then(() => this.take(reason, detail, options));
-    this.chain = job.catch(() => undefined).finally(() => {
+    const queued = this.chain.then(job);
+    this.chain = queued.catch(() => undefined).finally(() => {
       this.jobs--;
       this.deps.wake(`backup finished (${reason})`);
     });
-    return job;
+    return queued;
   }
 
   private async take(reason: BackupReason, detail: string | undefined, options: { requestId?: string; requestReason?: string; onProgress?: (bytes: number) => void }): Promise<FinishedBackup> {
@@ -255,15 +260,10 @@ export class BackupController {
    * retention pass like the others. `write` gets the name and the backup key (undefined: none).
    */
   convertNow(detail: string, write: (name: string, key: BackupKey | undefined) => Promise<FinishedBackup>): Promise<FinishedBackup> {
-    this.jobs++;
-    const job = this.chain.then(async () => {
+    const job = this.onChain('v2-migration', async () => {
       const lib = await this.library();
       const key = await this.deps.key();
       return this.produce(lib, 'v2-migration', detail, undefined, { format: 'v3-snapshot' }, (name) => write(name, key));
-    });
-    this.chain = job.catch(() => undefined).finally(() => {
-      this.jobs--;
-      this.deps.wake('backup finished (v2-migration)');
     });
     return job.catch((err: unknown) => {
       this.deps.metrics?.failed('v2-migration');
