@@ -10,8 +10,9 @@
 //                  transaction wrote, put in that same transaction
 // The done/ records are deleted, in the transaction that marks the state done.
 import { readFile } from 'node:fs/promises';
-import type { Etcd3, IKeyValue, IRequestOp } from 'etcd3';
+import type { Etcd3 } from 'etcd3';
 import type { EtcdTLSFiles } from '../etcd/process.js';
+import { decodeRangeResponse, encodePutTxn, encodeRange, int64Varint, type WireKeyValue, type WirePut } from './kv-wire.js';
 import type { LeafRange } from './order.js';
 
 export const RESERVED_PREFIX = '/mooring/etcd-manager/';
@@ -78,12 +79,28 @@ export function putBudget(maxRequestBytes: number): number {
   return Math.max(1024, maxRequestBytes - REQUEST_OVERHEAD);
 }
 
-export async function openTarget(endpoints: string[], tls: Partial<EtcdTLSFiles> = {}, callTimeoutMs = 60_000): Promise<Etcd3> {
+/** An etcd3 client that can also make a KV call whose request is already in wire form and whose answer is left undecoded (kv-wire.ts). */
+export type TargetClient = Etcd3 & { kvCall(method: 'Range' | 'Txn', request: Buffer): Promise<Buffer> };
+
+export async function openTarget(endpoints: string[], tls: Partial<EtcdTLSFiles> = {}, callTimeoutMs = 60_000): Promise<TargetClient> {
   const { Etcd3: Client } = await import('etcd3');
+  // The wire-form calls go through etcd3's own connection pool (its TLS, host
+  // choice and fault handling), with pass-through (de)serializers.
+  class WithWireCalls extends Client {
+    kvCall(method: 'Range' | 'Txn', request: Buffer): Promise<Buffer> {
+      return this.pool.withConnection('KV', ({ client, metadata }) => new Promise<Buffer>((resolve, reject) => {
+        client.makeUnaryRequest<Buffer, Buffer>(`/etcdserverpb.KV/${method}`, (b) => b, (b) => b, request, metadata, { deadline: Date.now() + callTimeoutMs }, (err, answer) => {
+          if (err) reject(err);
+          else if (!answer) reject(new TargetError(`${method}: no answer`));
+          else resolve(answer);
+        });
+      }));
+    }
+  }
   const read = async (path: string | undefined) => (path ? readFile(path) : undefined);
   const ca = await read(tls.caFile);
   const credentials = ca ? { rootCertificate: ca, privateKey: await read(tls.keyFile), certChain: await read(tls.certFile) } : undefined;
-  return new Client({
+  return new WithWireCalls({
     hosts: endpoints,
     credentials,
     dialTimeout: callTimeoutMs,
@@ -103,7 +120,19 @@ function prefixEnd(prefix: string): Buffer {
 }
 
 export class Target {
-  constructor(readonly client: Etcd3) {}
+  /** int64Varint of each lease ID, made once. */
+  private readonly leaseVarints = new Map<string, Buffer>();
+
+  constructor(readonly client: TargetClient) {}
+
+  private leaseVarint(id: string): Buffer {
+    let v = this.leaseVarints.get(id);
+    if (!v) {
+      v = int64Varint(id);
+      this.leaseVarints.set(id, v);
+    }
+    return v;
+  }
 
   async readState(): Promise<MigrationState | undefined> {
     const res = await this.client.kv.range({ key: utf8(STATE_KEY) });
@@ -162,9 +191,9 @@ export class Target {
 
   /** One transaction: the puts and the progress record of their range, all or nothing. */
   async writeBatch(items: PutItem[], record: { name: string; range: LeafRange }): Promise<void> {
-    const success: IRequestOp[] = items.map((i) => ({ request_put: { key: i.key, value: i.value, lease: i.lease ?? 0 } }));
-    success.push({ request_put: { key: utf8(`${DONE_PREFIX}${record.name}`), value: utf8(JSON.stringify({ ...record.range, count: items.length })) } });
-    await this.client.kv.txn({ success });
+    const puts: WirePut[] = items.map((i) => ({ key: i.key, value: i.value, lease: i.lease ? this.leaseVarint(i.lease) : undefined }));
+    puts.push({ key: utf8(`${DONE_PREFIX}${record.name}`), value: utf8(JSON.stringify({ ...record.range, count: items.length })) });
+    await this.client.kvCall('Txn', encodePutTxn(puts));
   }
 
   /** Marks the migration done and drops the progress records, in one transaction. */
@@ -181,13 +210,13 @@ export class Target {
    * Every key in [from, to) (to = [0]: to the end), page by page, all at one
    * revision: `at.revision`, or the first page's, which is left in `at`.
    */
-  async *scan(from: Buffer, to: Buffer, at: { revision?: string } = {}, pageSize = 2000): AsyncGenerator<IKeyValue> {
+  async *scan(from: Buffer, to: Buffer, at: { revision?: string } = {}, pageSize = 2000): AsyncGenerator<WireKeyValue> {
     let start = from;
     let limit = pageSize;
     for (;;) {
       let res;
       try {
-        res = await this.client.kv.range({ key: start, range_end: to, limit, ...(at.revision ? { revision: at.revision } : {}) });
+        res = decodeRangeResponse(await this.client.kvCall('Range', encodeRange({ key: start, rangeEnd: to, limit, revision: at.revision })));
       } catch (err) {
         if (classifyLimit(err) && limit > 1) {
           limit = Math.max(1, Math.floor(limit / 2));
@@ -195,7 +224,7 @@ export class Target {
         }
         throw err;
       }
-      at.revision ??= res.header.revision;
+      at.revision ??= res.revision;
       for (const kv of res.kvs) yield kv;
       if (!res.more || res.kvs.length === 0) return;
       start = Buffer.concat([res.kvs[res.kvs.length - 1].key, Buffer.from([0])]);
@@ -208,7 +237,7 @@ export class Target {
    * keys; the source's subtree roots make even pieces), and the pieces together
    * cover every key exactly once, so a stray key anywhere is still seen.
    */
-  async scanMigrated(splits: Buffer[], concurrency: number, onKey: (kv: IKeyValue) => void): Promise<void> {
+  async scanMigrated(splits: Buffer[], concurrency: number, onKey: (kv: WireKeyValue) => void): Promise<void> {
     const revision = (await this.client.kv.range({ key: Buffer.from([0]) })).header.revision;
     const reserved = [utf8(RESERVED_PREFIX), prefixEnd(RESERVED_PREFIX)];
     const points = [Buffer.from([0]), ...splits, ...reserved]

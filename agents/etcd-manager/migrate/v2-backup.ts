@@ -196,6 +196,9 @@ async function serveBackup(located: Located, options: OpenBackupOptions): Promis
     await etcd?.stop();
     await rm(work, { recursive: true, force: true });
   };
+  // Its keys are made while the data is unpacked or copied; settled before anything is deleted, so no key is written after.
+  const pkiMade = makeThrowawayPKI(join(work, 'pki'), 'migrate-v2-source');
+  pkiMade.catch(() => undefined);
   try {
     const dataDir = join(work, 'data');
     if (located.kind === 'tar') {
@@ -214,7 +217,7 @@ async function serveBackup(located: Located, options: OpenBackupOptions): Promis
     if (!(await stat(join(dataDir, 'member', 'wal')).then((s) => s.isDirectory(), () => false))) {
       throw new UserError(`--from ${located.where}: no member/wal inside: not an etcd v2 backup`, ExitCode.Failure);
     }
-    const pki = await makeThrowawayPKI(join(work, 'pki'), 'migrate-v2-source');
+    const pki = await pkiMade;
     const version = parseEtcdVersion(binaries.version);
     etcd = await startThrowawayEtcd({
       etcd: binaries.etcd, version: binaries.version, name: 'migrate-v2-source', dataDir, pki, serving: located.where, log: options.log, env: options.env,
@@ -232,6 +235,7 @@ async function serveBackup(located: Located, options: OpenBackupOptions): Promis
     options.log.info('serving the v2 backup', { event: 'migrate-v2.backup-served', pid: etcd.pid, etcd: binaries.etcd, version: binaries.version, url: etcd.url });
     return { url: etcd.url, tls: pki.client, description: located.where, etcdVersion: binaries.version, pid: etcd.pid, close };
   } catch (err) {
+    await pkiMade.catch(() => undefined);
     await close();
     throw err;
   }

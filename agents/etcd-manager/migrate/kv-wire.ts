@@ -1,0 +1,250 @@
+// The protobuf wire form of the etcd v3 messages on the migration's hot path
+// (etcd's rpc.proto and kv.proto): a TxnRequest of puts, a RangeRequest, and
+// the key-values of a RangeResponse. etcd3's generic codec builds an object per
+// put and turns every 64-bit field of every answer into a string (four per put
+// answered, four per key read back); on the migration that was a fifth of the
+// command's CPU (bench/migrate-v2.ts). These write straight into one buffer,
+// read keys and values as views of the answer, and a Txn's answer is not read
+// at all (an unconditional transaction either succeeds or fails as a whole).
+// test/unit/etcd-manager-kv-wire.test.ts checks both directions against
+// protobufjs reading etcd3's own .proto files.
+
+const LENGTH_DELIMITED = 2;
+const VARINT = 0;
+
+function tag(field: number, wireType: number): number {
+  return (field << 3) | wireType;
+}
+
+/** Bytes a varint of `n` (0 ≤ n < 2^53) takes. */
+function varintSize(n: number): number {
+  let size = 1;
+  while (n >= 0x80) {
+    n = Math.floor(n / 0x80);
+    size++;
+  }
+  return size;
+}
+
+function writeVarint(buf: Buffer, at: number, n: number): number {
+  while (n >= 0x80) {
+    buf[at++] = (n % 0x80) | 0x80;
+    n = Math.floor(n / 0x80);
+  }
+  buf[at++] = n;
+  return at;
+}
+
+/** The varint bytes of a non-negative int64 (lease IDs and revisions go past 2^53). */
+export function int64Varint(value: bigint | string): Buffer {
+  let n = BigInt(value);
+  if (n < 0n || n >= 1n << 63n) throw new RangeError(`int64 out of range for a non-negative varint: ${value}`);
+  const bytes: number[] = [];
+  while (n >= 0x80n) {
+    bytes.push(Number(n & 0x7fn) | 0x80);
+    n >>= 7n;
+  }
+  bytes.push(Number(n));
+  return Buffer.from(bytes);
+}
+
+export interface WirePut {
+  key: Buffer;
+  value: Buffer;
+  /** int64Varint of the lease ID, or undefined for none. */
+  lease?: Buffer;
+}
+
+function putSize(p: WirePut): number {
+  return 1 + varintSize(p.key.length) + p.key.length + 1 + varintSize(p.value.length) + p.value.length + (p.lease ? 1 + p.lease.length : 0);
+}
+
+/** TxnRequest{success: [RequestOp{request_put: PutRequest{key, value, lease}}…]}, no compares. */
+export function encodePutTxn(puts: WirePut[]): Buffer {
+  const sizes = puts.map(putSize);
+  let total = 0;
+  for (const size of sizes) {
+    const op = 1 + varintSize(size) + size;
+    total += 1 + varintSize(op) + op;
+  }
+  const buf = Buffer.allocUnsafe(total);
+  let at = 0;
+  puts.forEach((p, i) => {
+    const size = sizes[i];
+    buf[at++] = tag(2, LENGTH_DELIMITED); // TxnRequest.success
+    at = writeVarint(buf, at, 1 + varintSize(size) + size);
+    buf[at++] = tag(2, LENGTH_DELIMITED); // RequestOp.request_put
+    at = writeVarint(buf, at, size);
+    buf[at++] = tag(1, LENGTH_DELIMITED); // PutRequest.key
+    at = writeVarint(buf, at, p.key.length);
+    at += p.key.copy(buf, at);
+    buf[at++] = tag(2, LENGTH_DELIMITED); // PutRequest.value
+    at = writeVarint(buf, at, p.value.length);
+    at += p.value.copy(buf, at);
+    if (p.lease) {
+      buf[at++] = tag(3, VARINT); // PutRequest.lease
+      at += p.lease.copy(buf, at);
+    }
+  });
+  if (at !== total) throw new Error(`encodePutTxn: wrote ${at} of ${total} bytes`);
+  return buf;
+}
+
+export interface WireRange {
+  key: Buffer;
+  rangeEnd: Buffer;
+  limit: number;
+  /** The revision to read at (a decimal string), or undefined for the newest. */
+  revision?: string;
+}
+
+/** RangeRequest{key, range_end, limit, revision}. */
+export function encodeRange(r: WireRange): Buffer {
+  const revision = r.revision !== undefined && r.revision !== '0' ? int64Varint(r.revision) : undefined;
+  const size = 1 + varintSize(r.key.length) + r.key.length + 1 + varintSize(r.rangeEnd.length) + r.rangeEnd.length + (r.limit > 0 ? 1 + varintSize(r.limit) : 0) + (revision ? 1 + revision.length : 0);
+  const buf = Buffer.allocUnsafe(size);
+  let at = 0;
+  buf[at++] = tag(1, LENGTH_DELIMITED);
+  at = writeVarint(buf, at, r.key.length);
+  at += r.key.copy(buf, at);
+  buf[at++] = tag(2, LENGTH_DELIMITED);
+  at = writeVarint(buf, at, r.rangeEnd.length);
+  at += r.rangeEnd.copy(buf, at);
+  if (r.limit > 0) {
+    buf[at++] = tag(3, VARINT);
+    at = writeVarint(buf, at, r.limit);
+  }
+  if (revision) {
+    buf[at++] = tag(4, VARINT);
+    at += revision.copy(buf, at);
+  }
+  return buf;
+}
+
+export class WireError extends Error {
+  override name = 'WireError';
+}
+
+/** A protobuf reader over `buf[start, end)`. */
+class Reader {
+  constructor(private readonly buf: Buffer, public at: number, private readonly end: number) {}
+
+  get done(): boolean {
+    return this.at >= this.end;
+  }
+
+  /** A varint that fits in 2^53 (lengths, tags, small numbers). */
+  varint(): number {
+    let n = 0;
+    let scale = 1;
+    for (let i = 0; i < 8; i++) {
+      if (this.at >= this.end) throw new WireError('varint runs past the end');
+      const b = this.buf[this.at++];
+      n += (b & 0x7f) * scale;
+      if (b < 0x80) return n;
+      scale *= 0x80;
+    }
+    throw new WireError('varint too long for a length');
+  }
+
+  /** A 64-bit varint as a decimal string (lease IDs, revisions). */
+  int64(): string {
+    let n = 0n;
+    let shift = 0n;
+    for (let i = 0; i < 10; i++) {
+      if (this.at >= this.end) throw new WireError('varint runs past the end');
+      const b = this.buf[this.at++];
+      n |= BigInt(b & 0x7f) << shift;
+      if (b < 0x80) return BigInt.asIntN(64, n).toString();
+      shift += 7n;
+    }
+    throw new WireError('varint longer than 10 bytes');
+  }
+
+  /** A length-delimited field, as a view of the buffer (no copy). */
+  bytes(): Buffer {
+    const length = this.varint();
+    if (this.at + length > this.end) throw new WireError('a field runs past the end');
+    const view = this.buf.subarray(this.at, this.at + length);
+    this.at += length;
+    return view;
+  }
+
+  /** A sub-reader over the next length-delimited field. */
+  message(): Reader {
+    const length = this.varint();
+    if (this.at + length > this.end) throw new WireError('a message runs past the end');
+    const sub = new Reader(this.buf, this.at, this.at + length);
+    this.at += length;
+    return sub;
+  }
+
+  skip(wireType: number): void {
+    if (wireType === VARINT) this.varintSkip();
+    else if (wireType === LENGTH_DELIMITED) {
+      const length = this.varint(); // read first: `this.at += this.varint()` would add to the position before the length
+      this.at += length;
+    }
+    else if (wireType === 1) this.at += 8;
+    else if (wireType === 5) this.at += 4;
+    else throw new WireError(`wire type ${wireType} is not used by etcd's messages`);
+    if (this.at > this.end) throw new WireError('a field runs past the end');
+  }
+
+  private varintSkip(): void {
+    while (this.at < this.end && this.buf[this.at++] >= 0x80);
+  }
+}
+
+export interface WireKeyValue {
+  /** Views of the answer's buffer. */
+  key: Buffer;
+  value: Buffer;
+  /** The lease ID as a decimal string; "0" for none. */
+  lease: string;
+}
+
+export interface WireRangeResponse {
+  /** header.revision, a decimal string. */
+  revision: string;
+  kvs: WireKeyValue[];
+  more: boolean;
+}
+
+const EMPTY = Buffer.alloc(0);
+
+function decodeKeyValue(r: Reader): WireKeyValue {
+  const kv: WireKeyValue = { key: EMPTY, value: EMPTY, lease: '0' };
+  while (!r.done) {
+    const t = r.varint();
+    const field = Math.floor(t / 8);
+    const wireType = t & 7;
+    if (field === 1 && wireType === LENGTH_DELIMITED) kv.key = r.bytes();
+    else if (field === 5 && wireType === LENGTH_DELIMITED) kv.value = r.bytes();
+    else if (field === 6 && wireType === VARINT) kv.lease = r.int64();
+    else r.skip(wireType);
+  }
+  return kv;
+}
+
+/** RangeResponse: header.revision, kvs (key, value, lease), more. */
+export function decodeRangeResponse(buf: Buffer): WireRangeResponse {
+  const r = new Reader(buf, 0, buf.length);
+  const out: WireRangeResponse = { revision: '0', kvs: [], more: false };
+  while (!r.done) {
+    const t = r.varint();
+    const field = Math.floor(t / 8);
+    const wireType = t & 7;
+    if (field === 1 && wireType === LENGTH_DELIMITED) {
+      const header = r.message();
+      while (!header.done) {
+        const ht = header.varint();
+        if (Math.floor(ht / 8) === 3 && (ht & 7) === VARINT) out.revision = header.int64();
+        else header.skip(ht & 7);
+      }
+    } else if (field === 2 && wireType === LENGTH_DELIMITED) out.kvs.push(decodeKeyValue(r.message()));
+    else if (field === 3 && wireType === VARINT) out.more = r.varint() !== 0;
+    else r.skip(wireType);
+  }
+  return out;
+}
