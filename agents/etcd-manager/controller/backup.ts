@@ -199,44 +199,30 @@ export class BackupController {
       return fail(err);
     }
     if (!lease) return fail(new NoHealthyMemberError('no etcd member answers: nothing to back up'));
+    const snapshot = lease;
     try {
-      const spec = this.deps.clusterSpec() ?? this.spec;
       const key = await this.deps.key();
-      const name = await this.name();
-      const startedAtMs = clock.wallNow();
-      this.current = { reason, name, startedAt: new Date(startedAtMs).toISOString(), bytes: 0, ...(options.requestId ? { requestId: options.requestId } : {}) };
-      log.info('backup started', { event: 'backup.started', name, reason, ...(detail ? { detail } : {}), ...(options.requestId ? { requestId: options.requestId } : {}), endpoint: lease.endpoint, encrypted: key !== undefined });
       const hold = this.deps.holdUploadReason !== undefined && options.requestReason === this.deps.holdUploadReason;
-      const taken = await lib.takeBackup({
-        store,
-        name,
-        snapshot: hold ? holdingSource(lease.source, log) : lease.source,
-        clusterSpec: spec ?? {},
-        ...(key ? { key } : {}),
-        reason: detail ? `${reason}: ${detail}` : reason,
-        now: () => clock.wallNow(),
-        onProgress: (p) => {
-          if (this.current) this.current.bytes = p.snapshotBytes;
-          options.onProgress?.(p.snapshotBytes);
-        },
+      return await this.produce(lib, reason, detail, options.requestId, { endpoint: snapshot.endpoint, encrypted: key !== undefined }, async (name) => {
+        const taken = await lib.takeBackup({
+          store,
+          name,
+          snapshot: hold ? holdingSource(snapshot.source, log) : snapshot.source,
+          clusterSpec: this.deps.clusterSpec() ?? this.spec ?? {},
+          ...(key ? { key } : {}),
+          reason: detail ? `${reason}: ${detail}` : reason,
+          now: () => clock.wallNow(),
+          onProgress: (p) => {
+            if (this.current) this.current.bytes = p.snapshotBytes;
+            options.onProgress?.(p.snapshotBytes);
+          },
+        });
+        return { name, storedBytes: taken.storedBytes, durationMs: taken.durationMs, snapshotBytes: taken.sidecar.snapshot.bytes, revision: taken.sidecar.etcd.revision, encrypted: taken.sidecar.encryption !== undefined };
       });
-      this.lastBackup = {
-        name, startedAtMs, storedBytes: taken.storedBytes, snapshotBytes: taken.sidecar.snapshot.bytes, durationMs: taken.durationMs,
-        reason, revision: taken.sidecar.etcd.revision, encrypted: taken.sidecar.encryption !== undefined,
-      };
-      this.deps.metrics?.succeeded(reason);
-      this.deps.metrics?.setLast(this.lastBackup);
-      log.info('backup completed', {
-        event: 'backup.completed', name, reason, ...(options.requestId ? { requestId: options.requestId } : {}),
-        storedBytes: taken.storedBytes, snapshotBytes: taken.sidecar.snapshot.bytes, durationMs: taken.durationMs, revision: taken.sidecar.etcd.revision,
-      });
-      await this.cleanup(lib);
-      return { name, storedBytes: taken.storedBytes, durationMs: taken.durationMs, snapshotBytes: taken.sidecar.snapshot.bytes, revision: taken.sidecar.etcd.revision, encrypted: taken.sidecar.encryption !== undefined };
     } catch (err) {
       return fail(err);
     } finally {
-      this.current = undefined;
-      lease.close();
+      snapshot.close();
     }
   }
 
@@ -273,7 +259,7 @@ export class BackupController {
   }
 
   /** Runs one backup that `write` makes under a fresh name: the running status, the log lines, the metrics, the retention pass. */
-  private async produce(lib: BackupLibrary, reason: BackupReason, detail: string | undefined, requestId: string | undefined, facts: Record<string, string>, write: (name: string) => Promise<FinishedBackup>): Promise<FinishedBackup> {
+  private async produce(lib: BackupLibrary, reason: BackupReason, detail: string | undefined, requestId: string | undefined, facts: Record<string, string | boolean>, write: (name: string) => Promise<FinishedBackup>): Promise<FinishedBackup> {
     const { log, clock } = this.deps;
     const name = await this.name();
     const startedAtMs = clock.wallNow();
@@ -287,7 +273,10 @@ export class BackupController {
       };
       this.deps.metrics?.succeeded(reason);
       this.deps.metrics?.setLast(this.lastBackup);
-      log.info('backup completed', { event: 'backup.completed', name, reason, ...facts, ...(requestId ? { requestId } : {}), storedBytes: taken.storedBytes, durationMs: taken.durationMs });
+      log.info('backup completed', {
+        event: 'backup.completed', name, reason, ...facts, ...(requestId ? { requestId } : {}), storedBytes: taken.storedBytes, durationMs: taken.durationMs,
+        ...(taken.snapshotBytes !== undefined ? { snapshotBytes: taken.snapshotBytes } : {}), ...(taken.revision !== undefined ? { revision: taken.revision } : {}),
+      });
       await this.cleanup(lib);
       return taken;
     } finally {
