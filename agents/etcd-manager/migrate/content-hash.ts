@@ -20,7 +20,8 @@ const scratch = Buffer.allocUnsafe(64 * 1024);
 /**
  * sha256(uint32 key length ‖ key ‖ value), 32 bytes. One `crypto.hash` call
  * over a reused buffer: a Hash object and three updates per key cost about a
- * third more (bench/migrate-v2.ts hashes every key twice).
+ * third more on the binary's Node 24 (the same on Node 20); a migration hashes
+ * every key twice.
  */
 export function keyDigest(key: Buffer, value: Buffer): Buffer {
   const size = 4 + key.length + value.length;
