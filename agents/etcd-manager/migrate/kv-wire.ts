@@ -48,6 +48,22 @@ export function int64Varint(value: bigint | string): Buffer {
   return Buffer.from(bytes);
 }
 
+/** Bytes a length-delimited field of `length` bytes takes: its tag, its length, its bytes (fields 1–15: a one-byte tag). */
+function fieldSize(length: number): number {
+  return 1 + varintSize(length) + length;
+}
+
+/** Writes the tag and length of a length-delimited field (its bytes follow); returns where they go. */
+function writeFieldHeader(buf: Buffer, at: number, field: number, length: number): number {
+  buf[at++] = tag(field, LENGTH_DELIMITED);
+  return writeVarint(buf, at, length);
+}
+
+function writeBytesField(buf: Buffer, at: number, field: number, bytes: Buffer): number {
+  at = writeFieldHeader(buf, at, field, bytes.length);
+  return at + bytes.copy(buf, at);
+}
+
 export interface WirePut {
   key: Buffer;
   value: Buffer;
@@ -56,37 +72,26 @@ export interface WirePut {
 }
 
 function putSize(p: WirePut): number {
-  return 1 + varintSize(p.key.length) + p.key.length + 1 + varintSize(p.value.length) + p.value.length + (p.lease ? 1 + p.lease.length : 0);
+  return fieldSize(p.key.length) + fieldSize(p.value.length) + (p.lease ? 1 + p.lease.length : 0);
 }
 
 /** TxnRequest{success: [RequestOp{request_put: PutRequest{key, value, lease}}…]}, no compares. */
 export function encodePutTxn(puts: WirePut[]): Buffer {
-  const sizes = puts.map(putSize);
-  let total = 0;
-  for (const size of sizes) {
-    const op = 1 + varintSize(size) + size;
-    total += 1 + varintSize(op) + op;
-  }
-  const buf = Buffer.allocUnsafe(total);
+  const putSizes = puts.map(putSize);
+  const opSizes = putSizes.map(fieldSize); // RequestOp: the PutRequest as field 2
+  const buf = Buffer.allocUnsafe(opSizes.reduce((total, op) => total + fieldSize(op), 0));
   let at = 0;
   puts.forEach((p, i) => {
-    const size = sizes[i];
-    buf[at++] = tag(2, LENGTH_DELIMITED); // TxnRequest.success
-    at = writeVarint(buf, at, 1 + varintSize(size) + size);
-    buf[at++] = tag(2, LENGTH_DELIMITED); // RequestOp.request_put
-    at = writeVarint(buf, at, size);
-    buf[at++] = tag(1, LENGTH_DELIMITED); // PutRequest.key
-    at = writeVarint(buf, at, p.key.length);
-    at += p.key.copy(buf, at);
-    buf[at++] = tag(2, LENGTH_DELIMITED); // PutRequest.value
-    at = writeVarint(buf, at, p.value.length);
-    at += p.value.copy(buf, at);
+    at = writeFieldHeader(buf, at, 2, opSizes[i]); // TxnRequest.success
+    at = writeFieldHeader(buf, at, 2, putSizes[i]); // RequestOp.request_put
+    at = writeBytesField(buf, at, 1, p.key); // PutRequest.key
+    at = writeBytesField(buf, at, 2, p.value); // PutRequest.value
     if (p.lease) {
       buf[at++] = tag(3, VARINT); // PutRequest.lease
       at += p.lease.copy(buf, at);
     }
   });
-  if (at !== total) throw new Error(`encodePutTxn: wrote ${at} of ${total} bytes`);
+  if (at !== buf.length) throw new Error(`encodePutTxn: wrote ${at} of ${buf.length} bytes`);
   return buf;
 }
 
@@ -101,15 +106,10 @@ export interface WireRange {
 /** RangeRequest{key, range_end, limit, revision}. */
 export function encodeRange(r: WireRange): Buffer {
   const revision = r.revision !== undefined && r.revision !== '0' ? int64Varint(r.revision) : undefined;
-  const size = 1 + varintSize(r.key.length) + r.key.length + 1 + varintSize(r.rangeEnd.length) + r.rangeEnd.length + (r.limit > 0 ? 1 + varintSize(r.limit) : 0) + (revision ? 1 + revision.length : 0);
+  const size = fieldSize(r.key.length) + fieldSize(r.rangeEnd.length) + (r.limit > 0 ? 1 + varintSize(r.limit) : 0) + (revision ? 1 + revision.length : 0);
   const buf = Buffer.allocUnsafe(size);
-  let at = 0;
-  buf[at++] = tag(1, LENGTH_DELIMITED);
-  at = writeVarint(buf, at, r.key.length);
-  at += r.key.copy(buf, at);
-  buf[at++] = tag(2, LENGTH_DELIMITED);
-  at = writeVarint(buf, at, r.rangeEnd.length);
-  at += r.rangeEnd.copy(buf, at);
+  let at = writeBytesField(buf, 0, 1, r.key);
+  at = writeBytesField(buf, at, 2, r.rangeEnd);
   if (r.limit > 0) {
     buf[at++] = tag(3, VARINT);
     at = writeVarint(buf, at, r.limit);
@@ -118,6 +118,7 @@ export function encodeRange(r: WireRange): Buffer {
     buf[at++] = tag(4, VARINT);
     at += revision.copy(buf, at);
   }
+  if (at !== size) throw new Error(`encodeRange: wrote ${at} of ${size} bytes`);
   return buf;
 }
 
