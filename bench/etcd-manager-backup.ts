@@ -15,12 +15,15 @@
 //   c. the managers' peak RSS (VmRSS sampled every 100 ms) during a and b.
 // Targets: a ≤ 1.0x, b ≤ 1.3x, c ≤ 100 MiB. Every process is stopped by PID and
 // the temp directories deleted, on success, failure or Ctrl-C.
-// Run: node_modules/.bin/tsx bench/etcd-manager-backup.ts
+// The managers run the built binary from a cold copy (bench/cold-binary.ts), as
+// bench/footprint.ts does, so their RSS is what an instance after a reboot has.
+// Run: node scripts/build-binaries.mjs && node_modules/.bin/tsx bench/etcd-manager-backup.ts
 //   (MOORING_BENCH_DB_MB=1024: database size; MOORING_BENCH_DEADLINE_MS)
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { loadavg } from 'node:os';
 import { execa } from 'execa';
 import { SYSTEM_ETCD } from '../agents/etcd-manager/etcd/binary.js';
@@ -30,10 +33,13 @@ import { readResult, ringDoorbell, submitRequest } from '../agents/etcd-manager/
 import { BackupNamer } from '../agents/etcd-manager/backup/names.js';
 import { openEtcdClient } from '../agents/etcd-manager/etcd/client.js';
 import { clustersSeen, scenario, type Scenario } from '../test/harness/etcd-scenario.js';
-import { describeManagers, startManager, type ManagerProcess } from '../test/harness/manager.js';
+import { describeManagers, managerCommand, startManager, type ManagerProcess } from '../test/harness/manager.js';
 import { processAlive, waitFor } from '../test/harness/net.js';
 import { benchCleanup } from './cleanup.js';
+import { coldBinaryDir } from './cold-binary.js';
 
+const repo = join(dirname(fileURLToPath(import.meta.url)), '..');
+const BINARY = join(repo, 'dist/bin/etcd-manager');
 const DB_MB = Number(process.env.MOORING_BENCH_DB_MB ?? 1024);
 const DEADLINE_MS = Number(process.env.MOORING_BENCH_DEADLINE_MS ?? 40 * 60_000);
 const NAMES = ['a', 'b', 'c'];
@@ -45,17 +51,33 @@ const namer = new BackupNamer({ now: Date.now, randomInt: (n) => Math.floor(Math
 const since = (t0: bigint) => Number(process.hrtime.bigint() - t0) / 1e6;
 const mib = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(0)} MiB`;
 
-/** Peak VmRSS of these PIDs while `during` runs, sampled every 100 ms. */
-async function peakRSS<T>(pids: () => number[], during: () => Promise<T>): Promise<{ result: T; peak: Map<number, number> }> {
-  const peak = new Map<number, number>();
+/** A process's resident memory: all of it, its anonymous part, its file pages (bytes). */
+interface Resident {
+  rss: number;
+  anon: number;
+  file: number;
+}
+
+function resident(pid: number): Resident | undefined {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const kb = (field: string) => Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(status)?.[1] ?? 0) * 1024;
+    return { rss: kb('VmRSS'), anon: kb('RssAnon'), file: kb('RssFile') };
+  } catch {
+    return undefined; // gone
+  }
+}
+
+/** Each PID's memory when `during` starts, and at its highest VmRSS while it runs (sampled every 100 ms). */
+async function peakRSS<T>(pids: () => number[], during: () => Promise<T>): Promise<{ result: T; peak: Map<number, Resident>; start: Map<number, Resident> }> {
+  const peak = new Map<number, Resident>();
+  const start = new Map<number, Resident>();
   const sample = () => {
     for (const pid of pids()) {
-      try {
-        const kb = Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
-        peak.set(pid, Math.max(peak.get(pid) ?? 0, kb * 1024));
-      } catch {
-        // gone
-      }
+      const now = resident(pid);
+      if (!now) continue;
+      if (!start.has(pid)) start.set(pid, now);
+      if (now.rss > (peak.get(pid)?.rss ?? 0)) peak.set(pid, now);
     }
   };
   const timer = setInterval(sample, 100);
@@ -63,7 +85,7 @@ async function peakRSS<T>(pids: () => number[], during: () => Promise<T>): Promi
     sample();
     const result = await during();
     sample();
-    return { result, peak };
+    return { result, peak, start };
   } finally {
     clearInterval(timer);
   }
@@ -116,9 +138,12 @@ function startReferenceEtcd(s: Scenario, peerPort: number, i: number, dataDir: s
 async function main(): Promise<void> {
   if (!existsSync(SYSTEM_ETCD) || !existsSync(SYSTEM_ETCDCTL.binary)) throw new Error('etcd and etcdctl 3.4 are not installed (make setup)');
   console.log(`etcd-manager backup/restore bench: ~${DB_MB} MiB database (1 MiB values, half random, half repeated), three managers, s3rver store, TLS; load average at start ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
+  // The built binary only (a manager run from source is another program), from a cold copy (bench/cold-binary.ts).
+  if (managerCommand()[0] !== BINARY) throw new Error('dist/bin/etcd-manager is missing or older than the sources: run make build');
+  const bin = await coldBinaryDir(cleanup, join(repo, 'dist/bin/mooring'), ['etcd-manager']);
   const s = await scenario(cleanup, { hosts: 3, memberCount: 3, volumeKind: 'directory', store: 's3' });
   const peerPort = Number(/:(\d+)$/.exec(s.args(0).find((a) => a.startsWith('--peer-urls='))!)![1]);
-  const managers = [0, 1, 2].map((i) => startManager(cleanup, managerArgs(s, i), s.env));
+  const managers = [0, 1, 2].map((i) => startManager(cleanup, managerArgs(s, i), s.env, [join(bin, 'etcd-manager')]));
   await waitFor('three healthy members', () => s.view([0, 1, 2], 3, managers), 300_000, 200);
   const leader = await waitFor('the leader', async () => managers.find((m) => m.logs.some((l) => l.event === 'leader.elected')), 60_000, 100);
   await waitFor('the first scheduled backup', async () => leader.logs.some((l) => l.event === 'backup.retention'), 120_000, 100);
@@ -137,7 +162,7 @@ async function main(): Promise<void> {
 
   // ---- a. backup ----
   const t0b = process.hrtime.bigint();
-  const { result: backup, peak: backupPeak } = await peakRSS(() => [pidOf(leader)], async () => {
+  const { result: backup, peak: backupPeak, start: backupStart } = await peakRSS(() => [pidOf(leader)], async () => {
     const id = await submitRequest(s.backups, { kind: 'backup', reason: 'bench' }, { id: namer.next(), nowMs: Date.now() });
     return waitFor('the backup request', async () => {
       const r = await readResult(s.backups, id);
@@ -146,7 +171,6 @@ async function main(): Promise<void> {
     }, 1_800_000, 100);
   });
   const oursBackup = since(t0b);
-  const leaderPeakBackup = backupPeak.get(pidOf(leader)) ?? 0;
 
   const refDir = join(s.area.root, 'reference');
   mkdirSync(refDir, { recursive: true });
@@ -161,7 +185,7 @@ async function main(): Promise<void> {
   await client.put('/registry/bench/marker').value('after the backup');
   const commandId = namer.next();
   const t0restore = process.hrtime.bigint();
-  const { peak: restorePeak } = await peakRSS(managerPids, async () => {
+  const { peak: restorePeak, start: restoreStart } = await peakRSS(managerPids, async () => {
     await queueRestoreCommand(s.backups, commandId, Date.now(), { backup: backup.backup!.name, clusterSpec: { memberCount: 3, etcdVersion: '3.4.23' } });
     await ringDoorbell(s.backups, commandId, Date.now());
     await waitFor('restore.completed', async () => {
@@ -198,7 +222,10 @@ async function main(): Promise<void> {
   row('a. the backup itself (snapshot → gzip → upload)', backup.backup!.durationMs, refBackup, 'reference: etcdctl snapshot save + gzip -6', '≤ 1.0x');
   row('b. restore into 3 healthy members (queued → healthy)', oursRestore, refRestore, 'reference: 3× etcdctl snapshot restore + 3 etcd → healthy', '≤ 1.3x');
   console.log(`     restore timeline: ${timeline}`);
-  console.log(`  c. peak RSS of the leading manager during the backup: ${mib(leaderPeakBackup)}; during the restore: ${managers.map((m, i) => `${NAMES[i]} ${mib(restorePeak.get(pidOf(m)) ?? 0)}`).join(', ')}   target ≤ 100 MiB`);
+  const memory = (start: Resident | undefined, peak: Resident | undefined) =>
+    peak ? `${mib(peak.rss)} (anon ${mib(peak.anon)}, file ${mib(peak.file)}; ${mib(start?.rss ?? 0)} at the start)` : 'not sampled';
+  console.log(`  c. peak RSS of the leading manager during the backup: ${memory(backupStart.get(pidOf(leader)), backupPeak.get(pidOf(leader)))}   target ≤ 100 MiB`);
+  console.log(`     during the restore: ${managers.map((m, i) => `${NAMES[i]} ${memory(restoreStart.get(pidOf(m)), restorePeak.get(pidOf(m)))}`).join('; ')}`);
   console.log(`  load average at the end ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
 }
 

@@ -29,7 +29,7 @@
 // with MOORING_FOOTPRINT_BACKUP_MIB=0).
 // Run: node scripts/build-binaries.mjs && node_modules/.bin/tsx bench/footprint.ts
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, closeSync, copyFileSync, existsSync, fsyncSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -43,6 +43,7 @@ import { describeManagers, managerCommand, startManager, type ManagerProcess } f
 import { loopbackNet, processAlive, waitFor } from '../test/harness/net.js';
 import { etcdMissing, makeEtcdPKI, startEtcd } from '../test/harness/tls-etcd.js';
 import { benchCleanup } from './cleanup.js';
+import { coldBinaryDir, coldCopy } from './cold-binary.js';
 
 const repo = join(dirname(fileURLToPath(import.meta.url)), '..');
 const IDLE_S = Number(process.env.MOORING_FOOTPRINT_IDLE ?? 60);
@@ -111,19 +112,6 @@ function printWhereItIs(label: string, pid: number): void {
 const fmt = (m: number) => m.toFixed(1);
 const show = (m: Memory) => `${fmt(m.rss).padStart(6)} MiB (anon ${fmt(m.anon)}, file ${fmt(m.file)})`;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** A copy of `source` at `target`, on disk and out of the page cache (see the header). */
-async function coldCopy(source: string, target: string): Promise<void> {
-  copyFileSync(source, target);
-  chmodSync(target, 0o755);
-  const fd = openSync(target, 'r');
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  await execa('dd', [`if=${target}`, 'iflag=nocache', 'count=0', 'status=none']);
-}
 
 /** `node -e 'setInterval(()=>{},1e3)'`: a Node process that does nothing, killed by PID at cleanup. */
 function startFloor(node: string): ChildProcess {
@@ -236,10 +224,7 @@ async function main(): Promise<void> {
     throw new Error('dist/bin/etcd-manager is missing or older than the sources: run make build');
   }
   if (!existsSync(NODE24)) throw new Error(`${NODE24} is missing: run make setup`);
-  const bin = mkdtempSync(join(tmpdir(), 'mooring-footprint-bin-'));
-  cleanup.teardown(() => rmSync(bin, { recursive: true, force: true }));
-  await coldCopy(BINARY, join(bin, 'mooring'));
-  for (const link of ['etcd-manager', 'mooring-agents']) symlinkSync('mooring', join(bin, link));
+  const bin = await coldBinaryDir(cleanup, BINARY, ['etcd-manager', 'mooring-agents']);
   await coldCopy(NODE24, join(bin, 'node24'));
   await coldCopy(NODE20, join(bin, 'node20'));
   console.log(`footprint bench: fresh copies of ${BINARY}, ${NODE24} and ${NODE20}, out of the page cache`);

@@ -35,7 +35,7 @@ const STAGES: Array<{ label: string; body: string }> = [
       globalThis.keep = c;`,
   },
   { label: 'prom-client bundle loaded', body: "load('prom-client');" },
-  { label: 'aws-s3 bundle loaded (@aws-sdk/client-s3, lib-storage)', body: "load('aws-s3');" },
+  { label: 'aws-s3 bundle loaded (@aws-sdk/client-s3)', body: "load('aws-s3');" },
   { label: 'x509 bundle loaded (@peculiar/x509)', body: "load('x509');" },
   { label: 'yaml bundle loaded', body: "load('yaml');" },
   { label: 'execa bundle loaded', body: "load('execa');" },

@@ -243,10 +243,10 @@ const longWithoutWasm = {
 // command loads when it runs; in the main bundle each import becomes a call to
 // scripts/lazy-bundle-loader.ts, which compiles the group's own bundle (a SEA
 // asset, with its code cache) the first time. A group holds packages that
-// hand objects to each other (lib-storage drives client-s3's client), in the
-// order they must load (reflect-metadata before x509's tsyringe).
+// hand objects to each other, in the order they must load (reflect-metadata
+// before x509's tsyringe).
 const LAZY_BUNDLES = {
-  'aws-s3': ['@aws-sdk/client-s3', '@aws-sdk/lib-storage'],
+  'aws-s3': ['@aws-sdk/client-s3'],
   'aws-ec2': ['@aws-sdk/client-ec2'],
   etcd3: ['etcd3'],
   x509: ['reflect-metadata', '@peculiar/x509'],

@@ -3,34 +3,25 @@
 // AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL. A PUT (or a completed multipart
 // upload) replaces an object whole, which gives the atomic-write contract.
 import {
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CreateMultipartUploadCommand,
   DeleteObjectCommand,
   GetObjectCommand,
   HeadObjectCommand,
   ListObjectsV2Command,
   PutObjectCommand,
   S3Client,
+  UploadPartCommand,
   type S3ClientConfig,
 } from '@aws-sdk/client-s3';
-import { Upload } from '@aws-sdk/lib-storage';
-import { Readable, Transform } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import { Readable } from 'node:stream';
 import { checkObjectPath, comparePaths, joinPath, normalizePrefix } from './paths.js';
+import { uploadInParts } from './s3-parts.js';
 import { parseS3URL } from './s3-url.js';
 import { DEFAULT_STORE_TIMEOUT_MS } from './timeout.js';
 import { StoreError, type ConditionalRead, type ListedObject, type StateStore, type WriteOptions } from './types.js';
 
-const PART_SIZE = 8 * 1024 * 1024;
-/**
- * Parts of a multipart upload (writeStream: etcd backups) in flight at once. One,
- * with a read-ahead of one part (writeStream's counter buffers up to PART_SIZE):
- * the SDK reads the next part only after the last upload returned, so without it
- * the producer (gzip) stood still during every upload; with it, the next part
- * fills while one uploads (256 MiB of half-random data gzipped into s3rver here:
- * 6.2–7.2 s without, 5.8–6.1 s with; gzip alone 4.4 s). A 1 GB upload holds about
- * two parts' buffers (the SDK's default queue of 4 held five, 40 MiB and more in
- * copies: etcd-manager's RSS during a backup is bounded, bench/etcd-manager-backup.ts).
- */
-const PART_QUEUE = 1;
 const UNREACHABLE_CODES = new Set([
   'ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EPIPE',
 ]);
@@ -226,26 +217,34 @@ export class S3Store implements StateStore {
   }
 
   async writeStream(path: string, source: Readable, _options?: WriteOptions): Promise<number> {
+    const Bucket = this.bucket;
     const Key = this.keyOf(path);
-    let written = 0;
-    const counter = new Transform({
-      readableHighWaterMark: PART_SIZE,
-      transform(chunk: Buffer, _encoding, done) {
-        written += chunk.length;
-        done(null, chunk);
-      },
-    });
-    // Upload aborts the multipart upload on failure (leavePartsOnError false): no half object appears.
-    const upload = new Upload({ client: this.client, params: { Bucket: this.bucket, Key, Body: counter }, partSize: PART_SIZE, queueSize: PART_QUEUE });
-    const uploaded = upload.done().catch((err: unknown) => {
-      counter.destroy(err instanceof Error ? err : new Error(String(err))); // unblocks the pipeline
-      throw err;
-    });
-    // Wait for both sides, so a failed upload has been aborted before we report it.
-    const [piped, done] = await Promise.allSettled([pipeline(source, counter), uploaded]);
-    if (piped.status === 'rejected') throw this.toStoreError(piped.reason, path); // the root cause
-    if (done.status === 'rejected') throw this.toStoreError(done.reason, path);
-    return written;
+    const client = this.client;
+    try {
+      return await uploadInParts(source, {
+        put: async (Body) => {
+          await client.send(new PutObjectCommand({ Bucket, Key, Body, ContentLength: Body.length }));
+        },
+        create: async () => {
+          const { UploadId } = await client.send(new CreateMultipartUploadCommand({ Bucket, Key }));
+          if (!UploadId) throw new Error('CreateMultipartUpload answered without an UploadId');
+          return UploadId;
+        },
+        uploadPart: async (UploadId, PartNumber, Body) => {
+          const { ETag } = await client.send(new UploadPartCommand({ Bucket, Key, UploadId, PartNumber, Body, ContentLength: Body.length }));
+          if (!ETag) throw new Error(`UploadPart ${PartNumber} answered without an ETag`);
+          return ETag;
+        },
+        complete: async (UploadId, Parts) => {
+          await client.send(new CompleteMultipartUploadCommand({ Bucket, Key, UploadId, MultipartUpload: { Parts } }));
+        },
+        abort: async (UploadId) => {
+          await client.send(new AbortMultipartUploadCommand({ Bucket, Key, UploadId }));
+        },
+      });
+    } catch (err) {
+      throw this.toStoreError(err, path);
+    }
   }
 
   /** Every page of a ListObjectsV2 below folder; with a delimiter, one level only. */

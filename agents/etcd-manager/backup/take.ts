@@ -15,7 +15,7 @@ import { ALGORITHM, encryptor, newIV, type BackupKey } from './encryption.js';
 import { dataPath, metaPath, sidecarPath, checkBackupName } from './layout.js';
 import { formatBackupMeta, type ClusterSpec } from './meta.js';
 import { formatSidecar, SIDECAR_FORMAT, type BackupSidecar } from './sidecar.js';
-import { Measure, SnapshotCheck, type SnapshotSource } from './snapshot-stream.js';
+import { Measure, SnapshotCheck, ZLIB_STEP_BYTES, type SnapshotSource } from './snapshot-stream.js';
 
 export interface TakeBackupOptions {
   /** The backup store (`…/backups/etcd/<main|events>`). */
@@ -109,7 +109,7 @@ export async function takeBackup(options: TakeBackupOptions): Promise<TakenBacku
   if (options.signal?.aborted) abort();
   options.signal?.addEventListener('abort', abort, { once: true });
   guard.touch();
-  const gzip = createGzip(options.gzipLevel !== undefined ? { level: options.gzipLevel } : {});
+  const gzip = createGzip({ chunkSize: ZLIB_STEP_BYTES, ...(options.gzipLevel !== undefined ? { level: options.gzipLevel } : {}) });
   const stages: Array<Readable | Transform> = [data, check, gzip, ...(cipher ? [cipher] : []), stored];
   // writeStream consumes `stored`; the pipeline carries an error in any stage to every other one.
   const results = await Promise.allSettled([pipeline(stages as [Readable, ...Transform[]]), store.writeStream(dataPath(name), stored, PRIVATE)]);

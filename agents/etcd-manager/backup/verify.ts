@@ -26,7 +26,7 @@ import { decryptor, type BackupKey } from './encryption.js';
 import { snapshotStatus, type SnapshotStatus, type SnapshotTool } from './etcdctl.js';
 import { dataPath } from './layout.js';
 import { loadBackupInfo, BackupFormatError, BackupNotFoundError, type BackupInfo } from './list.js';
-import { SnapshotCheck } from './snapshot-stream.js';
+import { SnapshotCheck, ZLIB_STEP_BYTES } from './snapshot-stream.js';
 
 export type VerifyCheck =
   | 'meta'
@@ -119,7 +119,7 @@ export async function readBackup(options: ReadBackupOptions): Promise<ReadBackup
   const check = new SnapshotCheck();
   const stages: Transform[] = [
     ...(encryption ? [decryptor(key!, Buffer.from(encryption.iv, 'base64'), Buffer.from(encryption.authTag, 'base64'))] : []),
-    createGunzip(),
+    createGunzip({ chunkSize: ZLIB_STEP_BYTES }),
     check,
   ];
   let sink: Writable;

@@ -13,7 +13,20 @@ import type { EtcdTLSFiles } from './process.js';
 /** The default deadline of one etcd call (each of etcd3's retries gets its own). */
 export const ETCD_CALL_TIMEOUT_MS = 5_000;
 
-export async function openEtcdClient(endpoints: string[], tls?: EtcdTLSFiles, callTimeoutMs = ETCD_CALL_TIMEOUT_MS): Promise<Etcd3> {
+/**
+ * HTTP/2 receive window of a client that reads a snapshot. gRPC's default (64 KiB)
+ * lets etcd send one window and then wait a round trip through our event loop for
+ * the next: a 1.2 GB snapshot drained in 8.3 s with it, 6.2 s with 8 MiB (etcdctl
+ * snapshot save: 10.9 s). It bounds what the connection buffers while we are slow.
+ */
+export const SNAPSHOT_RECEIVE_WINDOW = 8 * 1024 * 1024;
+
+export interface EtcdClientOptions {
+  /** The connection's HTTP/2 receive window; gRPC's 64 KiB when absent. */
+  receiveWindowBytes?: number;
+}
+
+export async function openEtcdClient(endpoints: string[], tls?: EtcdTLSFiles, callTimeoutMs = ETCD_CALL_TIMEOUT_MS, options: EtcdClientOptions = {}): Promise<Etcd3> {
   const { Etcd3: Client } = await import('etcd3');
   const credentials = tls
     ? { rootCertificate: await readFile(tls.caFile), privateKey: await readFile(tls.keyFile), certChain: await readFile(tls.certFile) }
@@ -22,6 +35,7 @@ export async function openEtcdClient(endpoints: string[], tls?: EtcdTLSFiles, ca
     hosts: endpoints,
     credentials,
     dialTimeout: callTimeoutMs,
+    ...(options.receiveWindowBytes ? { grpcOptions: { 'grpc-node.flow_control_window': options.receiveWindowBytes } } : {}),
     // Watches and lease keep-alives are streams and must not time out.
     defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + callTimeoutMs }),
   });
