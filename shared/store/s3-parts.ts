@@ -63,7 +63,8 @@ export async function uploadInParts(source: AsyncIterable<Buffer>, target: PartT
         if (filled === partSize) await sendPart();
       }
     }
-    if (uploadId === undefined && etags.length === 0) {
+    if (etags.length === 0) {
+      // It all fitted in one buffer: one PUT, no multipart upload.
       await target.put(buffers[current].subarray(0, filled));
       return total;
     }
