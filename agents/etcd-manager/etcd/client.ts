@@ -22,7 +22,7 @@ export const ETCD_CALL_TIMEOUT_MS = 5_000;
 export const SNAPSHOT_RECEIVE_WINDOW = 8 * 1024 * 1024;
 
 export interface EtcdClientOptions {
-  /** The connection's HTTP/2 receive window; gRPC's 64 KiB when absent. */
+  /** The HTTP/2 receive window each call's stream announces (SETTINGS_INITIAL_WINDOW_SIZE); gRPC's 64 KiB when absent. */
   receiveWindowBytes?: number;
 }
 
