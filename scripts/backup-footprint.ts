@@ -27,14 +27,15 @@ export async function main(argv: string[]): Promise<number> {
   }
   if (!defaultV8) tuneForLongRunning();
   const [storeURL, endpoint, caFile, certFile, keyFile] = args;
-  const [{ openEtcdClient }, { BackupNamer }, { etcdSnapshotSource }, { takeBackup }, { openStore }] = await Promise.all([
+  const [{ openSnapshotClient }, { BackupNamer }, { etcdSnapshotSource }, { takeBackup }, { openStore }] = await Promise.all([
     import('../agents/etcd-manager/etcd/client.js'),
     import('../agents/etcd-manager/backup/names.js'),
     import('../agents/etcd-manager/backup/snapshot-stream.js'),
     import('../agents/etcd-manager/backup/take.js'),
     import('../shared/store/index.js'),
   ]);
-  const client = await openEtcdClient([endpoint], { caFile, certFile, keyFile });
+  // The client a manager opens for a backup (its receive window included).
+  const client = await openSnapshotClient(endpoint, { caFile, certFile, keyFile });
   try {
     const store = openStore(storeURL);
     // Connected and loaded (a manager has both before its first backup): the baseline.

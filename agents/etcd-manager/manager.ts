@@ -35,7 +35,7 @@ import { runsV2 } from './versions/version.js';
 import type { LivePeer } from './controller/election.js';
 import { listPeers, type PeerRecord } from './discovery.js';
 import { resolveEtcdBinary } from './etcd/binary.js';
-import { checkEtcd, memberRaftStatus, moveEtcdLeader, openEtcdClient, SNAPSHOT_RECEIVE_WINDOW } from './etcd/client.js';
+import { checkEtcd, memberRaftStatus, moveEtcdLeader, openEtcdClient, openSnapshotClient } from './etcd/client.js';
 import { EtcdSupervisor, listenURL, type EtcdProcessSpec } from './etcd/process.js';
 import { updateHostsFile } from './hosts.js';
 import { ManagerMetrics, startStatusServer, type StatusServer } from './metrics.js';
@@ -391,7 +391,7 @@ export class Manager {
     if (this.etcd.running) candidates.push(...this.localClientEndpoints());
     for (const a of this.lastAlive) if (a.info.member !== volume.memberName && a.info.etcdRunning) candidates.push(...this.endpointsOf(a, volume.memberName));
     for (const endpoint of [...new Set(candidates)]) {
-      const client = await openEtcdClient([endpoint], this.tls?.etcdClient, undefined, { receiveWindowBytes: SNAPSHOT_RECEIVE_WINDOW });
+      const client = await openSnapshotClient(endpoint, this.tls?.etcdClient);
       try {
         await client.maintenance.status();
       } catch {

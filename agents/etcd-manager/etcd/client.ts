@@ -41,6 +41,11 @@ export async function openEtcdClient(endpoints: string[], tls?: EtcdTLSFiles, ca
   });
 }
 
+/** A client on one member for reading its snapshot: SNAPSHOT_RECEIVE_WINDOW, the default call deadline. */
+export function openSnapshotClient(endpoint: string, tls?: EtcdTLSFiles): Promise<Etcd3> {
+  return openEtcdClient([endpoint], tls, ETCD_CALL_TIMEOUT_MS, { receiveWindowBytes: SNAPSHOT_RECEIVE_WINDOW });
+}
+
 export interface EtcdHealth {
   healthy: boolean;
   version?: string;

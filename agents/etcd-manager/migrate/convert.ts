@@ -19,7 +19,7 @@ import { dataPath, metaPath } from '../backup/layout.js';
 import type { ClusterSpec } from '../backup/meta.js';
 import { etcdSnapshotSource } from '../backup/snapshot-stream.js';
 import { takeBackup, type TakenBackup } from '../backup/take.js';
-import { openEtcdClient, SNAPSHOT_RECEIVE_WINDOW } from '../etcd/client.js';
+import { openEtcdClient, openSnapshotClient } from '../etcd/client.js';
 import type { EtcdBinaries } from '../versions/binaries.js';
 import { migrateV2, type MigrationSummary } from './migrate.js';
 import { makeThrowawayPKI, startThrowawayEtcd, type ThrowawayEtcd } from './throwaway-etcd.js';
@@ -103,7 +103,7 @@ export async function convertV2Backup(o: ConvertV2Options): Promise<ConvertedBac
     }
     await source?.close();
     source = undefined;
-    const client = await openEtcdClient([targetURL], pki.client, undefined, { receiveWindowBytes: SNAPSHOT_RECEIVE_WINDOW });
+    const client = await openSnapshotClient(targetURL, pki.client);
     try {
       const taken = await takeBackup({
         store: o.store, name: o.name, snapshot: etcdSnapshotSource(client, targetURL), clusterSpec: o.clusterSpec, reason: o.reason,
