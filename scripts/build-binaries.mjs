@@ -1,9 +1,11 @@
 #!/usr/bin/env node
 // Builds the single executable that holds all four programs:
-//   1. esbuild bundles scripts/multicall-entry.ts into dist/bundle.cjs
-//      (CommonJS: a Node single executable's main must be a CJS script), and
-//      the big npm packages only some commands use into dist/lazy/*.js
-//      (LAZY_BUNDLES: loaded when first imported, so a start pays for little);
+//   1. esbuild bundles the dispatcher, scripts/multicall-entry.ts, into
+//      dist/bundle.cjs (CommonJS: a Node single executable's main must be a
+//      CJS script); each program it runs into dist/programs/<name>.js
+//      (PROGRAM_BUNDLES: a start loads only the program it runs); and the big
+//      npm packages only some commands use into dist/lazy/*.js (LAZY_BUNDLES:
+//      loaded when first imported), see scripts/lazy-bundle-loader.ts;
 //   2. Node 24 (node-linux-<arch> from node_modules, pinned by the lock file)
 //      writes a SEA blob of them (dist/sea-config.json), with V8 code caches.
 //      Node 24, not the node running this script: its SEA config can keep
@@ -64,6 +66,16 @@ function log(message) {
 }
 
 const mib = (bytes) => `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
+
+/**
+ * The loader reads bundles as latin1 (scripts/lazy-bundle-loader.ts), which is
+ * right for ASCII only. esbuild escapes non-ASCII in strings, not in regular
+ * expression literals: write those with \u escapes.
+ */
+function failUnlessASCII(path) {
+  const at = readFileSync(path).findIndex((byte) => byte > 0x7f);
+  if (at !== -1) fail(`${relative(repo, path)}: byte ${at} is not ASCII (a regular expression with a non-ASCII character? write it as \\uXXXX)`);
+}
 
 // postject's LIEF prints "Can't find string offset for section name '.note…'"
 // for every note of the official node binary; harmless, and it drowns real output.
@@ -277,6 +289,65 @@ const lazyPackages = {
   },
 };
 
+// The programs and diagnostics the dispatcher (scripts/multicall-entry.ts)
+// imports, each bundled apart with the code of ours it uses: the main script
+// is then the dispatcher alone (~10 KiB), and `nodeup --version` compiles and
+// runs nodeup's code only, not all four programs' (about 0.8 MiB together).
+const PROGRAM_BUNDLES = {
+  mooring: 'agents/mooring/main.ts',
+  nodeup: 'agents/nodeup/main.ts',
+  'etcd-manager': 'agents/etcd-manager/main.ts',
+  protokube: 'agents/protokube/main.ts',
+  'selftest-etcd3': 'scripts/selftest-etcd3.ts',
+  'selftest-lazy': 'scripts/selftest-lazy.ts',
+  'backup-footprint': 'scripts/backup-footprint.ts',
+};
+const programsDir = join(dist, 'programs');
+const programOf = new Map(Object.entries(PROGRAM_BUNDLES).map(([name, source]) => [join(repo, source), name]));
+const loaderPath = join(repo, 'scripts/lazy-bundle-loader.ts');
+
+/** The .ts file an import of `path` (written with .js, as NodeNext wants) from `resolveDir` names. */
+const sourceFileOf = (resolveDir, path) => join(resolveDir, path).replace(/\.js$/, '.ts');
+
+// In the main bundle, the dispatcher's import() of a program becomes a call to
+// the loader, which compiles that program's bundle (a SEA asset, with its code cache).
+const programBundles = {
+  name: 'program-bundles',
+  setup(b) {
+    b.onResolve({ filter: /\.js$/ }, (args) => {
+      const name = programOf.get(sourceFileOf(args.resolveDir, args.path));
+      return name === undefined ? undefined : { path: name, namespace: 'program-bundle' };
+    });
+    b.onLoad({ filter: /.*/, namespace: 'program-bundle' }, (args) => ({
+      loader: 'js',
+      resolveDir: repo,
+      contents: `module.exports = require(${JSON.stringify(loaderPath)}).loadProgram(${JSON.stringify(args.path)});\n`,
+    }));
+  },
+};
+
+// Modules that hold per-process state (what was loaded; whether the
+// long-running V8 flags are set): a program bundle uses the dispatcher's
+// instance of each, given by the loader as require("mooring-dispatcher:<name>"),
+// not a copy of its own.
+const DISPATCHER_MODULES = { 'lazy-bundle-loader': loaderPath, 'long-running': join(repo, 'shared/long-running.ts') };
+const dispatcherModuleOf = new Map(Object.entries(DISPATCHER_MODULES).map(([name, path]) => [path, name]));
+
+const fromDispatcher = {
+  name: 'from-dispatcher',
+  setup(b) {
+    b.onResolve({ filter: /^mooring-dispatcher:/ }, (args) => ({ path: args.path, external: true }));
+    b.onResolve({ filter: /(lazy-bundle-loader|long-running)(\.js|\.ts)$/ }, (args) => {
+      const name = dispatcherModuleOf.get(args.path.startsWith('/') ? args.path : sourceFileOf(args.resolveDir, args.path));
+      return name === undefined ? undefined : { path: name, namespace: 'from-dispatcher' };
+    });
+    b.onLoad({ filter: /.*/, namespace: 'from-dispatcher' }, (args) => ({
+      loader: 'js',
+      contents: `module.exports = require(${JSON.stringify(`mooring-dispatcher:${args.path}`)});\n`,
+    }));
+  },
+};
+
 // Built-in modules a package loads at its start but uses only on paths the
 // agents never take; they load at first use instead. commander requires
 // child_process (~10 ms, with net and dgram under it) for git-style
@@ -318,10 +389,10 @@ const sharedBuildOptions = {
 
 // --- 1. bundles ------------------------------------------------------------------
 
-rmSync(binDir, { recursive: true, force: true });
-rmSync(lazyDir, { recursive: true, force: true });
-mkdirSync(binDir, { recursive: true });
-mkdirSync(lazyDir, { recursive: true });
+for (const dir of [binDir, lazyDir, programsDir]) {
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+}
 
 const packageVersion = JSON.parse(readFileSync(join(repo, 'package.json'), 'utf8')).version;
 log(`bundling mooring ${packageVersion}`);
@@ -330,7 +401,7 @@ const main = await build({
   entryPoints: [join(repo, 'scripts/multicall-entry.ts')],
   outfile: bundlePath,
   metafile: true,
-  plugins: [embedTextFiles, lazyPackages, deferredBuiltins],
+  plugins: [programBundles],
   // import.meta is empty in CJS output. Code that needs its own files must
   // embed them (as above); what remains (e.g. createRequire(import.meta.url)
   // for built-in modules) gets the file URL of the bundle or executable.
@@ -341,12 +412,34 @@ const main = await build({
     'import.meta.dirname': '__dirname',
   },
 }).catch(() => fail('esbuild failed (errors above)'));
-// A deep import (e.g. '@aws-sdk/client-s3/dist-cjs/x') would slip a lazy package back in.
+// The dispatcher alone: a program's code here would be paid for by every start.
 for (const input of Object.keys(main.metafile.inputs)) {
-  const pkg = input.match(/node_modules\/((?:@[^/]+\/)?[^/]+)\//)?.[1];
-  if (pkg !== undefined && lazyBundleOf.has(pkg)) fail(`${input} is in the main bundle, but ${pkg} belongs to lazy bundle ${lazyBundleOf.get(pkg)}`);
+  if (input.startsWith('agents/') || input.includes('node_modules/')) fail(`${input} is in the main bundle; only the dispatcher belongs there`);
 }
-log(`dist/bundle.cjs: ${mib(statSync(bundlePath).size)}`);
+log(`dist/bundle.cjs: ${(statSync(bundlePath).size / 1024).toFixed(1)} KiB`);
+
+// Each program bundle is one function expression (what the loader compiles)
+// whose module.exports is its entry's exports (main).
+for (const [name, source] of Object.entries(PROGRAM_BUNDLES)) {
+  const outfile = join(programsDir, `${name}.js`);
+  const program = await build({
+    ...sharedBuildOptions,
+    entryPoints: [join(repo, source)],
+    outfile,
+    metafile: true,
+    plugins: [fromDispatcher, embedTextFiles, lazyPackages, deferredBuiltins],
+    banner: { js: '(function (exports, require, module, __filename, __dirname) {' },
+    footer: { js: '})' },
+    define: { 'import.meta.url': '"file:///mooring-program-bundle"' },
+  }).catch(() => fail(`esbuild failed for program bundle ${name} (errors above)`));
+  // A deep import (e.g. '@aws-sdk/client-s3/dist-cjs/x') would slip a lazy package back in.
+  for (const input of Object.keys(program.metafile.inputs)) {
+    const pkg = input.match(/node_modules\/((?:@[^/]+\/)?[^/]+)\//)?.[1];
+    if (pkg !== undefined && lazyBundleOf.has(pkg)) fail(`${input} is in program bundle ${name}, but ${pkg} belongs to lazy bundle ${lazyBundleOf.get(pkg)}`);
+  }
+  failUnlessASCII(outfile);
+  log(`dist/programs/${name}.js: ${(statSync(outfile).size / 1024).toFixed(1)} KiB (${source})`);
+}
 
 // Each lazy bundle is one function expression (what the loader compiles) whose
 // module.exports maps package name to what require() of the package gives, so
@@ -367,41 +460,71 @@ for (const [name, packages] of Object.entries(LAZY_BUNDLES)) {
     define: { 'import.meta.url': '"file:///mooring-lazy-bundle"' },
   }).catch(() => fail(`esbuild failed for lazy bundle ${name} (errors above)`));
   if (name === 'etcd3' && readFileSync(outfile, 'utf8').includes('WebAssembly.Instance')) fail('dist/lazy/etcd3.js still compiles WebAssembly (long-without-wasm did not apply)');
+  failUnlessASCII(outfile);
   log(`dist/lazy/${name}.js: ${mib(statSync(outfile).size)} (${packages.join(', ')})`);
 }
 
 /**
- * V8 code caches of each lazy bundle, made by `runtime` (the node that runs
- * it): compiled the way the loader compiles it and run once, so that the
- * functions its start-up runs are in the cache too. Two sets: `<name>.cache`
- * under V8's default flags, and `<name>.long-running.cache` under the flags
- * the long-running agents set at their start (shared/long-running.ts): V8
- * refuses a cache made under other flags, and the loader picks the set that
- * matches. Each set is made in a process of its own, its flags set the same way
- * the agents set them (v8.setFlagsFromString), so V8's flag hash is the same.
+ * V8 code caches of the bundles the loader compiles, made by `runtime` (the
+ * node that runs them): compiled the way the loader compiles them and run
+ * once, so that the functions their start-up runs are in the cache too.
+ * Program bundles get one cache, `programs/<name>.cache`, under V8's default
+ * flags: a program loads before it sets any. Lazy bundles get two sets:
+ * `<name>.cache` under V8's default flags, and `<name>.long-running.cache`
+ * under the flags the long-running agents set at their start
+ * (shared/long-running.ts): V8 refuses a cache made under other flags, and the
+ * loader picks the set that matches. Each set is made in a process of its
+ * own, its flags set the same way the agents set them
+ * (v8.setFlagsFromString), so V8's flag hash is the same. A program bundle's
+ * require("mooring-dispatcher:...") gets stand-ins here: running it only
+ * initialises its modules, which may load lazy bundles (read from dist/lazy).
  */
-function writeLazyCodeCaches(runtime) {
+function writeCodeCaches(runtime) {
   const generator = `
 const { readFileSync, writeFileSync } = require('node:fs');
 const { createRequire } = require('node:module');
-const { dirname } = require('node:path');
+const { dirname, join } = require('node:path');
 const { setFlagsFromString } = require('node:v8');
 const { Script } = require('node:vm');
-const [v8Flags, suffix, ...paths] = process.argv.slice(1);
+const [v8Flags, suffix, lazyDir, ...paths] = process.argv.slice(1);
 if (v8Flags !== '') setFlagsFromString(v8Flags);
-for (const path of paths) {
+const builtinRequire = createRequire(process.execPath);
+const lazyPackages = new Map();
+const dispatcher = {
+  'long-running': { LONG_RUNNING_V8_FLAGS: [], tuneForLongRunning() {}, tunedForLongRunning: () => false },
+  'lazy-bundle-loader': {
+    loadLazyPackage(name, pkg) {
+      if (!lazyPackages.has(name)) lazyPackages.set(name, run(join(lazyDir, name + '.js')).exports);
+      return lazyPackages.get(name)[pkg];
+    },
+  },
+};
+const bundleRequire = (id) => (id.startsWith('mooring-dispatcher:') ? dispatcher[id.slice(19)] : builtinRequire(id));
+function run(path) {
   const script = new Script(readFileSync(path, 'utf8'), { filename: path });
   const module = { exports: {} };
-  script.runInThisContext().call(module.exports, module.exports, createRequire(process.execPath), module, path, dirname(path));
-  writeFileSync(path.replace(/\\.js$/, suffix + '.cache'), script.createCachedData());
+  script.runInThisContext().call(module.exports, module.exports, bundleRequire, module, path, dirname(path));
+  return { script, exports: module.exports };
 }
+for (const path of paths) writeFileSync(path.replace(/\\.js$/, suffix + '.cache'), run(path).script.createCachedData());
 `;
   const env = { ...process.env };
   delete env.NODE_OPTIONS;
-  const bundles = Object.keys(LAZY_BUNDLES).map((name) => join(lazyDir, `${name}.js`));
-  for (const [v8Flags, suffix] of [['', ''], [LONG_RUNNING_V8_FLAGS.join(' '), '.long-running']]) {
-    execFileSync(runtime.path, ['-e', generator, '--', v8Flags, suffix, ...bundles], { stdio: 'inherit', env });
-  }
+  const generate = (v8Flags, suffix, bundles) => execFileSync(runtime.path, ['-e', generator, '--', v8Flags, suffix, lazyDir, ...bundles], { stdio: 'inherit', env });
+  const lazyBundles = Object.keys(LAZY_BUNDLES).map((name) => join(lazyDir, `${name}.js`));
+  generate('', '', lazyBundles);
+  generate(LONG_RUNNING_V8_FLAGS.join(' '), '.long-running', lazyBundles);
+  // One process per program: each starts from a clean slate, as the binary does.
+  for (const name of Object.keys(PROGRAM_BUNDLES)) generate('', '', [join(programsDir, `${name}.js`)]);
+}
+
+/** SEA assets: every program bundle and its code cache, every lazy bundle and its two code caches (caches when asked for). */
+function bundleAssets(withCodeCache) {
+  const programs = Object.keys(PROGRAM_BUNDLES).flatMap((name) => [
+    [`programs/${name}.js`, join(programsDir, `${name}.js`)],
+    ...(withCodeCache ? [[`programs/${name}.cache`, join(programsDir, `${name}.cache`)]] : []),
+  ]);
+  return Object.fromEntries([...programs, ...Object.entries(lazyAssets(withCodeCache))]);
 }
 
 /** SEA assets: every lazy bundle, and its two code caches when asked for. */
@@ -426,7 +549,7 @@ function writeBlob(runtime, name, useCodeCache) {
     disableExperimentalSEAWarning: true,
     // V8 code cache of the bundle: the bundle's functions start compiled (bench/startup.ts).
     useCodeCache,
-    assets: lazyAssets(useCodeCache),
+    assets: bundleAssets(useCodeCache),
     ...SEA_RUNTIME_OPTIONS,
   };
   writeFileSync(configPath, `${JSON.stringify(config, null, 2)}\n`);
@@ -476,7 +599,7 @@ async function makeExecutable(runtime, blobPath, outDir) {
 const native = nativeRuntime();
 log(`runtime: ${relative(repo, native.path)} (${native.name} ${native.version})`);
 const useCodeCache = !flags.has('--no-code-cache');
-if (useCodeCache) writeLazyCodeCaches(native);
+if (useCodeCache) writeCodeCaches(native);
 const nativeBlob = writeBlob(native, '', useCodeCache);
 const { binaryPath, sha256 } = await makeExecutable(native, nativeBlob, binDir);
 
@@ -487,8 +610,13 @@ const checkEnv = { PATH: process.env.PATH ?? '/usr/bin:/bin' };
 const version = execFileSync(binaryPath, ['--version'], { encoding: 'utf8', env: checkEnv }).trim();
 const selftest = execFileSync(join(binDir, 'mooring-agents'), ['__selftest-etcd3'], { encoding: 'utf8', env: checkEnv }).trim();
 if (!JSON.parse(selftest).protosLoaded) fail(`etcd3 self-test failed: ${selftest}`);
-// Every lazy bundle loads in the binary, and V8 takes the code cache made for
-// it, under the default flags and under the long-running agents' flags.
+// Every program bundle and every lazy bundle loads in the binary, and V8
+// takes the code cache made for it: programs under the default flags, lazy
+// bundles under the default flags and under the long-running agents' flags.
+const programReport = JSON.parse(execFileSync(join(binDir, 'mooring-agents'), ['__selftest-lazy', '--programs', ...Object.keys(PROGRAM_BUNDLES)], { encoding: 'utf8', env: checkEnv }));
+for (const name of Object.keys(PROGRAM_BUNDLES)) {
+  if (programReport[name] !== (useCodeCache ? 'accepted' : 'none')) fail(`program bundle ${name}: code cache ${programReport[name]}`);
+}
 for (const mode of [[], ['--long-running']]) {
   const lazyReport = JSON.parse(execFileSync(join(binDir, 'mooring-agents'), ['__selftest-lazy', ...mode, ...Object.keys(LAZY_BUNDLES)], { encoding: 'utf8', env: checkEnv }));
   for (const name of Object.keys(LAZY_BUNDLES)) {

@@ -25,7 +25,6 @@
 // Node 24). They change V8's flag hash, so code caches made without them are
 // refused: the build makes the lazy bundles' caches a second time with them
 // (scripts/build-binaries.mjs), and the lazy loader picks that set.
-import { setFlagsFromString } from 'node:v8';
 import flags from './long-running-v8-flags.json' with { type: 'json' };
 
 export const LONG_RUNNING_V8_FLAGS: readonly string[] = flags;
@@ -35,7 +34,9 @@ let tuned = false;
 /** Sets LONG_RUNNING_V8_FLAGS once; call it before the daemon imports its modules. */
 export function tuneForLongRunning(): void {
   if (tuned) return;
-  setFlagsFromString(LONG_RUNNING_V8_FLAGS.join(' '));
+  // node:v8 loaded here, not imported: the dispatcher holds this module, and
+  // node:v8 brings Node's stream modules with it (shared/stdio.ts says what they cost).
+  process.getBuiltinModule('node:v8').setFlagsFromString(LONG_RUNNING_V8_FLAGS.join(' '));
   tuned = true;
 }
 

@@ -13,6 +13,7 @@ import { exitCodeOf } from './cli/exit-codes.js';
 import { findSubcommand, SUBCOMMANDS } from './subcommands.js';
 import type { CommandDeps, SubcommandModule } from './cli/types.js';
 import { randomIntBelow } from '../../shared/lazy-crypto.js';
+import { writeStderr, writeStdout } from '../../shared/stdio.js';
 
 const PROGRAM = 'etcd-manager';
 
@@ -68,7 +69,7 @@ function interruptSignal(watched: boolean): { signal: AbortSignal; release(): vo
 
 export function processDeps(interrupted: AbortSignal): CommandDeps {
   return {
-    io: { out: (s) => void process.stdout.write(s), err: (s) => void process.stderr.write(s), errIsTTY: process.stderr.isTTY === true },
+    io: { out: writeStdout, err: writeStderr, errIsTTY: process.stderr.isTTY === true },
     env: process.env,
     now: Date.now,
     sleep: (ms, signal) => sleepFor(ms, undefined, signal ? { signal } : undefined).catch(() => undefined),
@@ -85,8 +86,8 @@ export function processDeps(interrupted: AbortSignal): CommandDeps {
  * is injected by tests; the binary passes none and gets the process's own.
  */
 export async function main(argv: string[], deps?: CommandDeps): Promise<number> {
-  const err = deps?.io.err ?? ((s: string) => void process.stderr.write(s));
-  const out = deps?.io.out ?? ((s: string) => void process.stdout.write(s));
+  const err = deps?.io.err ?? writeStderr;
+  const out = deps?.io.out ?? writeStdout;
   let interrupt: { signal: AbortSignal; release(): void } | undefined;
   try {
     const flags = parseFlags(argv, deps?.env);

@@ -1,4 +1,6 @@
 // Where the CLI writes. Tests pass their own sinks so commands run in-process.
+import { writeStderr, writeStdout } from '../../shared/stdio.js';
+
 export interface CliIO {
   out(text: string): void;
   err(text: string): void;
@@ -6,8 +8,8 @@ export interface CliIO {
 }
 
 export const processIO: CliIO = {
-  out: (text) => process.stdout.write(text),
-  err: (text) => process.stderr.write(text),
+  out: writeStdout,
+  err: writeStderr,
   env: process.env,
 };
 

@@ -10,6 +10,7 @@ import { DEFAULT_CACHE, DEFAULT_STALL_TIMEOUT_MS } from './defaults.js';
 // The run itself (and the YAML, PKI and host code under it) loads only after
 // the flags are read, so --help, --version and usage errors stay light.
 import type { NodeupIO } from './nodeup.js';
+import { writeStderr, writeStdout } from '../../shared/stdio.js';
 
 const PROGRAM = 'nodeup';
 
@@ -55,10 +56,7 @@ function isCleanAbsolute(path: string): boolean {
   return path.startsWith('/') && path.split('/').every((part) => part !== '.' && part !== '..');
 }
 
-const processIO: NodeupIO = {
-  out: (s) => void process.stdout.write(s),
-  err: (s) => void process.stderr.write(s),
-};
+const processIO: NodeupIO = { out: writeStdout, err: writeStderr };
 
 export async function main(argv: string[], io: NodeupIO = processIO): Promise<number> {
   let values;

@@ -7,6 +7,7 @@
 import { ExitCode, UserError } from '../../shared/errors.js';
 import { versionLine } from '../../shared/version.js';
 import { helpText, parseFlags, type ParsedFlags } from './flags.js';
+import { writeStderr, writeStdout } from '../../shared/stdio.js';
 
 const PROGRAM = 'protokube';
 
@@ -15,15 +16,15 @@ export async function main(argv: string[]): Promise<number> {
   try {
     flags = parseFlags(argv);
   } catch (err) {
-    process.stderr.write(`${PROGRAM}: ${(err as Error).message}\n`);
+    writeStderr(`${PROGRAM}: ${(err as Error).message}\n`);
     return err instanceof UserError ? err.exitCode : ExitCode.Failure;
   }
   if (flags.help) {
-    process.stdout.write(helpText(PROGRAM));
+    writeStdout(helpText(PROGRAM));
     return ExitCode.OK;
   }
   if (flags.version) {
-    process.stdout.write(versionLine(PROGRAM));
+    writeStdout(versionLine(PROGRAM));
     return ExitCode.OK;
   }
   const [command, ...rest] = flags.positional;
@@ -45,7 +46,7 @@ export async function main(argv: string[]): Promise<number> {
     }
     throw new UserError(`unknown command ${JSON.stringify(command)} (this build has: run, status, channels apply)`, ExitCode.Usage);
   } catch (err) {
-    process.stderr.write(`${PROGRAM}: ${(err as Error).message}\n`);
+    writeStderr(`${PROGRAM}: ${(err as Error).message}\n`);
     return err instanceof UserError ? err.exitCode : ExitCode.Failure;
   }
 }

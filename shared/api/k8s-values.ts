@@ -28,7 +28,8 @@ export function parseGoDuration(text: string): bigint {
   if (rest === '') throw bad();
   let total = 0n;
   while (rest !== '') {
-    const m = /^(\d*)(?:\.(\d*))?(ns|us|µs|μs|ms|s|m|h)/.exec(rest);
+    // µ (micro sign) and μ (Greek mu) escaped: the built bundles stay ASCII (scripts/build-binaries.mjs).
+    const m = /^(\d*)(?:\.(\d*))?(ns|us|\u00b5s|\u03bcs|ms|s|m|h)/.exec(rest);
     if (!m || (m[1] === '' && (m[2] ?? '') === '')) throw bad();
     const unit = UNIT_NS[m[3]];
     const whole = BigInt(m[1] === '' ? '0' : m[1]);
