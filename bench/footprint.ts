@@ -4,7 +4,7 @@
 //      cluster with TLS everywhere, at the production intervals (10 s
 //      reconcile, 60 s discovery poll), then idle MOORING_FOOTPRINT_IDLE
 //      seconds (default 60). The floors idle as long, started at the same
-//      time: the binary's runtime, `node24 -e 'setInterval(()=>{},1e3)'`, and
+//      time: the binary's runtime, `node -e 'setInterval(()=>{},1e3)'` of that runtime (Node 22), and
 //      the system's Node 20 the same way. Printed as "floor + N MiB".
 //   2. peak RSS while the backup library takes a backup of a ~1 GB etcd
 //      database (MOORING_FOOTPRINT_BACKUP_MIB, default 1024; 0 skips it):
@@ -16,7 +16,7 @@
 //      measures the managers' own peak during an on-demand backup and a
 //      restore). MOORING_FOOTPRINT_COMPARE_V8=1 runs it a second time with
 //      V8's default flags.
-// Every program runs from a fresh copy (the product binary, node24, node20)
+// Every program runs from a fresh copy (the product binary, its runtime, node20)
 // whose pages were dropped from the page cache: the RSS of a program's own
 // file pages depends on how the file came into the page cache (the build
 // writes the binary in one go, and the kernel then maps it in large folios:
@@ -52,7 +52,9 @@ const COMPARE_V8 = process.env.MOORING_FOOTPRINT_COMPARE_V8 === '1';
 const DEADLINE_MS = Number(process.env.MOORING_BENCH_DEADLINE_MS ?? 30 * 60_000);
 const STEADY_TARGET_MIB = 10;
 const BACKUP_TARGET_MIB = 100;
-const NODE24 = join(repo, `node_modules/node-linux-${process.arch}/bin/node`);
+const RUNTIME = join(repo, `node_modules/node-linux-${process.arch}/bin/node`);
+/** The binary's runtime's major version, for the labels. */
+const RUNTIME_MAJOR = existsSync(RUNTIME) ? (JSON.parse(readFileSync(join(repo, `node_modules/node-linux-${process.arch}/package.json`), 'utf8')) as { version: string }).version.split('.')[0] : '?';
 const NODE20 = process.execPath;
 const BINARY = process.env.MOORING_FOOTPRINT_BINARY ?? join(repo, 'dist/bin/mooring');
 
@@ -122,12 +124,12 @@ function startFloor(node: string): ChildProcess {
   return child;
 }
 
-async function steadyState(bin: string, node24: string, node20: string): Promise<{ floor24: Memory; floor20: Memory }> {
+async function steadyState(bin: string, runtime: string, node20: string): Promise<{ floorRuntime: Memory; floor20: Memory }> {
   const s = await scenario(cleanup, { hosts: 3, memberCount: 3, volumeKind: 'directory' });
   for (const m of ['a', 'b', 'c']) await s.volume(`vol-${m}`, m);
   // The production intervals: the scenario's fast test intervals dropped.
   const args = (i: number) => ['run', ...s.args(i).filter((a) => !a.startsWith('--reconcile-interval=') && !a.startsWith('--discovery-poll-interval='))];
-  const floors = { node24: startFloor(node24), node20: startFloor(node20) };
+  const floors = { runtime: startFloor(runtime), node20: startFloor(node20) };
   const started = Date.now();
   const managers: ManagerProcess[] = [0, 1, 2].map((i) => startManager(cleanup, args(i), s.env, [join(bin, 'etcd-manager')]));
   await waitFor('a healthy 3-member cluster', () => s.view([0, 1, 2], 3, managers), 180_000, 500).catch((err: unknown) => {
@@ -142,7 +144,7 @@ async function steadyState(bin: string, node24: string, node20: string): Promise
     for (const m of managers) if (m.child.exitCode !== null) throw new Error(`a manager exited: ${describeManagers([m])}`);
     if (Date.now() < idleEnd) console.log(`  ${Math.round((idleEnd - Date.now()) / 1000)} s to go: managers ${managers.map((m) => fmt(memoryOf(m.child.pid!).rss)).join(', ')} MiB`);
   }
-  const floor24 = memoryOf(floors.node24.pid!);
+  const floorRuntime = memoryOf(floors.runtime.pid!);
   const floor20 = memoryOf(floors.node20.pid!);
   const leaderNow = (m: ManagerProcess) => {
     const wins = m.logs.filter((l) => l.event === 'leader.elected').length;
@@ -151,19 +153,19 @@ async function steadyState(bin: string, node24: string, node20: string): Promise
   };
   const rows = managers.map((m) => ({ m, memory: memoryOf(m.child.pid!), member: String(m.logs.find((l) => l.event === 'member.identity')?.member ?? '?') }));
   console.log(`\nsteady RSS after ${IDLE_S} s idle (3 managers, TLS, default intervals), node floors idle as long:`);
-  console.log(`  node24 -e 'setInterval(()=>{},1e3)' (the binary's runtime: the floor)  ${show(floor24)}`);
+  console.log(`  ${`node${RUNTIME_MAJOR} -e 'setInterval(()=>{},1e3)' (the binary's runtime: the floor)`.padEnd(72)}${show(floorRuntime)}`);
   console.log(`  node20 -e 'setInterval(()=>{},1e3)' (the system's Node 20)             ${show(floor20)}`);
   for (const { m, memory, member } of rows) {
     const label = `etcd-manager, member ${member}${leaderNow(m) ? ' (leader)' : ''}`;
-    console.log(`  ${label.padEnd(71)} ${show(memory)} = node24 floor + ${fmt(memory.rss - floor24.rss)} MiB (node20 floor + ${fmt(memory.rss - floor20.rss)} MiB)`);
+    console.log(`  ${label.padEnd(71)} ${show(memory)} = runtime floor + ${fmt(memory.rss - floorRuntime.rss)} MiB (node20 floor + ${fmt(memory.rss - floor20.rss)} MiB)`);
   }
   console.log(`  where it lies (MiB) after ${IDLE_S} s idle:`);
   for (const { m, member } of rows) printWhereItIs(`member ${member}`, m.child.pid!);
-  printWhereItIs('node24 floor', floors.node24.pid!);
+  printWhereItIs('runtime floor', floors.runtime.pid!);
   const highest = Math.max(...rows.map((r) => r.memory.rss));
-  console.log(`  highest manager: node24 floor + ${fmt(highest - floor24.rss)} MiB   (target: floor + ${STEADY_TARGET_MIB} MiB or less)`);
+  console.log(`  highest manager: runtime floor + ${fmt(highest - floorRuntime.rss)} MiB   (target: floor + ${STEADY_TARGET_MIB} MiB or less)`);
   await Promise.all(managers.map((m) => m.stop()));
-  return { floor24, floor20 };
+  return { floorRuntime, floor20 };
 }
 
 interface BackupFootprint {
@@ -178,7 +180,7 @@ interface BackupFootprint {
   rssAfterMiB: number;
 }
 
-async function backupPeak(bin: string, floor24: Memory): Promise<void> {
+async function backupPeak(bin: string, floorRuntime: Memory): Promise<void> {
   const root = mkdtempSync(join(tmpdir(), 'mooring-footprint-backup-'));
   cleanup.teardown(() => rmSync(root, { recursive: true, force: true }));
   const ip = loopbackNet()(1);
@@ -212,7 +214,7 @@ async function backupPeak(bin: string, floor24: Memory): Promise<void> {
   console.log(`\npeak RSS while the backup library takes a backup of a ${BACKUP_MIB} MiB database (process: mooring-agents __backup-footprint, the binary running takeBackup into a file:// store):`);
   for (const r of results) {
     console.log(`  V8 flags ${r.v8.padEnd(12)} snapshot ${(r.snapshotBytes / 1048576).toFixed(0)} MiB, stored ${(r.storedBytes / 1048576).toFixed(0)} MiB in ${(r.durationMs / 1000).toFixed(1)} s`);
-    console.log(`    RSS before ${fmt(r.rssBeforeMiB)} MiB, peak ${fmt(r.peakRssMiB)} MiB (VmHWM ${fmt(r.hwmMiB)}) = node24 floor + ${fmt(r.peakRssMiB - floor24.rss)} MiB; the backup added ${fmt(r.peakRssMiB - r.rssBeforeMiB)} MiB   (target: peak ${BACKUP_TARGET_MIB} MiB or less)`);
+    console.log(`    RSS before ${fmt(r.rssBeforeMiB)} MiB, peak ${fmt(r.peakRssMiB)} MiB (VmHWM ${fmt(r.hwmMiB)}) = runtime floor + ${fmt(r.peakRssMiB - floorRuntime.rss)} MiB; the backup added ${fmt(r.peakRssMiB - r.rssBeforeMiB)} MiB   (target: peak ${BACKUP_TARGET_MIB} MiB or less)`);
   }
 }
 
@@ -223,13 +225,13 @@ async function main(): Promise<void> {
   if (process.env.MOORING_FOOTPRINT_BINARY === undefined && managerCommand()[0] !== join(repo, 'dist/bin/etcd-manager')) {
     throw new Error('dist/bin/etcd-manager is missing or older than the sources: run make build');
   }
-  if (!existsSync(NODE24)) throw new Error(`${NODE24} is missing: run make setup`);
+  if (!existsSync(RUNTIME)) throw new Error(`${RUNTIME} is missing: run make setup`);
   const bin = await coldBinaryDir(cleanup, BINARY, ['etcd-manager', 'mooring-agents']);
-  await coldCopy(NODE24, join(bin, 'node24'));
+  await coldCopy(RUNTIME, join(bin, 'runtime'));
   await coldCopy(NODE20, join(bin, 'node20'));
-  console.log(`footprint bench: fresh copies of ${BINARY}, ${NODE24} and ${NODE20}, out of the page cache`);
-  const { floor24 } = await steadyState(bin, join(bin, 'node24'), join(bin, 'node20'));
-  if (BACKUP_MIB > 0) await backupPeak(bin, floor24);
+  console.log(`footprint bench: fresh copies of ${BINARY}, ${RUNTIME} and ${NODE20}, out of the page cache`);
+  const { floorRuntime } = await steadyState(bin, join(bin, 'runtime'), join(bin, 'node20'));
+  if (BACKUP_MIB > 0) await backupPeak(bin, floorRuntime);
 }
 
 main().then(

@@ -1,5 +1,5 @@
 // Where a long-running agent's JavaScript memory goes, by module: each stage
-// runs in a fresh process of the binary's own runtime (Node 24 from
+// runs in a fresh process of the binary's own runtime (Node 22 from
 // node_modules) under the long-running agents' V8 flags, loads one of the
 // built lazy bundles (dist/lazy/<name>.js with its long-running code cache,
 // as the single binary embeds and loads them) and does what a manager does with it, then collects garbage twice and reports

@@ -6,11 +6,12 @@
 //      (PROGRAM_BUNDLES: a start loads only the program it runs); and the big
 //      npm packages only some commands use into dist/lazy/*.js (LAZY_BUNDLES:
 //      loaded when first imported), see scripts/lazy-bundle-loader.ts;
-//   2. Node 24 (node-linux-<arch> from node_modules, pinned by the lock file)
+//   2. Node 22 (node-linux-<arch> from node_modules, pinned by the lock file)
 //      writes a SEA blob of them (dist/sea-config.json), with V8 code caches.
-//      Node 24, not the node running this script: its SEA config can keep
-//      Node from reading its own options (SEA_RUNTIME_OPTIONS), Node 20's cannot;
-//   3. a copy of that same Node 24 binary (a blob, and above all its V8 code
+//      Node 22.23, not the node running this script: its SEA config can keep
+//      Node from reading its own options (SEA_RUNTIME_OPTIONS), Node 20's
+//      cannot; Node 22, not 24: it starts faster (README, "The single binaries");
+//   3. a copy of that same Node 22 binary (a blob, and above all its V8 code
 //      caches, only fit the node build that wrote them) gets its symbols
 //      stripped and the blob injected with postject, as dist/bin/mooring;
 //   4. dist/bin/{nodeup,etcd-manager,protokube,mooring-agents} link to it,
@@ -40,7 +41,7 @@ const bundlePath = join(dist, 'bundle.cjs');
 const LINKS = ['nodeup', 'etcd-manager', 'protokube', 'mooring-agents'];
 const SEA_FUSE = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2';
 
-// What keeps Node's own options away from the agents (Node 24's SEA config):
+// What keeps Node's own options away from the agents (Node 22.23's SEA config):
 // - execArgvExtension "none": NODE_OPTIONS is ignored;
 // - execArgv ["--"]: Node puts these before the user's arguments, so its
 //   option parser, and its scan for --env-file/--env-file-if-exists (which
@@ -375,7 +376,7 @@ module.exports = new Proxy({}, { get: (_target, key) => (loaded ??= require(${JS
 const sharedBuildOptions = {
   bundle: true,
   platform: 'node',
-  // Node 24 runs the binary; the bundle stays Node 20 syntax, as the sources.
+  // Node 22 runs the binary; the bundle stays Node 20 syntax, as the sources.
   target: 'node20',
   format: 'cjs',
   minify: !flags.has('--no-minify'),

@@ -22,7 +22,7 @@
 // before the daemon loads its modules. V8 reads these flags when it decides to
 // tier up or grow the young generation, so they take effect from then on
 // (test/unit/long-running-v8.test.ts checks both on Node 20 and the binary's
-// Node 24). They change V8's flag hash, so code caches made without them are
+// Node 22). They change V8's flag hash, so code caches made without them are
 // refused: the build makes the lazy bundles' caches a second time with them
 // (scripts/build-binaries.mjs), and the lazy loader picks that set.
 import flags from './long-running-v8-flags.json' with { type: 'json' };

@@ -159,7 +159,7 @@ t.test("etcd-manager's own --env-file reaches etcd-manager's parser, not Node's"
 });
 
 t.test('a missing --experimental-config-file is still read by Node first', {
-  todo: "Node 24 scans every argument for --experimental-config-file before its options are parsed, ignoring '--' (README, The single binaries); nothing runs from the file, but a missing one ends the run with Node's message and exit 9",
+  todo: "Node (22.23 and 24) scans every argument for --experimental-config-file before its options are parsed, ignoring '--' (README, The single binaries); nothing runs from the file, but a missing one ends the run with Node's message and exit 9",
 }, async (t) => {
   const args = [`--experimental-config-file=${join(dir, 'missing.json')}`, '--version'];
   assertSameAsProgram(t, await runBinary('mooring', args), await reference('mooring', args), 'mooring --experimental-config-file=<missing>');

@@ -1,6 +1,6 @@
 // `--version` and `--help` of every program in the built bundle load none of
 // the Node built-ins that cost most of a start-up (node:crypto about 18 ms,
-// node:child_process about 10 ms, Node's streams about 6 ms, on Node 24 here;
+// node:child_process about 10 ms, Node's streams about 6 ms, measured on Node 24;
 // bench/startup.ts measures the whole start). A module on a program's start-up path that needs them loads
 // them when called (shared/lazy-crypto.ts, a dynamic import). Node's own list
 // of the built-ins a process loaded (process.moduleLoadList) is read at exit;

@@ -1,5 +1,5 @@
 // The long-running agents' V8 flags (shared/long-running.ts) take effect when
-// set at run time, on Node 20 (the sources) and on the Node 24 the single
+// set at run time, on Node 20 (the sources) and on the Node 22 the single
 // binary is built on: after tuneForLongRunning() a hot function never gets
 // optimized code (no Maglev or TurboFan; Sparkplug's baseline is allowed) and the young
 // generation does not grow under an allocation burst. The same child without
@@ -14,7 +14,7 @@ import { promisify } from 'node:util';
 
 const repo = join(dirname(fileURLToPath(import.meta.url)), '../..');
 const child = join(repo, 'test/fixtures/long-running-v8-child.ts');
-const node24 = join(repo, `node_modules/node-linux-${process.arch}/bin/node`);
+const runtime = join(repo, `node_modules/node-linux-${process.arch}/bin/node`);
 
 interface Report {
   calls: number;
@@ -30,7 +30,7 @@ async function run(node: string, mode: 'tuned' | 'default'): Promise<Report> {
 
 const runtimes = [
   { name: `Node ${process.versions.node} (the sources' runtime)`, node: process.execPath, skip: false as string | false },
-  { name: "Node 24 (the single binary's runtime)", node: node24, skip: existsSync(node24) ? (false as const) : `${node24} is not installed (make setup)` },
+  { name: "the single binary's runtime (node-linux-*)", node: runtime, skip: existsSync(runtime) ? (false as const) : `${runtime} is not installed (make setup)` },
 ];
 
 for (const runtime of runtimes) {
