@@ -292,7 +292,7 @@ const lazyPackages = {
 
 // The programs and diagnostics the dispatcher (scripts/multicall-entry.ts)
 // imports, each bundled apart with the code of ours it uses: the main script
-// is then the dispatcher alone (~10 KiB), and `nodeup --version` compiles and
+// is then the dispatcher alone (6 KiB), and `nodeup --version` compiles and
 // runs nodeup's code only, not all four programs' (about 0.8 MiB together).
 const PROGRAM_BUNDLES = {
   mooring: 'agents/mooring/main.ts',
