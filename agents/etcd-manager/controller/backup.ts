@@ -308,7 +308,11 @@ export class BackupController {
       this.deps.metrics?.setLast(this.lastBackup);
       return;
     }
-    if (this.lastBackup && this.lastBackup.name >= newest.name) return;
+    if (this.lastBackup && this.lastBackup.name >= newest.name) {
+      // Still one listing of the store, and said so: every term's listing has its event.
+      log.info('last backup read from the store: none newer than the one this manager knows', { event: 'backup.last-from-store', name: newest.name, known: this.lastBackup.name });
+      return;
+    }
     let last: LastBackup = { name: newest.name, startedAtMs: newest.time.getTime() };
     try {
       const info = await lib.loadBackupInfo(store, newest.name);
