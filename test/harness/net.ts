@@ -2,7 +2,7 @@
 // bounded poll. Each test file gets its own 127.0.<n>.x range, so files running
 // in parallel (and other work on this machine) do not collide.
 import { readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { freePorts } from '../../agents/etcd-manager/etcd/free-ports.js';
 
 /** A 127.0.<n>.0/24 prefix chosen at random per call, avoiding 127.0.0.x. */
 export function loopbackNet(): (host: number) => string {
@@ -10,17 +10,21 @@ export function loopbackNet(): (host: number) => string {
   return (host) => `127.0.${n}.${host}`;
 }
 
-/** A port free on that address right now (the kernel picks it). */
-export function freePort(host: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, host, () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
+// Every port this process was given, per address: a test asks for several ports in a row (peer,
+// client, quarantine), and once a probe's listener is closed the kernel may hand the same port out
+// again; two roles on one port made etcd-manager-supervisor fail under load (CI run 27).
+const handedOut = new Set<string>();
+
+/** A port free on that address right now (the kernel picks it), never one this process was given before. */
+export async function freePort(host: string): Promise<number> {
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const [port] = await freePorts(host, 1);
+    if (!handedOut.has(`${host}:${port}`)) {
+      handedOut.add(`${host}:${port}`);
+      return port;
+    }
+  }
+  throw new Error(`no port on ${host} that this process was not given before, in 100 tries`);
 }
 
 /** Polls until check returns a value (not undefined/false) or the time is up; then throws with the last detail. */

@@ -6,11 +6,11 @@
 // this process even on kill -9; otherwise it is stopped by its PID.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { ExitCode, UserError } from '../../../shared/errors.js';
 import type { Logger } from '../../../shared/log.js';
 import { createCA, issueCertificate } from '../../../shared/pki/x509.js';
+import { freePorts } from '../etcd/free-ports.js';
 import { SETPRIV, type EtcdTLSFiles } from '../etcd/process.js';
 
 const START_TIMEOUT_MS = 60_000;
@@ -49,18 +49,6 @@ export interface ThrowawayEtcd {
   stop(): Promise<void>;
 }
 
-function freePort(host: string): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, host, () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => resolvePort(port));
-    });
-  });
-}
-
 /** A CA, a server certificate for 127.0.0.1 and a client certificate, all 0600 in `dir`, valid one day. */
 export async function makeThrowawayPKI(dir: string, name: string): Promise<ThrowawayPKI> {
   await mkdir(dir, { recursive: true, mode: 0o700 });
@@ -80,7 +68,7 @@ export async function makeThrowawayPKI(dir: string, name: string): Promise<Throw
 /** Starts it and waits until `probe` succeeds; a port taken between the check and etcd's bind is tried once more. */
 export async function startThrowawayEtcd(o: ThrowawayEtcdOptions): Promise<ThrowawayEtcd> {
   for (let attempt = 1; ; attempt++) {
-    const [clientPort, peerPort] = [await freePort(HOST), await freePort(HOST)];
+    const [clientPort, peerPort] = await freePorts(HOST, 2);
     const clientURL = `https://${HOST}:${clientPort}`;
     const peerURL = `http://${HOST}:${peerPort}`;
     const args = [
