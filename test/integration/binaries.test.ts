@@ -4,12 +4,12 @@
 import t, { type Test } from 'tap';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import { VERSION } from '../../shared/version.js';
+import { freePort } from '../harness/net.js';
 import { tempDir } from '../harness/tmp.js';
 
 const repo = join(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -82,21 +82,11 @@ t.test('the dispatcher name takes the program as first argument', async (t) => {
   t.match(unknown.stderr, 'unknown program "kubelet"');
 });
 
-/** A port that was free a moment ago on 127.0.0.1. */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  if (address === null || typeof address === 'string') throw new Error('no port');
-  return address.port;
-}
-
 /** A one-member etcd on 127.0.0.1 with random ports, stopped by PID at teardown. */
 async function startEtcd(t: Test): Promise<string> {
   // Own temp dir (not the harness's) so teardown stops etcd before deleting its data.
   const dir = mkdtempSync(join(tmpdir(), 'mooring-etcd-'));
-  const [clientPort, peerPort] = [await freePort(), await freePort()];
+  const [clientPort, peerPort] = [await freePort('127.0.0.1'), await freePort('127.0.0.1')];
   const client = `http://127.0.0.1:${clientPort}`;
   const peer = `http://127.0.0.1:${peerPort}`;
   const etcd: ChildProcess = spawn(
