@@ -367,12 +367,16 @@ t.test('file:// specifics', async (t) => {
         try { await run(); outcome[op] = 'succeeded'; } catch (e) { outcome[op] = { kind: e.kind, url: e.url }; }
       }
       process.stdout.write(JSON.stringify(outcome));`,
-      { uid: 65534, gid: 65534, stdio: ['ignore', 'pipe', 'inherit'] },
+      { uid: 65534, gid: 65534, stdio: ['ignore', 'pipe', 'pipe'] },
     );
     let out = '';
+    let err = '';
     child.stdout?.on('data', (chunk: Buffer) => (out += chunk.toString()));
-    await once(child, 'exit');
-    t.same(JSON.parse(out), {
+    child.stderr?.on('data', (chunk: Buffer) => (err += chunk.toString()));
+    const [code] = (await once(child, 'exit')) as [number | null];
+    // The child runs the sources as uid 65534: every folder above the checkout must let it in.
+    if (code !== 0) t.fail(`the unprivileged child exited ${code} (is the checkout readable by uid 65534?): ${err.trim().split('\n').slice(-3).join(' | ')}`);
+    t.same(JSON.parse(out || 'null'), {
       read: { kind: 'AccessDenied', url: store.urlOf('config') },
       write: { kind: 'AccessDenied', url: store.urlOf('new') },
     });
