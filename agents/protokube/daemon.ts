@@ -185,6 +185,8 @@ export class Daemon {
           ...(result.blocksFound === 0 ? { created: true } : {}),
           ...(result.retries > 0 ? { retries: result.retries } : {}),
         });
+      } else {
+        this.log.debug('hosts block already right', { event: 'hosts-unchanged', path: this.config.hostsFile });
       }
       this.board.set('hosts-file', true, undefined, events);
     } catch (err) {
