@@ -303,6 +303,8 @@ const PROGRAM_BUNDLES = {
   'selftest-lazy': 'scripts/selftest-lazy.ts',
   'backup-footprint': 'scripts/backup-footprint.ts',
 };
+/** The programs users run (the rest of PROGRAM_BUNDLES are the binary's own diagnostics). */
+const AGENTS = ['mooring', 'nodeup', 'etcd-manager', 'protokube'];
 const programsDir = join(dist, 'programs');
 const programOf = new Map(Object.entries(PROGRAM_BUNDLES).map(([name, source]) => [join(repo, source), name]));
 const loaderPath = join(repo, 'scripts/lazy-bundle-loader.ts');
@@ -487,7 +489,7 @@ const { createRequire } = require('node:module');
 const { dirname, join } = require('node:path');
 const { setFlagsFromString } = require('node:v8');
 const { Script } = require('node:vm');
-const [v8Flags, suffix, lazyDir, ...paths] = process.argv.slice(1);
+const [v8Flags, suffix, lazyDir, warmArgs, ...paths] = process.argv.slice(1);
 if (v8Flags !== '') setFlagsFromString(v8Flags);
 const builtinRequire = createRequire(process.execPath);
 const lazyPackages = new Map();
@@ -507,16 +509,27 @@ function run(path) {
   script.runInThisContext().call(module.exports, module.exports, bundleRequire, module, path, dirname(path));
   return { script, exports: module.exports };
 }
-for (const path of paths) writeFileSync(path.replace(/\\.js$/, suffix + '.cache'), run(path).script.createCachedData());
+(async () => {
+  for (const path of paths) {
+    const { script, exports } = run(path);
+    // A program's cache is made after a run of its --help, so it also holds the functions that run
+    // compiled (V8 compiles a function at its first call; a cache holds only those compiled by then).
+    if (warmArgs !== '') await exports.main(JSON.parse(warmArgs));
+    writeFileSync(path.replace(/\\.js$/, suffix + '.cache'), script.createCachedData());
+  }
+  process.exit(0);
+})();
 `;
   const env = { ...process.env };
   delete env.NODE_OPTIONS;
-  const generate = (v8Flags, suffix, bundles) => execFileSync(runtime.path, ['-e', generator, '--', v8Flags, suffix, lazyDir, ...bundles], { stdio: 'inherit', env });
+  // The warm-up run's output (a program's help) is not the build's.
+  const generate = (v8Flags, suffix, bundles, warmArgs = '') =>
+    execFileSync(runtime.path, ['-e', generator, '--', v8Flags, suffix, lazyDir, warmArgs, ...bundles], { stdio: ['ignore', 'ignore', 'inherit'], env });
   const lazyBundles = Object.keys(LAZY_BUNDLES).map((name) => join(lazyDir, `${name}.js`));
   generate('', '', lazyBundles);
   generate(LONG_RUNNING_V8_FLAGS.join(' '), '.long-running', lazyBundles);
   // One process per program: each starts from a clean slate, as the binary does.
-  for (const name of Object.keys(PROGRAM_BUNDLES)) generate('', '', [join(programsDir, `${name}.js`)]);
+  for (const name of Object.keys(PROGRAM_BUNDLES)) generate('', '', [join(programsDir, `${name}.js`)], AGENTS.includes(name) ? JSON.stringify(['--help']) : '');
 }
 
 /** SEA assets: every program bundle and its code cache, every lazy bundle and its two code caches (caches when asked for). */

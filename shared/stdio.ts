@@ -10,7 +10,7 @@
 //   process.stderr, which waits for the descriptor, so order is kept;
 // - a reader that went away (EPIPE, e.g. `| head -1`): the rest of that
 //   output is dropped, where the stream would end the process with an error.
-import { writeSync } from 'node:fs';
+import { fstatSync, writeSync } from 'node:fs';
 
 interface Sink {
   fd: 1 | 2;
@@ -53,4 +53,38 @@ export function writeStdout(text: string): void {
 /** Writes to standard error (see above). */
 export function writeStderr(text: string): void {
   write(stderrSink, text);
+}
+
+/**
+ * The terminal width of fd 1 or 2, or undefined when it is not a terminal. A
+ * terminal is a character device outside Linux's memory devices (major 1:
+ * /dev/null, /dev/zero...), so anything else (a pipe, a file, /dev/null) is
+ * answered from one fstat, without process.stdout and the stream modules it loads.
+ */
+export function terminalColumns(fd: 1 | 2): number | undefined {
+  const stream = terminalStream(fd);
+  return stream?.isTTY ? stream.columns : undefined;
+}
+
+/** Whether fd 1 or 2 is a terminal that shows colours (the same shortcut). */
+export function terminalHasColors(fd: 1 | 2): boolean {
+  const stream = terminalStream(fd);
+  return stream?.isTTY === true && stream.hasColors();
+}
+
+function terminalStream(fd: 1 | 2): NodeJS.WriteStream | undefined {
+  try {
+    const stat = fstatSync(fd);
+    if (!stat.isCharacterDevice() || deviceMajor(stat.rdev) === MEMORY_DEVICES_MAJOR) return undefined;
+  } catch {
+    return undefined;
+  }
+  return fd === 1 ? process.stdout : process.stderr;
+}
+
+const MEMORY_DEVICES_MAJOR = 1;
+
+/** The major number of a Linux device number (glibc's gnu_dev_major). */
+function deviceMajor(rdev: number): number {
+  return Number(((BigInt(rdev) >> 8n) & 0xfffn) | ((BigInt(rdev) >> 32n) & ~0xfffn));
 }

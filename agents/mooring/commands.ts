@@ -19,7 +19,8 @@ import { cloudName, formatInstanceGroups, parseOutputFormat, table, zonesOf } fr
 import { formatPlan, hasChanges } from './store-plan.js';
 import { requireValid } from './validation.js';
 import { checkReachableFromInstances } from './reachability.js';
-import { LOCK_PATH, withWriterLock, type WriterLockSettings } from './writer-lock.js';
+import { LOCK_PATH, withWriterLock } from './writer-lock.js';
+import type { WriterLockSettings } from './writer-lock-flags.js';
 
 export interface CreateClusterOptions {
   zones?: string;

@@ -10,8 +10,9 @@ import { MAX_SPEC_SIZE_TEXT } from '../../shared/api/limits.js';
 import { VERSION } from '../../shared/version.js';
 import type * as Commands from './commands.js';
 import { deleteInstanceCommand, ExitWith, getInstancesCommand, getVolumesCommand, localCloudCommand, sshCommand, validateCommand } from './cloud/local/cli.js';
-import { processIO, type CliIO } from './io.js';
-import { ALLOW_UNSERIALIZED_HELP, DEFAULT_LOCK_TIMEOUT, LOCK_TIMEOUT_HELP, lockSettings, type WriterLockFlags } from './writer-lock.js';
+import { commanderOutput, processIO, type CliIO } from './io.js';
+import { subcommandsNamedIn } from './subcommands.js';
+import { ALLOW_UNSERIALIZED_HELP, DEFAULT_LOCK_TIMEOUT, LOCK_TIMEOUT_HELP, lockSettings, type WriterLockFlags } from './writer-lock-flags.js';
 
 const STORE_HELP = 'state store URL: file:///dir, s3://bucket/prefix or memfs://name (default $MOORING_STATE_STORE)';
 const STRICT_HELP = 'refuse fields that kOps (v1alpha2) and Mooring do not know, instead of warning and keeping them';
@@ -77,7 +78,7 @@ function buildProgram(io: CliIO, argv: string[]): Command {
     .option('--store-timeout <seconds>', 'a state store request that gets no byte for this long fails, so an endpoint that never answers costs seconds, not minutes; 1 to 600 (default $MOORING_STORE_TIMEOUT, else 30)')
     .showSuggestionAfterError()
     .exitOverride()
-    .configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) })
+    .configureOutput(commanderOutput(io))
     .addHelpText(
       'after',
       `
@@ -107,9 +108,10 @@ Example:
     const timeoutMs = storeTimeoutMs(opts.storeTimeout, io.env);
     return stores.openStore(stores.storeURLFromEnv(opts.state, io.env), { env: io.env, timeoutMs });
   };
-  const inherit = (c: Command) => c.exitOverride().configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) });
+  const inherit = (c: Command) => c.exitOverride().configureOutput(commanderOutput(io));
+  const needs = subcommandsNamedIn(argv);
 
-  // create
+  // create (a group's subcommands are built only when it is named: subcommands.ts)
   // The lock flags belong to `create` (commander hands a parent's flags to the parent wherever they
   // appear), and `create cluster` reads them from there and shows them as global options in its help.
   const create = withLockOptions(inherit(new Command('create'))
@@ -122,7 +124,7 @@ Example:
       }
       await cmd.createFromFile(store(), io, o.filename as string, locking(o), { strict: o.strict });
     });
-  create.addCommand(
+  if (needs('create')) create.addCommand(
     inherit(new Command('cluster'))
       .configureHelp({ showGlobalOptions: true })
       .description('write a new cluster spec (Cluster + InstanceGroups) to the state store; nothing else is created until "update cluster --yes"')
@@ -147,56 +149,58 @@ Example:
 
   // get
   const get = inherit(new Command('get')).description('show clusters, instance groups and rendered user-data');
-  get.addCommand(
-    inherit(new Command('clusters'))
-      .description('list the clusters in the state store')
-      .option('-o, --output <format>', 'table, yaml or json', 'table')
-      .action(async (o: { output: string }) => cmd.getClusters(store(), io, o.output)),
-  );
-  get.addCommand(
-    inherit(new Command('cluster'))
-      .description("show one cluster's spec as the user wrote it (not the completed spec)")
-      .argument('<name>', 'cluster name')
-      .option('-o, --output <format>', 'table, yaml or json', 'table')
-      .action(async (name: string, o: { output: string }) => cmd.getCluster(store(), io, name, o.output, false)),
-  );
-  get.addCommand(
-    inherit(new Command('all'))
-      .description('show a cluster and all its instance groups (-o yaml output can be fed to replace -f)')
-      .argument('<name>', 'cluster name')
-      .option('-o, --output <format>', 'table, yaml or json', 'table')
-      .action(async (name: string, o: { output: string }) => cmd.getCluster(store(), io, name, o.output, true)),
-  );
-  get.addCommand(
-    inherit(new Command('instancegroups'))
-      .alias('ig')
-      .alias('instancegroup')
-      .description("list a cluster's instance groups")
-      .argument('<name>', 'cluster name')
-      .option('-o, --output <format>', 'table, yaml or json', 'table')
-      .action(async (name: string, o: { output: string }) => cmd.getInstanceGroups(store(), io, name, o.output)),
-  );
-  get.addCommand(
-    inherit(new Command('userdata'))
-      .description('print the user-data rendered for an instance group by "update cluster --yes"')
-      .argument('<name>', 'cluster name')
-      .requiredOption('--instance-group <ig>', 'instance group name')
-      .action(async (name: string, o: { instanceGroup: string }) => cmd.getUserData(store(), io, name, o.instanceGroup)),
-  );
-  get.addCommand(
-    inherit(new Command('bootconfig'))
-      .description("print the boot config an instance group's user-data carries (derived from its stored node config)")
-      .argument('<name>', 'cluster name')
-      .requiredOption('--instance-group <ig>', 'instance group name')
-      .action(async (name: string, o: { instanceGroup: string }) => cmd.getBootConfig(store(), io, name, o.instanceGroup)),
-  );
-  get.addCommand(getInstancesCommand(io, inherit));
-  get.addCommand(getVolumesCommand(io, inherit));
+  if (needs('get')) {
+    get.addCommand(
+      inherit(new Command('clusters'))
+        .description('list the clusters in the state store')
+        .option('-o, --output <format>', 'table, yaml or json', 'table')
+        .action(async (o: { output: string }) => cmd.getClusters(store(), io, o.output)),
+    );
+    get.addCommand(
+      inherit(new Command('cluster'))
+        .description("show one cluster's spec as the user wrote it (not the completed spec)")
+        .argument('<name>', 'cluster name')
+        .option('-o, --output <format>', 'table, yaml or json', 'table')
+        .action(async (name: string, o: { output: string }) => cmd.getCluster(store(), io, name, o.output, false)),
+    );
+    get.addCommand(
+      inherit(new Command('all'))
+        .description('show a cluster and all its instance groups (-o yaml output can be fed to replace -f)')
+        .argument('<name>', 'cluster name')
+        .option('-o, --output <format>', 'table, yaml or json', 'table')
+        .action(async (name: string, o: { output: string }) => cmd.getCluster(store(), io, name, o.output, true)),
+    );
+    get.addCommand(
+      inherit(new Command('instancegroups'))
+        .alias('ig')
+        .alias('instancegroup')
+        .description("list a cluster's instance groups")
+        .argument('<name>', 'cluster name')
+        .option('-o, --output <format>', 'table, yaml or json', 'table')
+        .action(async (name: string, o: { output: string }) => cmd.getInstanceGroups(store(), io, name, o.output)),
+    );
+    get.addCommand(
+      inherit(new Command('userdata'))
+        .description('print the user-data rendered for an instance group by "update cluster --yes"')
+        .argument('<name>', 'cluster name')
+        .requiredOption('--instance-group <ig>', 'instance group name')
+        .action(async (name: string, o: { instanceGroup: string }) => cmd.getUserData(store(), io, name, o.instanceGroup)),
+    );
+    get.addCommand(
+      inherit(new Command('bootconfig'))
+        .description("print the boot config an instance group's user-data carries (derived from its stored node config)")
+        .argument('<name>', 'cluster name')
+        .requiredOption('--instance-group <ig>', 'instance group name')
+        .action(async (name: string, o: { instanceGroup: string }) => cmd.getBootConfig(store(), io, name, o.instanceGroup)),
+    );
+    get.addCommand(getInstancesCommand(io, inherit));
+    get.addCommand(getVolumesCommand(io, inherit));
+  }
   program.addCommand(get);
 
   // update
   const update = inherit(new Command('update')).description('bring the state store in line with the spec');
-  update.addCommand(
+  if (needs('update')) update.addCommand(
     withLockOptions(inherit(new Command('cluster'))
       .description(
         'complete the spec and write the completed spec, PKI, per-group node configs, etcd control specs and user-data; ' +
@@ -214,19 +218,21 @@ Example:
 
   // delete
   const del = inherit(new Command('delete')).description('delete a cluster from the state store');
-  del.addCommand(
-    withLockOptions(inherit(new Command('cluster'))
-      .description("delete the cluster's objects of the kOps layout; without --yes it lists them. etcd backups are kept unless --include-backups")
-      .argument('<name>', 'cluster name')
-      .option('--yes', 'really delete', false)
-      .option('--include-backups', 'also delete backups/ (etcd backups and control files)', false))
-      .action(async (name: string, o: { yes: boolean; includeBackups: boolean } & WriterLockFlags) => cmd.deleteCluster(store(), io, name, o, locking(o))),
-  );
-  del.addCommand(deleteInstanceCommand(io, inherit));
+  if (needs('delete')) {
+    del.addCommand(
+      withLockOptions(inherit(new Command('cluster'))
+        .description("delete the cluster's objects of the kOps layout; without --yes it lists them. etcd backups are kept unless --include-backups")
+        .argument('<name>', 'cluster name')
+        .option('--yes', 'really delete', false)
+        .option('--include-backups', 'also delete backups/ (etcd backups and control files)', false))
+        .action(async (name: string, o: { yes: boolean; includeBackups: boolean } & WriterLockFlags) => cmd.deleteCluster(store(), io, name, o, locking(o))),
+    );
+    del.addCommand(deleteInstanceCommand(io, inherit));
+  }
   program.addCommand(del);
   program.addCommand(sshCommand(io, inherit));
-  program.addCommand(validateCommand(io, inherit, store));
-  program.addCommand(localCloudCommand(io, inherit));
+  program.addCommand(validateCommand(io, inherit, store, needs));
+  program.addCommand(localCloudCommand(io, inherit, needs));
 
   return program;
 }

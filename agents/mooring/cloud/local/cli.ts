@@ -9,6 +9,7 @@ import { isRunningAsSingleBinary } from '../../../../shared/single-binary.js';
 import type { Cluster } from '../../../../shared/api/types.js';
 import type { StateStore } from '../../../../shared/store/types.js';
 import type { CliIO } from '../../io.js';
+import type { NeedsSubcommands } from '../../subcommands.js';
 import type * as Output from '../../output.js';
 import type { InstanceView, LocalCloud } from './cloud.js';
 import { CloudLayout, DEFAULT_CLOUD_DIR } from './plan.js';
@@ -58,7 +59,7 @@ export async function formatInstances(instances: InstanceView[]): Promise<string
   );
 }
 
-export function localCloudCommand(io: CliIO, inherit: (c: Command) => Command): Command {
+export function localCloudCommand(io: CliIO, inherit: (c: Command) => Command, needs: NeedsSubcommands): Command {
   const group = inherit(new Command('local-cloud')).description(
     'the local cloud: instances booted with systemd-nspawn on this machine, with a state store (S3), metadata service and asset mirror of their own (see --cloud local)',
   ).addHelpText('after', `
@@ -69,6 +70,7 @@ Example (root; make image first):
   mooring validate cluster dev.local --wait 10m
   mooring get instances dev.local
   mooring delete cluster dev.local --yes && mooring local-cloud down --purge`);
+  if (!needs('local-cloud')) return group;
   group.addCommand(
     inherit(new Command('up'))
       .description('start the local cloud (bridge namespace, S3 state store, metadata service, mirror) and print the environment that reaches its store')
@@ -243,8 +245,9 @@ function parseWait(value: string): number {
   return ms;
 }
 
-export function validateCommand(io: CliIO, inherit: (c: Command) => Command, store: () => StateStore): Command {
+export function validateCommand(io: CliIO, inherit: (c: Command) => Command, store: () => StateStore, needs: NeedsSubcommands): Command {
   const validate = inherit(new Command('validate')).description('check that a cluster\'s instances are up and working');
+  if (!needs('validate')) return validate;
   validate.addCommand(
     inherit(new Command('cluster'))
       .description('local cloud: every instance booted, its user-data and nodeup done, etcd-manager running, and etcd main and events with all their members healthy (checked inside the instances with etcdctl over TLS); prints each instance\'s progress as it changes')
