@@ -26,18 +26,23 @@ const dir = tempDir(t, 'startup-loading-');
 const preload = join(dir, 'record-builtins.cjs');
 writeFileSync(preload, `process.on('exit', () => require('node:fs').writeFileSync(process.env.BUILTINS_FILE, process.moduleLoadList.join('\\n')));\n`);
 
+// Output to a pipe, and to /dev/null: a character device, as a terminal is, which must not count as one.
+const OUTPUTS = { pipe: 'pipe', '/dev/null': 'ignore' } as const;
+
 for (const program of PROGRAMS) {
   for (const flag of ['--version', '--help']) {
-    t.test(`${program} ${flag}`, async (t) => {
-      const file = join(dir, `${program}${flag}.txt`);
-      // Through env(1): tap's process tracking puts its loaders into NODE_OPTIONS of every child it sees spawned.
-      const r = spawnSync('/usr/bin/env', ['-u', 'NODE_OPTIONS', process.execPath, '-r', preload, bundle, program, flag], { env: { PATH: process.env.PATH, BUILTINS_FILE: file }, timeout: 60_000 });
-      t.equal(r.status, 0, 'exits 0');
-      const builtins = readFileSync(file, 'utf8').split('\n');
-      t.ok(builtins.includes('NativeModule fs'), 'the list of loaded built-ins was recorded');
-      for (const costly of COSTLY) {
-        t.notOk(builtins.includes(costly), `does not load ${costly.replace('NativeModule ', 'node:')}`);
-      }
-    });
+    for (const [output, stdout] of Object.entries(OUTPUTS)) {
+      t.test(`${program} ${flag}, output to ${output}`, async (t) => {
+        const file = join(dir, `${program}${flag}-${stdout}.txt`);
+        // Through env(1): tap's process tracking puts its loaders into NODE_OPTIONS of every child it sees spawned.
+        const r = spawnSync('/usr/bin/env', ['-u', 'NODE_OPTIONS', process.execPath, '-r', preload, bundle, program, flag], { env: { PATH: process.env.PATH, BUILTINS_FILE: file }, stdio: ['ignore', stdout, 'pipe'], timeout: 60_000 });
+        t.equal(r.status, 0, 'exits 0');
+        const builtins = readFileSync(file, 'utf8').split('\n');
+        t.ok(builtins.includes('NativeModule fs'), 'the list of loaded built-ins was recorded');
+        for (const costly of COSTLY) {
+          t.notOk(builtins.includes(costly), `does not load ${costly.replace('NativeModule ', 'node:')}`);
+        }
+      });
+    }
   }
 }
