@@ -169,8 +169,9 @@ t.test('local cloud: three control-plane instances from user-data to etcd', { sk
       const run = await c.inside(CLUSTER, i.id, 'journalctl -b -u mooring-nodeup -o cat --no-pager | grep "tasks:" | tail -1');
       t.match(String(run.stdout), / 0 changed, .* 0 failed, /, `${i.id}: nodeup's run at this boot changed nothing (${String(run.stdout).trim()})`);
       // The cloud-init stand-in runs beside nodeup at a boot, not before it: the cluster can be ready while
-      // it still waits for its metadata token (CI saw the first boot's last line). Its unit's end is waited for.
-      const settled = await c.inside(CLUSTER, i.id, 'for n in $(seq 1 180); do s=$(systemctl show -P ActiveState mooring-cloud-init.service); [ "$s" != activating ] && break; sleep 1; done; echo "$s"');
+      // it still waits for its metadata token (CI saw the first boot's last line). Its unit's end is waited
+      // for: a oneshot kept after exit ends active or failed (inactive is also a start job still queued).
+      const settled = await c.inside(CLUSTER, i.id, 'for n in $(seq 1 180); do s=$(systemctl show -P ActiveState mooring-cloud-init.service); case "$s" in active|failed) break;; esac; sleep 1; done; echo "$s"');
       const userData = await c.inside(CLUSTER, i.id, 'tail -1 /var/log/mooring-cloud-init.log');
       t.match(String(userData.stdout), /already ran/, `${i.id}: user-data ran once per instance, not again at the reboot (unit ${String(settled.stdout).trim()}; log: ${String(userData.stdout).trim()})`);
     }
