@@ -8,11 +8,12 @@
 //     the first MOORING_BENCH_NAIVE_KEYS, default 5,000, to keep the run short).
 // The data: MOORING_BENCH_KEYS (default 100,000) v2 leaves under
 // /registry/<resource>/<namespace>/…, 10% with TTLs of 30 min to 2 h (none
-// expire during the run), values of 100–1000 bytes. Ours runs twice per repetition: from the live v2
-// source (as the manager's migration path does) and from a frozen copy of the
-// source's data directory (a v2 backup, served by its own throwaway etcd: the
-// same input etcdctl migrate gets). Both write into a fresh etcd 3.4.23 with
-// mutual TLS, and the three methods take turns within each repetition.
+// expire during the run), values of 100–1000 bytes. Ours runs three times per repetition: from the
+// live v2 source (as the manager's migration path does) and from a frozen copy of the
+// source's data directory (a v2 backup: the same input etcdctl migrate gets), read in
+// the command itself (the default) and, for comparison, served by a throwaway etcd
+// (--backup-reader=etcd, how it was read before). Each writes into a fresh etcd 3.4.23 with
+// mutual TLS, and the methods take turns within each repetition.
 // Besides keys/s, the CPU seconds each method spends (every process it needs:
 // the command, the target etcd, the source etcd; GNU time for the commands,
 // /proc for the etcd processes), since on a busy machine wall time mostly says
@@ -144,14 +145,14 @@ async function main(): Promise<void> {
     const counted = await countKeys(client);
     if (counted.keys !== KEYS || counted.onLease !== withTTL) throw new Error(`migrate-v2 (${label}): ${counted.keys} keys, ${counted.onLease} on leases; want ${KEYS}, ${withTTL}`);
     await etcd.stop();
-    // When the backup's throwaway etcd answered (JSON log line), for the data-directory runs.
+    // When the data directory had been read, or its throwaway etcd answered (JSON log line), for the data-directory runs.
     const served = err.split('\n').map((l) => {
       try {
         return JSON.parse(l) as { event?: string; time?: string };
       } catch {
         return {};
       }
-    }).find((e) => e.event === 'migrate-v2.backup-served');
+    }).find((e) => e.event === 'migrate-v2.backup-read' || e.event === 'migrate-v2.backup-served');
     return { rate: summary.keys.source / (summary.durationMs / 1000), wallRate: KEYS / wall, summary, servingMs: served?.time ? Date.parse(served.time) - startedAt : undefined, cpu };
   };
 
@@ -180,7 +181,8 @@ async function main(): Promise<void> {
   }
 
   // Interleaved, so a machine whose load changes over the run weighs on every method alike.
-  const cpuSeconds = { live: [] as number[], offline: [] as number[], frozen: [] as number[] };
+  const cpuSeconds = { live: [] as number[], offline: [] as number[], frozen: [] as number[], frozenEtcd: [] as number[] };
+  const ourFrozenEtcd: number[] = [];
   const ourLive: number[] = [];
   const ourLiveWall: number[] = [];
   const offline: number[] = [];
@@ -218,11 +220,17 @@ async function main(): Promise<void> {
     const fromData = await ours(['--from', frozen], 'data-dir');
     ourFrozen.push(fromData.rate);
     cpuSeconds.frozen.push(fromData.cpu.command + fromData.cpu.target);
-    console.log(`  run ${r + 1}: migrate-v2 from the data directory: ${number.format(Math.round(fromData.rate))} keys/s (copy and throwaway etcd start included: ${((fromData.servingMs ?? NaN) / 1000).toFixed(1)} s of ${(fromData.summary.durationMs / 1000).toFixed(1)} s); CPU ${fromData.cpu.command.toFixed(1)} s command and its etcd + ${fromData.cpu.target.toFixed(1)} s target etcd`);
+    console.log(`  run ${r + 1}: migrate-v2 from the data directory: ${number.format(Math.round(fromData.rate))} keys/s (reading its snapshot and WAL included: ${((fromData.servingMs ?? NaN) / 1000).toFixed(1)} s of ${(fromData.summary.durationMs / 1000).toFixed(1)} s); CPU ${fromData.cpu.command.toFixed(1)} s command + ${fromData.cpu.target.toFixed(1)} s target etcd`);
+
+    const viaEtcd = await ours(['--from', frozen, '--backup-reader=etcd'], 'data-dir-etcd');
+    ourFrozenEtcd.push(viaEtcd.rate);
+    cpuSeconds.frozenEtcd.push(viaEtcd.cpu.command + viaEtcd.cpu.target);
+    console.log(`  run ${r + 1}: migrate-v2 from the data directory, --backup-reader=etcd: ${number.format(Math.round(viaEtcd.rate))} keys/s (copy and throwaway etcd start included: ${((viaEtcd.servingMs ?? NaN) / 1000).toFixed(1)} s of ${(viaEtcd.summary.durationMs / 1000).toFixed(1)} s); CPU ${viaEtcd.cpu.command.toFixed(1)} s command and its etcd + ${viaEtcd.cpu.target.toFixed(1)} s target etcd`);
   }
   const rows: Row[] = [
     { name: 'etcd-manager migrate-v2, live v2 source', rates: ourLive, note: `TTLs kept: ${number.format(withTTL)} keys on ${leases} leases; verified` },
-    { name: 'etcd-manager migrate-v2, v2 data directory', rates: ourFrozen, note: 'a throwaway etcd serves it; TTLs kept; verified' },
+    { name: 'etcd-manager migrate-v2, v2 data directory', rates: ourFrozen, note: 'read in the command (snapshot + WAL); TTLs kept; verified' },
+    { name: '  the same, --backup-reader=etcd', rates: ourFrozenEtcd, note: 'a throwaway etcd serves a copy; TTLs kept; verified' },
     { name: 'etcdctl migrate, offline (etcd 3.4.23)', rates: offline, note: ttlNote },
     naive,
   ];
@@ -235,9 +243,9 @@ async function main(): Promise<void> {
     console.log(`  ${row.name.padEnd(44)} ${number.format(Math.round(m)).padStart(7)} keys/s  ${(m / ref).toFixed(2).padStart(5)}× etcdctl migrate  ${(m / naiveRate).toFixed(1).padStart(5)}× naive   ${row.note}`);
   }
   const perRun = (ours: number[]) => median(ours.map((v, i) => v / offline[i])).toFixed(2);
-  console.log(`  ratio to etcdctl migrate within each run, median: live ${perRun(ourLive)}×, data directory ${perRun(ourFrozen)}×`);
+  console.log(`  ratio to etcdctl migrate within each run, median: live ${perRun(ourLive)}×, data directory ${perRun(ourFrozen)}× (each run: ${ourFrozen.map((v, i) => (v / offline[i]).toFixed(2)).join(', ')}), data directory via etcd ${perRun(ourFrozenEtcd)}×`);
   console.log(`  (process start of etcd-manager counted in: ${number.format(Math.round(median(ourLiveWall)))} keys/s from the live source)`);
-  console.log(`  CPU seconds for the ${number.format(KEYS)} keys, every process of the method counted (median): live ${median(cpuSeconds.live).toFixed(1)} s, data directory ${median(cpuSeconds.frozen).toFixed(1)} s, etcdctl migrate ${median(cpuSeconds.offline).toFixed(1)} s`);
+  console.log(`  CPU seconds for the ${number.format(KEYS)} keys, every process of the method counted (median): live ${median(cpuSeconds.live).toFixed(1)} s, data directory ${median(cpuSeconds.frozen).toFixed(1)} s (via etcd ${median(cpuSeconds.frozenEtcd).toFixed(1)} s), etcdctl migrate ${median(cpuSeconds.offline).toFixed(1)} s`);
 }
 
 main()

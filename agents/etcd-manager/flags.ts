@@ -67,6 +67,7 @@ export const FLAGS = [
   { name: 'to-cacert', kind: 'string', default: '', operator: true, commandLineOnly: true, help: 'CA certificate to verify the v3 target with' },
   { name: 'to-cert', kind: 'string', default: '', operator: true, commandLineOnly: true, help: 'client certificate for the v3 target' },
   { name: 'to-key', kind: 'string', default: '', operator: true, commandLineOnly: true, help: 'client key for the v3 target' },
+  { name: 'backup-reader', kind: 'string', default: 'auto', operator: true, commandLineOnly: true, help: 'how a v2 backup or data directory is read: auto (in this process, from its snapshot and WAL; served by a throwaway etcd when that cannot be done exactly) or etcd (always the throwaway etcd)' },
   { name: 'page-depth', kind: 'int', default: '2', operator: true, commandLineOnly: true, help: 'directories above this depth are listed a level at a time, those at it read whole (0 to 20): raise it when one subtree is too big for one response' },
   { name: 'max-txn-ops', kind: 'int', default: '128', operator: true, commandLineOnly: true, help: 'operations per write transaction: the target\'s --max-txn-ops (2 to 100000); lowered by itself if the target refuses' },
   { name: 'max-request-bytes', kind: 'int', default: '1572864', operator: true, commandLineOnly: true, help: 'bytes per write transaction: the target\'s --max-request-bytes (65536 to 2147483647); lowered by itself if the target refuses' },

@@ -117,7 +117,8 @@ export class V2Client {
     this.agent = new https.Agent({ keepAlive: true, maxSockets, ca: readFileSync(tls.caFile), cert: readFileSync(tls.certFile), key: readFileSync(tls.keyFile) });
   }
 
-  private request(method: string, path: string, body?: string): Promise<{ status: number; text: string }> {
+  /** One v2 API request (path with its query; body form-encoded); the answer and its X-Etcd-Index. */
+  request(method: string, path: string, body?: string): Promise<{ status: number; text: string; etcdIndex?: number }> {
     return new Promise((resolve, reject) => {
       const req = https.request(new URL(path, this.endpoint), {
         method,
@@ -126,7 +127,8 @@ export class V2Client {
       }, (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
+        const index = res.headers['x-etcd-index'];
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8'), ...(typeof index === 'string' ? { etcdIndex: Number(index) } : {}) }));
         res.on('error', reject);
       });
       req.setTimeout(60_000, () => req.destroy(new Error(`${method} ${path}: timed out`)));

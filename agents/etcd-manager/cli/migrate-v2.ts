@@ -78,18 +78,22 @@ async function run(ctx: CommandContext): Promise<number> {
   const verbosity = intIn(ctx, 'v', 0, 10);
   const fromTLS = tlsFiles(ctx, 'from');
   const toTLS = tlsFiles(ctx, 'to');
+  const backupReader = flagString(ctx, 'backup-reader');
+  if (backupReader !== 'auto' && backupReader !== 'etcd') throw usage(`--backup-reader: ${JSON.stringify(backupReader)}: want auto or etcd`);
+  const reader: 'auto' | 'etcd' = backupReader;
   const storeTimeoutMs = flagDuration(ctx, 'store-timeout');
   const binaryDir = flagString(ctx, 'etcd-binary-dir') || undefined;
 
   // The migration's code (etcd client, tar, gRPC) loads only now: --help and usage errors stay light.
-  const [{ configureLogging, logger }, { migrateV2 }, backups] = await Promise.all([
+  const [{ configureLogging, logger }, { migrateV2 }, backups, { V2Source }] = await Promise.all([
     import('../../../shared/log.js'),
     import('../migrate/migrate.js'),
     import('../migrate/v2-backup.js'),
+    import('../migrate/v2-source.js'),
   ]);
   const live = backups.isLiveSource(from);
   if (live) checkEndpoint('from', from);
-  else if (fromTLS) throw usage('--from-cacert/--from-cert/--from-key are for a live source; a backup is read through its own throwaway etcd');
+  else if (fromTLS) throw usage('--from-cacert/--from-cert/--from-key are for a live source; a backup is read from its files');
 
   configureLogging({ level: verbosity >= 4 ? 'debug' : verbosity >= 3 ? 'info' : 'warn', format: env.MOORING_LOG_FORMAT === 'json' ? 'json' : 'text' });
   const log = logger(ctx.program);
@@ -106,9 +110,9 @@ async function run(ctx: CommandContext): Promise<number> {
   if (interrupted.aborted) return EXIT_INTERRUPTED;
   interrupted.addEventListener('abort', onInterrupt, { once: true });
   try {
-    const backupOptions = { log, binaryDir, storeTimeoutMs, env };
+    const backupOptions = { log, binaryDir, storeTimeoutMs, env, reader };
     const source = live
-      ? { description: checkEndpoint('from', from), open: async () => ({ url: checkEndpoint('from', from), tls: fromTLS }) }
+      ? { description: checkEndpoint('from', from), open: () => V2Source.open(checkEndpoint('from', from), fromTLS) }
       : await (async () => {
           // A backup that is not there is said so before the target is asked anything.
           const located = await backups.locateBackup(from, backupOptions);
@@ -116,7 +120,7 @@ async function run(ctx: CommandContext): Promise<number> {
             description: await backups.describeBackup(from),
             open: async () => {
               backup = await backups.openLocatedBackup(located, backupOptions);
-              return { url: backup.url, tls: backup.tls };
+              return backup.reader;
             },
           };
         })();
@@ -134,7 +138,7 @@ async function run(ctx: CommandContext): Promise<number> {
 
 export const command: SubcommandModule = {
   args: [],
-  flags: ['from', 'to', 'from-cacert', 'from-cert', 'from-key', 'to-cacert', 'to-cert', 'to-key', 'etcd-binary-dir', 'page-depth', 'max-txn-ops', 'max-request-bytes', 'concurrency', 'store-timeout', 'env-file', 'output', 'v'],
+  flags: ['from', 'to', 'from-cacert', 'from-cert', 'from-key', 'to-cacert', 'to-cert', 'to-key', 'etcd-binary-dir', 'backup-reader', 'page-depth', 'max-txn-ops', 'max-request-bytes', 'concurrency', 'store-timeout', 'env-file', 'output', 'v'],
   handlesInterrupt: true,
   description: `
 Copies an etcd2 (v2 API) keyspace into an etcd3 cluster: every leaf key under
@@ -152,8 +156,12 @@ target remembers which ranges it holds. A finished migration is never written
 again. Progress (keys done, keys/s, ETA) goes to stderr, the summary to
 stdout (-o json: the summary as one JSON document).
 
-A backup is served by a throwaway etcd (127.0.0.1, its own ports and TLS, a
-private temporary directory; the newest 2.x to 3.5 in --etcd-binary-dir, else
+A backup (unpacked into a private temporary directory) or a data directory is
+read in this process: its newest snapshot and the WAL's committed entries after
+it, checksums checked, never written. What cannot be read that way exactly (an
+entry it does not model, a snapshot too big for memory), or any backup with
+--backup-reader=etcd, is served by a throwaway etcd instead (127.0.0.1, its own
+ports and TLS, on a copy; the newest 2.x to 3.5 in --etcd-binary-dir, else
 /usr/bin/etcd), stopped and deleted when done. --v=3 logs each stage on stderr.
 
 Exit codes of this command: 0 migrated and verified (or migrated before), 1

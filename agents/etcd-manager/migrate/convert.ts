@@ -85,7 +85,7 @@ export async function convertV2Backup(o: ConvertV2Options): Promise<ConvertedBac
             { kind: 'tar', where, open: () => o.store.openReadStream(dataPath(o.from)), meta: () => o.store.readIfExists(metaPath(o.from)) },
             { log: o.log, binaryDir: o.binaryDir, workRoot },
           );
-          return { url: source.url, tls: source.tls };
+          return source.reader;
         },
       },
       target: { endpoints: [targetURL], tls: pki.client },

@@ -126,8 +126,8 @@ export class WireError extends Error {
   override name = 'WireError';
 }
 
-/** A protobuf reader over `buf[start, end)`. */
-class Reader {
+/** A protobuf reader over `buf[start, end)` (also reads etcd's WAL and snapshot files: v2-data-dir.ts). */
+export class WireReader {
   constructor(private readonly buf: Buffer, public at: number, private readonly end: number) {}
 
   get done(): boolean {
@@ -148,18 +148,29 @@ class Reader {
     throw new WireError('varint too long for a length');
   }
 
-  /** A 64-bit varint as a decimal string (lease IDs, revisions). */
-  int64(): string {
+  /** The next field's number and wire type. */
+  tag(): { field: number; wireType: number } {
+    const t = this.varint();
+    return { field: Math.floor(t / 8), wireType: t & 7 };
+  }
+
+  /** A 64-bit varint as an unsigned bigint (raft indexes, IDs). */
+  uint64(): bigint {
     let n = 0n;
     let shift = 0n;
     for (let i = 0; i < 10; i++) {
       if (this.at >= this.end) throw new WireError('varint runs past the end');
       const b = this.buf[this.at++];
       n |= BigInt(b & 0x7f) << shift;
-      if (b < 0x80) return BigInt.asIntN(64, n).toString();
+      if (b < 0x80) return BigInt.asUintN(64, n);
       shift += 7n;
     }
     throw new WireError('varint longer than 10 bytes');
+  }
+
+  /** A 64-bit varint as a signed decimal string (lease IDs, revisions). */
+  int64(): string {
+    return BigInt.asIntN(64, this.uint64()).toString();
   }
 
   /** A length-delimited field, as a view of the buffer (no copy). */
@@ -172,10 +183,10 @@ class Reader {
   }
 
   /** A sub-reader over the next length-delimited field. */
-  message(): Reader {
+  message(): WireReader {
     const length = this.varint();
     if (this.at + length > this.end) throw new WireError('a message runs past the end');
-    const sub = new Reader(this.buf, this.at, this.at + length);
+    const sub = new WireReader(this.buf, this.at, this.at + length);
     this.at += length;
     return sub;
   }
@@ -214,7 +225,7 @@ export interface WireRangeResponse {
 
 const EMPTY = Buffer.alloc(0);
 
-function decodeKeyValue(r: Reader): WireKeyValue {
+function decodeKeyValue(r: WireReader): WireKeyValue {
   const kv: WireKeyValue = { key: EMPTY, value: EMPTY, lease: '0' };
   while (!r.done) {
     const t = r.varint();
@@ -230,7 +241,7 @@ function decodeKeyValue(r: Reader): WireKeyValue {
 
 /** RangeResponse: header.revision, kvs (key, value, lease), more. */
 export function decodeRangeResponse(buf: Buffer): WireRangeResponse {
-  const r = new Reader(buf, 0, buf.length);
+  const r = new WireReader(buf, 0, buf.length);
   const out: WireRangeResponse = { revision: '0', kvs: [], more: false };
   while (!r.done) {
     const t = r.varint();

@@ -18,15 +18,15 @@ import { ContentSums, sumHex } from './content-hash.js';
 import { bucketOf, bucketStartMs, grantTTLSeconds, LEASE_BOUND, LEASE_RULE, leaseBound, leaseIdFor } from './leases.js';
 import { DoneRanges } from './order.js';
 import { classifyLimit, DEFAULT_MAX_REQUEST_BYTES, DEFAULT_MAX_TXN_OPS, type MigrationState, openTarget, putBudget, putCost, RESERVED_PREFIX, Target } from './target.js';
-import { V2Source, walkV2, type V2Page, type WalkInfo } from './v2-source.js';
+import { walkV2, type V2Page, type V2Reader, type WalkInfo } from './v2-source.js';
 
 export interface MigrateOptions {
   /**
-   * The v2 source: how the operator named it, and how to reach a live v2
-   * endpoint for it (for a backup: start the throwaway etcd serving it). Opened
-   * only when there is something to do (not for a migration already done).
+   * The v2 source: how the operator named it, and how to read it (a live v2
+   * member, or a backup read from its files: v2-backup.ts). Opened only when
+   * there is something to do (not for a migration already done).
    */
-  source: { description: string; open(): Promise<{ url: string; tls?: Partial<EtcdTLSFiles> }> };
+  source: { description: string; open(): Promise<V2Reader> };
   target: { endpoints: string[]; tls?: Partial<EtcdTLSFiles> };
   /** Directories shallower than this are listed a level at a time; those at it are fetched whole. */
   pageDepth?: number;
@@ -175,7 +175,7 @@ export async function migrateV2(o: MigrateOptions): Promise<MigrationSummary> {
   const limits = { ops: o.maxTxnOps ?? DEFAULT_MAX_TXN_OPS, bytes: putBudget(o.maxRequestBytes ?? DEFAULT_MAX_REQUEST_BYTES) };
   const targetName = o.target.endpoints.join(',');
   const target = new Target(await openTarget(o.target.endpoints, o.target.tls));
-  let source: V2Source | undefined;
+  let source: V2Reader | undefined;
   try {
     let state: MigrationState | undefined;
     try {
@@ -191,8 +191,7 @@ export async function migrateV2(o: MigrateOptions): Promise<MigrationSummary> {
     if (state?.state === 'done' && state.source === o.source.description) return alreadyDone(state);
 
     // The source answers the v2 API, and says which cluster it is.
-    const endpoint = await o.source.open();
-    source = await V2Source.open(endpoint.url, endpoint.tls);
+    source = await o.source.open();
     let clusterId: string | undefined;
     try {
       clusterId = (await source.get('/', false)).clusterId;
@@ -355,6 +354,7 @@ export async function migrateV2(o: MigrateOptions): Promise<MigrationSummary> {
 
     // Verify: read the target back at one revision, sum per lease bucket.
     const verifyStart = Date.now();
+    o.log.info('copy done, verifying', { event: 'migrate-v2.copied', migrationId: current.id, copied: counters.written, transactions: counters.transactions, copyMs: verifyStart - started });
     const leaseBucket = new Map<string, number>();
     for (let b = 1; b <= LEASE_BOUND; b++) leaseBucket.set(leaseIdFor(current.id, b), b);
     const targetSums = new ContentSums();

@@ -2,7 +2,9 @@
 // as `<backup-store>/<name>/etcd.backup.gz`: a gzipped tar of the data
 // directory `etcdctl backup` wrote (member/snap, member/wal), with
 // `_etcd_backup.meta` beside it naming the etcd version. To read one, it is
-// unpacked into a private temporary directory and served by a throwaway etcd
+// unpacked into a private temporary directory and read in this process
+// (v2-data-dir.ts: its snapshot and the WAL after it). Where that cannot be
+// done exactly, or with --backup-reader=etcd, it is served by a throwaway etcd
 // (throwaway-etcd.ts) that speaks the v2 API (`--force-new-cluster`, as `etcdctl backup` output
 // needs), on 127.0.0.1 with kernel-chosen ports and mutual TLS from a CA made
 // for it and thrown away with it. That etcd is started through
@@ -12,9 +14,10 @@
 //
 // Accepted forms of `--from`: a backup folder in a store (file://, s3://:
 // `<backup-store>/<name>`, holding etcd.backup.gz), that .gz object itself, a
-// local path to either, or a local etcd v2 data directory (copied, never used
-// in place).
+// local path to either, or a local etcd v2 data directory (read in place and
+// never written; copied for an etcd to serve).
 import { createReadStream } from 'node:fs';
+import { getHeapStatistics } from 'node:v8';
 import { cp, mkdir, mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -27,8 +30,9 @@ import type { EtcdTLSFiles } from '../etcd/process.js';
 import { findV2CapableEtcd } from '../versions/binaries.js';
 import { parseEtcdVersion, VersionError } from '../versions/version.js';
 import { extractTarGz, TarError } from './tar.js';
-import { V2Source } from './v2-source.js';
-import { makeThrowawayPKI, startThrowawayEtcd, type ThrowawayEtcd } from './throwaway-etcd.js';
+import { CannotReadDirectly, readV2DataDir } from './v2-data-dir.js';
+import { V2Source, type V2Reader } from './v2-source.js';
+import { makeThrowawayPKI, startThrowawayEtcd, type ThrowawayEtcd, type ThrowawayPKI } from './throwaway-etcd.js';
 
 export const BACKUP_OBJECT = 'etcd.backup.gz';
 export const META_OBJECT = '_etcd_backup.meta';
@@ -36,12 +40,11 @@ export const META_OBJECT = '_etcd_backup.meta';
 export const MAX_UNPACKED_BYTES = 64 * 1024 * 1024 * 1024;
 
 export interface BackupSource {
-  url: string;
-  tls: EtcdTLSFiles;
+  /** What the migration reads. */
+  reader: V2Reader;
   description: string;
-  /** The etcd serving it, and its PID (stopped by close()). */
-  etcdVersion: string;
-  pid: number;
+  /** Read in this process, or served by a throwaway etcd (stopped by close()). */
+  servedBy: { kind: 'process' } | { kind: 'etcd'; pid: number; version: string };
   close(): Promise<void>;
 }
 
@@ -52,6 +55,8 @@ export interface OpenBackupOptions {
   workRoot?: string;
   storeTimeoutMs?: number;
   env?: NodeJS.ProcessEnv;
+  /** auto (the default): read in this process where that is exact, else etcd; etcd: always a throwaway etcd. */
+  reader?: 'auto' | 'etcd';
 }
 
 export type Located =
@@ -180,25 +185,29 @@ export async function openLocatedBackup(located: Located, options: OpenBackupOpt
 }
 
 async function serveBackup(located: Located, options: OpenBackupOptions): Promise<BackupSource> {
-  let binaries;
-  try {
-    binaries = await findV2CapableEtcd(options.binaryDir);
-  } catch (err) {
-    if (err instanceof VersionError) throw new UserError(`reading a v2 backup needs ${err.message.replace(/^no /, 'an ')}`, ExitCode.NotFound);
-    throw err;
+  // A data directory is read where it is: never written, so no copy.
+  if (located.kind === 'data-dir' && options.reader !== 'etcd') {
+    const read = await readInProcess(located.path, located.where, options.log);
+    if (read) return { ...read, close: async () => undefined };
   }
-
   const workRoot = options.workRoot ?? tmpdir();
   await removeStaleWorkDirs(workRoot, options.log);
   const work = await mkdtemp(join(workRoot, `${WORK_PREFIX}${process.pid}-`));
-  let etcd: ThrowawayEtcd | undefined;
+  let etcd: (ThrowawayEtcd & { tls: EtcdTLSFiles; version: string }) | undefined;
+  // The throwaway etcd's keys, made while the data is copied or unpacked where an etcd will surely serve it;
+  // settled before anything is deleted, so no key is written after.
+  let pkiMade: Promise<ThrowawayPKI> | undefined;
+  const pki = () => {
+    pkiMade ??= makeThrowawayPKI(join(work, 'pki'), 'migrate-v2-source');
+    pkiMade.catch(() => undefined);
+    return pkiMade;
+  };
+  if (located.kind === 'data-dir' || options.reader === 'etcd') pki();
   const close = async () => {
+    await pkiMade?.catch(() => undefined);
     await etcd?.stop();
     await rm(work, { recursive: true, force: true });
   };
-  // Its keys are made while the data is unpacked or copied; settled before anything is deleted, so no key is written after.
-  const pkiMade = makeThrowawayPKI(join(work, 'pki'), 'migrate-v2-source');
-  pkiMade.catch(() => undefined);
   try {
     const dataDir = join(work, 'data');
     if (located.kind === 'tar') {
@@ -209,36 +218,71 @@ async function serveBackup(located: Located, options: OpenBackupOptions): Promis
         if (err instanceof TarError) throw new UserError(`--from ${located.where}: ${err.message}`, ExitCode.Failure);
         throw err;
       }
+      if (!(await stat(join(dataDir, 'member', 'wal')).then((s) => s.isDirectory(), () => false))) {
+        throw new UserError(`--from ${located.where}: no member/wal inside: not an etcd v2 backup`, ExitCode.Failure);
+      }
+      if (options.reader !== 'etcd') {
+        const read = await readInProcess(dataDir, located.where, options.log);
+        if (read) return { ...read, close };
+      }
     } else {
+      // etcd writes to the directory it serves (its WAL, a new snapshot): it serves a copy.
       await cp(located.path, dataDir, { recursive: true });
     }
-    // Store backends that keep no empty directories lose member/snap; etcd needs it.
-    await mkdir(join(dataDir, 'member', 'snap'), { recursive: true, mode: 0o700 });
-    if (!(await stat(join(dataDir, 'member', 'wal')).then((s) => s.isDirectory(), () => false))) {
-      throw new UserError(`--from ${located.where}: no member/wal inside: not an etcd v2 backup`, ExitCode.Failure);
-    }
-    const pki = await pkiMade;
-    const version = parseEtcdVersion(binaries.version);
-    etcd = await startThrowawayEtcd({
-      etcd: binaries.etcd, version: binaries.version, name: 'migrate-v2-source', dataDir, pki, serving: located.where, log: options.log, env: options.env,
-      // `etcdctl backup` output is a member without its cluster: it starts only as a new one-member cluster.
-      extraArgs: ['--force-new-cluster', ...(version.major >= 3 ? ['--enable-v2=true'] : [])],
-      probe: async (url) => {
-        const probe = await V2Source.open(url, pki.client, 5_000);
-        try {
-          await probe.get('/', false);
-        } finally {
-          probe.close();
-        }
-      },
-    });
-    options.log.info('serving the v2 backup', { event: 'migrate-v2.backup-served', pid: etcd.pid, etcd: binaries.etcd, version: binaries.version, url: etcd.url });
-    return { url: etcd.url, tls: pki.client, description: located.where, etcdVersion: binaries.version, pid: etcd.pid, close };
+    etcd = await serveWithEtcd(dataDir, located.where, await pki(), options);
+    const served = etcd;
+    return { reader: await V2Source.open(served.url, served.tls), description: located.where, servedBy: { kind: 'etcd', pid: served.pid, version: served.version }, close };
   } catch (err) {
-    await pkiMade.catch(() => undefined);
     await close();
     throw err;
   }
+}
+
+/** The data directory read in this process (v2-data-dir.ts), or undefined when it cannot be read exactly (logged: etcd serves it then). */
+async function readInProcess(dataDir: string, where: string, log: Logger): Promise<Omit<BackupSource, 'close'> | undefined> {
+  const started = Date.now();
+  try {
+    // The snapshot's JSON costs about 2.5 times its size once parsed: leave room for the migration's own buffers.
+    const read = await readV2DataDir(dataDir, { maxSnapshotBytes: Math.floor(getHeapStatistics().heap_size_limit / 6) });
+    log.info('read the v2 data in this process', {
+      event: 'migrate-v2.backup-read', from: where, snapshot: read.snapshotFile ?? null, snapshotIndex: String(read.snapshotIndex),
+      entriesApplied: read.entriesApplied, clusterId: read.clusterId ?? null, ms: Date.now() - started,
+    });
+    return { reader: read.store, description: where, servedBy: { kind: 'process' } };
+  } catch (err) {
+    if (!(err instanceof CannotReadDirectly)) throw err;
+    log.info('the v2 data cannot be read in this process exactly; serving it with etcd', { event: 'migrate-v2.read-fallback', from: where, reason: err.message });
+    return undefined;
+  }
+}
+
+/** A throwaway etcd (v2 API on) serving `dataDir` with the PKI made for it. */
+async function serveWithEtcd(dataDir: string, where: string, pki: ThrowawayPKI, options: OpenBackupOptions): Promise<ThrowawayEtcd & { tls: EtcdTLSFiles; version: string }> {
+  let binaries;
+  try {
+    binaries = await findV2CapableEtcd(options.binaryDir);
+  } catch (err) {
+    if (err instanceof VersionError) throw new UserError(`reading a v2 backup needs ${err.message.replace(/^no /, 'an ')}`, ExitCode.NotFound);
+    throw err;
+  }
+  // Store backends that keep no empty directories lose member/snap; etcd needs it.
+  await mkdir(join(dataDir, 'member', 'snap'), { recursive: true, mode: 0o700 });
+  const version = parseEtcdVersion(binaries.version);
+  const etcd = await startThrowawayEtcd({
+    etcd: binaries.etcd, version: binaries.version, name: 'migrate-v2-source', dataDir, pki, serving: where, log: options.log, env: options.env,
+    // `etcdctl backup` output is a member without its cluster: it starts only as a new one-member cluster.
+    extraArgs: ['--force-new-cluster', ...(version.major >= 3 ? ['--enable-v2=true'] : [])],
+    probe: async (url) => {
+      const probe = await V2Source.open(url, pki.client, 5_000);
+      try {
+        await probe.get('/', false);
+      } finally {
+        probe.close();
+      }
+    },
+  });
+  options.log.info('serving the v2 backup', { event: 'migrate-v2.backup-served', pid: etcd.pid, etcd: binaries.etcd, version: binaries.version, url: etcd.url });
+  return { ...etcd, tls: pki.client, version: binaries.version };
 }
 
 /** How a backup is named in the migration's record: a store URL as given, a local path made absolute. */

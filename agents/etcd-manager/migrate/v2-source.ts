@@ -23,7 +23,7 @@ export interface V2Leaf {
   expiresAt?: number;
 }
 
-interface V2Node {
+export interface V2Node {
   key?: string;
   value?: string;
   dir?: boolean;
@@ -43,6 +43,15 @@ export interface V2Response {
 }
 
 export class V2SourceError extends Error {}
+
+/**
+ * What the migration reads: the v2 API's GET of a directory. A live member
+ * (V2Source, over HTTP) or a data directory read in memory (v2-store.ts).
+ */
+export interface V2Reader {
+  get(dir: string, recursive: boolean): Promise<V2Response>;
+  close(): void;
+}
 
 /** Maximum size of one v2 response: bigger subtrees need a deeper --page-depth. */
 export const MAX_RESPONSE_BYTES = 1024 * 1024 * 1024;
@@ -64,7 +73,7 @@ export function encodeKeyPath(key: string): string {
   return key.split('/').map(encodeURIComponent).join('/');
 }
 
-export class V2Source {
+export class V2Source implements V2Reader {
   private readonly agent: http.Agent;
   private readonly base: URL;
 
@@ -183,7 +192,7 @@ export interface WalkInfo {
  * The v2 keyspace as pages of leaves, in walk order (see order.ts). Directories
  * at depth < pageDepth are listed one level at a time; deeper ones fetched whole.
  */
-export async function* walkV2(source: V2Source, pageDepth: number, info: WalkInfo = { clockSkewMs: 0 }): AsyncGenerator<V2Page> {
+export async function* walkV2(source: V2Reader, pageDepth: number, info: WalkInfo = { clockSkewMs: 0 }): AsyncGenerator<V2Page> {
   const note = (res: V2Response) => {
     info.clusterId ??= res.clusterId;
     if (res.serverDate !== undefined) info.clockSkewMs = Math.max(info.clockSkewMs, Math.abs(Date.now() - res.serverDate) - 1000);

@@ -65,6 +65,13 @@ export const cases: HostileCase[] = [
     message: /--max-txn-ops: "1099511627776" is out of range: want 2 to 100000/,
   },
   {
+    name: 'migrate-v2 with an unknown backup reader',
+    program: 'etcd-manager',
+    prepare: () => ({ args: ['migrate-v2', '--from', 'http://127.0.0.1:1', ...TO, '--backup-reader=guess'] }),
+    exit: 2,
+    message: /--backup-reader: "guess": want auto or etcd/,
+  },
+  {
     name: 'migrate-v2 -o yaml',
     program: 'etcd-manager',
     prepare: () => ({ args: ['migrate-v2', '--from', 'http://127.0.0.1:1', ...TO, '-o', 'yaml'] }),
