@@ -20,7 +20,7 @@
 //    holding another migration is refused (exit 6) with nothing written.
 import t from 'tap';
 import { spawn } from 'node:child_process';
-import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -386,6 +386,33 @@ t.test('migrate-v2 with real etcd 3.4.23', { skip: etcdSkipReason, timeout: 540_
     writeFileSync(join(folder, '_etcd_backup.meta'), JSON.stringify({ etcdVersion: '2.2.1', timestamp: '1717200000', clusterSpec: { memberCount: 1, etcdVersion: '2.2.1' } }));
     const ours = () => readdirSync(tmpdir()).filter((n) => n.startsWith('etcd-manager-migrate-v2-'));
     const tempBefore = new Set(ours());
+
+    // verify-backup reads an etcd 2 backup back (unpacked, read as migrate-v2 reads it); a cut-off copy fails
+    // its gzip check; restore-backup refuses it (it is not a v3 snapshot) before anything is written.
+    const backupStore = `file://${join(dir, 'store', 'backups', 'etcd', 'main')}`;
+    const cutOff = join(dir, 'store', 'backups', 'etcd', 'main', '2024-06-01T00:00:00Z-000002');
+    mkdirSync(cutOff);
+    const gz = readFileSync(join(folder, 'etcd.backup.gz'));
+    writeFileSync(join(cutOff, 'etcd.backup.gz'), gz.subarray(0, Math.floor(gz.length / 2)));
+    writeFileSync(join(cutOff, '_etcd_backup.meta'), readFileSync(join(folder, '_etcd_backup.meta')));
+    const em = (args: string[]) => {
+      const [command, ...rest] = managerCommand();
+      return execa(command, [...rest, ...args], { reject: false, timeout: 120_000 });
+    };
+    const verified = await em(['verify-backup', '2024-06-01T00:00:00Z-000001', '--backup-store', backupStore, '-o', 'json']);
+    t.equal(verified.exitCode, 0, `verify-backup of the v2 backup: exit 0 (${verified.stderr.split('\n').slice(-2).join(' | ')})`);
+    const row = JSON.parse(verified.stdout || '{}') as { checks?: string[]; totalKeys?: number; v2?: { withTTL: number } };
+    t.same(row.checks, ['meta', 'gzip', 'tar', 'v2-data'], 'its checks');
+    t.equal(row.totalKeys, expected.size, `every key of the backup read back (${expected.size})`);
+    t.equal(row.v2?.withTTL, [...expected.values()].filter((l) => l.expiresAt !== undefined).length, 'its TTL keys');
+    const damaged = await em(['verify-backup', '2024-06-01T00:00:00Z-000002', '--backup-store', backupStore, '-o', 'json']);
+    t.equal(damaged.exitCode, 1, 'a cut-off v2 backup: exit 1');
+    t.match(JSON.parse(damaged.stdout || '{}'), { verified: false, failedCheck: 'gzip' }, 'naming the gzip check');
+    const restore = await em(['restore-backup', '2024-06-01T00:00:00Z-000001', '--backup-store', backupStore]);
+    t.equal(restore.exitCode, 2, 'restore-backup of a v2 backup: exit 2');
+    t.match(restore.stderr, /an etcd 2 data directory, not a v3 snapshot/);
+    t.notOk(readdirSync(join(dir, 'store', 'backups', 'etcd', 'main')).includes('control'), 'no restore command queued');
+    rmSync(cutOff, { recursive: true });
 
     // This target takes at most 50 operations per transaction: the command (asking 128) lowers its batches to fit.
     const { etcd, client } = await target('target-c', 5, ['--max-txn-ops=50']);

@@ -22,6 +22,11 @@ export interface BackupMeta {
   clusterSpec?: ClusterSpec;
 }
 
+/** kOps' meta of an etcd 2 backup: a tar of a data directory, not a v3 snapshot. */
+export function isV2BackupMeta(meta: BackupMeta): boolean {
+  return /^v?2\./.test(meta.etcdVersion ?? '');
+}
+
 export function clusterSpecFields(spec: ClusterSpec): JsonpbField[] {
   return [
     ['memberCount', { kind: 'int32', value: spec.memberCount }],

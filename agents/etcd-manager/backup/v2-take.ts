@@ -4,7 +4,8 @@
 // a private temporary directory, and a gzipped tar of it is streamed into
 // `<name>/etcd.backup.gz`; the meta is written last, as for a v3 backup, so a
 // run cut off anywhere is never listed. The migration's reader
-// (migrate/v2-backup.ts) serves such a backup with a throwaway etcd.
+// (migrate/v2-backup.ts) reads such a backup in process (migrate/v2-data-dir.ts),
+// as verify-backup does (backup/verify-v2.ts).
 // Not encrypted: kOps' v2 backups are plain, and nothing in etcd2 can read an
 // encrypted one; with a backup key configured it is refused, never stored in
 // the clear. No sidecar (it describes a v3 snapshot).

@@ -13,9 +13,12 @@
 //   snapshot-sha256  the snapshot's size and sha256 are the sidecar's (ours only)
 //   snapshot-integrity  the snapshot ends in the sha256 of its database (kOps' too)
 //   snapshot-status  `etcdctl snapshot status` opens the database (verifyBackup, when given a tool)
+// An etcd 2 backup (a tar of a data directory) is verified by verify-v2.ts
+// instead: meta, gzip, tar, v2-data. It is never written out as a snapshot.
 import { once } from 'node:events';
 import { createWriteStream } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough, Writable, type Readable, type Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -25,8 +28,10 @@ import type { StateStore } from '../../../shared/store/types.js';
 import { decryptor, type BackupKey } from './encryption.js';
 import { snapshotStatus, type SnapshotStatus, type SnapshotTool } from './etcdctl.js';
 import { dataPath } from './layout.js';
+import { isV2BackupMeta } from './meta.js';
 import { loadBackupInfo, BackupFormatError, BackupNotFoundError, type BackupInfo } from './list.js';
 import { SnapshotCheck, ZLIB_STEP_BYTES } from './snapshot-stream.js';
+import type { V2VerifyReport } from './verify-v2.js';
 
 export type VerifyCheck =
   | 'meta'
@@ -38,6 +43,8 @@ export type VerifyCheck =
   | 'snapshot-sha256'
   | 'snapshot-integrity'
   | 'snapshot-status'
+  | 'tar'
+  | 'v2-data'
   | 'write';
 
 /** A backup that failed a check: `check` says which, the message names the backup and the object. */
@@ -85,9 +92,8 @@ function zlibOrCipherCheck(err: unknown, encrypted: boolean): VerifyCheck {
  * BackupVerifyError naming the backup and the failed check; StoreError when
  * the store cannot be read at all.
  */
-export async function readBackup(options: ReadBackupOptions): Promise<ReadBackupResult> {
-  const { store, name, key } = options;
-  const passed: VerifyCheck[] = [];
+/** The backup's meta, which must name an etcd version (the `meta` check). */
+async function loadCheckedInfo(store: StateStore, name: string): Promise<BackupInfo> {
   let info: BackupInfo;
   try {
     info = await loadBackupInfo(store, name);
@@ -96,6 +102,28 @@ export async function readBackup(options: ReadBackupOptions): Promise<ReadBackup
     throw err;
   }
   if (!info.meta.etcdVersion) throw new BackupVerifyError(name, 'meta', `${store.urlOf(`${name}/_etcd_backup.meta`)} names no etcdVersion`);
+  return info;
+}
+
+/** The backup's data object, opened for reading (the `read` check), and its URL for messages. */
+export async function openBackupData(store: StateStore, name: string): Promise<{ object: string; raw: Readable }> {
+  const object = store.urlOf(dataPath(name));
+  try {
+    return { object, raw: await store.openReadStream(dataPath(name)) };
+  } catch (err) {
+    throw new BackupVerifyError(name, 'read', `cannot read ${object}: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+const isV2Backup = (info: BackupInfo): boolean => isV2BackupMeta(info.meta);
+
+export async function readBackup(options: ReadBackupOptions): Promise<ReadBackupResult> {
+  const { store, name, key } = options;
+  const passed: VerifyCheck[] = [];
+  const info = await loadCheckedInfo(store, name);
+  if (isV2Backup(info)) {
+    throw new BackupVerifyError(name, 'meta', `is a backup of etcd ${info.meta.etcdVersion}: an etcd 2 data directory, not a v3 snapshot, so it is not restored as one; etcd 2 data moves to etcd 3 through migrate-v2, or configure-cluster --etcd-version 3.x (which converts it)`);
+  }
   passed.push('meta');
   const { sidecar } = info;
   const encryption = sidecar?.encryption;
@@ -105,13 +133,7 @@ export async function readBackup(options: ReadBackupOptions): Promise<ReadBackup
     passed.push('key');
   }
 
-  const object = store.urlOf(dataPath(name));
-  let raw: Readable;
-  try {
-    raw = await store.openReadStream(dataPath(name));
-  } catch (err) {
-    throw new BackupVerifyError(name, 'read', `cannot read ${object}: ${(err as Error).message}`, { cause: err });
-  }
+  const { object, raw } = await openBackupData(store, name);
 
   const storedHash = createHash('sha256');
   let storedBytes = 0;
@@ -199,6 +221,8 @@ async function removeFile(path: string | undefined): Promise<void> {
 export interface VerifyBackupOptions extends Omit<ReadBackupOptions, 'toFile'> {
   /** Also open the database with `snapshot status`: needs a directory with room for the snapshot. */
   statusCheck?: { tool: SnapshotTool; workDir: string };
+  /** Where an etcd 2 backup is unpacked to be read (default: the statusCheck's, else the system temp dir). */
+  workDir?: string;
 }
 
 export interface VerifyReport extends ReadBackupResult {
@@ -206,7 +230,15 @@ export interface VerifyReport extends ReadBackupResult {
   status?: SnapshotStatus;
 }
 
-/** Every check of readBackup, plus `snapshot status` on a temp copy when asked. The temp copy is always removed. */
+/** verifyBackup for a v3 backup, verify-v2.ts's checks for an etcd 2 one (what `verify-backup` runs). */
+export async function verifyAnyBackup(options: VerifyBackupOptions): Promise<VerifyReport | V2VerifyReport> {
+  const info = await loadCheckedInfo(options.store, options.name);
+  if (!isV2Backup(info)) return verifyBackup(options);
+  const { verifyV2Backup } = await import('./verify-v2.js');
+  return verifyV2Backup({ ...options, info, workDir: options.workDir ?? options.statusCheck?.workDir ?? tmpdir() });
+}
+
+/** Every check of readBackup (a v3 backup), plus `snapshot status` on a temp copy when asked. The temp copy is always removed. */
 export async function verifyBackup(options: VerifyBackupOptions): Promise<VerifyReport> {
   if (!options.statusCheck) return readBackup(options);
   const { tool, workDir } = options.statusCheck;

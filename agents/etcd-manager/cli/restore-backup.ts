@@ -5,6 +5,7 @@
 // once instead of at its next leadership change. --wait follows it: the leader
 // removes the command once it has carried it out.
 import { ExitCode, UserError } from '../../../shared/errors.js';
+import { isV2BackupMeta } from '../backup/meta.js';
 import { BackupNamer } from '../backup/names.js';
 import { readClusterCreated, type ClusterCreatedFacts } from '../control/cluster-created.js';
 import { CLUSTER_SPEC_PATH, ControlFileError, readClusterSpecFile, type EtcdClusterSpec } from '../control/cluster-spec.js';
@@ -67,7 +68,10 @@ async function run(ctx: CommandContext): Promise<number> {
   const { io, now } = ctx.deps;
 
   // Everything that can refuse the restore is checked before anything is written.
-  await loadBackupOrExplain(store, name);
+  const info = await loadBackupOrExplain(store, name);
+  if (isV2BackupMeta(info.meta)) {
+    throw new UserError(`backup ${name} is of etcd ${info.meta.etcdVersion}: an etcd 2 data directory, not a v3 snapshot, so it is not restored as one (verify-backup checks it); etcd 2 data moves to etcd 3 through migrate-v2, or configure-cluster --etcd-version 3.x, which converts the cluster's v2 backup`, ExitCode.Usage);
+  }
   await requireData(store, name);
   const clusterSpec = await readSpec(store);
   const queued = await refuseSecondRestore(store);

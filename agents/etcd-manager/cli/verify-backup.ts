@@ -1,9 +1,12 @@
 // `etcd-manager verify-backup NAME`: downloads one backup and runs every check
 // the restore runs (backup/verify.ts): meta, key, stored sha256, decryption,
 // gzip, snapshot sha256, etcd's own integrity hash, and `etcdctl snapshot
-// status` on the database when etcdctl is there. Nothing in the store changes.
+// status` on the database when etcdctl is there; for an etcd 2 backup, gzip,
+// tar and reading the data directory back (backup/verify-v2.ts). Nothing in
+// the store changes.
 // backup/verify.ts runs etcdctl through execa: loaded when a verification runs, not for --help.
 import type { VerifyCheck, VerifyReport } from '../backup/verify.js';
+import type { V2VerifyReport } from '../backup/verify-v2.js';
 import { openStores, outputFormat } from './context.js';
 import { formatBytes, json } from './output.js';
 import { ProgressLine } from './progress.js';
@@ -25,14 +28,24 @@ export interface VerifyRow {
   storedSha256?: string;
   snapshotBytes?: number;
   snapshotSha256?: string;
-  /** From `snapshot status`, when it ran. */
+  /** From `snapshot status`, when it ran; for an etcd 2 backup, its leaf keys. */
   revision?: number;
   totalKeys?: number;
+  /** An etcd 2 backup: keys with a TTL, the unpacked data directory's size, its snapshot's raft index and the WAL entries after it. */
+  v2?: { withTTL: number; unpackedBytes: number; snapshotIndex: string; entriesApplied: number };
   encrypted?: boolean;
   keyId?: string;
 }
 
-export function verifiedRow(report: VerifyReport, skipped: string[]): VerifyRow {
+export function verifiedRow(report: VerifyReport | V2VerifyReport, skipped: string[]): VerifyRow {
+  if ('v2' in report) {
+    const { keys, ...v2 } = report.v2;
+    return {
+      name: report.info.name, verified: true, checks: report.passed, skipped,
+      ...(report.info.meta.etcdVersion ? { etcdVersion: report.info.meta.etcdVersion } : {}),
+      storedBytes: report.storedBytes, storedSha256: report.storedSha256, totalKeys: keys, encrypted: false, v2,
+    };
+  }
   const encryption = report.info.sidecar?.encryption;
   return {
     name: report.info.name,
@@ -57,8 +70,15 @@ export function verifiedText(row: VerifyRow): string {
     `  checks    ${row.checks.join(', ')}`,
     ...row.skipped.map((s) => `  skipped   ${s}`),
     `  stored    ${formatBytes(row.storedBytes ?? 0)}, sha256 ${row.storedSha256}${row.encrypted ? ` (AES-256-GCM, key id ${row.keyId})` : ''}`,
-    `  snapshot  ${formatBytes(row.snapshotBytes ?? 0)}, sha256 ${row.snapshotSha256}`,
-    `  etcd      ${row.etcdVersion ?? '?'}${row.revision !== undefined ? `, revision ${row.revision}, ${row.totalKeys} keys` : ''}`,
+    ...(row.v2
+      ? [
+          `  data      etcd 2 data directory, ${formatBytes(row.v2.unpackedBytes)} unpacked: snapshot at raft index ${row.v2.snapshotIndex}, ${row.v2.entriesApplied} WAL entries after it`,
+          `  etcd      ${row.etcdVersion ?? '?'}, ${row.totalKeys} keys (${row.v2.withTTL} with a TTL)`,
+        ]
+      : [
+          `  snapshot  ${formatBytes(row.snapshotBytes ?? 0)}, sha256 ${row.snapshotSha256}`,
+          `  etcd      ${row.etcdVersion ?? '?'}${row.revision !== undefined ? `, revision ${row.revision}, ${row.totalKeys} keys` : ''}`,
+        ]),
   ].join('\n') + '\n';
 }
 
@@ -72,14 +92,15 @@ export async function verifyWithProgress(ctx: CommandContext, name: string): Pro
   const key = await keyFor(ctx, stores, info);
   const choice = snapshotTool(ctx);
   const progress = new ProgressLine({ io: ctx.deps.io, now: ctx.deps.now });
-  const { verifyBackup } = await import('../backup/verify.js');
+  const { verifyAnyBackup } = await import('../backup/verify.js');
   try {
-    const report = await withWorkDir(ctx, (workDir) => verifyBackup({
+    const report = await withWorkDir(ctx, (workDir) => verifyAnyBackup({
       store: stores.backups,
       name,
       key,
       onProgress: downloadProgress(progress, 'verifying', name),
       signal: ctx.deps.interrupted,
+      workDir,
       ...(choice.tool ? { statusCheck: { tool: choice.tool, workDir } } : {}),
     }));
     return { row: verifiedRow(report, choice.skipped ? [choice.skipped] : []) };
@@ -130,6 +151,13 @@ its gzip CRC and etcd's hash are checked. The snapshot goes to disk in
 --work-dir (or the system temp dir) and is removed afterwards; nothing in the
 store changes.
 
+An etcd 2 backup (kOps' layout: a tar of the data directory, meta etcdVersion
+2.x) is unpacked into --work-dir and read back as migrate-v2 reads it: gzip,
+tar (a data directory, no path leading out), v2-data (the snapshot's and the
+WAL records' CRC-32C, the committed entries applied, every key walked); it
+reports its keys. Such a backup is not restored as a snapshot: etcd 2 data
+moves to etcd 3 through migrate-v2 or configure-cluster --etcd-version.
+
 An encrypted backup needs its key: --backup-encryption-key-file, else the
 state store secret secrets/etcd-backup-encryption-key when --backup-store has
 kOps' layout (<state-store>/<cluster>/backups/etcd/<name>). Key material is
@@ -139,6 +167,6 @@ A damaged backup exits 1 with one line naming the check that failed; an
 unknown or incomplete backup exits 4. -o json prints {"name", "verified",
 "checks", "skipped", "failedCheck", "error", "etcdVersion", "storedBytes",
 "storedSha256", "snapshotBytes", "snapshotSha256", "revision", "totalKeys",
-"encrypted", "keyId"} (fields that do not apply are left out).`,
+"encrypted", "keyId", "v2"} (fields that do not apply are left out).`,
   run,
 };

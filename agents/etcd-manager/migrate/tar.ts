@@ -10,7 +10,12 @@ import { dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 
-export class TarError extends Error {}
+export class TarError extends Error {
+  /** Where it went wrong: the gzip stream (damaged or cut off), reading the input, or the tar inside. */
+  constructor(message: string, readonly layer: 'gzip' | 'read' | 'tar' = 'tar') {
+    super(message);
+  }
+}
 
 const BLOCK = 512;
 
@@ -192,7 +197,8 @@ export async function extractTarGz(input: Readable, dest: string, maxBytes: numb
     }
   } catch (err) {
     if (err instanceof TarError) throw err;
-    throw new TarError(`not a readable tar.gz: ${(err as Error).message}`);
+    const zlib = ((err as NodeJS.ErrnoException).code ?? '').startsWith('Z_');
+    throw new TarError(`not a readable tar.gz: ${(err as Error).message}`, zlib ? 'gzip' : 'read');
   } finally {
     await sink?.close();
   }

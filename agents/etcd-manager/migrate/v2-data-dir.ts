@@ -274,6 +274,8 @@ const WINDOW_BYTES = 4 * 1024 * 1024;
 async function readWal(files: { name: string; path: string }[], after: bigint): Promise<WalRead> {
   const out: WalRead = { snapshots: new Map(), entries: [] };
   let previousCrc = 0;
+  // Entries up to the snapshot are skipped by their index read in place, as a number (an index past 2^53: none skipped).
+  const skipUpTo = after <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(after) : -1;
   for (const [i, { name, path }] of files.entries()) {
     const last = i === files.length - 1;
     const handle = await open(path, 'r');
@@ -309,7 +311,7 @@ async function readWal(files: { name: string; path: string }[], after: bigint): 
           previousCrc = head.crc;
           continue;
         }
-        if (head.type === RECORD.entry && head.entryIndex >= 0n && head.entryIndex <= after) {
+        if (head.type === RECORD.entry && head.entryIndex >= 0 && head.entryIndex <= skipUpTo) {
           previousCrc = head.crc;
           continue;
         }
@@ -401,11 +403,11 @@ function varintAt(buf: Buffer, at: number, end: number): number {
  * fields as etcd's encoder writes them (type 0x08, crc 0x10, data 0x1a; in the
  * entry, type 0x08, term 0x10, index 0x18). Anything else: the full decoder.
  */
-function recordHead(file: Buffer, start: number, end: number): { type: number; crc: number; entryIndex: bigint } | undefined {
+function recordHead(file: Buffer, start: number, end: number): { type: number; crc: number; entryIndex: number } | undefined {
   let at = start;
   let type = 0;
   let crc = 0;
-  let entryIndex = -1n;
+  let entryIndex = -1;
   while (at < end) {
     const tag = file[at++];
     if (tag === 0x08 || tag === 0x10) {
@@ -421,22 +423,23 @@ function recordHead(file: Buffer, start: number, end: number): { type: number; c
       if (type === RECORD.entry) entryIndex = entryIndexAt(file, at, at + length);
       at += length;
     } else {
-      return { type, crc, entryIndex: -1n }; // an unexpected field: let the full decoder read it
+      return { type, crc, entryIndex: -1 }; // an unexpected field: let the full decoder read it
     }
   }
   return { type, crc, entryIndex };
 }
 
-function entryIndexAt(buf: Buffer, at: number, end: number): bigint {
+/** The entry's index as a number, or -1 (not where etcd writes it, or past 2^53: the full decoder then). */
+function entryIndexAt(buf: Buffer, at: number, end: number): number {
   while (at < end) {
     const tag = buf[at++];
-    if (tag !== 0x08 && tag !== 0x10 && tag !== 0x18) return -1n;
+    if (tag !== 0x08 && tag !== 0x10 && tag !== 0x18) return -1;
     const v = varintAt(buf, at, end);
-    if (v < 0) return -1n; // past 2^53 (never for an index): the full decoder
+    if (v < 0) return -1;
     at = varintEnd;
-    if (tag === 0x18) return BigInt(v);
+    if (tag === 0x18) return v;
   }
-  return -1n;
+  return -1;
 }
 
 function decodeRecord(file: Buffer, start: number, end: number, name: string): { type: number; crc: number; data: Buffer } {

@@ -143,8 +143,8 @@ export class V2Store implements V2Reader {
   clusterId?: string;
   private index: number;
   private indexExact = true;
-  /** Nodes with a TTL, collected at the first SYNC (most WAL tails have none). */
-  private ttlNodes?: Set<StoreNode>;
+  /** Nodes with a TTL and their expiry (ns), collected at the first SYNC (most WAL tails have none). */
+  private ttlNodes?: Map<StoreNode, bigint>;
 
   constructor(private readonly root: StoreNode, currentIndex: number) {
     this.index = currentIndex;
@@ -299,7 +299,7 @@ export class V2Store implements V2Reader {
       Value: dir ? '' : value, Children: dir ? {} : null,
     };
     children[name] = node;
-    if (expireNs !== undefined) this.ttlNodes?.add(node);
+    if (expireNs !== undefined) this.ttlNodes?.set(node, expireNs);
     this.index = next;
   }
 
@@ -352,10 +352,9 @@ export class V2Store implements V2Reader {
   private deleteExpired(cutoffNs: bigint): void {
     this.ttlNodes ??= this.collectTTLNodes();
     const due = [...this.ttlNodes]
-      .map((node) => ({ node, at: parseTimeNs(node.ExpireTime) ?? 0n }))
-      .filter((d) => d.at <= cutoffNs)
-      .sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : 0));
-    for (const { node } of due) {
+      .filter(([, at]) => at <= cutoffNs)
+      .sort(([, a], [, b]) => (a < b ? -1 : a > b ? 1 : 0));
+    for (const [node] of due) {
       if (!this.ttlNodes.has(node)) continue; // went with a directory that expired before it
       this.index++;
       this.detach(node);
@@ -369,7 +368,7 @@ export class V2Store implements V2Reader {
   private updateTTL(node: StoreNode, expireNs: bigint | undefined): void {
     node.ExpireTime = expireNs === undefined ? ZERO_TIME : formatTimeNs(expireNs);
     if (expireNs === undefined) this.ttlNodes?.delete(node);
-    else this.ttlNodes?.add(node);
+    else this.ttlNodes?.set(node, expireNs);
   }
 
   private detach(node: StoreNode): void {
@@ -384,10 +383,14 @@ export class V2Store implements V2Reader {
     }
   }
 
-  private collectTTLNodes(): Set<StoreNode> {
-    const out = new Set<StoreNode>();
+  private collectTTLNodes(): Map<StoreNode, bigint> {
+    const out = new Map<StoreNode, bigint>();
     const visit = (n: StoreNode) => {
-      if (n.ExpireTime !== ZERO_TIME) out.add(n);
+      if (n.ExpireTime !== ZERO_TIME) {
+        const at = parseTimeNs(n.ExpireTime);
+        if (at === undefined) throw new UnmodeledEntry(`node ${n.Path} has an expiry this does not read: ${JSON.stringify(n.ExpireTime)}`);
+        out.set(n, at);
+      }
       for (const child of Object.values(n.Children ?? {})) visit(child);
     };
     visit(this.root);
