@@ -4,8 +4,12 @@
 // The reader itself is checked against etcd in
 // test/integration/etcd-manager-v2-data-dir.test.ts.
 import t from 'tap';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { crc32c } from '../../agents/etcd-manager/migrate/crc32c.js';
+import { CannotReadDirectly, readV2DataDir } from '../../agents/etcd-manager/migrate/v2-data-dir.js';
 import { cleanPath, formatTimeNs, goString, parseTimeNs } from '../../agents/etcd-manager/migrate/v2-store.js';
+import { tempDir } from '../harness/tmp.js';
 
 t.test('CRC-32C: the standard check value, and continuing from a previous CRC as Go\'s crc32.Update does', async (t) => {
   t.equal(crc32c(Buffer.from('123456789')), 0xe3069283);
@@ -43,4 +47,18 @@ t.test('paths cleaned as Go\'s path.Clean(path.Join("/", p))', async (t) => {
   t.equal(cleanPath('/1/a//b/'), '/1/a/b');
   t.equal(cleanPath('1/./a/../b'), '/1/b');
   t.equal(cleanPath('/../..'), '/');
+});
+
+t.test('a WAL whose frame claims more bytes than the file holds is refused, not allocated for', async (t) => {
+  const dir = tempDir(t, 'v2-wal-');
+  mkdirSync(join(dir, 'member', 'wal'), { recursive: true });
+  const frame = Buffer.alloc(64);
+  frame.writeUInt32LE(0, 0);
+  frame.writeUInt32LE(0x100, 4); // 2^40 bytes
+  frame.fill(0x5a, 8);
+  for (const files of [['0000000000000000-0000000000000000.wal'], ['0000000000000000-0000000000000000.wal', '0000000000000001-0000000000000010.wal']]) {
+    for (const name of files) writeFileSync(join(dir, 'member', 'wal', name), frame);
+    await t.rejects(readV2DataDir(dir, { maxSnapshotBytes: 1 << 20 }), { constructor: CannotReadDirectly, message: /WAL|raft state/ }, `${files.length} file(s)`);
+  }
+  await t.rejects(readV2DataDir(join(dir, 'nowhere'), { maxSnapshotBytes: 1 << 20 }), { constructor: CannotReadDirectly, message: /no .*member\/wal/ }, 'no WAL at all');
 });

@@ -63,6 +63,8 @@ const ZERO_TIME = '0001-01-01T00:00:00Z';
 const MIN_EXPIRE_NS = BigInt(Date.parse('2000-01-01T00:00:00Z')) * 1_000_000n;
 /** The user's keys live under /1; /0 is etcd's own (members, version). */
 export const KEYS_PREFIX = '/1';
+/** etcd's membership path of a member's attributes (etcdserver's storeMemberAttributeRegexp). */
+const MEMBER_ATTRIBUTES = /^\/0\/members\/([0-9a-f]+)\/attributes$/;
 /** etcd's store refuses writes to these (its namespaces and the root). */
 const READ_ONLY = new Set(['/', '/0', '/1']);
 
@@ -176,9 +178,9 @@ export class V2Store implements V2Reader {
    */
   applyMembershipChange(kind: 'add' | 'remove' | 'update', memberId: string): void {
     const member = `/0/members/${memberId}`;
-    const known = this.lookup(member) !== undefined;
-    const removed = this.lookup(`/0/removed_members/${memberId}`) !== undefined;
     try {
+      const known = this.lookup(member) !== undefined;
+      const removed = this.lookup(`/0/removed_members/${memberId}`) !== undefined;
       if (kind === 'add' && !known && !removed) this.create(`${member}/raftAttributes`, false, '', false, false, undefined);
       else if (kind === 'remove' && known) {
         this.delete(member, true, true);
@@ -212,8 +214,11 @@ export class V2Store implements V2Reader {
           } else if (r.prevIndex > 0 || r.prevValue !== '') {
             this.compareAndSwap(r.path, r.prevValue, r.prevIndex, r.val, expireNs, r.refresh);
           } else {
-            // Member attributes and the cluster version go through etcd's membership code, which sets them in the store just the same.
-            this.set(r.path, r.dir, r.val, expireNs, r.refresh);
+            // Member attributes and the cluster version go through etcd's membership code, which sets them in the
+            // store just the same; a member's attributes only while it is a member (else etcd writes nothing).
+            const attributesOf = MEMBER_ATTRIBUTES.exec(cleanPath(r.path))?.[1];
+            if (attributesOf !== undefined && this.lookup(`/0/members/${attributesOf}`) === undefined) this.markIndexInexact();
+            else this.set(r.path, r.dir, r.val, expireNs, r.refresh);
           }
           return;
         case 'POST':

@@ -89,6 +89,7 @@ export async function readWal(files: { name: string; path: string }[], after: bi
     const last = i === files.length - 1;
     const handle = await open(path, 'r');
     try {
+      const { size } = await handle.stat();
       const w = new FileWindow(handle);
       // (ensure() is awaited only when the window runs short: an await per record cost more than the records.)
       while (w.holds(8) || (await w.ensure(8))) {
@@ -99,7 +100,8 @@ export async function readWal(files: { name: string; path: string }[], after: bi
         if (low === 0 && high === 0) break; // the preallocated, never written rest of the file
         const length = low + (high & 0xffffff) * 2 ** 32;
         const padding = high & 0x80000000 ? (high >>> 24) & 0x7 : 0;
-        if (!w.holds(8 + length + padding) && !(await w.ensure(8 + length + padding))) {
+        // A length past the file's end (a damaged header, or a record torn at the end) is not read, let alone allocated for.
+        if (w.fileOffset + 8 + length + padding > size || (!w.holds(8 + length + padding) && !(await w.ensure(8 + length + padding)))) {
           if (last) break; // a record torn by a crash at the end of the last file: etcd drops it too
           fail(`WAL ${name}: a record runs past the end of the file`);
         }
@@ -143,6 +145,7 @@ export async function readWal(files: { name: string; path: string }[], after: bi
           case RECORD.entry: {
             // A copy: the window's buffer is reused.
             const entry = decodeEntry(Buffer.from(record.data), name);
+            if (entry.index <= after) break; // before the snapshot (its index was not where the fast path looks)
             const position = Number(entry.index - after - 1n);
             if (position > out.entries.length) fail(`WAL ${name}: entry ${entry.index} follows a gap`);
             out.entries.length = position;
