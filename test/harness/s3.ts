@@ -33,17 +33,23 @@ export interface S3Request {
   method: string;
   /** Path and query, e.g. `/mooring-test/state/big?uploadId=…&partNumber=1`. */
   url: string;
+  /** The AWS SDK's attempt number of this call (its amz-sdk-request header: 2 and up are its retries), when it sent one. */
+  attempt?: number;
 }
 
 // CommonJS run with `node -e`; argv: s3rver module path, data directory, bucket.
-// stdout carries JSON lines: first {port}, then one {method,url} per request, and
+// stdout carries JSON lines: first {port}, then one {method,url,attempt} per request, and
 // {sync:n} echoing each `n` line read on stdin (so the parent knows it has every earlier line).
 const SERVER_SCRIPT = `
 const S3rver = require(process.argv[1]);
 const [directory, bucket] = process.argv.slice(2);
 const send = (message) => process.stdout.write(JSON.stringify(message) + '\\n');
 const server = new S3rver({ address: '127.0.0.1', port: 0, silent: true, directory, configureBuckets: [{ name: bucket }] });
-server.middleware.unshift((ctx, next) => { send({ method: ctx.method, url: ctx.url }); return next(); });
+server.middleware.unshift((ctx, next) => {
+  const attempt = /attempt=(\\d+)/.exec(String(ctx.headers['amz-sdk-request'] || ''));
+  send({ method: ctx.method, url: ctx.url, ...(attempt ? { attempt: Number(attempt[1]) } : {}) });
+  return next();
+});
 server.run().then(
   (address) => send({ port: address.port }),
   (err) => { console.error(err); process.exit(1); },
