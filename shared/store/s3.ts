@@ -171,14 +171,30 @@ export class S3Store implements StateStore {
     }
   }
 
-  async read(path: string): Promise<Buffer> {
-    const { Body } = await this.getObject(path);
-    try {
-      const bytes = Body ? await Body.transformToByteArray() : new Uint8Array();
-      return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    } catch (err) {
-      throw this.toStoreError(err, path);
+  /**
+   * A GET and its whole body. The SDK's retries end once the headers have
+   * come: a connection reset while the body streams (a server restarting, a
+   * keep-alive socket closed under load) failed the read at once. It is asked
+   * for again, up to MAX_ATTEMPTS, as a request refused outright would be; a
+   * body that stalled for the whole store timeout is not (it would stall again).
+   */
+  private async getWhole(path: string): Promise<{ bytes: Uint8Array; etag?: string }> {
+    for (let attempt = 1; ; attempt++) {
+      const object = await this.getObject(path);
+      try {
+        return { bytes: object.Body ? await object.Body.transformToByteArray() : new Uint8Array(), etag: object.ETag };
+      } catch (err) {
+        const { code, name, message } = errorShape(err);
+        const reset = code === 'ECONNRESET' || code === 'EPIPE' || message === 'aborted';
+        if (!reset || name === 'TimeoutError' || attempt >= MAX_ATTEMPTS) throw this.toStoreError(err, path);
+        await new Promise((resolve) => setTimeout(resolve, Math.random() * 100 * 2 ** attempt));
+      }
     }
+  }
+
+  async read(path: string): Promise<Buffer> {
+    const { bytes } = await this.getWhole(path);
+    return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   }
 
   async readIfExists(path: string): Promise<Buffer | undefined> {
@@ -336,18 +352,13 @@ export class S3Store implements StateStore {
   async readVersioned(path: string): Promise<{ data: Buffer; version: string } | undefined> {
     let object;
     try {
-      object = await this.getObject(path);
+      object = await this.getWhole(path);
     } catch (err) {
       if (err instanceof StoreError && err.kind === 'NotFound' && errorShape(err.cause).name !== 'NoSuchBucket') return undefined;
       throw err;
     }
-    try {
-      const bytes = object.Body ? await object.Body.transformToByteArray() : new Uint8Array();
-      if (!object.ETag) throw new StoreError('Other', this.urlOf(path), 'the server sent no ETag, which conditional writes need');
-      return { data: Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), version: object.ETag };
-    } catch (err) {
-      throw this.toStoreError(err, path);
-    }
+    if (!object.etag) throw new StoreError('Other', this.urlOf(path), 'the server sent no ETag, which conditional writes need');
+    return { data: Buffer.from(object.bytes.buffer, object.bytes.byteOffset, object.bytes.byteLength), version: object.etag };
   }
 
   async readIfChanged(path: string, version: string | undefined): Promise<ConditionalRead> {
