@@ -65,6 +65,8 @@ export interface ReadBackupOptions {
   /** Stored bytes read so far, and the total when the sidecar knows it. */
   onProgress?: (progress: { storedBytes: number; totalStoredBytes?: number }) => void;
   signal?: AbortSignal;
+  /** The backup's meta, when the caller has already loaded and checked it (verifyAnyBackup): not read again. */
+  info?: BackupInfo;
 }
 
 export interface ReadBackupResult {
@@ -120,7 +122,7 @@ const isV2Backup = (info: BackupInfo): boolean => isV2BackupMeta(info.meta);
 export async function readBackup(options: ReadBackupOptions): Promise<ReadBackupResult> {
   const { store, name, key } = options;
   const passed: VerifyCheck[] = [];
-  const info = await loadCheckedInfo(store, name);
+  const info = options.info ?? (await loadCheckedInfo(store, name));
   if (isV2Backup(info)) {
     throw new BackupVerifyError(name, 'meta', `is a backup of etcd ${info.meta.etcdVersion}: an etcd 2 data directory, not a v3 snapshot, so it is not restored as one; etcd 2 data moves to etcd 3 through migrate-v2, or configure-cluster --etcd-version 3.x (which converts it)`);
   }
@@ -233,7 +235,7 @@ export interface VerifyReport extends ReadBackupResult {
 /** verifyBackup for a v3 backup, verify-v2.ts's checks for an etcd 2 one (what `verify-backup` runs). */
 export async function verifyAnyBackup(options: VerifyBackupOptions): Promise<VerifyReport | V2VerifyReport> {
   const info = await loadCheckedInfo(options.store, options.name);
-  if (!isV2Backup(info)) return verifyBackup(options);
+  if (!isV2Backup(info)) return verifyBackup({ ...options, info });
   const { verifyV2Backup } = await import('./verify-v2.js');
   return verifyV2Backup({ ...options, info, workDir: options.workDir ?? options.statusCheck?.workDir ?? tmpdir() });
 }

@@ -40,9 +40,9 @@ export async function readSnapshotFile(path: string): Promise<SnapshotFile> {
       }
     }
     const buf = at === size ? file : file.subarray(0, at);
-    if (summed < 0) summed = bodyStart(buf, at) ?? -1;
-    if (summed < 0) return { file: buf };
-    const start = bodyStart(buf, at) as number;
+    const start = bodyStart(buf, at);
+    if (start === undefined) return { file: buf };
+    if (summed < 0) summed = start;
     crc = crc32c(buf.subarray(summed), crc);
     return { file: buf, bodyCrc: { start, crc } };
   } finally {
