@@ -18,9 +18,11 @@
 // The managers run the built binary from a cold copy (bench/cold-binary.ts), as
 // bench/footprint.ts does, so their RSS is what an instance after a reboot has.
 // Run: node scripts/build-binaries.mjs && node_modules/.bin/tsx bench/etcd-manager-backup.ts
-//   (MOORING_BENCH_DB_MB=1024: database size; MOORING_BENCH_DEADLINE_MS)
+//   (MOORING_BENCH_DB_MB=1024: database size; MOORING_BENCH_DEADLINE_MS;
+//   MOORING_BENCH_LOGS=FILE writes every manager's log lines there, one JSON object
+//   each with `who`, for reading a restore's timeline in detail; ETCD_MANAGER_V=4 adds etcd's own output)
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -185,6 +187,7 @@ async function main(): Promise<void> {
   await client.put('/registry/bench/marker').value('after the backup');
   const commandId = namer.next();
   const t0restore = process.hrtime.bigint();
+  const queuedAt = Date.now();
   const { peak: restorePeak, start: restoreStart } = await peakRSS(managerPids, async () => {
     await queueRestoreCommand(s.backups, commandId, Date.now(), { backup: backup.backup!.name, clusterSpec: { memberCount: 3, etcdVersion: '3.4.23' } });
     await ringDoorbell(s.backups, commandId, Date.now());
@@ -197,10 +200,12 @@ async function main(): Promise<void> {
   });
   const oursRestore = since(t0restore);
   if ((await s.get(2, '/registry/bench/marker')) !== 'before') throw new Error('the restored data is not the backup\'s');
-  const phases = managers.flatMap((m) => m.logs).filter((l) => ['restore.started', 'restore.pre-backup', 'restore.phase', 'restore.completed', 'member.restore-prepared'].includes(String(l.event)))
+  // The leader's phases and each member's steps (`member.*` events carry the member's name).
+  const TIMELINE_EVENTS = ['restore.noticed', 'restore.started', 'restore.pre-backup', 'restore.phase', 'restore.completed', 'member.restore-prepared', 'member.restore-stopped', 'member.restore-started', 'member.restore-lifted'];
+  const phases = managers.flatMap((m, i) => m.logs.map((l): Record<string, unknown> => ({ ...l, who: NAMES[i] }))).filter((l) => TIMELINE_EVENTS.includes(String(l.event)))
     .sort((x, y) => String(x.time).localeCompare(String(y.time)));
-  const startedAt = Date.parse(String(phases[0]?.time));
-  const timeline = phases.map((l) => `${String(l.event).replace('restore.', '')}${l.phase ? `→${String(l.phase)}` : ''} +${((Date.parse(String(l.time)) - startedAt) / 1000).toFixed(1)}s`).join(', ');
+  if (process.env.MOORING_BENCH_LOGS) writeFileSync(process.env.MOORING_BENCH_LOGS, managers.flatMap((m, i) => m.logs.map((l) => JSON.stringify({ who: NAMES[i], ...l }))).join('\n'));
+  const timeline = 'queued +0.0s, ' + phases.map((l) => `${String(l.event).replace('restore.', '').replace('member.restore-', `${l.who}:`)}${l.phase ? `→${String(l.phase)}` : ''} +${((Date.parse(String(l.time)) - queuedAt) / 1000).toFixed(1)}s`).join(', ') + `, healthy on the client URLs +${(oursRestore / 1000).toFixed(1)}s`;
 
   // Reference: managers (and their etcd) gone; etcdctl snapshot restore ×3 in parallel, three etcd started.
   client.close();
