@@ -11,6 +11,8 @@ export const ExitCode = {
   Conflict: 6,
   /** Another writer holds the cluster's lock; nothing was written. */
   Locked: 7,
+  /** Stopped by SIGINT (Ctrl-C) or SIGTERM: 128 + SIGINT, as a shell reports it. */
+  Interrupted: 130,
 } as const;
 export type ExitCodeValue = (typeof ExitCode)[keyof typeof ExitCode];
 

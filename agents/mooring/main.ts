@@ -83,7 +83,7 @@ function buildProgram(io: CliIO, argv: string[]): Command {
       'after',
       `
 Exit codes: 0 ok, 1 failure, 2 bad usage, 3 invalid spec, 4 not found, 5 state store unreachable or access denied, 6 already exists,
-7 the cluster is locked by another writer (nothing was written).
+7 the cluster is locked by another writer (nothing was written), 130 interrupted (Ctrl-C, SIGTERM).
 
 Commands that write a cluster (create, replace, update cluster --yes, delete cluster --yes) hold its lock
 (<cluster>/mooring.lock in the state store) while they run; another writer waits up to --lock-timeout.

@@ -44,6 +44,11 @@ export interface LockRecord {
   expiresAt: string;
   /** Set when the holder released it by expiring the record (stores without conditional deletes). */
   releasedAt?: string;
+  /**
+   * Set when the holder was stopped (Ctrl-C, SIGTERM) part way through its writes: the lock is free at
+   * once, and whoever takes it next is told that the cluster may be partly updated.
+   */
+  interruptedAt?: string;
 }
 
 /** Time as the lock sees it; tests inject one. */
@@ -106,6 +111,7 @@ export function parseLockRecord(data: Buffer): LockRecord | string {
     renewedAt: doc.renewedAt as string,
     expiresAt: doc.expiresAt as string,
     ...(typeof doc.releasedAt === 'string' ? { releasedAt: doc.releasedAt } : {}),
+    ...(typeof doc.interruptedAt === 'string' ? { interruptedAt: doc.interruptedAt } : {}),
   };
 }
 
@@ -162,10 +168,11 @@ export class StoreLock {
         }
         return { acquired: false, unreadable: held };
       }
-      if (held.releasedAt === undefined && Date.parse(held.expiresAt) > now) return { acquired: false, holder: held };
+      // An interrupted holder gave the lock up, whatever the clocks say about its expiry.
+      if (held.releasedAt === undefined && held.interruptedAt === undefined && Date.parse(held.expiresAt) > now) return { acquired: false, holder: held };
       const taken = await this.store.replaceIfVersion(this.path, text, current.version);
       if (taken !== undefined) {
-        // A released record is free; only an expired one was left by a writer that crashed or hung.
+        // A released record is free; an expired or interrupted one was left by a writer that did not finish.
         return { acquired: true, lock: new HeldLock(this, record, taken), ...(held.releasedAt === undefined ? { tookOverFrom: held } : {}) };
       }
     }
@@ -259,6 +266,20 @@ export class HeldLock {
     this.lostReason = 'released';
   }
 
+  /**
+   * Gives the lock up part way through the holder's writes (the holder was stopped): the record stays,
+   * expired now and marked interrupted, so the next writer takes it at once and is told why.
+   */
+  async interrupt(): Promise<void> {
+    if (this.lostReason !== undefined) throw new LockLostError(this.url, this.lostReason);
+    const now = new Date(this.lock.clock.now()).toISOString();
+    const interrupted: LockRecord = { ...this.current, expiresAt: now, interruptedAt: now };
+    const version = await this.lock.store.replaceIfVersion(this.lock.path, serializeLockRecord(interrupted), this.version);
+    if (version === undefined) throw this.lose(`not given up, it is no longer ours: ${await this.whoHoldsIt()}`);
+    this.current = interrupted;
+    this.lostReason = 'interrupted';
+  }
+
   private lose(reason: string): LockLostError {
     this.lostReason = reason;
     return new LockLostError(this.url, reason);
@@ -277,11 +298,13 @@ export interface WaitOptions {
   pollMs?: number;
   /** Called once per holder seen while waiting (a new holder, or a renewal past the old expiry, calls again). */
   onWait?(holder: LockRecord): void;
+  /** Stops the wait (the caller was interrupted): the result is then { acquired: false, aborted: true }. */
+  signal?: AbortSignal;
 }
 
 export type WaitResult =
   | { acquired: true; lock: HeldLock; tookOverFrom?: LockRecord }
-  | { acquired: false; holder?: LockRecord; unreadable?: string };
+  | { acquired: false; holder?: LockRecord; unreadable?: string; aborted?: true };
 
 /** Tries to take the lock until it is ours or timeoutMs has passed; never writes unless it takes the lock. */
 export async function acquireWithin(lock: StoreLock, options: WaitOptions): Promise<WaitResult> {
@@ -289,6 +312,7 @@ export async function acquireWithin(lock: StoreLock, options: WaitOptions): Prom
   const pollMs = options.pollMs ?? 1000;
   let shown: string | undefined;
   for (;;) {
+    if (options.signal?.aborted) return { acquired: false, aborted: true };
     const attempt = await lock.tryAcquire();
     if (attempt.acquired) return attempt;
     if ('unreadable' in attempt) return { acquired: false, unreadable: attempt.unreadable };
@@ -303,8 +327,22 @@ export async function acquireWithin(lock: StoreLock, options: WaitOptions): Prom
     // Poll, but look again right when the holder's lease would run out, and never past the deadline.
     const untilExpiry = Math.max(0, Date.parse(holder.expiresAt) - now) + 50;
     const jittered = pollMs / 2 + Math.random() * pollMs;
-    await lock.clock.sleep(Math.max(1, Math.min(jittered, untilExpiry, deadline - now)));
+    await abortable(lock.clock.sleep(Math.max(1, Math.min(jittered, untilExpiry, deadline - now))), options.signal);
   }
+}
+
+/** Resolves when `wait` does, or at once when `signal` is aborted. */
+function abortable(wait: Promise<void>, signal: AbortSignal | undefined): Promise<void> {
+  if (!signal) return wait;
+  return new Promise((resolve) => {
+    const done = () => {
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    if (signal.aborted) resolve();
+    else signal.addEventListener('abort', done, { once: true });
+    void wait.then(done, done);
+  });
 }
 
 /** Which conditional operations a store's server really honours. */

@@ -41,7 +41,10 @@ export interface ProcessResult {
 }
 
 /** Runs mooring with args in its own process; killed (by its PID) after timeoutMs. */
-export function runMooringProcess(args: string[], options: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<ProcessResult> {
+export function runMooringProcess(
+  args: string[],
+  options: { env?: NodeJS.ProcessEnv; timeoutMs?: number; /** Sends `signal` to the child (by its PID) once its stderr matches `when`. */ signalOn?: { when: RegExp; signal: NodeJS.Signals } } = {},
+): Promise<ProcessResult> {
   const [file, ...pre] = mooringCommand();
   const timeoutMs = options.timeoutMs ?? 120_000;
   return new Promise((resolve, reject) => {
@@ -50,7 +53,14 @@ export function runMooringProcess(args: string[], options: { env?: NodeJS.Proces
     let stderr = '';
     let timedOut = false;
     child.stdout.on('data', (c: Buffer) => void (stdout += c.toString()));
-    child.stderr.on('data', (c: Buffer) => void (stderr += c.toString()));
+    let signalled = false;
+    child.stderr.on('data', (c: Buffer) => {
+      stderr += c.toString();
+      if (options.signalOn && !signalled && options.signalOn.when.test(stderr)) {
+        signalled = true;
+        child.kill(options.signalOn.signal);
+      }
+    });
     const timer = setTimeout(() => {
       timedOut = true;
       child.kill('SIGKILL');

@@ -15,7 +15,9 @@ import { openStore } from '../../shared/store/index.js';
 import { findPrimaryItem, parseKeyset, serializeKeyset, type Keyset } from '../../shared/pki/keyset.js';
 import { createCA, parseCertificate, verifyIssuedBy } from '../../shared/pki/x509.js';
 import { UserError } from '../../shared/errors.js';
-import { withWriterLock } from '../../agents/mooring/writer-lock.js';
+import { EventEmitter } from 'node:events';
+import { InterruptedError, withWriterLock } from '../../agents/mooring/writer-lock.js';
+import { runMooringProcess } from '../harness/mooring-process.js';
 
 const CLUSTER = 'lock.example.com';
 const LOCKED = 7;
@@ -253,4 +255,58 @@ t.test('a writer whose lock was taken over stops writing at its next write', asy
   t.match(err?.message ?? '', /^lost the cluster lock while writing \(file:\/\/\S+\/c\.example\.com\/mooring\.lock: lost: now held by pid 4242 on other-host .*\); the cluster may be partly updated: run the command again$/);
   t.same(await root.list(), ['c.example.com/before', 'c.example.com/mooring.lock'], 'the write after the loss never happened, and the new holder keeps its lock');
   t.match((await root.read('c.example.com/mooring.lock')).toString(), /other-host/, "the other writer's lock is untouched");
+});
+
+t.test('Ctrl-C part way through the writes: the write under way ends, the next is refused, the lock is given up marked interrupted', async (t) => {
+  const dir = tempDir(t, 'mooring-lock-sigint-');
+  const root = openStore(`file://${dir}`);
+  const { io, err } = captureIO();
+  const signals = new EventEmitter();
+  const settings = { timeoutMs: 0, allowUnserialized: false, command: 'test' };
+  const failed = await withWriterLock(root, ['c.example.com'], io, settings, async (store) => {
+    await store.write('c.example.com/first', 'written');
+    signals.emit('SIGINT');
+    await store.write('c.example.com/second', 'must not be written');
+  }, signals).then(() => undefined, (e: unknown) => e as Error);
+  t.ok(failed instanceof InterruptedError && failed.exitCode === 130, `exit 130 (${String(failed)})`);
+  t.match(failed?.message ?? '', /^interrupted \(SIGINT\) part way through its writes; the cluster may be partly updated/);
+  t.match(err.join(''), /SIGINT: stopping before the next write to the state store, then freeing the cluster lock/, 'says what it does at once');
+  t.same(await root.list(), ['c.example.com/first', 'c.example.com/mooring.lock'], 'the second write never happened');
+  const record = JSON.parse((await root.read('c.example.com/mooring.lock')).toString()) as { interruptedAt?: string; expiresAt: string };
+  t.ok(record.interruptedAt !== undefined && record.expiresAt === record.interruptedAt, 'the lock record is marked interrupted and expired');
+  t.equal(signals.listenerCount('SIGINT') + signals.listenerCount('SIGTERM'), 0, 'no signal listener left behind');
+
+  // The next writer starts at once (no lock timeout) and is told.
+  const next = captureIO();
+  await withWriterLock(root, ['c.example.com'], next.io, settings, async (store) => store.write('c.example.com/second', 'completed'), new EventEmitter());
+  t.match(next.err.join(''), /the last writer of cluster "c\.example\.com", pid \d+ on \S+ \(test\), was interrupted at \S+ part way through its writes and may have left the cluster partly updated/);
+  t.same(await root.list(), ['c.example.com/first', 'c.example.com/second'], 'the next writer completed it and released the lock');
+});
+
+t.test('a signal that comes after the last write changes nothing: the command completes and releases the lock', async (t) => {
+  const dir = tempDir(t, 'mooring-lock-sigterm-');
+  const root = openStore(`file://${dir}`);
+  const { io } = captureIO();
+  const signals = new EventEmitter();
+  const result = await withWriterLock(root, ['c.example.com'], io, { timeoutMs: 0, allowUnserialized: false, command: 'test' }, async (store) => {
+    await store.write('c.example.com/only', 'written');
+    signals.emit('SIGTERM');
+    return 'done';
+  }, signals);
+  t.equal(result, 'done');
+  t.same(await root.list(), ['c.example.com/only'], 'the lock was released');
+});
+
+t.test('SIGINT to a real mooring process waiting for the lock: exit 130 at once, nothing written, the holder\'s lock untouched', async (t) => {
+  const { dir, url } = await freshCluster(t);
+  plantLock(dir, CLUSTER, 3600_000);
+  const before = await snapshotTree(dir);
+  const run = await runMooringProcess(['--state', url, 'update', 'cluster', CLUSTER, '--yes', '--lock-timeout', '10m', ...TEST_AGENT_ARGS], {
+    timeoutMs: 60_000,
+    signalOn: { when: /waiting for the lock of cluster/, signal: 'SIGINT' },
+  });
+  t.notOk(run.timedOut, 'it did not wait out its lock timeout');
+  t.equal(run.code, 130, `exit 130 (${run.signal ?? ''} ${run.stderr})`);
+  t.match(run.stderr, /^error: interrupted while waiting for the lock of cluster "lock\.example\.com"; nothing was written$/m);
+  t.same(await snapshotTree(dir), before, 'nothing written, the planted lock untouched');
 });

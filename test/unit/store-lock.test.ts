@@ -213,6 +213,44 @@ for (const [scheme, open] of Object.entries(stores)) {
       t.ok(clock.now() < Date.parse(a.record.expiresAt) + 2000, 'and soon after');
     });
 
+    t.test('an interrupted holder gives the lock up marked so: the next one takes it at once, even if its clock is behind', async (t) => {
+      const store = open(t);
+      const clock = fakeClock();
+      const { held: a } = await mustAcquire(t, lockFor(store, clock, 'a'));
+      await a.interrupt();
+      t.equal(a.lost, 'interrupted');
+      await rejectsLost(t, a.interrupt(), 'a second interrupt');
+      const stored = parseLockRecord(await store.read(PATH));
+      t.match(stored, { interruptedAt: new Date(clock.now()).toISOString(), expiresAt: new Date(clock.now()).toISOString() });
+      const behind = fakeClock(clock.now() - 30_000); // b's clock is half a lease behind: the expiry alone would make it wait
+      const { held: b, tookOverFrom } = await mustAcquire(t, lockFor(store, behind, 'b'));
+      t.equal(tookOverFrom?.interruptedAt, new Date(clock.now()).toISOString(), 'b is told the last writer was interrupted');
+      t.equal(tookOverFrom?.owner.id, a.record.owner.id);
+      await b.release();
+    });
+
+    t.test('an interrupt by a holder that lost the lock is refused', async (t) => {
+      const store = open(t);
+      const clock = fakeClock();
+      const { held: a } = await mustAcquire(t, lockFor(store, clock, 'a'));
+      clock.advance(TTL + 1);
+      const { held: b } = await mustAcquire(t, lockFor(store, clock, 'b'));
+      await rejectsLost(t, a.interrupt(), "a's interrupt after b took over");
+      t.equal((parseLockRecord(await store.read(PATH)) as LockRecord).owner.id, b.record.owner.id, "b's record untouched");
+    });
+
+    t.test('waiting stops at once when its signal is aborted, having written nothing', async (t) => {
+      const store = open(t);
+      const clock = fakeClock();
+      const { held: a } = await mustAcquire(t, lockFor(store, clock, 'a'));
+      const controller = new AbortController();
+      let waits = 0;
+      const waited = await acquireWithin(lockFor(store, clock, 'b'), { timeoutMs: 10 * TTL, signal: controller.signal, onWait: () => { waits++; controller.abort(); } });
+      t.same(waited, { acquired: false, aborted: true });
+      t.equal(waits, 1);
+      t.equal((parseLockRecord(await store.read(PATH)) as LockRecord).owner.id, a.record.owner.id, "a's lock untouched");
+    });
+
     t.test('an object that is not a lock is refused, never overwritten', async (t) => {
       const store = open(t);
       const clock = fakeClock();
