@@ -201,7 +201,7 @@ async function main(): Promise<void> {
   const oursRestore = since(t0restore);
   if ((await s.get(2, '/registry/bench/marker')) !== 'before') throw new Error('the restored data is not the backup\'s');
   // The leader's phases and each member's steps (`member.*` events carry the member's name).
-  const TIMELINE_EVENTS = ['restore.noticed', 'restore.started', 'restore.pre-backup', 'restore.phase', 'restore.completed', 'member.restore-prepared', 'member.restore-stopped', 'member.restore-started', 'member.restore-lifted'];
+  const TIMELINE_EVENTS = ['restore.noticed', 'restore.started', 'restore.pre-backup', 'restore.phase', 'restore.completed', 'member.restore-prepared', 'member.restore-stopped', 'member.restore-started', 'member.restore-lift-stopped', 'member.restore-lifted'];
   const phases = managers.flatMap((m, i) => m.logs.map((l): Record<string, unknown> => ({ ...l, who: NAMES[i] }))).filter((l) => TIMELINE_EVENTS.includes(String(l.event)))
     .sort((x, y) => String(x.time).localeCompare(String(y.time)));
   if (process.env.MOORING_BENCH_LOGS) writeFileSync(process.env.MOORING_BENCH_LOGS, managers.flatMap((m, i) => m.logs.map((l) => JSON.stringify({ who: NAMES[i], ...l }))).join('\n'));

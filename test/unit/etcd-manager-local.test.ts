@@ -12,7 +12,7 @@ import { openStore } from '../../shared/store/index.js';
 import { LocalMember, type LocalDeps, type LocalEtcd } from '../../agents/etcd-manager/controller/local.js';
 import type { EtcdHealth } from '../../agents/etcd-manager/etcd/client.js';
 import type { EtcdProcessSpec } from '../../agents/etcd-manager/etcd/process.js';
-import { readVolumeState } from '../../agents/etcd-manager/volume-state.js';
+import { readVolumeState, writeVolumeState } from '../../agents/etcd-manager/volume-state.js';
 import { tempDir } from '../harness/tmp.js';
 
 const lines: Array<Record<string, unknown>> = [];
@@ -179,6 +179,24 @@ t.test('restore: a pass during the start on the restored data waits for it; etcd
   t.equal(etcd.starts.length, 1, 'one start, not two');
   t.equal(etcd.starts[0].spec.clusterToken, 'restored');
   t.equal(etcd.starts[0].quarantined, true);
+});
+
+t.test('restore, the lift in two steps: a manager restarted while stopped for the lift starts etcd on its client URLs from the volume state', async (t) => {
+  let gate: 'hold' | undefined = 'hold';
+  const { dir, etcd, local, changes } = setup(t, undefined, { restoreGate: () => gate });
+  const state = { clusterToken: 'restored', memberName: 'a', etcdVersion: '3.4.23', createdAt: 'now', initialCluster: { a: ['https://a:2380'] }, initialClusterState: 'new' as const };
+  await writeVolumeState(dir, state);
+  await local.load();
+  t.same(await local.startStep({ leading: false, spec: one }), undefined, 'held: a pass does not start etcd');
+  t.same(etcd.starts, []);
+  await local.startLifted();
+  t.equal(etcd.starts.length, 1, 'started once');
+  t.equal(etcd.starts[0].spec.clusterToken, 'restored', 'on the restored data, read from the volume');
+  t.equal(etcd.starts[0].quarantined, false, 'on its client URLs');
+  t.ok(changes.includes('quarantine lifted'), 'the leader is told');
+  gate = undefined;
+  t.same(await local.startStep({ leading: false, spec: one }), undefined, 'a later pass does not start it again');
+  t.equal(etcd.starts.length, 1);
 });
 
 t.test('an empty one-member volume with a restore queued waits for it instead of failing', async (t) => {

@@ -39,6 +39,7 @@ class FakeLocal implements LocalRestoreControl {
   async stopForRestore() { this.calls.push('stop'); this.running = false; }
   async startRestored(state: VolumeState) { this.calls.push('start'); this.volumeState = state; this.running = true; this.quarantined = true; }
   async liftRestoreQuarantine() { this.calls.push('lift'); this.quarantined = false; }
+  async startLifted() { this.calls.push('start-lifted'); this.running = true; this.quarantined = false; }
 }
 
 interface Member { name: string; dir: string; local: FakeLocal; restore: MemberRestore }
@@ -137,7 +138,7 @@ t.test('a restore runs every phase in order on every member, then removes the co
   t.same(w.results, ['succeeded']);
   for (const n of NAMES) {
     const m = w.members[n];
-    t.same(m.local.calls, ['stop', 'start', 'lift'], `${n}: stopped, started on the restored data, lifted`);
+    t.same(m.local.calls, ['stop', 'start', 'stop', 'start-lifted'], `${n}: stopped, started on the restored data (quarantined), stopped again and started on its client URLs`);
     t.equal((await readVolumeState(m.dir))?.clusterToken, 'restored-1', `${n}: the volume names the restored cluster`);
     t.same((await readVolumeState(m.dir))?.initialCluster, Object.fromEntries(NAMES.map((x) => [x, [`https://${x}:2380`]])));
     t.same(readdirSync(join(m.dir, 'data')), ['restored-1'], `${n}: only the restored data dir`);
@@ -197,7 +198,7 @@ t.test('a new leader half way finishes the restore; the deposed leader is fenced
   t.ok(lines.some((l) => l.event === 'restore.resumed' && l.commandId === 'cmd-2' && l.phase === 'starting' && l.planTerm === 1 && l.term === 2), 'the new leader went on from the phase reached');
   t.equal((await readOutcome(w.store, 'cmd-2'))?.state, 'succeeded');
   t.equal((await readOutcome(w.store, 'cmd-2'))?.term, 2);
-  for (const n of NAMES) t.same(w.members[n].local.calls, ['stop', 'start', 'lift'], `${n}: each step once`);
+  for (const n of NAMES) t.same(w.members[n].local.calls, ['stop', 'start', 'stop', 'start-lifted'], `${n}: each step once`);
   t.equal((await readOutcome(w.store, 'cmd-2'))?.preRestoreBackup, 'pre-1', 'the pre-restore backup recorded by the first leader');
 
   // The deposed leader still holds the plan in memory: its next write is refused by the version.
@@ -251,6 +252,55 @@ t.test('a member restarted half way resumes from its record: never its old etcd 
   w2.members.c = { ...c, restore: restarted };
   await drive(l2, async () => (await readOutcome(w2.store, 'cmd-5')) !== undefined);
   t.equal((await readOutcome(w2.store, 'cmd-5'))?.state, 'succeeded', 'asked again, it prepared and the restore went on');
+});
+
+t.test('the quarantine is lifted in two steps: no etcd starts on its client URLs before every member has stopped', async (t) => {
+  const w = await world(t);
+  const order: string[] = [];
+  for (const n of NAMES) {
+    const local = w.members[n].local;
+    const stop = local.stopForRestore.bind(local);
+    const startLifted = local.startLifted.bind(local);
+    local.stopForRestore = async () => { await stop(); if (local.calls.length > 2) order.push(`stopped ${n}`); };
+    local.startLifted = async () => { order.push(`started ${n}`); await startLifted(); };
+  }
+  const leader = w.leader(1);
+  await queue(w.store, 'cmd-two-step', 'good-1', leader);
+  await drive(leader, async () => (await readOutcome(w.store, 'cmd-two-step')) !== undefined);
+  t.equal((await readOutcome(w.store, 'cmd-two-step'))?.state, 'succeeded');
+  t.equal(order.length, 6, `each member stopped and started once for the lift (${order.join(', ')})`);
+  t.ok(order.slice(0, 3).every((e) => e.startsWith('stopped')), `every member stopped before the first start (${order.join(', ')})`);
+  for (const n of NAMES) t.equal(w.members[n].local.quarantined, false, `${n}: on its client URLs`);
+});
+
+t.test('a member restarted while stopped for the lift keeps etcd stopped until the leader lifts it', async (t) => {
+  const w = await world(t);
+  const leader = w.leader(1);
+  await queue(w.store, 'cmd-lift-restart', 'good-1', leader);
+  const b = w.members.b;
+  await drive(leader, async () => b.restore.info()?.state === 'lift-stopped');
+  t.equal(b.restore.gate(), 'hold', 'stopped for the lift: etcd may not start on its own');
+  const reloaded = newMemberRestore('b', b.dir, b.local, writeData);
+  await reloaded.load();
+  t.equal(reloaded.gate(), 'hold', 'after a manager restart too');
+  t.equal(reloaded.info()?.state, 'lift-stopped');
+  w.members.b = { ...b, restore: reloaded };
+  await drive(leader, async () => (await readOutcome(w.store, 'cmd-lift-restart')) !== undefined);
+  t.equal(b.local.quarantined, false, 'then started on its client URLs');
+  t.equal(reloaded.gate(), undefined, 'its record gone');
+});
+
+t.test('a lift sent to a member still started (a leader of an older build) restarts it on its client URLs in one step', async (t) => {
+  const w = await world(t);
+  const leader = w.leader(1);
+  await queue(w.store, 'cmd-old-lift', 'good-1', leader);
+  await drive(leader, async () => (await readRestorePlan(w.store))?.plan.phase === 'lifting');
+  const c = w.members.c;
+  t.equal(c.restore.info()?.state, 'started');
+  t.equal(await c.restore.onCommand({ leader: 'a', term: 1, action: 'restore-lift', body: { planId: 'cmd-old-lift' } }), 'lifting');
+  await drive(leader, async () => (await readOutcome(w.store, 'cmd-old-lift')) !== undefined);
+  t.same(c.local.calls, ['stop', 'start', 'lift'], 'restarted in one step, never stopped for a two-step lift');
+  t.equal((await readOutcome(w.store, 'cmd-old-lift'))?.state, 'succeeded');
 });
 
 t.test('a prepare that fails for another reason is tried again, then the restore fails untouched', async (t) => {

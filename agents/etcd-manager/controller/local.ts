@@ -241,14 +241,27 @@ export class LocalMember {
    * the one start under way: a pass meanwhile waits for it instead of starting etcd a second time.
    */
   async startRestored(state: VolumeState): Promise<void> {
+    await this.startForRestore(state, true);
+  }
+
+  /** Restore, the quarantine lifted in two steps: etcd (stopped by stopForRestore) started again on its client URLs. */
+  async startLifted(): Promise<void> {
+    // After a manager restart the restore gate held etcd before the volume state was read.
+    const state = this.state ?? (await readVolumeState(this.deps.volume.mountPoint));
+    if (!state) throw new Error(`no volume state on ${this.deps.volume.mountPoint} to start etcd on`);
+    await this.startForRestore(state, false);
+    this.deps.changed('quarantine lifted');
+  }
+
+  private async startForRestore(state: VolumeState, quarantined: boolean): Promise<void> {
     const previous = this.starting; // set at once (no await before it), so a pass that comes now waits for this one
     const run = (async (): Promise<StepResult | undefined> => {
       await previous?.catch(() => undefined);
       this.state = state;
       this.standingBy = false;
       const spec = await this.deps.processSpec(state);
-      this.deps.setPhase('etcd starting on the restored data');
-      await this.deps.etcd.start(spec, { quarantined: true });
+      this.deps.setPhase(quarantined ? 'etcd starting on the restored data' : 'etcd starting on the restored data, quarantine lifted');
+      await this.deps.etcd.start(spec, { quarantined });
       this.started = true;
       this.startedVersion = state.etcdVersion;
       return { did: 'etcd started on the restored data', waitFor: 'etcd healthy' };

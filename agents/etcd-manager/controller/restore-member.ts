@@ -7,7 +7,11 @@
 //   restore-stop     stop etcd (and keep it stopped across a manager restart)
 //   restore-start    move the old data dir to the trash, switch the volume state
 //                    to the restored cluster, start etcd quarantined
-//   restore-lift     lift the quarantine (once the leader saw every member healthy)
+//   restore-lift-stop  stop etcd to lift the quarantine (once the leader saw every
+//                    member healthy); kept stopped across a manager restart
+//   restore-lift     start etcd on its client URLs (after restore-lift-stop on
+//                    every member: see controller/restore.ts), or, on a member
+//                    still `started` (an older leader), restart it there at once
 //   restore-abort    before stop only: discard what was prepared
 // Every step is recorded in <volume>/etcd-manager-restore.json BEFORE it acts,
 // so a manager restarted half way resumes from the record: a member that was
@@ -43,6 +47,8 @@ export interface LocalRestoreControl {
   stopForRestore(): Promise<void>;
   /** Starts etcd quarantined on this (restored) state. */
   startRestored(state: VolumeState): Promise<void>;
+  /** Starts etcd, stopped for the lift, on its client URLs (the volume's state is the restored one). */
+  startLifted(): Promise<void>;
   /** Moves the client URLs back from the quarantine port. */
   liftRestoreQuarantine(): Promise<void>;
 }
@@ -77,7 +83,7 @@ export interface MemberRestoreDeps {
 interface RestoreRecord extends RestoreBody {
   leader: string;
   term: number;
-  state: Exclude<MemberRestoreState, 'stopping'>;
+  state: Exclude<MemberRestoreState, 'stopping' | 'lift-stopping'>;
   error?: string;
   badBackup?: string;
   /** The live cluster's token when the restore began (its data is trashed at start). */
@@ -129,7 +135,7 @@ export class MemberRestore {
   info(): MemberRestoreInfo | undefined {
     const r = this.record;
     if (!r) return undefined;
-    const state: MemberRestoreState = r.state === 'stopped' && !this.stopDone ? 'stopping' : r.state;
+    const state: MemberRestoreState = !this.stopDone && r.state === 'stopped' ? 'stopping' : !this.stopDone && r.state === 'lift-stopped' ? 'lift-stopping' : r.state;
     return {
       planId: r.planId, state,
       ...(r.error ? { error: r.error } : {}), ...(r.badBackup ? { badBackup: r.badBackup } : {}),
@@ -143,7 +149,7 @@ export class MemberRestore {
    * leader lifts it), or undefined (nothing to do with a restore).
    */
   gate(): 'hold' | 'quarantined' | undefined {
-    if (this.record?.state === 'stopped') return 'hold';
+    if (this.record?.state === 'stopped' || this.record?.state === 'lift-stopped') return 'hold';
     if (this.record?.state === 'started') return 'quarantined';
     return undefined;
   }
@@ -203,13 +209,34 @@ export class MemberRestore {
         this.starting ??= this.switchAndStart(r, command).finally(() => (this.starting = undefined));
         return 'starting';
       }
+      case 'restore-lift-stop': {
+        if (!r || other) throw new Error(`restore ${planId} is not under way on ${this.deps.volume.memberName}`);
+        if (r.state === 'lift-stopped') return this.stopDone ? 'lift-stopped' : 'lift-stopping';
+        if (this.lifting) return 'lifting'; // a one-step lift (restore-lift while started) is under way
+        if (r.state !== 'started') throw new Error(`restore ${planId} is ${r.state} on ${this.deps.volume.memberName}, not started`);
+        // Recorded first: a manager restarted from here on keeps etcd stopped until the leader's lift.
+        await this.save({ ...r, state: 'lift-stopped', leader: command.leader, term: command.term, updatedAt: this.isoNow() });
+        this.stopDone = false;
+        void this.deps.local().stopForRestore().then(
+          () => {
+            this.stopDone = true;
+            log.info('etcd stopped to lift the restore quarantine', { event: 'member.restore-lift-stopped', planId, leader: command.leader, term: command.term });
+            this.deps.changed('restore: etcd stopped for the lift');
+          },
+          (err: unknown) => log.error('cannot stop etcd to lift the quarantine (the leader asks again)', { event: 'member.restore-stop-failed', planId, err }),
+        );
+        return 'lift-stopping';
+      }
       case 'restore-lift': {
         if (!r || other) return 'lifted'; // already lifted (the record is gone)
-        if (r.state !== 'started') throw new Error(`restore ${planId} is ${r.state} on ${this.deps.volume.memberName}, not started`);
-        // Lifting restarts etcd on its client URLs: in the background, the record removed once done.
+        if (r.state !== 'started' && r.state !== 'lift-stopped') throw new Error(`restore ${planId} is ${r.state} on ${this.deps.volume.memberName}, not started`);
+        if (r.state === 'lift-stopped' && !this.stopDone) throw new Error(`restore ${planId}: etcd on ${this.deps.volume.memberName} is not stopped yet`);
+        // Starts etcd on its client URLs (from lift-stopped), or restarts it there (from started, in one
+        // step): in the background, the record removed once done.
+        const start = r.state === 'lift-stopped' ? () => this.deps.local().startLifted() : () => this.deps.local().liftRestoreQuarantine();
         this.lifting ??= (async () => {
           try {
-            await this.deps.local().liftRestoreQuarantine();
+            await start();
             await rm(this.path, { force: true });
             this.record = undefined;
             this.checkTrashSoon();

@@ -25,9 +25,9 @@ export interface PeerInfo {
 }
 
 /** Where a member is in a restore: what the leader waits on between its commands. */
-export type MemberRestoreState = 'preparing' | 'prepared' | 'failed' | 'stopping' | 'stopped' | 'started';
+export type MemberRestoreState = 'preparing' | 'prepared' | 'failed' | 'stopping' | 'stopped' | 'started' | 'lift-stopping' | 'lift-stopped';
 
-export const MEMBER_RESTORE_STATES: readonly MemberRestoreState[] = ['preparing', 'prepared', 'failed', 'stopping', 'stopped', 'started'];
+export const MEMBER_RESTORE_STATES: readonly MemberRestoreState[] = ['preparing', 'prepared', 'failed', 'stopping', 'stopped', 'started', 'lift-stopping', 'lift-stopped'];
 
 export interface MemberRestoreInfo {
   /** The restore plan (the queued command's id). */
@@ -67,11 +67,14 @@ export type LeaderAction =
   | { action: 'quarantine' }
   | { action: 'leave' }
   // A restore (controller/restore.ts), in order: prepare the restored data beside the live data,
-  // stop etcd, switch to the restored data and start quarantined, lift the quarantine; or abort
-  // (before stop only: discard what was prepared).
+  // stop etcd, switch to the restored data and start quarantined, then lift the quarantine in two
+  // steps (every member stops etcd, then every one starts it on its client URLs); or abort
+  // (before stop only: discard what was prepared). A lift sent to a member still `started` restarts
+  // its etcd in one step (what a leader of an older build sends).
   | { action: 'restore-prepare'; body: RestoreBody }
   | { action: 'restore-stop'; body: { planId: string } }
   | { action: 'restore-start'; body: { planId: string } }
+  | { action: 'restore-lift-stop'; body: { planId: string } }
   | { action: 'restore-lift'; body: { planId: string } }
   | { action: 'restore-abort'; body: { planId: string } }
   // A version change in place (controller/version.ts): restart this member's etcd on another version's binary, same data.
@@ -146,6 +149,7 @@ function decodeCommand(body: Json): Decoded<Command> {
     }
     case 'restore-stop':
     case 'restore-start':
+    case 'restore-lift-stop':
     case 'restore-lift':
     case 'restore-abort': {
       const planId = isObject(body.body) ? body.body.planId : undefined;
