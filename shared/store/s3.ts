@@ -178,11 +178,12 @@ export class S3Store implements StateStore {
    * for again, up to MAX_ATTEMPTS, as a request refused outright would be; a
    * body that stalled for the whole store timeout is not (it would stall again).
    */
-  private async getWhole(path: string): Promise<{ bytes: Uint8Array; etag?: string }> {
+  private async getWhole(path: string): Promise<{ data: Buffer; etag?: string }> {
     for (let attempt = 1; ; attempt++) {
       const object = await this.getObject(path);
       try {
-        return { bytes: object.Body ? await object.Body.transformToByteArray() : new Uint8Array(), etag: object.ETag };
+        const bytes = object.Body ? await object.Body.transformToByteArray() : new Uint8Array();
+        return { data: Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), etag: object.ETag };
       } catch (err) {
         const { code, name, message } = errorShape(err);
         const reset = code === 'ECONNRESET' || code === 'EPIPE' || message === 'aborted';
@@ -193,8 +194,7 @@ export class S3Store implements StateStore {
   }
 
   async read(path: string): Promise<Buffer> {
-    const { bytes } = await this.getWhole(path);
-    return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    return (await this.getWhole(path)).data;
   }
 
   async readIfExists(path: string): Promise<Buffer | undefined> {
@@ -358,7 +358,7 @@ export class S3Store implements StateStore {
       throw err;
     }
     if (!object.etag) throw new StoreError('Other', this.urlOf(path), 'the server sent no ETag, which conditional writes need');
-    return { data: Buffer.from(object.bytes.buffer, object.bytes.byteOffset, object.bytes.byteLength), version: object.etag };
+    return { data: object.data, version: object.etag };
   }
 
   async readIfChanged(path: string, version: string | undefined): Promise<ConditionalRead> {

@@ -190,16 +190,9 @@ export class MemberRestore {
         if (r.state === 'stopped' || r.state === 'started') return r.state;
         if (r.state !== 'prepared') throw new Error(`restore ${planId} is ${r.state} on ${this.deps.volume.memberName}, not prepared`);
         // Recorded first: from here on no start of the old etcd, even after a manager restart.
-        await this.save({ ...r, state: 'stopped', leader: command.leader, term: command.term, oldClusterToken: this.deps.local().volumeState?.clusterToken });
-        this.stopDone = false;
-        void this.deps.local().stopForRestore().then(
-          () => {
-            this.stopDone = true;
-            log.info('etcd stopped for the restore', { event: 'member.restore-stopped', planId, leader: command.leader, term: command.term });
-            this.deps.changed('restore: etcd stopped');
-          },
-          (err: unknown) => log.error('cannot stop etcd for the restore (the leader asks again)', { event: 'member.restore-stop-failed', planId, err }),
-        );
+        await this.recordAndStop({ ...r, state: 'stopped', leader: command.leader, term: command.term, oldClusterToken: this.deps.local().volumeState?.clusterToken }, command, {
+          msg: 'etcd stopped for the restore', event: 'member.restore-stopped', reason: 'restore: etcd stopped', failMsg: 'cannot stop etcd for the restore (the leader asks again)',
+        });
         return 'stopping';
       }
       case 'restore-start': {
@@ -215,16 +208,9 @@ export class MemberRestore {
         if (this.lifting) return 'lifting'; // a one-step lift (restore-lift while started) is under way
         if (r.state !== 'started') throw new Error(`restore ${planId} is ${r.state} on ${this.deps.volume.memberName}, not started`);
         // Recorded first: a manager restarted from here on keeps etcd stopped until the leader's lift.
-        await this.save({ ...r, state: 'lift-stopped', leader: command.leader, term: command.term, updatedAt: this.isoNow() });
-        this.stopDone = false;
-        void this.deps.local().stopForRestore().then(
-          () => {
-            this.stopDone = true;
-            log.info('etcd stopped to lift the restore quarantine', { event: 'member.restore-lift-stopped', planId, leader: command.leader, term: command.term });
-            this.deps.changed('restore: etcd stopped for the lift');
-          },
-          (err: unknown) => log.error('cannot stop etcd to lift the quarantine (the leader asks again)', { event: 'member.restore-stop-failed', planId, err }),
-        );
+        await this.recordAndStop({ ...r, state: 'lift-stopped', leader: command.leader, term: command.term, updatedAt: this.isoNow() }, command, {
+          msg: 'etcd stopped to lift the restore quarantine', event: 'member.restore-lift-stopped', reason: 'restore: etcd stopped for the lift', failMsg: 'cannot stop etcd to lift the quarantine (the leader asks again)',
+        });
         return 'lift-stopping';
       }
       case 'restore-lift': {
@@ -249,6 +235,24 @@ export class MemberRestore {
         return 'lifting';
       }
     }
+  }
+
+  /**
+   * Saves `record` (a state in which etcd stays stopped, across a manager restart too), then stops etcd
+   * in the background: stopDone is false until it has stopped, and the leader is told then.
+   */
+  private async recordAndStop(record: RestoreRecord, command: RestoreCommand, done: { msg: string; event: string; reason: string; failMsg: string }): Promise<void> {
+    const { log } = this.deps;
+    await this.save(record);
+    this.stopDone = false;
+    void this.deps.local().stopForRestore().then(
+      () => {
+        this.stopDone = true;
+        log.info(done.msg, { event: done.event, planId: record.planId, leader: command.leader, term: command.term });
+        this.deps.changed(done.reason);
+      },
+      (err: unknown) => log.error(done.failMsg, { event: 'member.restore-stop-failed', planId: record.planId, err }),
+    );
   }
 
   private async prepare(command: Extract<RestoreCommand, { action: 'restore-prepare' }>): Promise<void> {
