@@ -38,8 +38,10 @@ export async function main(argv: string[]): Promise<number> {
   const client = await openSnapshotClient(endpoint, { caFile, certFile, keyFile });
   try {
     const store = openStore(storeURL);
-    // Connected and loaded (a manager has both before its first backup): the baseline.
+    // Connected and loaded (a manager has both before its first backup): the baseline. The store's
+    // client too: an s3:// store loads the AWS SDK on its first call.
     await client.maintenance.status();
+    await store.exists('_etcd_backup.meta');
     const before = { rss: statusMiB('VmRSS'), anon: statusMiB('RssAnon'), file: statusMiB('RssFile') };
     let peak = before.rss;
     const sampler = setInterval(() => (peak = Math.max(peak, statusMiB('VmRSS'))), 50);
