@@ -485,14 +485,15 @@ export class Manager {
         const endpoints = peers.filter((p) => token !== undefined && p.info.clusterToken === token && p.info.etcdRunning).flatMap((p) => this.endpointsOf(p, self));
         return endpoints.length > 0 && (await checkEtcd([...new Set(endpoints)], tls(), MEMBER_HEALTH_TIMEOUT_MS)).healthy;
       },
-      restoredHealthy: async (members, plan) => {
+      restoredHealthy: async (members, plan, through) => {
         const wrongToken = members.filter((p) => p.info.clusterToken !== plan.clusterToken).map((p) => p.info.member);
         if (wrongToken.length > 0) return { healthy: false, detail: `not on the restored data yet: ${wrongToken.join(', ')}` };
-        const all = await checkEtcd(members.flatMap(quarantined), tls(), MEMBER_HEALTH_TIMEOUT_MS);
+        const urls = through === 'quarantine' ? quarantined : (p: LivePeer) => this.endpointsOf(p, self);
+        const all = await checkEtcd(members.flatMap(urls), tls(), MEMBER_HEALTH_TIMEOUT_MS);
         const names = Object.keys(plan.initialCluster).sort();
         const listed = (all.members ?? []).filter((m) => !m.isLearner).map((m) => m.name).sort();
         if (!all.healthy || JSON.stringify(listed) !== JSON.stringify(names)) return { healthy: false, detail: all.healthy ? `etcd lists ${listed.join(',') || 'no named member'}` : (all.error ?? 'no answer') };
-        const each = await Promise.all(members.map(async (p) => ((await checkEtcd(quarantined(p), tls(), MEMBER_HEALTH_TIMEOUT_MS)).healthy ? '' : p.info.member)));
+        const each = await Promise.all(members.map(async (p) => ((await checkEtcd(urls(p), tls(), MEMBER_HEALTH_TIMEOUT_MS)).healthy ? '' : p.info.member)));
         const down = each.filter((m) => m !== '');
         return down.length > 0 ? { healthy: false, detail: `not answering: ${down.join(', ')}` } : { healthy: true, detail: 'every member healthy' };
       },

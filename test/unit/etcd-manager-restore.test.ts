@@ -273,6 +273,29 @@ t.test('the quarantine is lifted in two steps: no etcd starts on its client URLs
   for (const n of NAMES) t.equal(w.members[n].local.quarantined, false, `${n}: on its client URLs`);
 });
 
+t.test('a restore completes only once the cluster serves on its client URLs, not when the last member is lifted', async (t) => {
+  const w = await world(t);
+  const asked: string[] = [];
+  let answersOnClientURLs = false;
+  const leader = w.leader(1, {
+    restoredHealthy: async (ms, plan, through) => {
+      asked.push(through);
+      const onRestored = ms.every((p) => p.info.clusterToken === plan.clusterToken && w.members[p.info.member].local.running);
+      return { healthy: onRestored && (through === 'quarantine' || answersOnClientURLs), detail: 'fake' };
+    },
+  });
+  await queue(w.store, 'cmd-serving', 'good-1', leader);
+  await drive(leader, async () => NAMES.every((n) => w.members[n].restore.info() === undefined && !w.members[n].local.quarantined) && asked.includes('client'));
+  for (let i = 0; i < 5; i++) await leader.step({ leading: true, spec, created: true });
+  t.equal(await readOutcome(w.store, 'cmd-serving'), undefined, 'every member lifted, but the cluster does not answer on its client URLs: not completed');
+  t.ok(lines.every((l) => !(l.event === 'restore.completed' && l.commandId === 'cmd-serving')), 'no restore.completed logged');
+  t.ok(await w.store.exists('control/cmd-serving/_command.json'), 'the command is still queued');
+  answersOnClientURLs = true;
+  await drive(leader, async () => (await readOutcome(w.store, 'cmd-serving')) !== undefined);
+  t.equal((await readOutcome(w.store, 'cmd-serving'))?.state, 'succeeded');
+  t.equal(asked.indexOf('client') > asked.lastIndexOf('quarantine'), true, 'asked through the client URLs only after the quarantine checks');
+});
+
 t.test('a member restarted while stopped for the lift keeps etcd stopped until the leader lifts it', async (t) => {
   const w = await world(t);
   const leader = w.leader(1);

@@ -14,8 +14,8 @@
 //      quarantined on the restored data (a new cluster: new token, same members);
 //   5. waiting-healthy: until the restored cluster answers with every member;
 //   6. lifting: every member stops etcd, then every member starts it on its client
-//      URLs (two steps: see LIFT below); the command is removed (kOps' semantics)
-//      and its outcome written.
+//      URLs (two steps: see LIFT below); once the cluster answers there with every
+//      member, the command is removed (kOps' semantics) and its outcome written.
 // Each phase is recorded in the plan before its commands go out, with the
 // leader's term, by conditional writes: a new leader reads the plan and goes on
 // from the phase reached (every member command is idempotent); a deposed
@@ -52,8 +52,11 @@ export interface RestoreLeaderDeps {
   liveToken(): string | undefined;
   /** The live cluster answers (a pre-restore backup is taken only then). */
   clusterHealthy(peers: LivePeer[]): Promise<boolean>;
-  /** The restored cluster, through the members' quarantine client URLs: every member listed, voting and healthy. */
-  restoredHealthy(members: LivePeer[], plan: RestorePlan): Promise<{ healthy: boolean; detail: string }>;
+  /**
+   * The restored cluster: every member listed, voting and healthy, asked through the members'
+   * quarantine client URLs (before the lift) or their client URLs (after it).
+   */
+  restoredHealthy(members: LivePeer[], plan: RestorePlan, through: 'quarantine' | 'client'): Promise<{ healthy: boolean; detail: string }>;
   /** Cheap checks of the backup before anything else: it exists, its meta parses, the key fits. Throws BadBackupError. */
   checkBackup(name: string): Promise<void>;
   /** Takes the pre-restore backup (BackupController.takeNow). */
@@ -282,7 +285,7 @@ export class RestoreLeader {
       }
       case 'waiting-healthy': {
         if (missing.length > 0) return this.waiting(missing, 'the restored cluster');
-        const health = await this.deps.restoredHealthy(present, plan);
+        const health = await this.deps.restoredHealthy(present, plan, 'quarantine');
         if (!health.healthy) return this.waiting([], `the restored cluster to be healthy (${health.detail})`);
         await this.deps.afterRestore(plan, present);
         return this.next('lifting');
@@ -302,6 +305,10 @@ export class RestoreLeader {
         await Promise.all(present.filter((p) => mine(p)?.state === 'lift-stopped').map((p) => send(p, { action: 'restore-lift', body: id })));
         const done = present.filter((p) => !mine(p) && p.info.clusterToken === plan.clusterToken).length;
         if (missing.length > 0 || done < names.length) return this.waiting(missing, `quarantine lifted (${done}/${names.length})`);
+        // Completed means serving: a member that has restarted on its client URLs may not answer yet
+        // (it rejoins its peers first), and `restore-backup --wait` returns on the outcome.
+        const serving = await this.deps.restoredHealthy(present, plan, 'client');
+        if (!serving.healthy) return this.waiting([], `the restored cluster to serve on its client URLs (${serving.detail})`);
         return this.finish();
       }
     }
