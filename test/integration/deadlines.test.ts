@@ -17,6 +17,7 @@ import { generatedAssets, makeCluster, makeRoot, nodeup, WORKER } from '../harne
 import { startS3 } from '../harness/s3.js';
 import { tempDir, type Teardown } from '../harness/tmp.js';
 import { openStore, StoreError } from '../../shared/store/index.js';
+import { PART_SIZE } from '../../shared/store/s3-parts.js';
 
 t.setTimeout(240_000);
 
@@ -219,19 +220,20 @@ async function pausingProxy(t: Teardown, target: string, every: number, pauseMs:
 t.test('s3:// store: a multipart upload and a big download through a link that keeps pausing complete', async (t) => {
   const s3 = await startS3(t);
   const pauses = { count: 0 };
-  // 1 s held after every 2 MiB each way, against a 5 s store timeout: the 12 MiB download waits
-  // 6 s in all, more than the timeout, yet no gap reaches it: the timeout is on idle time, not on a
+  // 1 s held after every 2 MiB each way, against a 5 s store timeout: the 14 MiB download waits
+  // 7 s in all, more than the timeout, yet no gap reaches it: the timeout is on idle time, not on a
   // whole call. On the upload side the client's socket goes idle while the link drains what the
   // kernel buffered (megabytes on loopback), so its gaps are longer than the pauses: against a 3 s
   // timeout that timed out on a busy machine (CI runs 6 and 7), hence 5 s.
   const proxy = await pausingProxy(t, s3.endpoint, 2 * MiB, 1000, pauses);
   const store = openStore(`${s3.url}/slow`, { env: { ...s3.env, AWS_ENDPOINT_URL_S3: proxy }, timeoutMs: 5000 });
-  const data = randomBytes(12 * MiB);
+  // 5 + 5 + 4 MiB parts: each pauses every 2 MiB, six times in all.
+  const data = randomBytes(14 * MiB);
 
   const before = (await s3.requests()).length;
   t.equal(await store.writeStream('big', Readable.from([data])), data.length, 'uploaded');
   const parts = (await s3.requests()).slice(before).filter((r) => r.method === 'PUT' && /[?&]partNumber=/.test(r.url));
-  t.equal(parts.length, 2, 'in two parts (8 + 4 MiB), each one call');
+  t.equal(parts.length, Math.ceil(data.length / PART_SIZE), `in ${PART_SIZE / MiB} MiB parts, each one call`);
   const uploadPauses = pauses.count;
   t.ok(uploadPauses >= 6, `the link paused ${uploadPauses} times (1 s each) during the upload`);
 

@@ -204,7 +204,7 @@ async function roundTrip(t: Test, store: StateStore, key: BackupKey | undefined,
 }
 
 async function killDuringUpload(t: Test, store: StateStore, f: Fixture, env: Record<string, string>): Promise<void> {
-  // ~12 MiB that gzip cannot shrink, so an S3 upload goes multipart (8 MiB parts) and is cut between parts.
+  // ~12 MiB that gzip cannot shrink, so an S3 upload goes multipart (PART_SIZE, 5 MiB) and is cut after its first part.
   for (let i = 0; i < 12; i++) await f.client.put(`/big/${i}`).value(randomBytes(1024 * 1024));
   const name = new BackupNamer({ now: Date.now, randomInt: () => 1 }).next();
   const stallAfter = 9 * 1024 * 1024;

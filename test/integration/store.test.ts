@@ -19,6 +19,7 @@ import {
   type StoreErrorKind,
 } from '../../shared/store/index.js';
 import { startS3 } from '../harness/s3.js';
+import { PART_SIZE } from '../../shared/store/s3-parts.js';
 import { snapshotStore, snapshotTree, tempDir } from '../harness/tmp.js';
 
 const MiB = 1024 * 1024;
@@ -419,13 +420,13 @@ t.test('file:// specifics', async (t) => {
 t.test('s3:// specifics', async (t) => {
   const s3 = await startS3(t);
 
-  t.test('a 20 MiB stream is uploaded in 8 MiB parts', async (t) => {
+  t.test(`a stream of 2.5 parts is uploaded in ${PART_SIZE / MiB} MiB parts`, async (t) => {
     const store = openStore(`${s3.url}/multipart`, { env: s3.env });
-    const { stream, digest } = randomStream(20 * MiB);
+    const { stream, digest } = randomStream(2.5 * PART_SIZE);
     const before = (await s3.requests()).length;
     await store.writeStream('big', stream);
     const parts = (await s3.requests()).slice(before).filter((r) => r.method === 'PUT' && /[?&]partNumber=/.test(r.url));
-    t.equal(parts.length, 3, 'three parts: 8 + 8 + 4 MiB');
+    t.equal(parts.length, 3, 'three parts: two whole, one half');
     t.equal(sha256(await store.read('big')), digest());
     t.same(await store.list(), ['big'], 'no leftovers of the upload');
   });
