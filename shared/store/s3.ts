@@ -112,6 +112,11 @@ function errorShape(err: unknown): SdkErrorShape {
   return typeof err === 'object' && err !== null ? (err as SdkErrorShape) : { message: String(err) };
 }
 
+/** S3's 304 Not Modified to a GET with If-None-Match: the SDK throws it as an error with no body to read. */
+function notModified(err: unknown): boolean {
+  return errorShape(err).$metadata?.httpStatusCode === 304 || errorShape(err).name === 'NotModified';
+}
+
 export class S3Store implements StateStore {
   readonly baseURL: string;
   private readonly bucket: string;
@@ -162,10 +167,11 @@ export class S3Store implements StateStore {
     return new StoreError('Other', url, `${name ?? 'Error'}: ${detail}`, { cause: err });
   }
 
-  private async getObject(path: string) {
+  /** A GET; with `ifNoneMatch`, S3's 304 for an unchanged object is a StoreError whose cause says so (notModified). */
+  private async getObject(path: string, ifNoneMatch?: string) {
     const Key = this.keyOf(path);
     try {
-      return await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key }));
+      return await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key, ...(ifNoneMatch !== undefined ? { IfNoneMatch: ifNoneMatch } : {}) }));
     } catch (err) {
       throw this.toStoreError(err, path);
     }
@@ -178,9 +184,9 @@ export class S3Store implements StateStore {
    * for again, up to MAX_ATTEMPTS, as a request refused outright would be; a
    * body that stalled for the whole store timeout is not (it would stall again).
    */
-  private async getWhole(path: string): Promise<{ data: Buffer; etag?: string }> {
+  private async getWhole(path: string, ifNoneMatch?: string): Promise<{ data: Buffer; etag?: string }> {
     for (let attempt = 1; ; attempt++) {
-      const object = await this.getObject(path);
+      const object = await this.getObject(path, ifNoneMatch);
       try {
         const bytes = object.Body ? await object.Body.transformToByteArray() : new Uint8Array();
         return { data: Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), etag: object.ETag };
@@ -366,24 +372,17 @@ export class S3Store implements StateStore {
       const object = await this.readVersioned(path);
       return object === undefined ? { status: 'missing' } : { status: 'changed', object };
     }
-    const Key = this.keyOf(path);
     let object;
     try {
-      object = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key, IfNoneMatch: version }));
+      object = await this.getWhole(path, version);
     } catch (err) {
-      // 304 Not Modified: the SDK throws it as an error with no body to read.
-      if (errorShape(err).$metadata?.httpStatusCode === 304 || errorShape(err).name === 'NotModified') return { status: 'unchanged' };
-      const mapped = this.toStoreError(err, path);
-      if (mapped.kind === 'NotFound' && errorShape(err).name !== 'NoSuchBucket') return { status: 'missing' };
-      throw mapped;
+      if (!(err instanceof StoreError)) throw err;
+      if (notModified(err.cause)) return { status: 'unchanged' };
+      if (err.kind === 'NotFound' && errorShape(err.cause).name !== 'NoSuchBucket') return { status: 'missing' };
+      throw err;
     }
-    try {
-      const bytes = object.Body ? await object.Body.transformToByteArray() : new Uint8Array();
-      if (!object.ETag) throw new StoreError('Other', this.urlOf(path), 'the server sent no ETag, which conditional reads need');
-      return { status: 'changed', object: { data: Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), version: object.ETag } };
-    } catch (err) {
-      throw this.toStoreError(err, path);
-    }
+    if (!object.etag) throw new StoreError('Other', this.urlOf(path), 'the server sent no ETag, which conditional reads need');
+    return { status: 'changed', object: { data: object.data, version: object.etag } };
   }
 
   async createIfAbsent(path: string, data: Buffer | string, _options?: WriteOptions): Promise<string | undefined> {
