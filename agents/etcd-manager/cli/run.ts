@@ -2,7 +2,7 @@
 // it): the manager itself. SIGTERM/SIGINT stop etcd cleanly and exit 0.
 import { ExitCode } from '../../../shared/errors.js';
 import { runUntilSignalled } from '../../../shared/daemon-lifecycle.js';
-import { tuneForLongRunning } from '../../../shared/long-running.js';
+import { collectPeriodically, tuneForLongRunning } from '../../../shared/long-running.js';
 import { FLAGS, type FlagDef, type FlagName } from '../flags.js';
 import type { CommandContext, SubcommandModule } from './types.js';
 
@@ -12,6 +12,7 @@ async function run(ctx: CommandContext): Promise<number> {
   const { flags } = ctx;
   // The daemon: V8 tuned for a long, mostly idle life, before the manager's modules load.
   tuneForLongRunning();
+  collectPeriodically();
   // The manager (etcd client, gRPC, PKI, metrics) and logging load only now, so --help, --version and usage errors stay light.
   const [{ resolveConfig }, { configureLogging, logger, routeProcessWarnings }, { Manager }] = await Promise.all([
     import('../config.js'),
