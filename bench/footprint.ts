@@ -3,7 +3,8 @@
 //   1. steady RSS: three managers (the built binary) form a healthy 3-member
 //      cluster with TLS everywhere, at the production intervals (10 s
 //      reconcile, 60 s discovery poll), then idle MOORING_FOOTPRINT_IDLE
-//      seconds (default 60). The floors idle as long, started at the same
+//      seconds (default 300: without full collections a manager grew for its
+//      first ten minutes, and 60 s showed too little of it). The floors idle as long, started at the same
 //      time: the binary's runtime, `node -e 'setInterval(()=>{},1e3)'` of that runtime (Node 22), and
 //      the system's Node 20 the same way. Printed as "floor + N MiB".
 //   2. peak RSS while the backup library takes a backup of a ~1 GB etcd
@@ -46,7 +47,7 @@ import { benchCleanup } from './cleanup.js';
 import { coldBinaryDir, coldCopy } from './cold-binary.js';
 
 const repo = join(dirname(fileURLToPath(import.meta.url)), '..');
-const IDLE_S = Number(process.env.MOORING_FOOTPRINT_IDLE ?? 60);
+const IDLE_S = Number(process.env.MOORING_FOOTPRINT_IDLE ?? 300);
 const BACKUP_MIB = Number(process.env.MOORING_FOOTPRINT_BACKUP_MIB ?? 1024);
 const COMPARE_V8 = process.env.MOORING_FOOTPRINT_COMPARE_V8 === '1';
 const DEADLINE_MS = Number(process.env.MOORING_BENCH_DEADLINE_MS ?? 30 * 60_000);
