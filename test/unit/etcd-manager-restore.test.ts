@@ -296,6 +296,30 @@ t.test('a restore completes only once the cluster serves on its client URLs, not
   t.equal(asked.indexOf('client') > asked.lastIndexOf('quarantine'), true, 'asked through the client URLs only after the quarantine checks');
 });
 
+t.test('a stop that fails, for the switch or for the lift, is tried again on the leader\'s next command', async (t) => {
+  const w = await world(t);
+  // b's first stop (restore-stop) and c's second (restore-lift-stop) fail once.
+  for (const [n, failing] of [['b', 1], ['c', 2]] as const) {
+    const local = w.members[n].local;
+    const stop = local.stopForRestore.bind(local);
+    let stops = 0;
+    local.stopForRestore = async () => {
+      if (++stops === failing) {
+        local.calls.push('stop-failed');
+        throw new Error('etcd did not stop');
+      }
+      await stop();
+    };
+  }
+  const leader = w.leader(1);
+  await queue(w.store, 'cmd-stop-fails', 'good-1', leader);
+  await drive(leader, async () => (await readOutcome(w.store, 'cmd-stop-fails')) !== undefined);
+  t.equal((await readOutcome(w.store, 'cmd-stop-fails'))?.state, 'succeeded', 'the restore completed');
+  t.same(w.members.b.local.calls, ['stop-failed', 'stop', 'start', 'stop', 'start-lifted'], 'b: its stop for the switch failed, and was tried again');
+  t.same(w.members.c.local.calls, ['stop', 'start', 'stop-failed', 'stop', 'start-lifted'], 'c: its stop for the lift failed, and was tried again');
+  t.equal(lines.filter((l) => l.event === 'member.restore-stop-failed' && l.planId === 'cmd-stop-fails').length, 2, 'each failure logged');
+});
+
 t.test('a member restarted while stopped for the lift keeps etcd stopped until the leader lifts it', async (t) => {
   const w = await world(t);
   const leader = w.leader(1);

@@ -92,11 +92,23 @@ interface RestoreRecord extends RestoreBody {
   updatedAt: string;
 }
 
+/** What a member's stop for a restore says in its logs: before the switch to the restored data, and before the lift. */
+interface StopWords {
+  msg: string;
+  event: string;
+  reason: string;
+  failMsg: string;
+}
+const STOP_FOR_RESTORE: StopWords = { msg: 'etcd stopped for the restore', event: 'member.restore-stopped', reason: 'restore: etcd stopped', failMsg: 'cannot stop etcd for the restore (the leader asks again)' };
+const STOP_FOR_LIFT: StopWords = { msg: 'etcd stopped to lift the restore quarantine', event: 'member.restore-lift-stopped', reason: 'restore: etcd stopped for the lift', failMsg: 'cannot stop etcd to lift the quarantine (the leader asks again)' };
+
 export class MemberRestore {
   private record?: RestoreRecord;
   private job?: Promise<void>;
-  /** The etcd stop asked by restore-stop has finished (false while it runs). */
+  /** The etcd stop asked by restore-stop or restore-lift-stop has finished (false while it runs, and after it failed). */
   private stopDone = true;
+  /** That stop, while it runs. */
+  private stopping?: Promise<void>;
   private starting?: Promise<void>;
   private lifting?: Promise<void>;
   private bytes = 0;
@@ -187,12 +199,14 @@ export class MemberRestore {
       }
       case 'restore-stop': {
         if (!r || other) throw new Error(`restore ${planId} was not prepared on ${this.deps.volume.memberName}`);
-        if (r.state === 'stopped' || r.state === 'started') return r.state;
+        if (r.state === 'stopped') {
+          this.stopInBackground(r, command, STOP_FOR_RESTORE); // again, if the last stop failed
+          return this.stopDone ? 'stopped' : 'stopping';
+        }
+        if (r.state === 'started') return r.state;
         if (r.state !== 'prepared') throw new Error(`restore ${planId} is ${r.state} on ${this.deps.volume.memberName}, not prepared`);
         // Recorded first: from here on no start of the old etcd, even after a manager restart.
-        await this.recordAndStop({ ...r, state: 'stopped', leader: command.leader, term: command.term, oldClusterToken: this.deps.local().volumeState?.clusterToken }, command, {
-          msg: 'etcd stopped for the restore', event: 'member.restore-stopped', reason: 'restore: etcd stopped', failMsg: 'cannot stop etcd for the restore (the leader asks again)',
-        });
+        await this.recordAndStop({ ...r, state: 'stopped', leader: command.leader, term: command.term, oldClusterToken: this.deps.local().volumeState?.clusterToken }, command, STOP_FOR_RESTORE);
         return 'stopping';
       }
       case 'restore-start': {
@@ -204,13 +218,14 @@ export class MemberRestore {
       }
       case 'restore-lift-stop': {
         if (!r || other) throw new Error(`restore ${planId} is not under way on ${this.deps.volume.memberName}`);
-        if (r.state === 'lift-stopped') return this.stopDone ? 'lift-stopped' : 'lift-stopping';
+        if (r.state === 'lift-stopped') {
+          this.stopInBackground(r, command, STOP_FOR_LIFT); // again, if the last stop failed
+          return this.stopDone ? 'lift-stopped' : 'lift-stopping';
+        }
         if (this.lifting) return 'lifting'; // a one-step lift (restore-lift while started) is under way
         if (r.state !== 'started') throw new Error(`restore ${planId} is ${r.state} on ${this.deps.volume.memberName}, not started`);
         // Recorded first: a manager restarted from here on keeps etcd stopped until the leader's lift.
-        await this.recordAndStop({ ...r, state: 'lift-stopped', leader: command.leader, term: command.term, updatedAt: this.isoNow() }, command, {
-          msg: 'etcd stopped to lift the restore quarantine', event: 'member.restore-lift-stopped', reason: 'restore: etcd stopped for the lift', failMsg: 'cannot stop etcd to lift the quarantine (the leader asks again)',
-        });
+        await this.recordAndStop({ ...r, state: 'lift-stopped', leader: command.leader, term: command.term, updatedAt: this.isoNow() }, command, STOP_FOR_LIFT);
         return 'lift-stopping';
       }
       case 'restore-lift': {
@@ -237,22 +252,29 @@ export class MemberRestore {
     }
   }
 
-  /**
-   * Saves `record` (a state in which etcd stays stopped, across a manager restart too), then stops etcd
-   * in the background: stopDone is false until it has stopped, and the leader is told then.
-   */
-  private async recordAndStop(record: RestoreRecord, command: RestoreCommand, done: { msg: string; event: string; reason: string; failMsg: string }): Promise<void> {
-    const { log } = this.deps;
+  /** Saves `record` (a state in which etcd stays stopped, across a manager restart too), then stops etcd in the background. */
+  private async recordAndStop(record: RestoreRecord, command: RestoreCommand, words: StopWords): Promise<void> {
     await this.save(record);
     this.stopDone = false;
-    void this.deps.local().stopForRestore().then(
+    this.stopInBackground(record, command, words);
+  }
+
+  /**
+   * Stops etcd in the background unless it has stopped or a stop runs: stopDone stays false until it
+   * has, and the leader is told then. A stop that failed is tried again on the leader's next
+   * restore-stop or restore-lift-stop (it sends one every pass to a member still stopping).
+   */
+  private stopInBackground(record: RestoreRecord, command: RestoreCommand, words: StopWords): void {
+    if (this.stopDone || this.stopping) return;
+    const { log } = this.deps;
+    this.stopping = this.deps.local().stopForRestore().then(
       () => {
         this.stopDone = true;
-        log.info(done.msg, { event: done.event, planId: record.planId, leader: command.leader, term: command.term });
-        this.deps.changed(done.reason);
+        log.info(words.msg, { event: words.event, planId: record.planId, leader: command.leader, term: command.term });
+        this.deps.changed(words.reason);
       },
-      (err: unknown) => log.error(done.failMsg, { event: 'member.restore-stop-failed', planId: record.planId, err }),
-    );
+      (err: unknown) => log.error(words.failMsg, { event: 'member.restore-stop-failed', planId: record.planId, err }),
+    ).finally(() => (this.stopping = undefined));
   }
 
   private async prepare(command: Extract<RestoreCommand, { action: 'restore-prepare' }>): Promise<void> {

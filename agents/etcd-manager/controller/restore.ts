@@ -272,7 +272,8 @@ export class RestoreLeader {
         return this.next('stopping', { preRestoreBackup: this.pre.name ? { name: this.pre.name } : { skipped: this.pre.skipped ?? 'not taken' } });
       }
       case 'stopping': {
-        await Promise.all(present.filter((p) => mine(p)?.state === 'prepared').map((p) => send(p, { action: 'restore-stop', body: id })));
+        // 'stopping' too: a member whose stop failed stops again on the next restore-stop.
+        await Promise.all(present.filter((p) => ['prepared', 'stopping'].includes(mine(p)?.state ?? '')).map((p) => send(p, { action: 'restore-stop', body: id })));
         const stopped = present.filter((p) => ['stopped', 'started'].includes(mine(p)?.state ?? '')).length;
         if (missing.length > 0 || stopped < names.length) return this.waiting(missing, `etcd to stop (${stopped}/${names.length})`);
         return this.next('starting');
@@ -297,7 +298,8 @@ export class RestoreLeader {
         // that cost 7-10 s in 4 of 7 restores (bench/etcd-manager-backup.ts, 2026-12-02). So every
         // member stops first, and only then does any start on its client URLs, as at a first start.
         const toStop = present.filter((p) => mine(p)?.state === 'started');
-        await Promise.all(toStop.map((p) => send(p, { action: 'restore-lift-stop', body: id })));
+        // 'lift-stopping' too: a member whose stop failed stops again on the next restore-lift-stop.
+        await Promise.all([...toStop, ...present.filter((p) => mine(p)?.state === 'lift-stopping')].map((p) => send(p, { action: 'restore-lift-stop', body: id })));
         const stopped = present.filter((p) => mine(p)?.state === 'lift-stopped').length;
         if (missing.length > 0 || toStop.length > 0 || present.some((p) => mine(p)?.state === 'lift-stopping')) {
           return this.waiting(missing, `etcd to stop before the quarantine is lifted (${stopped}/${names.length})`);
