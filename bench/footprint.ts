@@ -7,6 +7,10 @@
 //      first ten minutes, and 60 s showed too little of it). The floors idle as long, started at the same
 //      time: the binary's runtime, `node -e 'setInterval(()=>{},1e3)'` of that runtime (Node 22), and
 //      the system's Node 20 the same way. Printed as "floor + N MiB".
+//      Beside them, idling as long: protokube as on a control-plane instance
+//      (the built binary): names, an addon channel (CoreDNS) applied and the
+//      node labelled, against the test Kubernetes API server
+//      (test/harness/kube-apiserver.ts, in this process), default intervals.
 //   2. peak RSS while the backup library takes a backup of a ~1 GB etcd
 //      database (MOORING_FOOTPRINT_BACKUP_MIB, default 1024; 0 skips it):
 //      the process measured is the binary itself running the hidden
@@ -30,12 +34,13 @@
 // with MOORING_FOOTPRINT_BACKUP_MIB=0).
 // Run: node scripts/build-binaries.mjs && node_modules/.bin/tsx bench/footprint.ts
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
-import { randomBytes } from 'node:crypto';
+import { stringify as stringifyYAML } from 'yaml';
+import { createHash, randomBytes } from 'node:crypto';
 import { openEtcdClient } from '../agents/etcd-manager/etcd/client.js';
 import { listBackups } from '../agents/etcd-manager/backup/list.js';
 import { openStore } from '../shared/store/index.js';
@@ -43,6 +48,8 @@ import { scenario } from '../test/harness/etcd-scenario.js';
 import { describeManagers, managerCommand, startManager, type ManagerProcess } from '../test/harness/manager.js';
 import { loopbackNet, processAlive, waitFor } from '../test/harness/net.js';
 import { etcdMissing, makeEtcdPKI, startEtcd } from '../test/harness/tls-etcd.js';
+import { KubeAPIServer } from '../test/harness/kube-apiserver.js';
+import { startProtokube, type ProtokubeProcess } from '../test/harness/protokube.js';
 import { benchCleanup } from './cleanup.js';
 import { coldBinaryDir, coldCopy } from './cold-binary.js';
 
@@ -125,6 +132,38 @@ function startFloor(node: string): ChildProcess {
   return child;
 }
 
+/**
+ * protokube as a control-plane instance runs it, on the cold binary: a file:// state store, a
+ * hosts file of its own, an addon channel (the CoreDNS fixture) and a node to label, against the
+ * test API server; production intervals. Resolves once the addon is applied and the node labelled.
+ */
+async function startControlPlaneProtokube(bin: string): Promise<ProtokubeProcess> {
+  const dir = mkdtempSync(join(tmpdir(), 'mooring-footprint-protokube-'));
+  cleanup.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const server = await KubeAPIServer.start(cleanup);
+  server.seed({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'kube-system' } }, { manager: 'kube-apiserver' });
+  server.seed({ apiVersion: 'v1', kind: 'Node', metadata: { name: 'cp-node', labels: { 'kubernetes.io/hostname': 'cp-node' } } }, { manager: 'kubelet' });
+  const kubeconfig = server.writeKubeconfig(join(dir, 'kubeconfig'));
+  const manifest = readFileSync(join(repo, 'test/fixtures/kube/coredns-addon.yaml'), 'utf8');
+  mkdirSync(join(dir, 'channel/coredns.addons.k8s.io'), { recursive: true });
+  writeFileSync(join(dir, 'channel/coredns.addons.k8s.io/k8s-1.12.yaml'), manifest);
+  const channel = join(dir, 'channel/bootstrap-channel.yaml');
+  writeFileSync(channel, stringifyYAML({ kind: 'Addons', metadata: { name: 'bootstrap' }, spec: { addons: [{
+    id: 'k8s-1.12', manifest: 'coredns.addons.k8s.io/k8s-1.12.yaml', manifestHash: createHash('sha256').update(manifest).digest('hex'),
+    name: 'coredns.addons.k8s.io', selector: { 'k8s-addon': 'coredns.addons.k8s.io' },
+  }] } }));
+  writeFileSync(join(dir, 'hosts'), '127.0.0.1\tlocalhost\n');
+  const cluster = 'footprint.example.com';
+  const protokube = startProtokube(cleanup, [
+    `--cluster=${cluster}`, `--config-base=file://${dir}/store/${cluster}`, '--address=127.0.0.1', '--instance-name=cp-a',
+    `--hosts-file=${join(dir, 'hosts')}`, `--kubeconfig=${kubeconfig}`, `--channel=${channel}`, '--node-name=cp-node',
+    `--status-file=${join(dir, 'status.json')}`, '--status-port=0',
+  ], {}, [join(bin, 'protokube')]);
+  await protokube.waitForEvent('addon-applied', { timeoutMs: 120_000 });
+  await protokube.waitForEvent('node-labels-applied', { timeoutMs: 120_000 });
+  return protokube;
+}
+
 async function steadyState(bin: string, runtime: string, node20: string): Promise<{ floorRuntime: Memory; floor20: Memory }> {
   const s = await scenario(cleanup, { hosts: 3, memberCount: 3, volumeKind: 'directory' });
   for (const m of ['a', 'b', 'c']) await s.volume(`vol-${m}`, m);
@@ -133,6 +172,7 @@ async function steadyState(bin: string, runtime: string, node20: string): Promis
   const floors = { runtime: startFloor(runtime), node20: startFloor(node20) };
   const started = Date.now();
   const managers: ManagerProcess[] = [0, 1, 2].map((i) => startManager(cleanup, args(i), s.env, [join(bin, 'etcd-manager')]));
+  const protokube = await startControlPlaneProtokube(bin);
   await waitFor('a healthy 3-member cluster', () => s.view([0, 1, 2], 3, managers), 180_000, 500).catch((err: unknown) => {
     throw new Error(`${(err as Error).message}\n${describeManagers(managers)}`);
   });
@@ -143,7 +183,8 @@ async function steadyState(bin: string, runtime: string, node20: string): Promis
   while (Date.now() < idleEnd) {
     await sleep(Math.min(15_000, idleEnd - Date.now()));
     for (const m of managers) if (m.child.exitCode !== null) throw new Error(`a manager exited: ${describeManagers([m])}`);
-    if (Date.now() < idleEnd) console.log(`  ${Math.round((idleEnd - Date.now()) / 1000)} s to go: managers ${managers.map((m) => fmt(memoryOf(m.child.pid!).rss)).join(', ')} MiB`);
+    if (protokube.child.exitCode !== null) throw new Error(`protokube exited: ${protokube.logs.slice(-5).map((l) => JSON.stringify(l)).join(' | ')}`);
+    if (Date.now() < idleEnd) console.log(`  ${Math.round((idleEnd - Date.now()) / 1000)} s to go: managers ${managers.map((m) => fmt(memoryOf(m.child.pid!).rss)).join(', ')} MiB, protokube ${fmt(memoryOf(protokube.child.pid!).rss)} MiB`);
   }
   const floorRuntime = memoryOf(floors.runtime.pid!);
   const floor20 = memoryOf(floors.node20.pid!);
@@ -160,12 +201,16 @@ async function steadyState(bin: string, runtime: string, node20: string): Promis
     const label = `etcd-manager, member ${member}${leaderNow(m) ? ' (leader)' : ''}`;
     console.log(`  ${label.padEnd(71)} ${show(memory)} = runtime floor + ${fmt(memory.rss - floorRuntime.rss)} MiB (node20 floor + ${fmt(memory.rss - floor20.rss)} MiB)`);
   }
+  const protokubeMemory = memoryOf(protokube.child.pid!);
+  console.log(`  ${'protokube (control plane: names, an addon channel, node labels)'.padEnd(71)} ${show(protokubeMemory)} = runtime floor + ${fmt(protokubeMemory.rss - floorRuntime.rss)} MiB (node20 floor + ${fmt(protokubeMemory.rss - floor20.rss)} MiB)`);
   console.log(`  where it lies (MiB) after ${IDLE_S} s idle:`);
   for (const { m, member } of rows) printWhereItIs(`member ${member}`, m.child.pid!);
+  printWhereItIs('protokube', protokube.child.pid!);
   printWhereItIs('runtime floor', floors.runtime.pid!);
   const highest = Math.max(...rows.map((r) => r.memory.rss));
   console.log(`  highest manager: runtime floor + ${fmt(highest - floorRuntime.rss)} MiB   (target: floor + ${STEADY_TARGET_MIB} MiB or less)`);
-  await Promise.all(managers.map((m) => m.stop()));
+  console.log(`  protokube: runtime floor + ${fmt(protokubeMemory.rss - floorRuntime.rss)} MiB   (target: floor + ${STEADY_TARGET_MIB} MiB or less)`);
+  await Promise.all([...managers.map((m) => m.stop()), protokube.stop()]);
   return { floorRuntime, floor20 };
 }
 
@@ -227,7 +272,7 @@ async function main(): Promise<void> {
     throw new Error('dist/bin/etcd-manager is missing or older than the sources: run make build');
   }
   if (!existsSync(RUNTIME)) throw new Error(`${RUNTIME} is missing: run make setup`);
-  const bin = await coldBinaryDir(cleanup, BINARY, ['etcd-manager', 'mooring-agents']);
+  const bin = await coldBinaryDir(cleanup, BINARY, ['etcd-manager', 'mooring-agents', 'protokube']);
   await coldCopy(RUNTIME, join(bin, 'runtime'));
   await coldCopy(NODE20, join(bin, 'node20'));
   console.log(`footprint bench: fresh copies of ${BINARY}, ${RUNTIME} and ${NODE20}, out of the page cache`);

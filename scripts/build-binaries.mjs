@@ -494,7 +494,7 @@ if (v8Flags !== '') setFlagsFromString(v8Flags);
 const builtinRequire = createRequire(process.execPath);
 const lazyPackages = new Map();
 const dispatcher = {
-  'long-running': { LONG_RUNNING_V8_FLAGS: [], tuneForLongRunning() {}, tunedForLongRunning: () => false },
+  'long-running': { LONG_RUNNING_V8_FLAGS: [], COLLECT_EVERY_MS: 30000, tuneForLongRunning() {}, tunedForLongRunning: () => false, collectPeriodically() {} },
   'lazy-bundle-loader': {
     loadLazyPackage(name, pkg) {
       if (!lazyPackages.has(name)) lazyPackages.set(name, run(join(lazyDir, name + '.js')).exports);

@@ -5,6 +5,7 @@ import { resolve as resolvePath } from 'node:path';
 import { ExitCode, UserError } from '../../shared/errors.js';
 import { configureLogging, logger, routeProcessWarnings, type Logger } from '../../shared/log.js';
 import { runUntilSignalled } from '../../shared/daemon-lifecycle.js';
+import { collectPeriodically, tuneForLongRunning } from '../../shared/long-running.js';
 import { StoreError } from '../../shared/store/types.js';
 import { resolveConfig, type ProtokubeConfig } from './config.js';
 import type { ParsedFlags } from './flags.js';
@@ -22,6 +23,10 @@ function setUpLogging(config: ProtokubeConfig): Logger {
 }
 
 export async function runDaemon(flags: ParsedFlags): Promise<number> {
+  // The daemon lives as long as the instance, mostly idle: V8 set for that, as etcd-manager's is
+  // (shared/long-running.ts), before it loads the Kubernetes client; its heap collected every 30 s.
+  tuneForLongRunning();
+  collectPeriodically();
   const config = resolveConfig(flags);
   const log = setUpLogging(config);
   const { Daemon } = await import('./daemon.js');

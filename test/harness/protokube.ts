@@ -58,8 +58,8 @@ function childEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
   return { ...env, ...extra };
 }
 
-export function startProtokube(t: Teardown, args: string[], env: Record<string, string> = {}): ProtokubeProcess {
-  const command = [...protokubeCommand(), ...args];
+export function startProtokube(t: Teardown, args: string[], env: Record<string, string> = {}, program: string[] = protokubeCommand()): ProtokubeProcess {
+  const command = [...program, ...args];
   // Dies with the test process (parent-death signal) even when tap kills the file on its timeout.
   const [file, argv] = existsSync(SETPRIV) ? [SETPRIV, ['--pdeathsig', 'KILL', '--', ...command]] : [command[0], command.slice(1)];
   const child = spawn(file, argv, { cwd: repo, env: childEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
