@@ -302,6 +302,7 @@ const PROGRAM_BUNDLES = {
   'selftest-etcd3': 'scripts/selftest-etcd3.ts',
   'selftest-lazy': 'scripts/selftest-lazy.ts',
   'backup-footprint': 'scripts/backup-footprint.ts',
+  'issue-certificates': 'shared/pki/issue-helper.ts',
 };
 /** The programs users run (the rest of PROGRAM_BUNDLES are the binary's own diagnostics). */
 const AGENTS = ['mooring', 'nodeup', 'etcd-manager', 'protokube'];

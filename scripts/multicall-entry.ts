@@ -22,6 +22,12 @@ const DIAGNOSTICS: Record<string, () => Promise<Main>> = {
   '__backup-footprint': async () => (await import('./backup-footprint.js')).main,
 };
 
+// Hidden helpers the agents run as short-lived children of the binary, for
+// work whose code they must not keep loaded (`mooring-agents __issue-certificates`).
+const HELPERS: Record<string, () => Promise<Main>> = {
+  '__issue-certificates': async () => (await import('../shared/pki/issue-helper.js')).main,
+};
+
 const DISPATCHER = 'mooring-agents';
 
 interface Selection {
@@ -39,6 +45,7 @@ function selectProgram(argv0: string, scriptPath: string | undefined, args: stri
   const [first = '', ...rest] = args;
   if (Object.hasOwn(PROGRAMS, first)) return { program: first, load: PROGRAMS[first], args: rest };
   if (Object.hasOwn(DIAGNOSTICS, first)) return { program: `${DISPATCHER} ${first}`, load: DIAGNOSTICS[first], args: rest };
+  if (Object.hasOwn(HELPERS, first)) return { program: `${DISPATCHER} ${first}`, load: HELPERS[first], args: rest };
   return undefined;
 }
 

@@ -44,6 +44,7 @@ import { leaseMs } from './peer/lease.js';
 import { isRestoreCommand, type RestoreAction, type RestoreCommand } from './peer/protocol.js';
 import { Voter } from './peer/voter.js';
 import { ensureManagerTLS, type ManagerTLS } from './tls.js';
+import { issueInProcess, type IssueCertificates } from '../../shared/pki/issue-batch.js';
 import { etcdDataDir, type VolumeState } from './volume-state.js';
 import { AwsVolumeProvider } from './volumes/aws.js';
 import { InstanceMetadata } from '../../shared/aws-imds.js';
@@ -99,7 +100,12 @@ export class Manager {
   private releaseStopped: () => void = () => undefined;
   private readonly stoppedSignal = new Promise<void>((resolve) => (this.releaseStopped = resolve));
 
-  constructor(readonly config: ManagerConfig, log: Logger = logger('etcd-manager')) {
+  /**
+   * `issue`: where the member's certificates are issued. The binary passes a
+   * child process (issue-batch.ts), so the daemon never holds X.509 issuing code;
+   * the default, in this process, is for tests that run a manager from source.
+   */
+  constructor(readonly config: ManagerConfig, log: Logger = logger('etcd-manager'), private readonly issue: IssueCertificates = issueInProcess) {
     this.log = log.child({ cluster: config.clusterName });
     this.metrics = new ManagerMetrics({ defaultMetrics: true, isLeader: () => this.leaderNow(), cluster: config.clusterName });
     this.hooks = config.testHooks;
@@ -750,7 +756,7 @@ export class Manager {
     const identity = { memberName: volume.memberName, dnsNames: [this.dnsName, hostname()], ipAddresses: [this.address] };
     const lifetime = this.hooks.certLifetimeMs;
     const short = lifetime ? { validityDays: lifetime / 86_400_000, renewBeforeMs: lifetime / 3 } : {};
-    return ensureManagerTLS({ store: this.state, etcdName: cfg.etcdName, identity, pkiDir: cfg.pkiDir, log: this.log, ...short });
+    return ensureManagerTLS({ store: this.state, etcdName: cfg.etcdName, identity, pkiDir: cfg.pkiDir, log: this.log, issue: this.issue, ...short });
   }
 
   private async startPeerAPI(volume: Volume): Promise<void> {

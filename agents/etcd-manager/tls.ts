@@ -11,7 +11,9 @@ import { join } from 'node:path';
 import type { Logger } from '../../shared/log.js';
 import { loadKeyset, primaryKeypair } from '../../shared/pki/keyset.js';
 import { needsRenewal } from '../../shared/pki/renewal.js';
-import { issueCertificate, parseCertificate, verifyIssuedBy, type CertificateUsage, type KeyAlgorithm } from '../../shared/pki/x509.js';
+import { inspectCertificate, verifyIssuedBy } from '../../shared/pki/inspect.js';
+import { issueInProcess, type IssueCertificates, type IssueItem } from '../../shared/pki/issue-batch.js';
+import type { CertificateUsage, KeyAlgorithm } from '../../shared/pki/x509.js';
 import type { StateStore } from '../../shared/store/types.js';
 import type { EtcdTLSFiles } from './etcd/process.js';
 
@@ -46,6 +48,8 @@ export interface EnsureTLSOptions {
   renewBeforeMs?: number;
   keyAlgorithm?: KeyAlgorithm;
   now?: Date;
+  /** Where certificates are issued (default: in this process); the manager issues in a child (issue-batch.ts). */
+  issue?: IssueCertificates;
 }
 
 interface Want {
@@ -85,7 +89,8 @@ export async function ensureManagerTLS(options: EnsureTLSOptions): Promise<{ fil
   ];
   const caCache = new Map<string, { certPEM: string; keyPEM: string }>();
   const files = {} as ManagerTLS;
-  const issued: string[] = [];
+  // Decide first, then issue every certificate that needs it in one call (one child process).
+  const toIssue: Array<{ want: Want; item: IssueItem; certFile: string; keyFile: string; reason: string }> = [];
   for (const want of wants) {
     let ca = caCache.get(want.ca);
     if (!ca) {
@@ -113,27 +118,25 @@ export async function ensureManagerTLS(options: EnsureTLSOptions): Promise<{ fil
         ...(options.renewBeforeMs !== undefined ? { renewBeforeFraction: 0 } : {}),
       });
       if (decision.renew) reason = decision.reason;
-      else if (options.renewBeforeMs !== undefined && parseCertificate(current).notAfter.getTime() - (options.now ?? new Date()).getTime() < options.renewBeforeMs) {
+      else if (options.renewBeforeMs !== undefined && inspectCertificate(current).notAfter.getTime() - (options.now ?? new Date()).getTime() < options.renewBeforeMs) {
         reason = `less than ${Math.round(options.renewBeforeMs / 1000)} s left`;
       }
       else if (!(await verifyIssuedBy(current, ca.certPEM))) reason = `not issued by the current ${want.ca}`;
     }
     if (reason) {
-      const leaf = await issueCertificate(ca, {
-        commonName: want.commonName,
-        dnsNames,
-        ipAddresses,
-        usage: want.usage,
-        validityDays: options.validityDays ?? CERT_VALIDITY_DAYS,
-        keyAlgorithm: options.keyAlgorithm,
-      });
-      // Key first: the window where the pair mismatches costs one handshake at most.
-      await atomicWrite(keyFile, leaf.keyPEM, 0o600);
-      await atomicWrite(certFile, leaf.certPEM, 0o644);
-      issued.push(want.kind);
-      log.info('certificate issued', { event: 'tls.issued', cert: certFile, ca: want.ca, cn: want.commonName, reason });
+      const request = { commonName: want.commonName, dnsNames, ipAddresses, usage: want.usage, validityDays: options.validityDays ?? CERT_VALIDITY_DAYS, ...(options.keyAlgorithm ? { keyAlgorithm: options.keyAlgorithm } : {}) };
+      toIssue.push({ want, item: { ca, request }, certFile, keyFile, reason });
     }
     files[want.kind] = { certFile, keyFile, caFile };
+  }
+  const leaves = toIssue.length > 0 ? await (options.issue ?? issueInProcess)(toIssue.map((t) => t.item)) : [];
+  const issued: string[] = [];
+  for (const [i, { want, certFile, keyFile, reason }] of toIssue.entries()) {
+    // Key first: the window where the pair mismatches costs one handshake at most.
+    await atomicWrite(keyFile, leaves[i].keyPEM, 0o600);
+    await atomicWrite(certFile, leaves[i].certPEM, 0o644);
+    issued.push(want.kind);
+    log.info('certificate issued', { event: 'tls.issued', cert: certFile, ca: want.ca, cn: want.commonName, reason });
   }
   return { files, issued };
 }

@@ -18,7 +18,7 @@ import YAML from 'yaml';
 import { API_VERSION, StorePaths } from '../api/types.js';
 import { UserError } from '../errors.js';
 import type { StateStore } from '../store/types.js';
-import { toPKCS8PEM } from './x509.js';
+import { toPKCS8PEM } from './inspect.js';
 
 export interface KeysetItem {
   /** Decimal string, normally the certificate's serial number; larger = newer. */

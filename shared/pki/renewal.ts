@@ -3,7 +3,7 @@
 // caused outages, kops#8959); here a certificate is kept until it nears expiry
 // or no longer names what it should.
 import { isIPv4, isIPv6 } from 'node:net';
-import { parseCertificate } from './x509.js';
+import { inspectCertificate, type CertificateFacts } from './inspect.js';
 
 export interface RenewalCheck {
   now?: Date;
@@ -24,9 +24,9 @@ export interface RenewalDecision {
 const DEFAULT_RENEW_BEFORE_FRACTION = 1 / 3;
 
 export function needsRenewal(certPEM: string, check: RenewalCheck = {}): RenewalDecision {
-  let cert: ReturnType<typeof parseCertificate>;
+  let cert: CertificateFacts;
   try {
-    cert = parseCertificate(certPEM);
+    cert = inspectCertificate(certPEM);
   } catch (err) {
     return { renew: true, reason: `certificate cannot be parsed: ${(err as Error).message}` };
   }

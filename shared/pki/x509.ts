@@ -5,9 +5,12 @@
 // PKCS#8 PEM ("PRIVATE KEY"), which kOps' parser reads as well as its PKCS#1.
 // tsyringe (inside @peculiar/x509) needs the Reflect metadata API at import time.
 import 'reflect-metadata';
-import { createPrivateKey, randomBytes, webcrypto, X509Certificate as NodeX509Certificate } from 'node:crypto';
+import { createPrivateKey, randomBytes, webcrypto } from 'node:crypto';
 import { isIP } from 'node:net';
 import * as x509 from '@peculiar/x509';
+
+// Node-only readers, here too for the callers that issue as well (inspect.ts says why they are apart).
+export { toPKCS8PEM, verifyIssuedBy } from './inspect.js';
 
 const subtle = webcrypto.subtle;
 // Set once for the process; every @peculiar/x509 call below uses it by default.
@@ -166,19 +169,6 @@ export function parseCertificate(pem: string): CertificateInfo {
     serialDecimal: BigInt(`0x${cert.serialNumber}`).toString(10),
     isCA: cert.getExtension(x509.BasicConstraintsExtension)?.ca ?? false,
   };
-}
-
-/** True when caCertPEM's subject and key identifiers match certPEM's issuer and its key signed certPEM. */
-export async function verifyIssuedBy(certPEM: string, caCertPEM: string): Promise<boolean> {
-  // OpenSSL (through Node) does the name/key-id match and the signature check.
-  const cert = new NodeX509Certificate(certPEM);
-  const ca = new NodeX509Certificate(caCertPEM);
-  return cert.checkIssued(ca) && cert.verify(ca.publicKey);
-}
-
-/** Any PEM private key Node can read (PKCS#1 from kOps, SEC1, PKCS#8) as PKCS#8 PEM. */
-export function toPKCS8PEM(keyPEM: string): string {
-  return createPrivateKey(keyPEM).export({ type: 'pkcs8', format: 'pem' }).toString();
 }
 
 function requireValidity(validityDays: number): void {

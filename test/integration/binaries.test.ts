@@ -9,6 +9,9 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import { VERSION } from '../../shared/version.js';
+import { issueInChild } from '../../shared/pki/issue-batch.js';
+import { inspectCertificate, verifyIssuedBy } from '../../shared/pki/inspect.js';
+import { createCA } from '../../shared/pki/x509.js';
 import { freePort } from '../harness/net.js';
 import { tempDir } from '../harness/tmp.js';
 
@@ -133,4 +136,30 @@ t.test('etcd3 inside the binary loads its embedded protos and round-trips a key'
   const online = await run('mooring-agents', ['__selftest-etcd3', endpoint]);
   t.equal(online.exitCode, 0, 'put/get/delete against real etcd', { stderr: online.stderr });
   t.same(JSON.parse(online.stdout), { protosLoaded: true, endpoint, roundTrip: true });
+});
+
+t.test('the certificate helper issues in a child of the binary, as the manager asks it to', async (t) => {
+  // The binary's file is named mooring (the mooring CLI's name): argv0 must still reach the helper.
+  const { dir, run } = isolatedBinary(t);
+  const issue = issueInChild(join(dir, 'bin/mooring'));
+  const rsaCA = await createCA('helper-rsa-ca', 30);
+  const ecCA = await createCA('helper-ec-ca', 30, { keyAlgorithm: 'ECDSA-P256' });
+  const issued = await issue([
+    { ca: rsaCA, request: { commonName: 'etcd-a', dnsNames: ['etcd-a.internal', 'localhost'], ipAddresses: ['127.0.0.1', '2001:db8::1'], usage: 'peer', validityDays: 10 } },
+    { ca: ecCA, request: { commonName: 'etcd-manager-a', usage: 'client', validityDays: 10, keyAlgorithm: 'ECDSA-P256' } },
+  ]);
+  t.equal(issued.length, 2, 'one pair per item, in order');
+  const peer = inspectCertificate(issued[0].certPEM);
+  t.same({ cn: peer.subjectCN, dns: peer.dnsNames, ips: peer.ipAddresses }, { cn: 'etcd-a', dns: ['etcd-a.internal', 'localhost'], ips: ['127.0.0.1', '2001:db8::1'] });
+  t.ok(await verifyIssuedBy(issued[0].certPEM, rsaCA.certPEM), 'signed by the RSA CA');
+  t.equal(inspectCertificate(issued[1].certPEM).subjectCN, 'etcd-manager-a');
+  t.ok(await verifyIssuedBy(issued[1].certPEM, ecCA.certPEM), 'signed by the ECDSA CA');
+  t.match(issued[1].keyPEM, /^-----BEGIN PRIVATE KEY-----/, 'the key comes back as PKCS#8');
+  t.same(await issue([]), [], 'nothing to issue runs no child');
+
+  // A CA key the helper cannot read: a clear error naming the helper, no output taken as certificates.
+  await t.rejects(issue([{ ca: { certPEM: rsaCA.certPEM, keyPEM: 'not a key' }, request: { commonName: 'x', usage: 'server', validityDays: 1 } }]), /__issue-certificates: .*/);
+  const withArgs = await run('mooring-agents', ['__issue-certificates', 'extra']);
+  t.equal(withArgs.exitCode, 2, 'arguments are a usage error');
+  t.match(withArgs.stderr, /takes no arguments/);
 });

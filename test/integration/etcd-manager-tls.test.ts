@@ -2,7 +2,9 @@
 // renewal before expiry, reissue after a CA rotation, and a real mutual-TLS
 // handshake with the managers' certificates.
 import t from 'tap';
-import { readFileSync, statSync } from 'node:fs';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { execa } from 'execa';
 import { connect, createServer, type TLSSocket } from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -65,6 +67,41 @@ t.test('issued from the right CAs with CN = member, SANs = names, IP and 127.0.0
   const rotated = await ensureManagerTLS({ store, etcdName: 'main', identity: identity('a', '127.0.1.7'), pkiDir, log, keyAlgorithm: 'ECDSA-P256' });
   t.same(rotated.issued, ['peer']);
   t.ok(await verifyIssuedBy(readFileSync(files.peer.certFile, 'utf8'), ca.certPEM));
+});
+
+// The manager checks its certificates every interval for its whole life; @peculiar/x509 would stay
+// resident once loaded (shared/pki/inspect.ts). reflect-metadata, which x509.ts imports first, defines
+// Reflect.getMetadata: the sign that the issuing code was loaded. A fresh process, so nothing else loaded it.
+t.test('checking and renewing, the manager loads no X.509 issuing code itself: it hands the requests to its issuer', async (t) => {
+  const { dir } = await setup(t);
+  const pkiDir = join(dir, 'pki');
+  await ensureManagerTLS({ store: openStore(`file://${dir}/state/c.example.com`), etcdName: 'main', identity: identity('a', '127.0.1.1'), pkiDir, log, keyAlgorithm: 'ECDSA-P256' });
+  const repo = join(fileURLToPath(import.meta.url), '../../..');
+  const script = join(dir, 'check.mts'); // ESM wherever the temp dir is
+  writeFileSync(script, `
+    import { readFileSync } from 'node:fs';
+    import { logger } from ${JSON.stringify(join(repo, 'shared/log.ts'))};
+    import { openStore } from ${JSON.stringify(join(repo, 'shared/store/index.ts'))};
+    import { ensureManagerTLS } from ${JSON.stringify(join(repo, 'agents/etcd-manager/tls.ts'))};
+    const base = { store: openStore(${JSON.stringify(`file://${dir}/state/c.example.com`)}), etcdName: 'main', identity: ${JSON.stringify(identity('a', '127.0.1.1'))}, pkiDir: ${JSON.stringify(pkiDir)}, log: logger('check') };
+    const requests: string[] = [];
+    const steady = await ensureManagerTLS({ ...base, issue: async () => { throw new Error('nothing should be issued'); } });
+    // 500 days on, every certificate is due: the issuer gets the four requests (answered with the current pairs).
+    const kinds = ['peer', 'server', 'etcdClient', 'manager']; // the order the manager asks in
+    const due = await ensureManagerTLS({ ...base, now: new Date(Date.now() + 500 * 86_400_000), issue: async (items) => items.map((item, i) => {
+      requests.push(item.request.commonName + '/' + item.request.usage);
+      const path = ${JSON.stringify(pkiDir)} + '/' + kinds[i];
+      return { certPEM: readFileSync(path + '.crt', 'utf8'), keyPEM: readFileSync(path + '.key', 'utf8') };
+    }) });
+    process.stdout.write(JSON.stringify({ steady: steady.issued, due: due.issued.sort(), requests: requests.sort(), x509Loaded: typeof (Reflect as unknown as Record<string, unknown>).getMetadata === 'function' }));
+  `);
+  const child = await execa(process.execPath, ['--import', 'tsx', script], { cwd: repo, reject: false });
+  t.equal(child.exitCode, 0, 'the check ran', { stderr: child.stderr });
+  const result = JSON.parse(child.stdout) as Record<string, unknown>;
+  t.same(result.steady, [], 'valid certificates: nothing issued');
+  t.same(result.due, ['etcdClient', 'manager', 'peer', 'server'], 'due certificates: all four renewed');
+  t.same(result.requests, ['a/peer', 'a/peer', 'a/server', 'etcd-manager-a/client'], 'through the injected issuer');
+  t.equal(result.x509Loaded, false, 'the X.509 issuing code (reflect-metadata, @peculiar/x509) was never loaded');
 });
 
 t.test('a missing CA is a clear error', async (t) => {

@@ -10,6 +10,7 @@ import { StorePaths } from '../../shared/api/types.js';
 import { clusterKeysetNames, ensureClusterPKI, planClusterPKI } from '../../shared/pki/cluster-pki.js';
 import { loadKeyset, parseKeyset, primaryKeypair, serializeKeyset, writeKeyset, type Keyset } from '../../shared/pki/keyset.js';
 import { needsRenewal } from '../../shared/pki/renewal.js';
+import { inspectCertificate, parseSubjectAltName } from '../../shared/pki/inspect.js';
 import { createCA, issueCertificate, parseCertificate, toPKCS8PEM, verifyIssuedBy, type CertificateAndKey } from '../../shared/pki/x509.js';
 import { FileStore } from '../../shared/store/file.js';
 import { MemfsStore, clearMemfs } from '../../shared/store/memfs.js';
@@ -292,6 +293,30 @@ t.test('a corrupted keyset is an error naming its path, and is left alone', asyn
   } catch (e) {
     t.notMatch((e as Error).message, /SECRETBYTES/);
   }
+});
+
+// The renewal checks read certificates with Node's X.509 (inspect.ts), the issuer with @peculiar/x509: both must read the same facts.
+t.test('inspectCertificate reads what parseCertificate reads', async (t) => {
+  const ca = await caPromise;
+  const leaves = [
+    await issueCertificate(ca, { commonName: 'etcd-a', dnsNames: ['etcd-a.internal', 'localhost', 'trailing.dot.'], ipAddresses: ['127.0.0.1', '2001:db8::1', 'fe80::1:2'], usage: 'peer', validityDays: 30, ...FAST }),
+    await issueCertificate(ca, { commonName: 'system:node:ip-10-0-0-1', organization: ['system:nodes'], usage: 'client', validityDays: 1, ...FAST }),
+    ca,
+  ];
+  for (const [i, leaf] of leaves.entries()) {
+    const theirs = parseCertificate(leaf.certPEM);
+    const ours = inspectCertificate(leaf.certPEM);
+    t.same(ours, { subjectCN: theirs.subjectCN, dnsNames: theirs.dnsNames, ipAddresses: theirs.ipAddresses, notBefore: theirs.notBefore, notAfter: theirs.notAfter }, `certificate ${i}`);
+  }
+  t.throws(() => inspectCertificate('garbage'));
+});
+
+t.test('parseSubjectAltName: Node quotes a value holding a comma or a quote', async (t) => {
+  t.same(parseSubjectAltName(''), []);
+  t.same(parseSubjectAltName('DNS:a.example, IP Address:127.0.0.1'), [{ type: 'DNS', value: 'a.example' }, { type: 'IP Address', value: '127.0.0.1' }]);
+  t.same(parseSubjectAltName('DNS:"a,b", DNS:"say \\"hi\\"", DNS:c'), [{ type: 'DNS', value: 'a,b' }, { type: 'DNS', value: 'say "hi"' }, { type: 'DNS', value: 'c' }]);
+  t.throws(() => parseSubjectAltName('DNS:"open'), /unterminated/);
+  t.throws(() => parseSubjectAltName('no type here'), /no type/);
 });
 
 t.test('needsRenewal', async (t) => {

@@ -14,10 +14,12 @@ async function run(ctx: CommandContext): Promise<number> {
   tuneForLongRunning();
   collectPeriodically();
   // The manager (etcd client, gRPC, PKI, metrics) and logging load only now, so --help, --version and usage errors stay light.
-  const [{ resolveConfig }, { configureLogging, logger, routeProcessWarnings }, { Manager }] = await Promise.all([
+  const [{ resolveConfig }, { configureLogging, logger, routeProcessWarnings }, { Manager }, { defaultIssuer }, { isRunningAsSingleBinary }] = await Promise.all([
     import('../config.js'),
     import('../../../shared/log.js'),
     import('../manager.js'),
+    import('../../../shared/pki/issue-batch.js'),
+    import('../../../shared/single-binary.js'),
   ]);
   const config = resolveConfig(flags);
   const envFormat = process.env.MOORING_LOG_FORMAT === 'json' ? 'json' : undefined;
@@ -35,7 +37,8 @@ async function run(ctx: CommandContext): Promise<number> {
         .map(([k, v]) => [k, `${Array.isArray(v) ? v.join(',') : v} (${flags.sources.get(k)})`]),
     ),
   });
-  const manager = new Manager(config, log);
+  // The binary issues the member's certificates in a child of itself, so the daemon never holds X.509 issuing code.
+  const manager = new Manager(config, log, defaultIssuer(isRunningAsSingleBinary()));
 
   return runUntilSignalled(manager, manager.log, { fatalMessage: 'fatal', exitCodeOf: () => ExitCode.Failure });
 }
