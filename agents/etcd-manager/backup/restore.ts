@@ -66,7 +66,8 @@ export async function restoreMemberData(options: RestoreMemberOptions): Promise<
       clusterToken,
     };
     try {
-      await snapshotRestore(options.tool, file, target);
+      // readBackup checked etcd's trailing hash over exactly the bytes it wrote to `file`.
+      await snapshotRestore(options.tool, file, target, { trailingHashChecked: true });
     } catch (err) {
       if (err instanceof SnapshotToolError) throw new RestoreError(`restore of ${name}: ${err.message}`, { cause: err });
       throw err;
