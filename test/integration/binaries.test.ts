@@ -158,7 +158,7 @@ t.test('the certificate helper issues in a child of the binary, as the manager a
   t.same(await issue([]), [], 'nothing to issue runs no child');
 
   // A CA key the helper cannot read: a clear error naming the helper, no output taken as certificates.
-  await t.rejects(issue([{ ca: { certPEM: rsaCA.certPEM, keyPEM: 'not a key' }, request: { commonName: 'x', usage: 'server', validityDays: 1 } }]), /__issue-certificates: .*/);
+  await t.rejects(issue([{ ca: { certPEM: rsaCA.certPEM, keyPEM: 'not a key' }, request: { commonName: 'x', usage: 'server', validityDays: 1 } }]), /^issuing 1 certificate\(s\) in a child \(.*__issue-certificates\) failed: \S/);
   const withArgs = await run('mooring-agents', ['__issue-certificates', 'extra']);
   t.equal(withArgs.exitCode, 2, 'arguments are a usage error');
   t.match(withArgs.stderr, /takes no arguments/);
