@@ -32,7 +32,8 @@ export function issueInChild(binary: string): IssueCertificates {
   return async (items) => {
     if (items.length === 0) return [];
     const { execa } = await import('execa');
-    // argv0 names the dispatcher, which then picks the helper by its first argument.
+    // argv0 names the dispatcher, which then picks the helper by its first argument. The child
+    // needs nothing of this process's environment (AWS credentials included): PATH only.
     const result = await execa(binary, [ISSUE_HELPER], {
       argv0: 'mooring-agents', input: JSON.stringify({ items }), timeout: ISSUE_TIMEOUT_MS, reject: false, extendEnv: false, env: { PATH: process.env.PATH ?? '' },
     });

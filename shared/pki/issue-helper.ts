@@ -11,7 +11,13 @@ export async function main(argv: string[]): Promise<number> {
   }
   const chunks: Buffer[] = [];
   for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
-  const doc = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { items?: unknown };
+  let doc: { items?: unknown };
+  try {
+    doc = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { items?: unknown };
+  } catch {
+    // Not JSON.parse's own message: it quotes the input, which holds the CA's private key.
+    throw new Error('stdin is not JSON');
+  }
   if (!Array.isArray(doc.items)) throw new Error('stdin holds no "items" list');
   const items = doc.items as IssueItem[];
   for (const [i, item] of items.entries()) {

@@ -159,6 +159,11 @@ t.test('the certificate helper issues in a child of the binary, as the manager a
 
   // A CA key the helper cannot read: a clear error naming the helper, no output taken as certificates.
   await t.rejects(issue([{ ca: { certPEM: rsaCA.certPEM, keyPEM: 'not a key' }, request: { commonName: 'x', usage: 'server', validityDays: 1 } }]), /^issuing 1 certificate\(s\) in a child \(.*__issue-certificates\) failed: \S/);
+  // Input that is not JSON: JSON.parse's own message would quote it, CA key and all.
+  const garbled = await execa(join(dir, 'bin/mooring-agents'), ['__issue-certificates'], { input: 'PRIVATE KEY SECRET', reject: false, extendEnv: false, env: { PATH: '/usr/bin:/bin' } });
+  t.equal(garbled.exitCode, 1, 'input that is not JSON fails');
+  t.match(garbled.stderr, /stdin is not JSON/);
+  t.notMatch(garbled.stderr, /SECRET|PRIVATE KEY/, 'and the message does not quote the input');
   const withArgs = await run('mooring-agents', ['__issue-certificates', 'extra']);
   t.equal(withArgs.exitCode, 2, 'arguments are a usage error');
   t.match(withArgs.stderr, /takes no arguments/);
