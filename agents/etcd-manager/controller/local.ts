@@ -55,8 +55,8 @@ export const STANDBY_FILE = 'etcd-manager-standby.json';
  * A restore stops (and, lifting its quarantine, restarts) every member at once: etcd's leader would
  * spend seconds handing leadership to followers that are stopping too, so SIGKILL follows SIGTERM
  * this soon (etcd's data is safe through a kill: it syncs its WAL before it answers). With 2 s here,
- * one member's etcd (the leader's) needed the kill at both stops of a restore, 2 s each, while the
- * others had exited well before (bench/etcd-manager-backup.ts, 2026-12-02).
+ * at each of a restore's two stops one etcd (the raft leader of the moment) needed the kill, 2 s
+ * each, while the others had exited before (bench/etcd-manager-backup.ts, 2026-12-02).
  */
 const RESTORE_STOP_GRACE_MS = 500;
 const STATE_FILE = 'etcd-manager-state.json';
